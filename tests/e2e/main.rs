@@ -1,1 +1,27 @@
+//! End-to-end tests: real components built from tests/guests and examples, the real
+//! engine, a real SQLite database.
 
+mod adversarial;
+mod caching;
+mod cli;
+mod concurrency;
+mod examples;
+mod final_state;
+mod observability;
+mod params;
+mod retries;
+mod subflows;
+mod timeouts;
+
+use weir_tests::Harness;
+
+const BASIC: &str = "guest_basic";
+
+/// The state of a run as `TYPE/Name`, for compact assertions.
+fn state_of(outcome: &weir::orchestrate::FlowOutcome) -> String {
+    format!("{}/{}", outcome.state.kind, outcome.state.name)
+}
+
+async fn harness() -> Harness {
+    Harness::new().await
+}

@@ -1,1 +1,416 @@
+//! The guest the end-to-end tests run: one flow or task per behaviour under test.
 
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+use weir_sdk::{Error, Result, State, TaskState, flow, task};
+
+weir_sdk::export!();
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+// ---- retries -------------------------------------------------------------------------
+
+/// Fails until its attempt number is above `fail_times`.
+#[task(retries = 3, retry_delay_seconds = [0.2, 0.4, 0.6])]
+fn flaky(fail_times: u32) -> Result<u32> {
+    let attempt = weir_sdk::context().attempt;
+    if attempt <= fail_times {
+        weir_sdk::bail!("attempt {attempt} failed on purpose");
+    }
+    Ok(attempt)
+}
+
+#[flow]
+fn retry_flow(fail_times: u32) -> Result<u32> {
+    flaky(fail_times)
+}
+
+fn only_transient(err: &Error, _attempt: u32) -> bool {
+    err.message().contains("transient")
+}
+
+/// Retries only errors whose message says "transient".
+#[task(retries = 3, retry_condition = only_transient)]
+fn picky(message: String) -> Result<u32> {
+    Err(Error::msg(message))
+}
+
+#[flow]
+fn retry_condition_flow(message: String) -> Result<u32> {
+    picky(message)
+}
+
+/// Declines retries by marking its error non-retryable.
+#[task(retries = 3)]
+fn fatal() -> Result<u32> {
+    Err(Error::msg("no point retrying").retryable(false))
+}
+
+#[flow]
+fn fatal_flow() -> Result<u32> {
+    fatal()
+}
+
+/// A flow that fails on its first attempt, after completing a task, and succeeds on
+/// its second: the completed task must be replayed, not run again.
+#[task]
+fn side_effect(label: String) -> Result<String> {
+    weir_sdk::info!("side effect {label}");
+    Ok(label)
+}
+
+#[flow(retries = 1, retry_delay_seconds = 0.1)]
+fn flow_retry(label: String) -> Result<String> {
+    let a = side_effect(label.clone())?;
+    if weir_sdk::context().attempt == 1 {
+        weir_sdk::bail!("first attempt fails after the task");
+    }
+    Ok(a)
+}
+
+// ---- timeouts ------------------------------------------------------------------------
+
+#[task(timeout_seconds = 0.5)]
+fn spin() -> Result<u64> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+#[flow]
+fn timeout_flow() -> Result<u64> {
+    spin()
+}
+
+#[flow(timeout_seconds = 0.5)]
+fn flow_timeout() -> Result<u64> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+// ---- caching -------------------------------------------------------------------------
+
+#[task(cache_policy = "inputs", cache_expiration = 1.5)]
+fn expensive(x: i64) -> Result<i64> {
+    weir_sdk::info!("computing {x}");
+    Ok(x * 10)
+}
+
+#[flow]
+fn cache_flow(x: i64) -> Result<i64> {
+    expensive(x)
+}
+
+fn by_region(ctx: &weir_sdk::CacheKeyContext) -> Option<String> {
+    ctx.parameters
+        .get("region")
+        .and_then(|r| r.as_str())
+        .map(str::to_owned)
+}
+
+#[task(cache_key_fn = by_region)]
+fn lookup(region: String, nonce: u32) -> Result<String> {
+    weir_sdk::info!("looking up {region} {nonce}");
+    Ok(format!("{region}:{nonce}"))
+}
+
+#[flow]
+fn custom_cache_flow(region: String, nonce: u32) -> Result<String> {
+    lookup(region, nonce)
+}
+
+#[task(cache_policy = "inputs", refresh_cache = true)]
+fn refreshed(x: i64) -> Result<i64> {
+    weir_sdk::info!("refreshing {x}");
+    Ok(x)
+}
+
+#[flow]
+fn refresh_flow(x: i64) -> Result<i64> {
+    refreshed(x)
+}
+
+// ---- map, submit, wait_for -----------------------------------------------------------
+
+#[task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[task]
+fn scale(x: u64, factor: u64) -> u64 {
+    x * factor
+}
+
+#[flow]
+fn map_flow(n: u64) -> Result<u64> {
+    let futures = square::map((0..n).collect::<Vec<_>>());
+    Ok(weir_sdk::wait_all(futures)?.into_iter().sum())
+}
+
+#[flow]
+fn unmapped_flow(n: u64, factor: u64) -> Result<Vec<u64>> {
+    weir_sdk::wait_all(scale::map(
+        (0..n).collect::<Vec<_>>(),
+        weir_sdk::unmapped(factor),
+    ))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Span {
+    pub start: u64,
+    pub end: u64,
+}
+
+#[task]
+fn slow(millis: u64) -> Span {
+    let start = now_micros();
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    Span {
+        start,
+        end: now_micros(),
+    }
+}
+
+/// `second` waits for `first` although it was submitted right after it.
+#[flow]
+fn ordering_flow() -> Result<(Span, Span)> {
+    let first = slow::submit(300);
+    let second = slow::with(weir_sdk::CallOptions::new().wait_for(&first)).submit(1);
+    Ok((first.wait()?, second.wait()?))
+}
+
+#[task]
+fn boom(message: String) -> Result<u32> {
+    Err(Error::msg(message))
+}
+
+/// Downstream runs although upstream failed, because the dependency allows failure.
+#[flow]
+fn allow_failure_flow() -> Result<u32> {
+    let up = boom::submit("upstream broke".into());
+    let down =
+        square::with(weir_sdk::CallOptions::new().wait_for(weir_sdk::allow_failure(&up))).submit(7);
+    Ok(down.wait()? as u32)
+}
+
+/// Without allow_failure, downstream does not run.
+#[flow]
+fn not_ready_flow() -> Result<u64> {
+    let up = boom::submit("upstream broke".into());
+    let down = square::with(weir_sdk::CallOptions::new().wait_for(&up)).submit(7);
+    down.wait()
+}
+
+// ---- final-state rules ---------------------------------------------------------------
+
+#[flow]
+fn returns_error() -> Result<u32> {
+    weir_sdk::bail!("the flow gave up")
+}
+
+#[flow]
+fn propagates_task_failure() -> Result<u32> {
+    boom("task failed".into())
+}
+
+/// A task failure the flow handles does not fail the flow.
+#[flow]
+fn handles_task_failure() -> Result<String> {
+    let state = boom::call_state("handled".into());
+    Ok(if state.is_failed() {
+        "recovered".into()
+    } else {
+        "unexpected".into()
+    })
+}
+
+#[flow]
+fn skipped_state() -> Result<State> {
+    Ok(State::completed().named("Skipped").message("nothing to do"))
+}
+
+#[flow]
+fn failed_state() -> Result<State> {
+    Ok(State::failed("reported failure"))
+}
+
+/// Returning task states: any failed state fails the flow.
+#[flow]
+fn returns_states() -> Result<Vec<TaskState<u32>>> {
+    Ok(vec![
+        boom::call_state("one of them failed".into()),
+        flaky::call_state(0),
+    ])
+}
+
+// ---- subflows ------------------------------------------------------------------------
+
+#[flow]
+fn child(x: u64) -> Result<u64> {
+    Ok(square(x)? + 1)
+}
+
+#[flow]
+fn parent() -> Result<u64> {
+    Ok(child(2)? + child(3)?)
+}
+
+// ---- parameters ----------------------------------------------------------------------
+
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Window {
+    pub days: u32,
+}
+
+#[flow]
+fn typed(
+    n: i64,
+    ratio: f64,
+    #[default("world")] name: String,
+    flag: bool,
+    window: Option<Window>,
+) -> Result<String> {
+    Ok(format!(
+        "{n}|{ratio}|{name}|{flag}|{}",
+        window.map_or(0, |w| w.days)
+    ))
+}
+
+// ---- artifacts, logs, hooks ----------------------------------------------------------
+
+#[task(log_prints = true)]
+fn chatty() -> u32 {
+    println!("printed from a task");
+    eprintln!("written to stderr");
+    1
+}
+
+#[flow(log_prints = true)]
+fn observability() -> Result<u32> {
+    use weir_sdk::artifacts::*;
+    weir_sdk::debug!("debug line");
+    weir_sdk::info!("info line");
+    weir_sdk::warn!("warning line");
+    weir_sdk::error!("error line");
+    weir_sdk::critical!("critical line");
+    println!("printed from the flow");
+    create_markdown_artifact("# Report\nall good", Some("obs-report"), Some("the report"))?;
+    create_table_artifact(
+        &vec![serde_json::json!({"a": 1}), serde_json::json!({"a": 2})],
+        Some("obs-table"),
+        None,
+    )?;
+    create_link_artifact("https://example.com/x", Some("x"), Some("obs-link"), None)?;
+    let progress = create_progress_artifact(0.0, Some("obs-progress"), None)?;
+    progress.update(50.0)?;
+    progress.update(100.0)?;
+    let bad = create_markdown_artifact("x", Some("Bad Key"), None);
+    weir_sdk::info!("bad key rejected: {}", bad.is_err());
+    let from_var: Option<String> = weir_sdk::variables::get("greeting");
+    weir_sdk::info!("variable greeting = {}", from_var.unwrap_or_default());
+    chatty()
+}
+
+fn completion_hook(ctx: &weir_sdk::HookContext) {
+    weir_sdk::info!("hook: {} completed as {}", ctx.name, ctx.state.name);
+}
+
+fn failure_hook(ctx: &weir_sdk::HookContext) {
+    weir_sdk::info!(
+        "hook: {} failed: {}",
+        ctx.name,
+        ctx.state.message.clone().unwrap_or_default()
+    );
+}
+
+#[task(on_failure = [failure_hook])]
+fn hooked_task() -> Result<u32> {
+    Err(Error::msg("hooked task broke"))
+}
+
+#[flow(on_completion = [completion_hook])]
+fn hooks_flow() -> Result<String> {
+    let s = hooked_task::call_state();
+    Ok(format!("task failed: {}", s.is_failed()))
+}
+
+#[task(task_run_name = "greet-{who}")]
+fn greet(who: String) -> String {
+    format!("hi {who}")
+}
+
+#[flow(flow_run_name = "names-for-{who}")]
+fn names_flow(who: String) -> Result<String> {
+    greet(who)
+}
+
+// ---- adversarial guests --------------------------------------------------------------
+
+#[flow]
+fn infinite_loop() -> Result<u64> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+#[flow]
+fn memory_bomb() -> Result<usize> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn recurse(n: u64) -> u64 {
+    let pad = std::hint::black_box([n; 16]);
+    if n == u64::MAX {
+        return pad[0];
+    }
+    recurse(n + 1).wrapping_add(pad[1])
+}
+
+#[flow]
+fn deep_recursion() -> Result<u64> {
+    Ok(recurse(0))
+}
+
+#[flow]
+fn huge_result(megabytes: usize) -> Result<String> {
+    Ok("x".repeat(megabytes << 20))
+}
+
+#[flow]
+fn panics() -> Result<u32> {
+    panic!("boom from the guest");
+}
+
+#[task]
+fn task_panics() -> u32 {
+    panic!("task boom");
+}
+
+#[flow]
+fn panicking_task_flow() -> Result<u32> {
+    task_panics()
+}
+
+/// A normal flow that adversarial ones run beside.
+#[flow]
+fn steady(n: u64) -> Result<u64> {
+    let mut total = 0;
+    for i in 0..n {
+        total += square(i)?;
+    }
+    Ok(total)
+}

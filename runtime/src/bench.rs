@@ -1,0 +1,99 @@
+//! `weir bench`: the orchestration overhead of the workloads Prefect's side runs too
+//! (`chain`, `map`, `flows`), every state persisted to a SQLite file database.
+
+use crate::engine::Engine;
+use crate::limits::Limits;
+use crate::orchestrate::{FlowRequest, Orchestrator};
+use crate::store::Store;
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Instant;
+
+/// Runs one workload and returns the report line:
+/// `weir chain n=1000 seconds=0.123 per_task_ms=0.123 peak_rss_mb=80`.
+pub async fn run(workload: &str, n: u64, component: &Path) -> anyhow::Result<String> {
+    let dir = std::env::temp_dir().join(format!("weir-bench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run_in(workload, n, component, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(workload: &str, n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> {
+    let engine = Engine::new(Limits::default(), Some(dir.join("compiled")))?;
+    let store = Store::open_sqlite(&dir.join("weir.db")).await?;
+    let orch = Orchestrator::new(engine, store);
+    let bytes = std::fs::read(component).with_context(|| {
+        format!(
+            "cannot read {} (build it with scripts/build-guests)",
+            component.display()
+        )
+    })?;
+    let loaded = orch.engine().load(&bytes).await?;
+    let flow = |name: &str, params: Value| FlowRequest {
+        component: loaded.clone(),
+        flow: name.to_owned(),
+        parameters: params,
+        tags: Vec::new(),
+    };
+    // Warm up as the Prefect side does: one ten-task flow.
+    let warm = orch.run_flow(flow("ten", json!({}))).await?;
+    ensure!(
+        warm.state.is_completed(),
+        "warm-up run ended {}",
+        warm.state
+    );
+
+    let start = Instant::now();
+    let tasks = match workload {
+        "chain" => {
+            let out = orch.run_flow(flow("chain", json!({ "n": n }))).await?;
+            ensure!(out.state.is_completed(), "chain ended {}", out.state);
+            ensure!(
+                out.value.as_deref() == Some(n.to_string().as_str()),
+                "chain returned {:?}",
+                out.value
+            );
+            n
+        }
+        "map" => {
+            let out = orch.run_flow(flow("mapped", json!({ "n": n }))).await?;
+            ensure!(out.state.is_completed(), "map ended {}", out.state);
+            let expected: u128 = (0..n as u128).map(|i| i * i).sum();
+            ensure!(
+                out.value.as_deref() == Some(expected.to_string().as_str()),
+                "map returned {:?}",
+                out.value
+            );
+            n
+        }
+        "flows" => {
+            for _ in 0..n {
+                let out = orch.run_flow(flow("ten", json!({}))).await?;
+                ensure!(out.state.is_completed(), "flow ended {}", out.state);
+            }
+            n * 10
+        }
+        other => bail!("unknown workload {other:?}; use chain, map or flows"),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let per_task_ms = 1000.0 * seconds / tasks as f64;
+    let mut line =
+        format!("weir {workload} n={n} seconds={seconds:.3} per_task_ms={per_task_ms:.4}");
+    if workload == "flows" {
+        line.push_str(&format!(" per_flow_ms={:.3}", 1000.0 * seconds / n as f64));
+    }
+    if let Some(rss) = peak_rss_mb() {
+        line.push_str(&format!(" peak_rss_mb={rss}"));
+    }
+    Ok(line)
+}
+
+/// Peak resident set size of this process (Linux).
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}

@@ -1,0 +1,457 @@
+//! The `weir` command line.
+
+use crate::engine::{Engine, LoadedComponent};
+use crate::limits::Limits;
+use crate::manifest::Definition;
+use crate::orchestrate::{Event, FlowRequest, LogLevel, Orchestrator};
+use crate::state::State;
+use crate::store::Store;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Workflows as WebAssembly components")]
+struct Cli {
+    /// Where Weir keeps its database and compiled components.
+    #[arg(long, global = true, env = "WEIR_DATA_DIR", default_value = ".weir")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a flow of a component locally, without a server.
+    Run {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// The flow to run; may be left out when the component has one flow.
+        flow: Option<String>,
+        /// A parameter, `key=value` (the value is coerced to the parameter's type).
+        #[arg(long = "param", short = 'p', value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// All parameters as one JSON object (`--param` values go on top).
+        #[arg(long, value_name = "JSON")]
+        params_json: Option<String>,
+        /// The SQLite database file (default: DATA_DIR/weir.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Print the final flow run as one JSON object (events go to stderr).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a component's manifest: its flows, tasks, parameter schemas and options.
+    Inspect {
+        component: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure orchestration overhead: `chain N`, `map N` or `flows N`.
+    Bench {
+        workload: String,
+        n: u64,
+        /// The bench component (examples/bench built for wasm32-wasip2).
+        #[arg(long, default_value = "target/wasm32-wasip2/release/bench.wasm")]
+        component: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            component,
+            flow,
+            params,
+            params_json,
+            db,
+            json,
+        } => {
+            let db = db.unwrap_or_else(|| cli.data_dir.join("weir.db"));
+            run(
+                &cli.data_dir,
+                &component,
+                flow,
+                &params,
+                params_json.as_deref(),
+                &db,
+                json,
+            )
+            .await
+        }
+        Command::Inspect { component, json } => inspect(&cli.data_dir, &component, json).await,
+        Command::Bench {
+            workload,
+            n,
+            component,
+        } => {
+            let report = crate::bench::run(&workload, n, &component).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads and loads a component, with an error that names the file.
+pub async fn load_component(engine: &Engine, path: &Path) -> anyhow::Result<Arc<LoadedComponent>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    engine
+        .load(&bytes)
+        .await
+        .with_context(|| format!("{} cannot be loaded", path.display()))
+}
+
+/// Parameters from `--params-json` and `--param key=value` pairs.
+pub fn parse_params(pairs: &[String], json: Option<&str>) -> anyhow::Result<Value> {
+    let mut map = match json {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => bail!("--params-json must be a JSON object"),
+            Err(e) => bail!("--params-json is not valid JSON: {e}"),
+        },
+        None => Map::new(),
+    };
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("--param {pair:?} must look like key=value");
+        };
+        if k.is_empty() {
+            bail!("--param {pair:?} has an empty key");
+        }
+        map.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    Ok(Value::Object(map))
+}
+
+fn pick_flow(component: &LoadedComponent, flow: Option<String>) -> anyhow::Result<String> {
+    let names = component.manifest.flow_names();
+    match flow {
+        Some(f) if component.flow(&f).is_some() => Ok(f),
+        Some(f) => bail!(
+            "the component has no flow '{f}'; its flows are: {}",
+            names.join(", ")
+        ),
+        None if names.len() == 1 => Ok(names[0].to_owned()),
+        None if names.is_empty() => bail!("the component has no flows"),
+        None => bail!(
+            "the component has several flows; name one of: {}",
+            names.join(", ")
+        ),
+    }
+}
+
+fn printer(to_stderr: bool) -> crate::orchestrate::EventSink {
+    Arc::new(move |event: &Event| {
+        let now = chrono::Local::now().format("%H:%M:%S%.3f");
+        let (level, who, text) = match event {
+            Event::FlowRunCreated { name, flow, .. } => (
+                LogLevel::Info,
+                format!("Flow run '{name}'"),
+                format!("Created flow run '{name}' for flow '{flow}'"),
+            ),
+            Event::FlowRunState { name, state, .. } => (
+                level_of(state),
+                format!("Flow run '{name}'"),
+                transition(state),
+            ),
+            Event::TaskRunCreated { name, .. } => (
+                LogLevel::Info,
+                format!("Task run '{name}'"),
+                format!("Created task run '{name}'"),
+            ),
+            Event::TaskRunState { name, state, .. } => (
+                level_of(state),
+                format!("Task run '{name}'"),
+                transition(state),
+            ),
+            Event::Log {
+                flow_run_name,
+                task_run_name,
+                level,
+                message,
+            } => (
+                *level,
+                match task_run_name {
+                    Some(t) => format!("Task run '{t}'"),
+                    None => format!("Flow run '{flow_run_name}'"),
+                },
+                message.clone(),
+            ),
+        };
+        if level < LogLevel::Info {
+            return;
+        }
+        let line = format!("{now} | {:<8}| {who} - {text}", level.as_str());
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    })
+}
+
+fn level_of(state: &State) -> LogLevel {
+    match state.kind {
+        crate::state::StateType::Failed | crate::state::StateType::Crashed => LogLevel::Error,
+        _ => LogLevel::Info,
+    }
+}
+
+fn transition(state: &State) -> String {
+    if state.is_final() {
+        format!("Finished in state {state}")
+    } else {
+        format!("Entered state {state}")
+    }
+}
+
+async fn open(
+    data_dir: &Path,
+    db: &Path,
+    events: Option<crate::orchestrate::EventSink>,
+) -> anyhow::Result<Arc<Orchestrator>> {
+    let engine = Engine::new(Limits::default(), Some(data_dir.join("compiled")))?;
+    let store = Store::open_sqlite(db)
+        .await
+        .with_context(|| format!("cannot open the database {}", db.display()))?;
+    Ok(Orchestrator::with_events(engine, store, events))
+}
+
+async fn run(
+    data_dir: &Path,
+    component: &Path,
+    flow: Option<String>,
+    params: &[String],
+    params_json: Option<&str>,
+    db: &Path,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let parameters = parse_params(params, params_json)?;
+    let orch = open(data_dir, db, Some(printer(as_json))).await?;
+    let loaded = load_component(orch.engine(), component).await?;
+    orch.store()
+        .put_component(
+            &loaded.digest,
+            loaded.size,
+            &serde_json::to_value(&loaded.manifest)?,
+        )
+        .await?;
+    let flow = pick_flow(&loaded, flow)?;
+    let outcome = orch
+        .run_flow(FlowRequest {
+            component: loaded,
+            flow,
+            parameters,
+            tags: Vec::new(),
+        })
+        .await?;
+    if as_json {
+        let report = flow_run_json(orch.store(), &outcome.flow_run_id).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(value) = &outcome.value {
+        println!("Result: {value}");
+    }
+    Ok(if outcome.state.is_completed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A flow run as one JSON object: its state and history, result, task runs, subflows.
+pub async fn flow_run_json(store: &Store, id: &str) -> anyhow::Result<Value> {
+    let run = store
+        .flow_run(id)
+        .await?
+        .with_context(|| format!("flow run {id} is not in the database"))?;
+    let history = store.state_history(id).await?;
+    let tasks = store.task_runs(id).await?;
+    let mut task_json = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        task_json.push(json!({
+            "id": t.id,
+            "name": t.name,
+            "task": t.task_name,
+            "position": t.position,
+            "state": state_json(&t.state),
+            "run_count": t.run_count,
+            "result": t.result,
+            "cache_key": t.cache_key,
+        }));
+    }
+    let subflows: Vec<Value> = store
+        .subflow_runs(id)
+        .await?
+        .into_iter()
+        .map(|f| json!({"id": f.id, "name": f.name, "flow": f.flow_name, "state": state_json(&f.state), "result": f.result}))
+        .collect();
+    Ok(json!({
+        "id": run.id,
+        "name": run.name,
+        "flow": run.flow_name,
+        "component_digest": run.component_digest,
+        "parameters": run.parameters,
+        "tags": run.tags,
+        "parent_flow_run_id": run.parent_flow_run_id,
+        "state": state_json(&run.state),
+        "state_history": history.iter().map(state_json).collect::<Vec<_>>(),
+        "run_count": run.run_count,
+        "result": run.result,
+        "created": run.created,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "task_runs": task_json,
+        "subflow_runs": subflows,
+    }))
+}
+
+fn state_json(s: &State) -> Value {
+    json!({"type": s.kind, "name": s.name, "message": s.message, "timestamp": s.timestamp})
+}
+
+async fn inspect(data_dir: &Path, component: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let engine = Engine::new(Limits::default(), Some(data_dir.join("compiled")))?;
+    let loaded = load_component(&engine, component).await?;
+    if as_json {
+        let report = json!({
+            "digest": loaded.digest,
+            "size": loaded.size,
+            "manifest": loaded.manifest,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "component sha256:{} ({} bytes, {})",
+        loaded.digest, loaded.size, loaded.manifest.sdk
+    );
+    println!("\nflows:");
+    for f in &loaded.manifest.flows {
+        describe_definition(f);
+    }
+    println!("\ntasks:");
+    for t in &loaded.manifest.tasks {
+        describe_definition(t);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_definition(d: &Definition) {
+    let version = d
+        .version
+        .as_deref()
+        .map(|v| format!(" v{v}"))
+        .unwrap_or_default();
+    println!("  {}{version}", d.name);
+    if let Some(desc) = &d.description {
+        println!("    {}", desc.lines().next().unwrap_or(""));
+    }
+    let required: Vec<&str> = d.parameters["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if let Some(props) = d.parameters["properties"].as_object() {
+        for (name, schema) in props {
+            let ty = schema
+                .get("type")
+                .map(|t| t.to_string().replace('"', ""))
+                .or_else(|| {
+                    schema
+                        .get("$ref")
+                        .and_then(Value::as_str)
+                        .map(|r| r.rsplit('/').next().unwrap_or(r).to_owned())
+                })
+                .unwrap_or_else(|| "any".into());
+            let default = schema
+                .get("default")
+                .map(|d| format!(" = {d}"))
+                .unwrap_or_default();
+            let req = if required.contains(&name.as_str()) {
+                " (required)"
+            } else {
+                ""
+            };
+            println!("    param {name}: {ty}{default}{req}");
+        }
+    }
+    let o = &d.options;
+    let mut opts = Vec::new();
+    if o.retries > 0 {
+        opts.push(format!(
+            "retries={} delays={:?}",
+            o.retries, o.retry_delay_seconds
+        ));
+    }
+    if let Some(t) = o.timeout_seconds {
+        opts.push(format!("timeout={t}s"));
+    }
+    if o.cache_policy != crate::manifest::CachePolicy::None {
+        opts.push(format!(
+            "cache={:?} expiration={:?}",
+            o.cache_policy, o.cache_expiration_seconds
+        ));
+    }
+    if !o.tags.is_empty() {
+        opts.push(format!("tags={:?}", o.tags));
+    }
+    if o.log_prints {
+        opts.push("log_prints".into());
+    }
+    if !opts.is_empty() {
+        println!("    options: {}", opts.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_merge_json_and_pairs() {
+        let v = parse_params(
+            &["n=5".into(), "name=a=b".into()],
+            Some(r#"{"n": 1, "x": true}"#),
+        )
+        .unwrap();
+        assert_eq!(v, json!({"n": "5", "name": "a=b", "x": true}));
+        assert!(parse_params(&["novalue".into()], None).is_err());
+        assert!(parse_params(&[], Some("[1]")).is_err());
+        assert!(
+            parse_params(&[], Some("{"))
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! A component's manifest: the flows and tasks it exports, as `describe` reports them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub sdk: String,
+    pub flows: Vec<Definition>,
+    pub tasks: Vec<Definition>,
+}
+
+impl Manifest {
+    pub fn flow(&self, name: &str) -> Option<&Definition> {
+        self.flows.iter().find(|d| d.name == name)
+    }
+
+    pub fn task(&self, name: &str) -> Option<&Definition> {
+        self.tasks.iter().find(|d| d.name == name)
+    }
+
+    pub fn flow_names(&self) -> Vec<&str> {
+        self.flows.iter().map(|d| d.name.as_str()).collect()
+    }
+}
+
+/// A flow or a task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Definition {
+    pub name: String,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    /// JSON Schema of the parameters.
+    pub parameters: Value,
+    pub options: Options,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CachePolicy {
+    None,
+    Inputs,
+    Custom,
+}
+
+/// Orchestration options (Prefect's decorator arguments).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Options {
+    pub tags: Vec<String>,
+    pub retries: u32,
+    pub retry_delay_seconds: Vec<f64>,
+    pub retry_jitter_factor: Option<f64>,
+    pub has_retry_condition: bool,
+    pub timeout_seconds: Option<f64>,
+    pub cache_policy: CachePolicy,
+    pub cache_expiration_seconds: Option<f64>,
+    pub refresh_cache: bool,
+    pub persist_result: Option<bool>,
+    pub log_prints: bool,
+    pub run_name_template: Option<String>,
+    pub on_completion: Vec<String>,
+    pub on_failure: Vec<String>,
+}
+
+impl Options {
+    /// Results are persisted unless the flow or task opts out.
+    pub fn persists_result(&self) -> bool {
+        self.persist_result.unwrap_or(true)
+    }
+}

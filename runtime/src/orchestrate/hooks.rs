@@ -1,0 +1,107 @@
+//! Guest callbacks the host invokes: state hooks (`on_completion`, `on_failure`) and
+//! retry conditions. Each runs in a fresh instance, so a trapped or timed-out attempt
+//! never has to be re-entered.
+
+use super::LogLevel;
+use super::failure::Failure;
+use super::scope::FlowScope;
+use crate::engine::sandbox::HostState;
+use crate::host::wit;
+use crate::state::State;
+use std::sync::Arc;
+use std::time::Duration;
+
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the named hooks for a state a flow or task run reached. A failing hook is
+/// logged; it never changes the run's state (as in Prefect).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run(
+    scope: &Arc<FlowScope>,
+    kind: wit::RunKind,
+    name: &str,
+    run_id: &str,
+    run_name: &str,
+    state: &State,
+    hooks: &[String],
+    parameters: &str,
+) {
+    let orch = &scope.orch;
+    let _permit = orch.task_slots.acquire().await;
+    let host = HostState::new(orch.engine.limits(), Some(scope.clone()), None);
+    let event = wit::StateEvent {
+        kind,
+        name: name.to_owned(),
+        run_id: run_id.to_owned(),
+        run_name: run_name.to_owned(),
+        state: super::task_run::state_to_wit(state),
+        hooks: hooks.to_vec(),
+        parameters: parameters.to_owned(),
+    };
+    let result = async {
+        let (mut store, world) = orch
+            .engine
+            .instantiate_component(&scope.component, host)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
+        let call = world.weir_flow_guest().call_on_state(&mut store, &event);
+        match tokio::time::timeout(HOOK_TIMEOUT, call).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::anyhow!(
+                Failure::from_guest_error(&e, &store).message
+            )),
+            Err(_) => Err(anyhow::anyhow!("did not finish within {HOOK_TIMEOUT:?}")),
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        scope.log(
+            None,
+            LogLevel::Error,
+            format!("hook(s) {} of '{name}' failed: {e:#}", hooks.join(", ")),
+        );
+    }
+}
+
+/// Asks the task's retry condition whether a failed attempt should be retried. A
+/// condition that fails itself means no retry.
+pub(crate) async fn retry_condition(
+    scope: &Arc<FlowScope>,
+    task: &str,
+    failure: &Failure,
+    attempt: u32,
+) -> bool {
+    let orch = &scope.orch;
+    let _permit = orch.task_slots.acquire().await;
+    let host = HostState::new(orch.engine.limits(), Some(scope.clone()), None);
+    let result = async {
+        let (mut store, world) = orch
+            .engine
+            .instantiate_component(&scope.component, host)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
+        let failure = failure.to_wit();
+        let call = world
+            .weir_flow_guest()
+            .call_retry_condition(&mut store, task, &failure, attempt);
+        match tokio::time::timeout(HOOK_TIMEOUT, call).await {
+            Ok(Ok(retry)) => Ok(retry),
+            Ok(Err(e)) => Err(anyhow::anyhow!(
+                Failure::from_guest_error(&e, &store).message
+            )),
+            Err(_) => Err(anyhow::anyhow!("did not finish within {HOOK_TIMEOUT:?}")),
+        }
+    }
+    .await;
+    match result {
+        Ok(retry) => retry,
+        Err(e) => {
+            scope.log(
+                None,
+                LogLevel::Error,
+                format!("retry condition of task '{task}' failed, not retrying: {e:#}"),
+            );
+            false
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The state machine of flow runs and task runs: Prefect's semantics (states, retries,
+//! timeouts, caching, results, hooks, final-state rules) over sandboxed instances.
+//!
+//! A flow run is one instance alive for the run ([`flow_run`]); every task attempt is a
+//! fresh instance ([`task_run`]). Each call a flow makes gets a stable position, and
+//! completed calls are recorded by position, so a flow that runs again (a flow retry)
+//! replays completed work instead of redoing it.
+
+pub mod cache;
+mod events;
+mod failure;
+mod flow_run;
+mod hooks;
+pub mod names;
+pub mod params;
+mod scope;
+mod task_run;
+
+pub use events::{Event, EventSink};
+pub use failure::Failure;
+pub use flow_run::{FlowOutcome, FlowRequest, RunError};
+pub use scope::{FlowScope, TaskAttempt};
+pub use task_run::{CallOptions, Dependency, TaskOutcome};
+
+use crate::engine::Engine;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Log levels, with Python's numbers in mind (DEBUG 10 ... CRITICAL 50).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warning => "WARNING",
+            Self::Error => "ERROR",
+            Self::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// Runs flows. Cheap to share: hold it in an `Arc`.
+pub struct Orchestrator {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) store: Store,
+    events: Option<EventSink>,
+    /// Instances available to task attempts (the rest are kept for flows and hooks, so
+    /// a flow waiting on its tasks can never starve them of instances).
+    pub(crate) task_slots: Arc<Semaphore>,
+}
+
+impl Orchestrator {
+    pub fn new(engine: Arc<Engine>, store: Store) -> Arc<Self> {
+        Self::with_events(engine, store, None)
+    }
+
+    /// An orchestrator that reports every run event to `events` as it happens.
+    pub fn with_events(engine: Arc<Engine>, store: Store, events: Option<EventSink>) -> Arc<Self> {
+        let limits = engine.limits();
+        let slots = limits.max_instances - limits.reserved_for_flows();
+        Arc::new(Self {
+            engine,
+            store,
+            events,
+            task_slots: Arc::new(Semaphore::new(slots as usize)),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if let Some(sink) = &self.events {
+            sink(&event());
+        }
+    }
+}

@@ -1,0 +1,593 @@
+//! Task runs: replay, dependencies, cache, attempts with retries and timeouts, hooks.
+
+use super::cache;
+use super::failure::Failure;
+use super::hooks;
+use super::names;
+use super::scope::{FlowScope, Recorded};
+use super::{Event, TaskAttempt};
+use crate::engine::sandbox::HostState;
+use crate::host::wit;
+use crate::manifest::{CachePolicy, Definition};
+use crate::state::{State, StateType};
+use crate::store::{CacheEntry, RunKind, StateChange, TaskRunRecord, Write};
+use chrono::Utc;
+use rand::Rng;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A task run the new one waits for.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    pub task_run_id: String,
+    pub allow_failure: bool,
+}
+
+/// Per-call options a flow passes with a task call.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    pub wait_for: Vec<Dependency>,
+    /// The key computed by the task's custom cache-key function.
+    pub cache_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// The final state of a task run, with its value (JSON text) when it completed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskOutcome {
+    pub task_run_id: String,
+    pub state: State,
+    pub value: Option<String>,
+    pub failure: Option<Failure>,
+}
+
+impl TaskOutcome {
+    fn failed(task_run_id: &str, state: State, failure: Failure) -> Self {
+        Self {
+            task_run_id: task_run_id.to_owned(),
+            state,
+            value: None,
+            failure: Some(failure),
+        }
+    }
+
+    pub(crate) fn to_wit(&self) -> crate::host::weir::flow::tasks::TaskOutcome {
+        crate::host::weir::flow::tasks::TaskOutcome {
+            task_run_id: self.task_run_id.clone(),
+            state: state_to_wit(&self.state),
+            value: self.value.clone(),
+            failure: self.failure.as_ref().map(Failure::to_wit),
+        }
+    }
+}
+
+pub(crate) fn state_to_wit(s: &State) -> wit::State {
+    wit::State {
+        type_: match s.kind {
+            StateType::Scheduled => wit::StateType::Scheduled,
+            StateType::Pending => wit::StateType::Pending,
+            StateType::Running => wit::StateType::Running,
+            StateType::Paused => wit::StateType::Paused,
+            StateType::Completed => wit::StateType::Completed,
+            StateType::Failed => wit::StateType::Failed,
+            StateType::Cancelling => wit::StateType::Cancelling,
+            StateType::Cancelled => wit::StateType::Cancelled,
+            StateType::Crashed => wit::StateType::Crashed,
+        },
+        name: s.name.clone(),
+        message: s.message.clone(),
+    }
+}
+
+/// A registered task call, ready to run.
+pub(crate) struct TaskCall {
+    pub id: String,
+    pub task: String,
+    pub arguments: String,
+    pub options: CallOptions,
+    /// Stable position in the flow run; `None` for tasks called from tasks.
+    pub position: Option<i64>,
+    pub name_index: u64,
+    tx: watch::Sender<Option<Arc<TaskOutcome>>>,
+}
+
+impl FlowScope {
+    /// Gives a call its position, name index and id, and registers its outcome so that
+    /// futures and `wait_for` can find it.
+    pub(crate) fn register_call(
+        &self,
+        task: String,
+        arguments: String,
+        options: CallOptions,
+        positioned: bool,
+    ) -> TaskCall {
+        let (position, name_index) = if positioned {
+            let (p, n) = self.next_call(&task);
+            (Some(p), n)
+        } else {
+            (None, self.next_name_index(&task))
+        };
+        let replayed_id = position.and_then(|p| match self.replayed(p) {
+            Some(Recorded::Task { name, outcome, .. }) if name == task => {
+                Some(outcome.task_run_id.clone())
+            }
+            _ => None,
+        });
+        let id = replayed_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let (tx, rx) = watch::channel(None);
+        self.calls().outcomes.insert(id.clone(), rx);
+        TaskCall {
+            id,
+            task,
+            arguments,
+            options,
+            position,
+            name_index,
+            tx,
+        }
+    }
+
+    /// Runs a registered call to its final state.
+    pub(crate) async fn run_task(self: &Arc<Self>, call: TaskCall) -> Arc<TaskOutcome> {
+        let tx = call.tx.clone();
+        let outcome = Arc::new(self.execute_task(call).await);
+        tx.send_replace(Some(outcome.clone()));
+        outcome
+    }
+
+    /// Starts a registered call concurrently with the caller.
+    pub(crate) fn spawn_task(self: &Arc<Self>, call: TaskCall) -> String {
+        let id = call.id.clone();
+        let scope = self.clone();
+        let handle = tokio::spawn(async move {
+            scope.run_task(call).await;
+        });
+        self.calls().running.push((id.clone(), handle));
+        id
+    }
+
+    async fn execute_task(self: &Arc<Self>, call: TaskCall) -> TaskOutcome {
+        // Replay: a completed call recorded at this position returns its result.
+        if let Some(position) = call.position {
+            match self.replayed(position) {
+                Some(Recorded::Task {
+                    name,
+                    input_hash,
+                    outcome,
+                }) if name == call.task => {
+                    let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                    if input_hash == cache::input_hash(&cache::canonical_json(&args)) {
+                        return (*outcome).clone();
+                    }
+                    self.log(
+                        None,
+                        super::LogLevel::Warning,
+                        format!(
+                            "call #{position} to task '{name}' has other inputs than when it \
+                             was recorded; running it again"
+                        ),
+                    );
+                }
+                Some(recorded) => {
+                    let (kind, name) = match &recorded {
+                        Recorded::Task { name, .. } => ("task", name),
+                        Recorded::Flow { name, .. } => ("flow", name),
+                    };
+                    return TaskOutcome::failed(
+                        &call.id,
+                        State::failed("replay mismatch"),
+                        Failure::permanent(
+                            "replay-mismatch",
+                            format!(
+                                "replay mismatch at call position {position}: the run recorded \
+                                 a call to {kind} '{name}' there, but the flow now calls task \
+                                 '{}' (its code changed or is not deterministic)",
+                                call.task
+                            ),
+                        ),
+                    );
+                }
+                None => {}
+            }
+        }
+
+        let Some(def) = self.component.task(&call.task) else {
+            let known: Vec<&str> = self
+                .component
+                .manifest
+                .tasks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            return TaskOutcome::failed(
+                &call.id,
+                State::failed("unknown task"),
+                Failure::permanent(
+                    "unknown",
+                    format!(
+                        "the component has no task '{}'; its tasks are: {}",
+                        call.task,
+                        known.join(", ")
+                    ),
+                ),
+            );
+        };
+        let def = def.clone();
+        let args: Value = match serde_json::from_str(&call.arguments) {
+            Ok(v) => v,
+            Err(e) => {
+                return TaskOutcome::failed(
+                    &call.id,
+                    State::failed("invalid arguments"),
+                    Failure::permanent(
+                        "invalid-parameters",
+                        format!("arguments are not JSON: {e}"),
+                    ),
+                );
+            }
+        };
+        let canonical = cache::canonical_json(&args);
+        let run_name = match &def.options.run_name_template {
+            Some(t) => names::render(t, &args),
+            None => format!("{}-{}", def.name, call.name_index),
+        };
+        let mut tags = def.options.tags.clone();
+        tags.extend(self.tags.iter().cloned());
+        tags.extend(call.options.tags.iter().cloned());
+        tags.sort();
+        tags.dedup();
+
+        let cache_key = match def.options.cache_policy {
+            CachePolicy::None => None,
+            CachePolicy::Inputs => Some(cache::inputs_key(
+                &self.component.digest,
+                &def.name,
+                &canonical,
+            )),
+            CachePolicy::Custom => call
+                .options
+                .cache_key
+                .as_deref()
+                .map(|k| cache::custom_key(&def.name, k)),
+        };
+
+        let run = TaskRun {
+            scope: self.clone(),
+            id: call.id.clone(),
+            name: run_name,
+            def,
+            tags,
+        };
+        let now = Utc::now();
+        let pending = State::pending();
+        self.orch.store.write(Write::TaskRunCreated(TaskRunRecord {
+            id: run.id.clone(),
+            flow_run_id: self.id.clone(),
+            position: call.position,
+            task_name: run.def.name.clone(),
+            name: run.name.clone(),
+            input_hash: cache::input_hash(&canonical),
+            cache_key: cache_key.clone(),
+            tags: run.tags.clone(),
+            state: pending,
+            run_count: 0,
+            result: None,
+            created: now,
+            start_time: None,
+            end_time: None,
+        }));
+        self.orch.emit(|| Event::TaskRunCreated {
+            flow_run_name: self.name.clone(),
+            id: run.id.clone(),
+            name: run.name.clone(),
+        });
+
+        if let Some(outcome) = run.wait_for(&call.options.wait_for).await {
+            return outcome;
+        }
+
+        if let Some(key) = &cache_key {
+            if !run.def.options.refresh_cache {
+                match self.orch.store.cached_result(key, Utc::now()).await {
+                    Ok(Some(result)) => {
+                        let state = State::cached();
+                        run.finish(state.clone(), Some(&result), None);
+                        return TaskOutcome {
+                            task_run_id: run.id.clone(),
+                            state,
+                            value: Some(result),
+                            failure: None,
+                        };
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("cache lookup failed, running the task: {e}"),
+                }
+            }
+        }
+
+        run.attempts(&call.arguments, cache_key).await
+    }
+}
+
+struct TaskRun {
+    scope: Arc<FlowScope>,
+    id: String,
+    name: String,
+    def: Definition,
+    tags: Vec<String>,
+}
+
+impl TaskRun {
+    fn set_state(&self, change: StateChange) {
+        let state = change.state.clone();
+        self.scope.orch.store.write(Write::StateChanged(change));
+        self.scope.orch.emit(|| Event::TaskRunState {
+            flow_run_name: self.scope.name.clone(),
+            name: self.name.clone(),
+            state,
+        });
+    }
+
+    /// Records a final state (with the result, when persisted) and runs the hooks.
+    fn finish(&self, state: State, result: Option<&str>, attempts: Option<i64>) {
+        let mut change = StateChange::new(RunKind::Task, &self.id, state);
+        change.end_time = Some(Utc::now());
+        change.run_count = attempts;
+        if self.def.options.persists_result() {
+            change.result = result.map(str::to_owned);
+        }
+        self.set_state(change);
+    }
+
+    /// Waits for upstream task runs; returns an outcome when one failed and this run
+    /// may not proceed (Prefect's NotReady).
+    async fn wait_for(&self, deps: &[Dependency]) -> Option<TaskOutcome> {
+        for dep in deps {
+            let rx = self.scope.calls().outcomes.get(&dep.task_run_id).cloned();
+            let Some(mut rx) = rx else {
+                let msg = format!(
+                    "wait_for names task run {} which this flow run did not start",
+                    dep.task_run_id
+                );
+                let state = State::failed(msg.clone());
+                self.finish(state.clone(), None, None);
+                return Some(TaskOutcome::failed(
+                    &self.id,
+                    state,
+                    Failure::permanent("upstream", msg),
+                ));
+            };
+            let upstream = match rx.wait_for(Option::is_some).await {
+                Ok(v) => v.clone().expect("waited for Some"),
+                Err(_) => continue,
+            };
+            if !upstream.state.is_completed() && !dep.allow_failure {
+                let msg = format!(
+                    "Upstream task run '{}' did not reach a 'COMPLETED' state.",
+                    dep.task_run_id
+                );
+                let state = State::not_ready(msg.clone());
+                self.set_state(StateChange::new(RunKind::Task, &self.id, state.clone()));
+                return Some(TaskOutcome::failed(
+                    &self.id,
+                    state,
+                    Failure::permanent("upstream", msg),
+                ));
+            }
+        }
+        None
+    }
+
+    async fn attempts(&self, arguments: &str, cache_key: Option<String>) -> TaskOutcome {
+        let options = &self.def.options;
+        let max_attempts = options.retries + 1;
+        let mut attempt = 1;
+        loop {
+            let mut running = StateChange::new(
+                RunKind::Task,
+                &self.id,
+                if attempt == 1 {
+                    State::running()
+                } else {
+                    State::retrying()
+                },
+            );
+            running.run_count = Some(attempt as i64);
+            if attempt == 1 {
+                running.start_time = Some(Utc::now());
+            }
+            self.set_state(running);
+
+            let (result, timed_out) = self.attempt(arguments, attempt).await;
+            match result {
+                Ok(value) => {
+                    let state = State::completed();
+                    self.finish(state.clone(), Some(&value), None);
+                    if let (Some(key), true) = (&cache_key, options.persists_result()) {
+                        let created = Utc::now();
+                        self.scope.orch.store.write(Write::CachePut(CacheEntry {
+                            key: key.clone(),
+                            result: value.clone(),
+                            task_run_id: self.id.clone(),
+                            created,
+                            expires: options.cache_expiration_seconds.and_then(|s| {
+                                chrono::Duration::from_std(Duration::from_secs_f64(s.max(0.0)))
+                                    .ok()
+                                    .map(|d| created + d)
+                            }),
+                        }));
+                    }
+                    self.run_hooks(&state, &options.on_completion, arguments)
+                        .await;
+                    return TaskOutcome {
+                        task_run_id: self.id.clone(),
+                        state,
+                        value: Some(value),
+                        failure: None,
+                    };
+                }
+                Err(failure) => {
+                    if attempt < max_attempts && self.should_retry(&failure, attempt).await {
+                        let delay = retry_delay(
+                            &options.retry_delay_seconds,
+                            options.retry_jitter_factor,
+                            attempt,
+                        );
+                        self.set_state(StateChange::new(
+                            RunKind::Task,
+                            &self.id,
+                            State::awaiting_retry(failure.message.clone()),
+                        ));
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    let state = if timed_out {
+                        State::timed_out(failure.message.clone())
+                    } else {
+                        State::failed(failure.message.clone())
+                    };
+                    self.finish(state.clone(), None, None);
+                    self.run_hooks(&state, &options.on_failure, arguments).await;
+                    return TaskOutcome::failed(&self.id, state, failure);
+                }
+            }
+        }
+    }
+
+    /// One attempt in a fresh instance. The flag says whether it timed out.
+    async fn attempt(&self, arguments: &str, attempt: u32) -> (Result<String, Failure>, bool) {
+        let scope = &self.scope;
+        let orch = &scope.orch;
+        let _permit = orch.task_slots.acquire().await;
+        let task = Arc::new(TaskAttempt {
+            task_run_id: self.id.clone(),
+            task_run_name: self.name.clone(),
+            task_name: self.def.name.clone(),
+            attempt,
+            tags: self.tags.clone(),
+            log_prints: self.def.options.log_prints,
+        });
+        let state = HostState::new(orch.engine.limits(), Some(scope.clone()), Some(task));
+        let (mut store, world) = match orch
+            .engine
+            .instantiate_component(&scope.component, state)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    Err(Failure::new(
+                        "instantiate",
+                        format!("cannot start an instance: {e:#}"),
+                    )),
+                    false,
+                );
+            }
+        };
+        let arguments = arguments.to_owned();
+        let call = world
+            .weir_flow_guest()
+            .call_run_task(&mut store, &self.def.name, &arguments);
+        let result = match self.def.options.timeout_seconds {
+            Some(secs) => {
+                match tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return (
+                            Err(Failure::new(
+                                "timeout",
+                                format!("Task run exceeded timeout of {secs} second(s)"),
+                            )),
+                            true,
+                        );
+                    }
+                }
+            }
+            None => call.await,
+        };
+        let max = orch.engine.limits().max_result_bytes;
+        let out = match result {
+            Ok(Ok(value)) if value.len() > max => Err(Failure::permanent(
+                "limit",
+                format!(
+                    "the result is {} bytes, over the limit of {max} bytes",
+                    value.len()
+                ),
+            )),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(f)) => Err(Failure::from_wit(f)),
+            Err(e) => Err(Failure::from_guest_error(&e, &store)),
+        };
+        (out, false)
+    }
+
+    async fn should_retry(&self, failure: &Failure, attempt: u32) -> bool {
+        if failure.retryable == Some(false) {
+            return false;
+        }
+        if !self.def.options.has_retry_condition {
+            return true;
+        }
+        hooks::retry_condition(&self.scope, &self.def.name, failure, attempt).await
+    }
+
+    async fn run_hooks(&self, state: &State, hooks: &[String], arguments: &str) {
+        if hooks.is_empty() {
+            return;
+        }
+        hooks::run(
+            &self.scope,
+            wit::RunKind::Task,
+            &self.def.name,
+            &self.id,
+            &self.name,
+            state,
+            hooks,
+            arguments,
+        )
+        .await;
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): one delay per retry, the last
+/// one repeating, spread by the jitter factor (Prefect's `retry_jitter_factor`).
+pub(crate) fn retry_delay(delays: &[f64], jitter: Option<f64>, attempt: u32) -> Duration {
+    let Some(&base) = delays.get(attempt as usize - 1).or(delays.last()) else {
+        return Duration::ZERO;
+    };
+    let base = base.max(0.0);
+    let secs = match jitter {
+        Some(f) if f > 0.0 && base > 0.0 => {
+            let spread = base * f;
+            (base + rand::rng().random_range(-spread..=spread)).max(0.0)
+        }
+        _ => base,
+    };
+    Duration::from_secs_f64(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_follow_the_list_and_repeat_the_last() {
+        let d = [1.0, 2.0, 4.0];
+        assert_eq!(retry_delay(&d, None, 1), Duration::from_secs(1));
+        assert_eq!(retry_delay(&d, None, 3), Duration::from_secs(4));
+        assert_eq!(retry_delay(&d, None, 7), Duration::from_secs(4));
+        assert_eq!(retry_delay(&[], None, 1), Duration::ZERO);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_factor() {
+        for _ in 0..200 {
+            let d = retry_delay(&[10.0], Some(0.5), 1).as_secs_f64();
+            assert!((5.0..=15.0).contains(&d), "{d}");
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Storage: every SQL statement of Weir lives under this module.
+//!
+//! Writes from the engine go through [`writer`]: a single writer task that applies them
+//! in batched transactions, so orchestration never waits on a commit per state change.
+//! [`Store::flush`] waits until everything enqueued so far is durable. Reads go straight
+//! to the connection pool.
+
+mod records;
+mod writer;
+
+pub use records::*;
+pub use writer::Write;
+
+use crate::state::{State, StateType};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store's writer has stopped")]
+    WriterGone,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    writer: writer::Handle,
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database file at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16384");
+        Self::connect(options).await
+    }
+
+    /// Opens a database from a `sqlite:` URL.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(2)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        let writer = writer::spawn(pool.clone()).await?;
+        Ok(Self { pool, writer })
+    }
+
+    /// Enqueues a write. It is applied in the next batch; see [`Store::flush`].
+    pub fn write(&self, write: Write) {
+        self.writer.send(write);
+    }
+
+    /// Waits until every write enqueued before this call is committed.
+    pub async fn flush(&self) -> Result<()> {
+        self.writer.flush().await
+    }
+
+    pub async fn put_component(&self, digest: &str, size: usize, manifest: &Value) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO components (digest, size, manifest, created) VALUES (?, ?, ?, ?)
+             ON CONFLICT (digest) DO UPDATE SET manifest = excluded.manifest",
+        )
+        .bind(digest)
+        .bind(size as i64)
+        .bind(manifest.to_string())
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>> {
+        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| flow_run_from_row(&r)).transpose()
+    }
+
+    /// Subflow runs of a flow run, in call order.
+    pub async fn subflow_runs(&self, parent_id: &str) -> Result<Vec<FlowRunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY parent_position, created",
+        )
+        .bind(parent_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(flow_run_from_row).collect()
+    }
+
+    /// Task runs of a flow run, in call order.
+    pub async fn task_runs(&self, flow_run_id: &str) -> Result<Vec<TaskRunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM task_runs WHERE flow_run_id = ? ORDER BY position IS NULL, position, created",
+        )
+        .bind(flow_run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_run_from_row).collect()
+    }
+
+    pub async fn task_run(&self, id: &str) -> Result<Option<TaskRunRecord>> {
+        let row = sqlx::query("SELECT * FROM task_runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| task_run_from_row(&r)).transpose()
+    }
+
+    /// Every state a run went through, oldest first.
+    pub async fn state_history(&self, run_id: &str) -> Result<Vec<State>> {
+        let rows = sqlx::query(
+            "SELECT type, name, message, timestamp FROM run_states WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| state_from_row(r, "type", "name", "message", "timestamp"))
+            .collect()
+    }
+
+    /// Logs of a flow run and its task runs, oldest first.
+    pub async fn logs(&self, flow_run_id: &str) -> Result<Vec<LogRecord>> {
+        let rows = sqlx::query(
+            "SELECT flow_run_id, task_run_id, level, message, timestamp FROM logs
+             WHERE flow_run_id = ? ORDER BY seq",
+        )
+        .bind(flow_run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogRecord {
+                    flow_run_id: r.try_get("flow_run_id")?,
+                    task_run_id: r.try_get("task_run_id")?,
+                    level: r.try_get("level")?,
+                    message: r.try_get("message")?,
+                    timestamp: parse_ts(&r.try_get::<String, _>("timestamp")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Artifacts created by a flow run and its task runs, oldest first.
+    pub async fn artifacts(&self, flow_run_id: &str) -> Result<Vec<ArtifactRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM artifacts WHERE flow_run_id = ? ORDER BY created, id")
+                .bind(flow_run_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    /// Versions of the artifact with `key`, latest first.
+    pub async fn artifacts_by_key(&self, key: &str) -> Result<Vec<ArtifactRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM artifacts WHERE key = ? ORDER BY created DESC, id DESC")
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(artifact_from_row).collect()
+    }
+
+    /// A cached task result under `key` that has not expired at `now`.
+    pub async fn cached_result(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT result FROM cache_entries WHERE key = ? AND (expires IS NULL OR expires > ?)",
+        )
+        .bind(key)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("result")).transpose()?)
+    }
+
+    pub async fn variable(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM variables WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    pub async fn set_variable(&self, name: &str, value: &Value) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO variables (name, value, updated) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        )
+        .bind(name)
+        .bind(value.to_string())
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Formats a timestamp so that text order is time order.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
+}
+
+fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+fn parse_json(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad JSON: {e}")))
+}
+
+fn parse_opt_json(s: Option<String>) -> Result<Option<Value>> {
+    s.as_deref().map(parse_json).transpose()
+}
+
+fn state_from_row(r: &SqliteRow, t: &str, n: &str, m: &str, at: &str) -> Result<State> {
+    let kind: String = r.try_get(t)?;
+    Ok(State {
+        kind: StateType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown state type {kind:?}")))?,
+        name: r.try_get(n)?,
+        message: r.try_get(m)?,
+        timestamp: parse_ts(&r.try_get::<String, _>(at)?)?,
+    })
+}
+
+fn tags_from(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad tags: {e}")))
+}
+
+fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
+    Ok(FlowRunRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        flow_name: r.try_get("flow_name")?,
+        component_digest: r.try_get("component_digest")?,
+        parameters: parse_json(&r.try_get::<String, _>("parameters")?)?,
+        tags: tags_from(&r.try_get::<String, _>("tags")?)?,
+        parent_flow_run_id: r.try_get("parent_flow_run_id")?,
+        parent_position: r.try_get("parent_position")?,
+        state: state_from_row(
+            r,
+            "state_type",
+            "state_name",
+            "state_message",
+            "state_timestamp",
+        )?,
+        run_count: r.try_get("run_count")?,
+        result: parse_opt_json(r.try_get("result")?)?,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        start_time: parse_opt_ts(r.try_get("start_time")?)?,
+        end_time: parse_opt_ts(r.try_get("end_time")?)?,
+    })
+}
+
+fn task_run_from_row(r: &SqliteRow) -> Result<TaskRunRecord> {
+    Ok(TaskRunRecord {
+        id: r.try_get("id")?,
+        flow_run_id: r.try_get("flow_run_id")?,
+        position: r.try_get("position")?,
+        task_name: r.try_get("task_name")?,
+        name: r.try_get("name")?,
+        input_hash: r.try_get("input_hash")?,
+        cache_key: r.try_get("cache_key")?,
+        tags: tags_from(&r.try_get::<String, _>("tags")?)?,
+        state: state_from_row(
+            r,
+            "state_type",
+            "state_name",
+            "state_message",
+            "state_timestamp",
+        )?,
+        run_count: r.try_get("run_count")?,
+        result: parse_opt_json(r.try_get("result")?)?,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        start_time: parse_opt_ts(r.try_get("start_time")?)?,
+        end_time: parse_opt_ts(r.try_get("end_time")?)?,
+    })
+}
+
+fn artifact_from_row(r: &SqliteRow) -> Result<ArtifactRecord> {
+    Ok(ArtifactRecord {
+        id: r.try_get("id")?,
+        key: r.try_get("key")?,
+        kind: r.try_get("type")?,
+        description: r.try_get("description")?,
+        data: parse_json(&r.try_get::<String, _>("data")?)?,
+        flow_run_id: r.try_get("flow_run_id")?,
+        task_run_id: r.try_get("task_run_id")?,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        updated: parse_ts(&r.try_get::<String, _>("updated")?)?,
+    })
+}

@@ -1,0 +1,109 @@
+//! Rows as the rest of Weir sees them.
+
+use crate::state::State;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Flow,
+    Task,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowRunRecord {
+    pub id: String,
+    pub name: String,
+    pub flow_name: String,
+    pub component_digest: String,
+    pub parameters: Value,
+    pub tags: Vec<String>,
+    pub parent_flow_run_id: Option<String>,
+    pub parent_position: Option<i64>,
+    pub state: State,
+    pub run_count: i64,
+    pub result: Option<Value>,
+    pub created: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRunRecord {
+    pub id: String,
+    pub flow_run_id: String,
+    pub position: Option<i64>,
+    pub task_name: String,
+    pub name: String,
+    pub input_hash: String,
+    pub cache_key: Option<String>,
+    pub tags: Vec<String>,
+    pub state: State,
+    pub run_count: i64,
+    pub result: Option<Value>,
+    pub created: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// A state change of a flow or task run, with the columns that change with it.
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    pub run_id: String,
+    pub kind: RunKind,
+    pub state: State,
+    /// Set when an attempt starts.
+    pub run_count: Option<i64>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    /// The result as JSON text, when the run completed and its result is persisted.
+    pub result: Option<String>,
+}
+
+impl StateChange {
+    pub fn new(kind: RunKind, run_id: &str, state: State) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            kind,
+            state,
+            run_count: None,
+            start_time: None,
+            end_time: None,
+            result: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRecord {
+    pub flow_run_id: String,
+    pub task_run_id: Option<String>,
+    pub level: String,
+    pub message: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactRecord {
+    pub id: String,
+    pub key: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: Option<String>,
+    pub data: Value,
+    pub flow_run_id: String,
+    pub task_run_id: Option<String>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    pub result: String,
+    pub task_run_id: String,
+    pub created: DateTime<Utc>,
+    pub expires: Option<DateTime<Utc>>,
+}

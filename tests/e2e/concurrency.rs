@@ -1,0 +1,64 @@
+use super::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn map_over_a_thousand_items() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "map_flow", json!({"n": 1000})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let expected: u64 = (0..1000u64).map(|i| i * i).sum();
+    assert_eq!(out.value, Some(expected.to_string()));
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    assert_eq!(tasks.len(), 1000);
+    assert!(tasks.iter().all(|t| t.state.is_completed()));
+    // Positions are the call order: 0..1000, each once.
+    let positions: Vec<i64> = tasks.iter().map(|t| t.position.unwrap()).collect();
+    assert_eq!(positions, (0..1000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn map_repeats_unmapped_arguments() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h
+        .run(&c, "unmapped_flow", json!({"n": 4, "factor": 3}))
+        .await;
+    assert_eq!(out.value.as_deref(), Some("[0,3,6,9]"));
+}
+
+#[tokio::test]
+async fn wait_for_orders_submitted_tasks() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "ordering_flow", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let spans: serde_json::Value = serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    let first_end = spans[0]["end"].as_u64().unwrap();
+    let second_start = spans[1]["start"].as_u64().unwrap();
+    assert!(
+        second_start >= first_end,
+        "second started {second_start} before first ended {first_end}"
+    );
+}
+
+#[tokio::test]
+async fn allow_failure_lets_downstream_run() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "allow_failure_flow", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    assert_eq!(out.value.as_deref(), Some("49"));
+}
+
+#[tokio::test]
+async fn a_failed_upstream_leaves_downstream_not_ready() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "not_ready_flow", json!({})).await;
+    assert_eq!(out.state.kind, weir::state::StateType::Failed);
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let down = tasks.iter().find(|t| t.task_name == "square").unwrap();
+    assert_eq!(down.state.name, "NotReady");
+    assert_eq!(down.run_count, 0, "the downstream body never ran");
+}
