@@ -1,1 +1,138 @@
-//! weir-sdk
+//! Write [Weir](https://github.com) flows and tasks in Rust.
+//!
+//! A Weir component is a WebAssembly component holding flows and tasks. Mark functions with
+//! [`#[flow]`](macro@flow) and [`#[task]`](macro@task), export the component once with
+//! [`export!`], and build it for `wasm32-wasip2`. The host runs every flow run and every task
+//! attempt in its own sandbox and does the orchestration: retries, timeouts, caching, states,
+//! logs and artifacts.
+//!
+//! ```no_run
+//! use weir_sdk::{flow, task};
+//!
+//! weir_sdk::export!();
+//!
+//! /// Says hello.
+//! #[task(retries = 2)]
+//! fn print_hello(name: String) -> String {
+//!     let greeting = format!("Hello, {name}!");
+//!     println!("{greeting}");
+//!     greeting
+//! }
+//!
+//! /// The classic.
+//! #[flow(name = "hello", log_prints = true)]
+//! fn hello_world(#[default("world")] name: String) -> weir_sdk::Result<String> {
+//!     weir_sdk::info!("greeting {name}");
+//!     // Inside a flow, calling a task runs it through the host and waits for it.
+//!     print_hello(name)
+//! }
+//! ```
+//!
+//! `cargo build --release --target wasm32-wasip2` then gives the component.
+//!
+//! For a task `add`, the macro generates:
+//! - `add(x, y) -> weir_sdk::Result<T>`: runs the task through the host and waits;
+//! - `add::submit(x, y) -> TaskFuture<T>`: starts it concurrently;
+//! - `add::map(xs, ys) -> Vec<TaskFuture<T>>`: one run per element ([`MapArg`], [`unmapped`]);
+//! - `add::call_state(x, y) -> TaskState<T>`: runs it and returns its final state;
+//! - `add::with(CallOptions::new().wait_for(&future))`: the same calls, with options;
+//! - `add::body(x, y)`: the function itself, without orchestration.
+//!
+//! A flow `f` gives `f(..)` (a subflow call), `f::call_state(..)` and `f::body(..)`.
+//!
+//! # Layout
+//!
+//! - `bindings`: the one `wit_bindgen::generate!` of the `weir:flow` world.
+//! - `registry`: the flows and tasks the macros register, and the exported `guest` interface.
+//! - `run`: decoding parameters and encoding results inside a run.
+//! - `task`, `flow`: orchestrated calls (futures, maps, call options, subflows).
+//! - `state`, `error`: states and errors as guests see them.
+//! - `schema`: the JSON Schema of parameters.
+//! - `logging`, [`artifacts`], `context`, [`variables`], `hooks`: the run's services.
+
+#![warn(missing_docs)]
+
+extern crate self as weir_sdk;
+
+pub mod artifacts;
+mod bindings;
+mod context;
+mod error;
+mod flow;
+mod hooks;
+mod logging;
+mod registry;
+mod run;
+mod schema;
+mod state;
+mod task;
+pub mod variables;
+
+pub use context::{RunContext, context};
+pub use error::{Error, Result};
+pub use hooks::{CacheKeyContext, HookContext, RunKind};
+pub use logging::{Level, Logger, log, logger};
+pub use state::{FlowState, State, StateType, TaskState};
+pub use task::{CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmapped, wait_all};
+
+/// Marks a function as a flow.
+///
+/// Options (Prefect's `@flow` arguments): `name`, `description` (default: the doc comment),
+/// `version`, `flow_run_name = "run-{param}"`, `retries`, `retry_delay_seconds = 2` or
+/// `= [1, 2.5]`, `retry_jitter_factor`, `timeout_seconds`, `tags = ["a"]`, `log_prints`,
+/// `persist_result`, `on_completion = [hook]`, `on_failure = [hook]`.
+///
+/// Parameters are owned `Serialize + DeserializeOwned + JsonSchema` types; `#[default(expr)]`
+/// on a parameter gives it a default. The flow may return a value, a `Result<T, E>` (with `E`
+/// an [`Error`] or anything `Display`), a [`State`] (its final state) or a
+/// `Vec<TaskState<_>>` (failed when any of them failed).
+pub use weir_sdk_macros::flow;
+
+/// Marks a function as a task.
+///
+/// Options (Prefect's `@task` arguments): those of [`macro@flow`] except `flow_run_name`, plus
+/// `task_run_name`, `retry_condition = path` (`fn(&Error, u32) -> bool`),
+/// `cache_policy = "inputs" | "none"`, `cache_key_fn = path`
+/// (`fn(&CacheKeyContext) -> Option<String>`), `cache_expiration` (seconds) and
+/// `refresh_cache`.
+pub use weir_sdk_macros::task;
+
+/// Exports the component's flows and tasks; write it once, at the crate root:
+/// `weir_sdk::export!();`.
+#[macro_export]
+macro_rules! export {
+    () => {
+        const _: () = {
+            use $crate::__private::Component as __WeirComponent;
+            $crate::__private::bindings::__export_weir_component!(
+                __WeirComponent with_types_in $crate::__private::bindings
+            );
+        };
+    };
+}
+
+/// What the macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    /// The WIT bindings, for the export macro.
+    pub mod bindings {
+        pub use crate::bindings::*;
+    }
+    pub use crate::flow::call_flow;
+    pub use crate::registry::{CachePolicy, Component, Options, Registration};
+    pub use crate::run::{
+        Decode, DecodeState, DecodeValue, ErrorDisplay, ErrorExact, ParsedArguments, ReturnState,
+        ReturnValue, Returned, ReturnedError, task_output,
+    };
+    pub use crate::schema::{ParametersSchema, default_value};
+    pub use crate::task::{
+        Arguments, CacheKeyFn, MapArguments, call_task, map_task, submit_task,
+    };
+    pub use inventory;
+    pub use serde_json;
+    pub use wit_bindgen;
+
+    /// The type a flow's or task's run function returns.
+    pub type RunResult = ::core::result::Result<bindings::FlowOutput, bindings::Failure>;
+    pub use crate::bindings::{Failure, FlowOutput};
+}

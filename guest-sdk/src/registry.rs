@@ -1,0 +1,238 @@
+//! The flows and tasks of the component, registered by `#[flow]` and `#[task]` through
+//! `inventory`, and the exported `guest` interface that dispatches to them.
+
+use serde_json::Value;
+
+use crate::bindings::{self, Failure, FlowOutput, Guest, Manifest, StateEvent};
+use crate::error::Error;
+use crate::hooks::{HookContext, RunKind};
+
+/// The cache policy of a task (the WIT `cache-policy`).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachePolicy {
+    None,
+    Inputs,
+    Custom,
+}
+
+/// A flow's or task's orchestration options, as the macros write them (a constant).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub tags: &'static [&'static str],
+    pub retries: u32,
+    pub retry_delay_seconds: &'static [f64],
+    pub retry_jitter_factor: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    pub cache_policy: CachePolicy,
+    pub cache_expiration_seconds: Option<f64>,
+    pub refresh_cache: bool,
+    pub persist_result: Option<bool>,
+    pub log_prints: bool,
+    pub run_name_template: Option<&'static str>,
+    pub on_completion: &'static [&'static str],
+    pub on_failure: &'static [&'static str],
+}
+
+impl Options {
+    pub const DEFAULT: Options = Options {
+        tags: &[],
+        retries: 0,
+        retry_delay_seconds: &[],
+        retry_jitter_factor: None,
+        timeout_seconds: None,
+        cache_policy: CachePolicy::None,
+        cache_expiration_seconds: None,
+        refresh_cache: false,
+        persist_result: None,
+        log_prints: false,
+        run_name_template: None,
+        on_completion: &[],
+        on_failure: &[],
+    };
+}
+
+/// Runs a flow or task from its JSON parameters.
+#[doc(hidden)]
+pub type RunFn = fn(&str) -> Result<FlowOutput, Failure>;
+
+/// A flow or task of the component.
+#[doc(hidden)]
+pub struct Registration {
+    pub kind: RunKind,
+    pub name: &'static str,
+    pub description: Option<&'static str>,
+    pub version: Option<&'static str>,
+    pub options: Options,
+    pub parameters_schema: fn() -> Value,
+    pub run: RunFn,
+    pub retry_condition: Option<fn(&Error, u32) -> bool>,
+    /// Runs the hook with that name; false if there is none.
+    pub run_hook: fn(&str, &HookContext) -> bool,
+}
+
+inventory::collect!(Registration);
+
+fn registrations(kind: RunKind) -> impl Iterator<Item = &'static Registration> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .filter(move |registration| registration.kind == kind)
+}
+
+fn find(kind: RunKind, name: &str) -> Result<&'static Registration, Failure> {
+    registrations(kind)
+        .find(|registration| registration.name == name)
+        .ok_or_else(|| {
+            let what = match kind {
+                RunKind::Flow => "flow",
+                RunKind::Task => "task",
+            };
+            let mut known: Vec<&str> = registrations(kind).map(|r| r.name).collect();
+            known.sort_unstable();
+            Error::msg(format!(
+                "this component has no {what} named `{name}` (it has: {})",
+                known.join(", ")
+            ))
+            .kind("unknown")
+            .retryable(false)
+            .into_failure()
+        })
+}
+
+impl Registration {
+    fn definition(&self) -> bindings::Definition {
+        let options = &self.options;
+        let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+        bindings::Definition {
+            name: self.name.to_owned(),
+            description: self.description.map(str::to_owned),
+            version: self.version.map(str::to_owned),
+            parameters_schema: (self.parameters_schema)().to_string(),
+            options: bindings::Options {
+                tags: strings(options.tags),
+                retries: options.retries,
+                retry_delay_seconds: options.retry_delay_seconds.to_vec(),
+                retry_jitter_factor: options.retry_jitter_factor,
+                has_retry_condition: self.retry_condition.is_some(),
+                timeout_seconds: options.timeout_seconds,
+                cache_policy: match options.cache_policy {
+                    CachePolicy::None => bindings::CachePolicy::None,
+                    CachePolicy::Inputs => bindings::CachePolicy::Inputs,
+                    CachePolicy::Custom => bindings::CachePolicy::Custom,
+                },
+                cache_expiration_seconds: options.cache_expiration_seconds,
+                refresh_cache: options.refresh_cache,
+                persist_result: options.persist_result,
+                log_prints: options.log_prints,
+                run_name_template: options.run_name_template.map(str::to_owned),
+                on_completion: strings(options.on_completion),
+                on_failure: strings(options.on_failure),
+            },
+        }
+    }
+}
+
+fn definitions(kind: RunKind) -> Vec<bindings::Definition> {
+    let mut list: Vec<&Registration> = registrations(kind).collect();
+    list.sort_by_key(|registration| registration.name);
+    list.into_iter().map(Registration::definition).collect()
+}
+
+/// The exported `weir:flow/guest` interface.
+#[doc(hidden)]
+pub struct Component;
+
+impl Guest for Component {
+    fn describe() -> Manifest {
+        Manifest {
+            sdk: concat!("weir-sdk/", env!("CARGO_PKG_VERSION")).to_owned(),
+            flows: definitions(RunKind::Flow),
+            tasks: definitions(RunKind::Task),
+        }
+    }
+
+    fn run_flow(name: String, parameters: String) -> Result<FlowOutput, Failure> {
+        (find(RunKind::Flow, &name)?.run)(&parameters)
+    }
+
+    fn run_task(name: String, arguments: String) -> Result<String, Failure> {
+        (find(RunKind::Task, &name)?.run)(&arguments).map(|output| output.value)
+    }
+
+    fn retry_condition(task: String, failure: Failure, attempt: u32) -> bool {
+        match find(RunKind::Task, &task).map(|task| task.retry_condition) {
+            Ok(Some(condition)) => condition(&Error::from_failure(failure), attempt),
+            _ => true,
+        }
+    }
+
+    fn on_state(event: StateEvent) {
+        let kind = match event.kind {
+            bindings::RunKind::Flow => RunKind::Flow,
+            bindings::RunKind::Task => RunKind::Task,
+        };
+        let Ok(registration) = find(kind, &event.name) else {
+            crate::warn!("no flow or task `{}` to run state hooks for", event.name);
+            return;
+        };
+        let context = HookContext::from_event(&event);
+        for hook in &event.hooks {
+            if !(registration.run_hook)(hook, &context) {
+                crate::warn!("`{}` has no hook named `{hook}`", event.name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_carry_the_options() {
+        let registration = Registration {
+            kind: RunKind::Task,
+            name: "add",
+            description: Some("Adds."),
+            version: Some("2"),
+            options: Options {
+                retries: 2,
+                retry_delay_seconds: &[0.5, 1.0],
+                cache_policy: CachePolicy::Custom,
+                on_failure: &["notify"],
+                ..Options::DEFAULT
+            },
+            parameters_schema: || serde_json::json!({"type": "object"}),
+            run: |_| unreachable!(),
+            retry_condition: Some(|_, attempt| attempt < 3),
+            run_hook: |_, _| false,
+        };
+        let definition = registration.definition();
+        assert_eq!(definition.name, "add");
+        assert_eq!(definition.description.as_deref(), Some("Adds."));
+        assert_eq!(definition.parameters_schema, r#"{"type":"object"}"#);
+        assert_eq!(definition.options.retries, 2);
+        assert_eq!(definition.options.retry_delay_seconds, vec![0.5, 1.0]);
+        assert!(definition.options.has_retry_condition);
+        assert!(matches!(
+            definition.options.cache_policy,
+            bindings::CachePolicy::Custom
+        ));
+        assert_eq!(definition.options.on_failure, vec!["notify".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_names_are_failures_of_kind_unknown() {
+        let failure = Component::run_task("nope".into(), "{}".into()).unwrap_err();
+        assert_eq!(failure.kind, "unknown");
+        assert_eq!(failure.retryable, Some(false));
+        let failure = Component::run_flow("nope".into(), "{}".into()).unwrap_err();
+        assert_eq!(failure.kind, "unknown");
+        assert!(Component::retry_condition(
+            "nope".into(),
+            Error::msg("x").into_failure(),
+            1
+        ));
+    }
+}

@@ -1,0 +1,581 @@
+//! Orchestrated task calls: futures, mapping, call options and dependencies.
+
+use std::borrow::Borrow;
+use std::cell::OnceCell;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::bindings::weir::flow::tasks as host;
+use crate::error::{Error, Result};
+use crate::hooks::CacheKeyContext;
+use crate::state::{State, TaskState, parse_host_value};
+
+/// A submitted task run (Prefect's `PrefectFuture`), from `my_task::submit(..)` or
+/// `my_task::map(..)`.
+///
+/// Waiting is cached: [`wait`](Self::wait) and [`state`](Self::state) ask the host once.
+pub struct TaskFuture<T> {
+    inner: Inner,
+    id: OnceCell<String>,
+    outcome: OnceCell<TaskState<()>>,
+    marker: PhantomData<fn() -> T>,
+}
+
+enum Inner {
+    Host(host::TaskFuture),
+    /// The call failed before reaching the host.
+    Local(Error),
+}
+
+impl<T> TaskFuture<T> {
+    fn host(future: host::TaskFuture) -> Self {
+        TaskFuture::with_inner(Inner::Host(future))
+    }
+
+    pub(crate) fn local(error: Error) -> Self {
+        TaskFuture::with_inner(Inner::Local(error))
+    }
+
+    fn with_inner(inner: Inner) -> Self {
+        TaskFuture {
+            inner,
+            id: OnceCell::new(),
+            outcome: OnceCell::new(),
+            marker: PhantomData,
+        }
+    }
+
+    /// The task run id (empty when the call failed before the host created a run).
+    pub fn task_run_id(&self) -> &str {
+        self.id.get_or_init(|| match &self.inner {
+            Inner::Host(future) => future.task_run_id(),
+            Inner::Local(_) => String::new(),
+        })
+    }
+
+    /// Waits until the task run is final and returns its state; never fails.
+    pub fn state(&self) -> TaskState<T> {
+        let outcome = self.outcome.get_or_init(|| match &self.inner {
+            Inner::Host(future) => outcome_state(future.wait()),
+            Inner::Local(error) => TaskState::local_failure(error.clone()),
+        });
+        TaskState::new(
+            outcome.task_run_id.clone(),
+            outcome.state.clone(),
+            outcome.failure().cloned(),
+        )
+    }
+
+    /// A dependency on this run that lets the dependent run even if this one failed.
+    fn dependency(&self, allow_failure: bool) -> Dependency {
+        let id = self.task_run_id();
+        Dependency {
+            task_run_id: (!id.is_empty()).then(|| id.to_owned()),
+            allow_failure,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> TaskFuture<T> {
+    /// Waits for the task run and returns its value, or its error if it did not complete.
+    pub fn wait(&self) -> Result<T> {
+        self.state().result()
+    }
+
+    /// The same as [`wait`](Self::wait) (Prefect's `future.result()`).
+    pub fn result(&self) -> Result<T> {
+        self.wait()
+    }
+}
+
+impl<T> std::fmt::Debug for TaskFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFuture")
+            .field("task_run_id", &self.id.get())
+            .field("done", &self.outcome.get().is_some())
+            .finish()
+    }
+}
+
+/// Waits for every future, then returns all their values or the first error (in order).
+pub fn wait_all<T, F>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+where
+    T: DeserializeOwned,
+    F: Borrow<TaskFuture<T>>,
+{
+    let states: Vec<TaskState<T>> = futures.into_iter().map(|f| f.borrow().state()).collect();
+    states.iter().map(TaskState::result).collect()
+}
+
+fn outcome_state(outcome: host::TaskOutcome) -> TaskState<()> {
+    let (value, parse_error) = parse_host_value(outcome.value);
+    let state = State::from_wit(outcome.state, value);
+    let failure = outcome.failure.map(Error::from_failure).or(parse_error);
+    TaskState::new(outcome.task_run_id, state, failure)
+}
+
+fn typed<T>(state: TaskState<()>) -> TaskState<T> {
+    let failure = state.failure().cloned();
+    TaskState::new(state.task_run_id, state.state, failure)
+}
+
+/// A task run another one waits for (Prefect's `wait_for=[...]`), from `&TaskFuture` or
+/// `&TaskState`; wrap it in [`allow_failure`] to run even if it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency {
+    /// `None` when the upstream call failed before the host created a run.
+    task_run_id: Option<String>,
+    allow_failure: bool,
+}
+
+impl<T> From<&TaskFuture<T>> for Dependency {
+    fn from(future: &TaskFuture<T>) -> Self {
+        future.dependency(false)
+    }
+}
+
+impl<T> From<&TaskState<T>> for Dependency {
+    fn from(state: &TaskState<T>) -> Self {
+        Dependency {
+            task_run_id: (!state.task_run_id.is_empty()).then(|| state.task_run_id.clone()),
+            allow_failure: false,
+        }
+    }
+}
+
+/// Lets a task run after `dependency` even if it failed (Prefect's `allow_failure`).
+pub fn allow_failure(dependency: impl Into<Dependency>) -> Dependency {
+    Dependency {
+        allow_failure: true,
+        ..dependency.into()
+    }
+}
+
+/// Options of one task call (`my_task::with(options)`): upstream runs to wait for, extra tags.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    wait_for: Vec<Dependency>,
+    tags: Vec<String>,
+}
+
+impl CallOptions {
+    /// No dependencies, no extra tags.
+    pub fn new() -> Self {
+        CallOptions::default()
+    }
+
+    /// Waits for an upstream task run before starting (Prefect's `wait_for`).
+    #[must_use]
+    pub fn wait_for(mut self, dependency: impl Into<Dependency>) -> Self {
+        self.wait_for.push(dependency.into());
+        self
+    }
+
+    /// Adds tags to the task run, on top of the task's own.
+    #[must_use]
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// The host's call options, or the error when an upstream call never reached the host (it
+    /// failed, and the dependent run must not start unless failures are allowed).
+    fn to_host(&self, cache_key: Option<String>) -> Result<host::CallOptions> {
+        let mut wait_for = Vec::with_capacity(self.wait_for.len());
+        for dependency in &self.wait_for {
+            match &dependency.task_run_id {
+                Some(id) => wait_for.push(host::Dependency {
+                    task_run_id: id.clone(),
+                    allow_failure: dependency.allow_failure,
+                }),
+                None if dependency.allow_failure => {}
+                None => {
+                    return Err(Error::msg("an upstream task call failed before it ran")
+                        .kind("upstream")
+                        .retryable(false));
+                }
+            }
+        }
+        Ok(host::CallOptions {
+            wait_for,
+            cache_key,
+            tags: self.tags.clone(),
+        })
+    }
+}
+
+/// One argument of `my_task::map(..)`: a `Vec` (or array, or range) is mapped, one element per
+/// task run; [`unmapped`] repeats one value for every run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MapArg<A> {
+    /// One element per task run.
+    Mapped(Vec<A>),
+    /// The same value for every task run.
+    Unmapped(A),
+}
+
+/// Passes the same value to every run of a map (Prefect's `unmapped`).
+pub fn unmapped<A>(value: A) -> MapArg<A> {
+    MapArg::Unmapped(value)
+}
+
+impl<A> From<Vec<A>> for MapArg<A> {
+    fn from(values: Vec<A>) -> Self {
+        MapArg::Mapped(values)
+    }
+}
+
+impl<A, const N: usize> From<[A; N]> for MapArg<A> {
+    fn from(values: [A; N]) -> Self {
+        MapArg::Mapped(values.into())
+    }
+}
+
+impl<A> From<std::ops::Range<A>> for MapArg<A>
+where
+    std::ops::Range<A>: Iterator<Item = A>,
+{
+    fn from(values: std::ops::Range<A>) -> Self {
+        MapArg::Mapped(values.collect())
+    }
+}
+
+/// The serialized arguments of one call, keyed by parameter name.
+#[doc(hidden)]
+pub struct Arguments(Result<Map<String, Value>>);
+
+impl Arguments {
+    pub fn new() -> Self {
+        Arguments(Ok(Map::new()))
+    }
+
+    pub fn arg<A: serde::Serialize>(mut self, name: &str, value: &A) -> Self {
+        if let Ok(map) = &mut self.0 {
+            match serde_json::to_value(value) {
+                Ok(value) => {
+                    map.insert(name.to_owned(), value);
+                }
+                Err(error) => self.0 = Err(argument_error(name, error)),
+            }
+        }
+        self
+    }
+
+    pub(crate) fn into_value(self) -> Result<Value> {
+        self.0.map(Value::Object)
+    }
+}
+
+impl Default for Arguments {
+    fn default() -> Self {
+        Arguments::new()
+    }
+}
+
+fn argument_error(name: &str, error: serde_json::Error) -> Error {
+    Error::msg(format!("cannot serialize argument `{name}`: {error}"))
+        .kind("invalid-parameters")
+        .retryable(false)
+}
+
+/// The serialized arguments of a map, before zipping.
+#[doc(hidden)]
+pub struct MapArguments {
+    args: Vec<(String, MapArg<Value>)>,
+    error: Option<Error>,
+}
+
+impl MapArguments {
+    pub fn new() -> Self {
+        MapArguments {
+            args: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub fn arg<A: serde::Serialize>(mut self, name: &str, arg: MapArg<A>) -> Self {
+        let to_value = |value: &A| serde_json::to_value(value).map_err(|e| argument_error(name, e));
+        let arg = match arg {
+            MapArg::Mapped(values) => values
+                .iter()
+                .map(to_value)
+                .collect::<Result<Vec<_>>>()
+                .map(MapArg::Mapped),
+            MapArg::Unmapped(value) => to_value(&value).map(MapArg::Unmapped),
+        };
+        match arg {
+            Ok(arg) => self.args.push((name.to_owned(), arg)),
+            Err(error) => {
+                self.error.get_or_insert(error);
+                // Keep the length so that the count of failed futures still matches.
+                self.args.push((name.to_owned(), MapArg::Unmapped(Value::Null)));
+            }
+        }
+        self
+    }
+
+    /// One argument object per run, or the error and how many runs the map stood for.
+    pub(crate) fn zip(self) -> std::result::Result<Vec<Map<String, Value>>, (Error, usize)> {
+        let lengths: Vec<(&str, usize)> = self
+            .args
+            .iter()
+            .filter_map(|(name, arg)| match arg {
+                MapArg::Mapped(values) => Some((name.as_str(), values.len())),
+                MapArg::Unmapped(_) => None,
+            })
+            .collect();
+        let runs = lengths.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        if let Some(error) = self.error {
+            return Err((error, runs.max(1)));
+        }
+        if lengths.is_empty() {
+            let error = Error::msg("map needs at least one mapped argument (a Vec); wrap constants in `weir_sdk::unmapped`")
+                .kind("invalid-parameters")
+                .retryable(false);
+            return Err((error, 1));
+        }
+        if lengths.iter().any(|(_, n)| *n != runs) {
+            let described: Vec<String> = lengths
+                .iter()
+                .map(|(name, n)| format!("`{name}` has {n}"))
+                .collect();
+            let error = Error::msg(format!(
+                "mapped arguments must have the same length: {}",
+                described.join(", ")
+            ))
+            .kind("invalid-parameters")
+            .retryable(false);
+            return Err((error, runs));
+        }
+        Ok((0..runs)
+            .map(|i| {
+                self.args
+                    .iter()
+                    .map(|(name, arg)| {
+                        let value = match arg {
+                            MapArg::Mapped(values) => values[i].clone(),
+                            MapArg::Unmapped(value) => value.clone(),
+                        };
+                        (name.clone(), value)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+impl Default for MapArguments {
+    fn default() -> Self {
+        MapArguments::new()
+    }
+}
+
+/// A task's custom cache-key function (`cache_key_fn = ...`).
+#[doc(hidden)]
+pub type CacheKeyFn = fn(&CacheKeyContext<'_>) -> Option<String>;
+
+fn cache_key(task: &str, parameters: &Value, key_fn: Option<CacheKeyFn>) -> Option<String> {
+    key_fn.and_then(|key_fn| key_fn(&CacheKeyContext { task, parameters }))
+}
+
+/// What the orchestrated call of a task sends to the host, or why it cannot be sent.
+fn prepare(
+    task: &str,
+    arguments: Value,
+    options: &CallOptions,
+    key_fn: Option<CacheKeyFn>,
+) -> Result<(String, host::CallOptions)> {
+    let key = cache_key(task, &arguments, key_fn);
+    let options = options.to_host(key)?;
+    Ok((arguments.to_string(), options))
+}
+
+#[doc(hidden)]
+pub fn call_task<T>(
+    task: &str,
+    arguments: Arguments,
+    options: &CallOptions,
+    key_fn: Option<CacheKeyFn>,
+) -> TaskState<T> {
+    let prepared = arguments
+        .into_value()
+        .and_then(|arguments| prepare(task, arguments, options, key_fn));
+    match prepared {
+        Ok((arguments, options)) => typed(outcome_state(host::call(task, &arguments, &options))),
+        Err(error) => TaskState::local_failure(error),
+    }
+}
+
+#[doc(hidden)]
+pub fn submit_task<T>(
+    task: &str,
+    arguments: Arguments,
+    options: &CallOptions,
+    key_fn: Option<CacheKeyFn>,
+) -> TaskFuture<T> {
+    let prepared = arguments
+        .into_value()
+        .and_then(|arguments| prepare(task, arguments, options, key_fn));
+    match prepared {
+        Ok((arguments, options)) => TaskFuture::host(host::submit(task, &arguments, &options)),
+        Err(error) => TaskFuture::local(error),
+    }
+}
+
+#[doc(hidden)]
+pub fn map_task<T>(
+    task: &str,
+    arguments: MapArguments,
+    options: &CallOptions,
+    key_fn: Option<CacheKeyFn>,
+) -> Vec<TaskFuture<T>> {
+    let runs = match arguments.zip() {
+        Ok(runs) => runs,
+        Err((error, count)) => return failed_futures(error, count),
+    };
+    // A custom cache key is per run, but one call carries one key: fall back to one submit per
+    // run (each keyed) only when the task has a key function.
+    if key_fn.is_some() {
+        return runs
+            .into_iter()
+            .map(|run| {
+                match prepare(task, Value::Object(run), options, key_fn) {
+                    Ok((arguments, options)) => {
+                        TaskFuture::host(host::submit(task, &arguments, &options))
+                    }
+                    Err(error) => TaskFuture::local(error),
+                }
+            })
+            .collect();
+    }
+    let host_options = match options.to_host(None) {
+        Ok(host_options) => host_options,
+        Err(error) => return failed_futures(error, runs.len()),
+    };
+    let arguments: Vec<String> = runs.into_iter().map(|run| Value::Object(run).to_string()).collect();
+    host::map(task, &arguments, &host_options)
+        .into_iter()
+        .map(TaskFuture::host)
+        .collect()
+}
+
+fn failed_futures<T>(error: Error, count: usize) -> Vec<TaskFuture<T>> {
+    (0..count).map(|_| TaskFuture::local(error.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn zipped(arguments: MapArguments) -> Vec<Value> {
+        arguments
+            .zip()
+            .unwrap()
+            .into_iter()
+            .map(Value::Object)
+            .collect()
+    }
+
+    #[test]
+    fn mapped_arguments_zip_and_unmapped_repeat() {
+        let runs = zipped(
+            MapArguments::new()
+                .arg("x", MapArg::from(vec![1, 2, 3]))
+                .arg("y", unmapped(10))
+                .arg("z", MapArg::from(["a", "b", "c"])),
+        );
+        assert_eq!(
+            runs,
+            vec![
+                json!({"x": 1, "y": 10, "z": "a"}),
+                json!({"x": 2, "y": 10, "z": "b"}),
+                json!({"x": 3, "y": 10, "z": "c"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn ranges_are_mapped() {
+        let runs = zipped(MapArguments::new().arg("i", MapArg::from(0..2u32)));
+        assert_eq!(runs, vec![json!({"i": 0}), json!({"i": 1})]);
+    }
+
+    #[test]
+    fn empty_maps_make_no_runs() {
+        let runs = zipped(MapArguments::new().arg("x", MapArg::<i64>::from(vec![])));
+        assert!(runs.is_empty());
+    }
+
+    #[test]
+    fn lengths_must_match_and_every_run_fails_otherwise() {
+        let (error, count) = MapArguments::new()
+            .arg("x", MapArg::from(vec![1, 2, 3]))
+            .arg("y", MapArg::from(vec![1, 2]))
+            .zip()
+            .unwrap_err();
+        assert_eq!(count, 3);
+        assert_eq!(error.get_kind(), "invalid-parameters");
+        assert!(error.message().contains("`x` has 3, `y` has 2"), "{error}");
+
+        let futures: Vec<TaskFuture<i64>> = failed_futures(error, count);
+        assert_eq!(futures.len(), 3);
+        for future in &futures {
+            assert_eq!(future.task_run_id(), "");
+            assert!(future.state().is_failed());
+        }
+        assert!(wait_all(&futures).is_err());
+    }
+
+    #[test]
+    fn a_map_needs_a_mapped_argument() {
+        let (error, count) = MapArguments::new()
+            .arg("x", unmapped(1))
+            .zip()
+            .unwrap_err();
+        assert_eq!(count, 1);
+        assert!(error.message().contains("unmapped"));
+    }
+
+    #[test]
+    fn unserializable_arguments_fail_the_call() {
+        let mut bad = std::collections::HashMap::new();
+        bad.insert((1, 2), 3);
+        let error = Arguments::new().arg("m", &bad).into_value().unwrap_err();
+        assert!(error.message().contains("`m`"), "{error}");
+        assert_eq!(error.get_retryable(), Some(false));
+    }
+
+    #[test]
+    fn local_failures_block_dependents_unless_allowed() {
+        let failed: TaskFuture<i64> = TaskFuture::local(Error::msg("bad"));
+        let blocked = CallOptions::new().wait_for(&failed);
+        assert_eq!(blocked.to_host(None).unwrap_err().get_kind(), "upstream");
+        let allowed = CallOptions::new()
+            .wait_for(allow_failure(&failed))
+            .tags(["x"]);
+        let options = allowed.to_host(Some("k".into())).unwrap();
+        assert!(options.wait_for.is_empty());
+        assert_eq!(options.tags, vec!["x".to_owned()]);
+        assert_eq!(options.cache_key.as_deref(), Some("k"));
+
+        let state: TaskState<i64> = TaskState::new("run-1".into(), State::completed(), None);
+        let options = CallOptions::new()
+            .wait_for(&state)
+            .to_host(None)
+            .unwrap();
+        assert_eq!(options.wait_for[0].task_run_id, "run-1");
+        assert!(!options.wait_for[0].allow_failure);
+    }
+
+    #[test]
+    fn cache_keys_come_from_the_key_function() {
+        fn key(ctx: &CacheKeyContext<'_>) -> Option<String> {
+            Some(format!("{}:{}", ctx.task, ctx.parameters["x"]))
+        }
+        let (_, options) = prepare("t", json!({"x": 4}), &CallOptions::new(), Some(key)).unwrap();
+        assert_eq!(options.cache_key.as_deref(), Some("t:4"));
+    }
+}
