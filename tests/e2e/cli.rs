@@ -1,7 +1,7 @@
 //! The `weir` binary: `run` and `inspect`, with the errors a user sees for bad input.
 
+use crate::support::guest;
 use std::process::Command;
-use weir_tests::guest;
 
 fn weir(args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! Every example runs to completion.
 
+use crate::support::Harness;
 use serde_json::json;
-use weir_tests::Harness;
 
 async fn run(
     example: &str,

@@ -1,6 +1,9 @@
 //! End-to-end tests: real components built from tests/guests and examples, the real
 //! engine, a real SQLite database.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod adversarial;
 mod caching;
 mod cli;
@@ -13,7 +16,7 @@ mod retries;
 mod subflows;
 mod timeouts;
 
-use weir_tests::Harness;
+use crate::support::Harness;
 
 const BASIC: &str = "guest_basic";
 

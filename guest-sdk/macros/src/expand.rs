@@ -64,7 +64,12 @@ fn doc_comment(attrs: &[Attribute]) -> Option<String> {
             },
             _ => None,
         })
-        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_owned())
+        .map(|line| {
+            line.strip_prefix(' ')
+                .unwrap_or(&line)
+                .trim_end()
+                .to_owned()
+        })
         .collect();
     let text = lines.join("\n").trim().to_owned();
     (!text.is_empty()).then_some(text)
@@ -306,7 +311,10 @@ impl Generator {
             fields.push(quote!(retries: #retries));
         }
         if !o.retry_delay_seconds.is_empty() {
-            let delays = o.retry_delay_seconds.iter().map(|d| Literal::f64_suffixed(*d));
+            let delays = o
+                .retry_delay_seconds
+                .iter()
+                .map(|d| Literal::f64_suffixed(*d));
             fields.push(quote!(retry_delay_seconds: &[#(#delays),*]));
         }
         if o.retry_jitter_factor.is_some() {
@@ -382,19 +390,23 @@ impl Generator {
         let decode: Vec<TokenStream> = self
             .params
             .iter()
-            .map(|Param { ident, ty, default, .. }| {
-                let key = ident.to_string();
-                match default {
-                    Some(expr) => quote! {
-                        let #ident: #ty = __weir_arguments.or_default(#key, || -> #ty {
-                            ::core::convert::Into::into(#expr)
-                        })?;
-                    },
-                    None => quote! {
-                        let #ident: #ty = __weir_arguments.required(#key)?;
-                    },
-                }
-            })
+            .map(
+                |Param {
+                     ident, ty, default, ..
+                 }| {
+                    let key = ident.to_string();
+                    match default {
+                        Some(expr) => quote! {
+                            let #ident: #ty = __weir_arguments.or_default(#key, || -> #ty {
+                                ::core::convert::Into::into(#expr)
+                            })?;
+                        },
+                        None => quote! {
+                            let #ident: #ty = __weir_arguments.required(#key)?;
+                        },
+                    }
+                },
+            )
             .collect();
         let schema_params: Vec<TokenStream> = self
             .params

@@ -53,7 +53,8 @@ pub fn test_limits() -> Limits {
 /// An orchestrator over a fresh database in its own temporary directory.
 pub struct Harness {
     pub orch: Arc<Orchestrator>,
-    pub dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the harness.
+    pub _dir: tempfile::TempDir,
 }
 
 impl Harness {
@@ -69,7 +70,7 @@ impl Harness {
             .expect("store");
         Self {
             orch: Orchestrator::new(engine, store),
-            dir,
+            _dir: dir,
         }
     }
 
