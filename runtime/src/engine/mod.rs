@@ -93,7 +93,14 @@ impl Engine {
             .max_core_instances_per_component(16)
             .max_memories_per_component(4)
             .max_tables_per_component(16)
-            .max_unused_warm_slots(n.min(100));
+            .max_unused_warm_slots(n.min(100))
+            // Reset only what a guest dirtied, with memset rather than page faults: a
+            // task attempt is a fresh instance, so slot reuse is the hot path.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(4 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(256 << 10)
+            .decommit_batch_size(32);
 
         let mut config = Config::new();
         config

@@ -11,7 +11,8 @@ use super::{StoreError, TaskRunRecord};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 /// A write to apply.
@@ -95,73 +96,158 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::UnboundedReceiver<M
     }
 }
 
-async fn apply_batch(conn: &mut SqliteConnection, writes: &[Write]) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    for w in writes {
-        apply(&mut tx, w).await?;
-    }
-    tx.commit().await
+/// Rows per multi-row INSERT: well inside SQLite's limit on bound values.
+const CHUNK: usize = 256;
+
+/// One batch, coalesced: rows created in the batch absorb their later state changes,
+/// and every table gets multi-row INSERTs, so a batch costs a handful of statements
+/// however many task runs it covers.
+#[derive(Default)]
+struct Batch<'a> {
+    flows: Vec<FlowRunRecord>,
+    tasks: Vec<TaskRunRecord>,
+    created: HashMap<&'a str, (RunKind, usize)>,
+    updates: Vec<StateChange>,
+    updated: HashMap<&'a str, usize>,
+    states: Vec<(&'a str, &'a crate::state::State)>,
+    logs: Vec<&'a LogRecord>,
+    artifacts: Vec<ArtifactRecord>,
+    artifact_updates: Vec<(&'a str, &'a Value, DateTime<Utc>)>,
+    cache: Vec<&'a CacheEntry>,
 }
 
-async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<(), sqlx::Error> {
-    match w {
-        Write::FlowRunCreated(r) => {
-            sqlx::query(
+fn merge(change: &StateChange, state: &mut crate::state::State, run_count: &mut Option<i64>,
+         start: &mut Option<DateTime<Utc>>, end: &mut Option<DateTime<Utc>>, result: &mut Option<String>) {
+    *state = change.state.clone();
+    if change.run_count.is_some() {
+        *run_count = change.run_count;
+    }
+    if change.start_time.is_some() {
+        *start = change.start_time;
+    }
+    if change.end_time.is_some() {
+        *end = change.end_time;
+    }
+    if change.result.is_some() {
+        result.clone_from(&change.result);
+    }
+}
+
+impl<'a> Batch<'a> {
+    fn add(&mut self, w: &'a Write) {
+        match w {
+            Write::FlowRunCreated(r) => {
+                self.created.insert(&r.id, (RunKind::Flow, self.flows.len()));
+                self.flows.push(r.clone());
+                self.states.push((&r.id, &r.state));
+            }
+            Write::TaskRunCreated(r) => {
+                self.created.insert(&r.id, (RunKind::Task, self.tasks.len()));
+                self.tasks.push(r.clone());
+                self.states.push((&r.id, &r.state));
+            }
+            Write::StateChanged(c) => {
+                self.states.push((&c.run_id, &c.state));
+                match self.created.get(c.run_id.as_str()) {
+                    Some((RunKind::Flow, i)) => {
+                        let r = &mut self.flows[*i];
+                        let mut result = r.result.as_ref().map(Value::to_string);
+                        let mut run_count = Some(r.run_count);
+                        merge(c, &mut r.state, &mut run_count, &mut r.start_time, &mut r.end_time, &mut result);
+                        r.run_count = run_count.unwrap_or(r.run_count);
+                        r.result = result.and_then(|t| serde_json::from_str(&t).ok());
+                    }
+                    Some((RunKind::Task, i)) => {
+                        let r = &mut self.tasks[*i];
+                        let mut result = r.result.as_ref().map(Value::to_string);
+                        let mut run_count = Some(r.run_count);
+                        merge(c, &mut r.state, &mut run_count, &mut r.start_time, &mut r.end_time, &mut result);
+                        r.run_count = run_count.unwrap_or(r.run_count);
+                        r.result = result.and_then(|t| serde_json::from_str(&t).ok());
+                    }
+                    None => match self.updated.get(c.run_id.as_str()) {
+                        Some(i) => {
+                            let u = &mut self.updates[*i];
+                            merge(c, &mut u.state, &mut u.run_count, &mut u.start_time, &mut u.end_time, &mut u.result);
+                        }
+                        None => {
+                            self.updated.insert(&c.run_id, self.updates.len());
+                            self.updates.push(c.clone());
+                        }
+                    },
+                }
+            }
+            Write::Log(l) => self.logs.push(l),
+            Write::ArtifactCreated(a) => self.artifacts.push(a.clone()),
+            Write::ArtifactUpdated { id, data, updated } => {
+                match self.artifacts.iter_mut().find(|a| &a.id == id) {
+                    Some(a) => {
+                        a.data = data.clone();
+                        a.updated = *updated;
+                    }
+                    None => self.artifact_updates.push((id, data, *updated)),
+                }
+            }
+            Write::CachePut(c) => self.cache.push(c),
+        }
+    }
+
+    async fn execute(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        for chunk in self.flows.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
-                   state_timestamp, run_count, result, created, start_time, end_time)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(&r.flow_name)
-            .bind(&r.component_digest)
-            .bind(r.parameters.to_string())
-            .bind(serde_json::to_string(&r.tags).unwrap_or_default())
-            .bind(&r.parent_flow_run_id)
-            .bind(r.parent_position)
-            .bind(r.state.kind.as_str())
-            .bind(&r.state.name)
-            .bind(&r.state.message)
-            .bind(ts(r.state.timestamp))
-            .bind(r.run_count)
-            .bind(r.result.as_ref().map(Value::to_string))
-            .bind(ts(r.created))
-            .bind(r.start_time.map(ts))
-            .bind(r.end_time.map(ts))
-            .execute(&mut *conn)
-            .await?;
-            insert_state(conn, &r.id, &r.state).await
+                   state_timestamp, run_count, result, created, start_time, end_time) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.name)
+                    .push_bind(&r.flow_name)
+                    .push_bind(&r.component_digest)
+                    .push_bind(r.parameters.to_string())
+                    .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())
+                    .push_bind(&r.parent_flow_run_id)
+                    .push_bind(r.parent_position)
+                    .push_bind(r.state.kind.as_str())
+                    .push_bind(&r.state.name)
+                    .push_bind(&r.state.message)
+                    .push_bind(ts(r.state.timestamp))
+                    .push_bind(r.run_count)
+                    .push_bind(r.result.as_ref().map(Value::to_string))
+                    .push_bind(ts(r.created))
+                    .push_bind(r.start_time.map(ts))
+                    .push_bind(r.end_time.map(ts));
+            });
+            q.build().execute(&mut *conn).await?;
         }
-        Write::TaskRunCreated(r) => {
-            sqlx::query(
+        for chunk in self.tasks.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO task_runs (id, flow_run_id, position, task_name, name, input_hash,
                    cache_key, tags, state_type, state_name, state_message, state_timestamp,
-                   run_count, result, created, start_time, end_time)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.id)
-            .bind(&r.flow_run_id)
-            .bind(r.position)
-            .bind(&r.task_name)
-            .bind(&r.name)
-            .bind(&r.input_hash)
-            .bind(&r.cache_key)
-            .bind(serde_json::to_string(&r.tags).unwrap_or_default())
-            .bind(r.state.kind.as_str())
-            .bind(&r.state.name)
-            .bind(&r.state.message)
-            .bind(ts(r.state.timestamp))
-            .bind(r.run_count)
-            .bind(r.result.as_ref().map(Value::to_string))
-            .bind(ts(r.created))
-            .bind(r.start_time.map(ts))
-            .bind(r.end_time.map(ts))
-            .execute(&mut *conn)
-            .await?;
-            insert_state(conn, &r.id, &r.state).await
+                   run_count, result, created, start_time, end_time) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.flow_run_id)
+                    .push_bind(r.position)
+                    .push_bind(&r.task_name)
+                    .push_bind(&r.name)
+                    .push_bind(&r.input_hash)
+                    .push_bind(&r.cache_key)
+                    .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())
+                    .push_bind(r.state.kind.as_str())
+                    .push_bind(&r.state.name)
+                    .push_bind(&r.state.message)
+                    .push_bind(ts(r.state.timestamp))
+                    .push_bind(r.run_count)
+                    .push_bind(r.result.as_ref().map(Value::to_string))
+                    .push_bind(ts(r.created))
+                    .push_bind(r.start_time.map(ts))
+                    .push_bind(r.end_time.map(ts));
+            });
+            q.build().execute(&mut *conn).await?;
         }
-        Write::StateChanged(c) => {
+        for c in &self.updates {
             let sql = match c.kind {
                 RunKind::Flow => {
                     "UPDATE flow_runs SET state_type = ?, state_name = ?, state_message = ?,
@@ -190,77 +276,86 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<(), sqlx::Error
                 .bind(&c.run_id)
                 .execute(&mut *conn)
                 .await?;
-            insert_state(conn, &c.run_id, &c.state).await
         }
-        Write::Log(l) => sqlx::query(
-            "INSERT INTO logs (flow_run_id, task_run_id, level, message, timestamp)
-                 VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&l.flow_run_id)
-        .bind(&l.task_run_id)
-        .bind(&l.level)
-        .bind(&l.message)
-        .bind(ts(l.timestamp))
-        .execute(&mut *conn)
-        .await
-        .map(drop),
-        Write::ArtifactCreated(a) => sqlx::query(
-            "INSERT INTO artifacts (id, key, type, description, data, flow_run_id, task_run_id,
-               created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&a.id)
-        .bind(&a.key)
-        .bind(&a.kind)
-        .bind(&a.description)
-        .bind(a.data.to_string())
-        .bind(&a.flow_run_id)
-        .bind(&a.task_run_id)
-        .bind(ts(a.created))
-        .bind(ts(a.updated))
-        .execute(&mut *conn)
-        .await
-        .map(drop),
-        Write::ArtifactUpdated { id, data, updated } => {
+        for chunk in self.states.chunks(CHUNK * 2) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_states (run_id, type, name, message, timestamp) ",
+            );
+            q.push_values(chunk, |mut b, (id, s)| {
+                b.push_bind(*id)
+                    .push_bind(s.kind.as_str())
+                    .push_bind(&s.name)
+                    .push_bind(&s.message)
+                    .push_bind(ts(s.timestamp));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.logs.chunks(CHUNK * 2) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO logs (flow_run_id, task_run_id, level, message, timestamp) ",
+            );
+            q.push_values(chunk, |mut b, l| {
+                b.push_bind(&l.flow_run_id)
+                    .push_bind(&l.task_run_id)
+                    .push_bind(&l.level)
+                    .push_bind(&l.message)
+                    .push_bind(ts(l.timestamp));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for chunk in self.artifacts.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO artifacts (id, key, type, description, data, flow_run_id,
+                   task_run_id, created, updated) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(&a.id)
+                    .push_bind(&a.key)
+                    .push_bind(&a.kind)
+                    .push_bind(&a.description)
+                    .push_bind(a.data.to_string())
+                    .push_bind(&a.flow_run_id)
+                    .push_bind(&a.task_run_id)
+                    .push_bind(ts(a.created))
+                    .push_bind(ts(a.updated));
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        for (id, data, updated) in &self.artifact_updates {
             sqlx::query("UPDATE artifacts SET data = ?, updated = ? WHERE id = ?")
                 .bind(data.to_string())
                 .bind(ts(*updated))
-                .bind(id)
+                .bind(*id)
                 .execute(&mut *conn)
-                .await
-                .map(drop)
+                .await?;
         }
-        Write::CachePut(c) => sqlx::query(
-            "INSERT INTO cache_entries (key, result, task_run_id, created, expires)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET result = excluded.result,
-               task_run_id = excluded.task_run_id, created = excluded.created,
-               expires = excluded.expires",
-        )
-        .bind(&c.key)
-        .bind(&c.result)
-        .bind(&c.task_run_id)
-        .bind(ts(c.created))
-        .bind(c.expires.map(ts))
-        .execute(&mut *conn)
-        .await
-        .map(drop),
+        for c in &self.cache {
+            sqlx::query(
+                "INSERT INTO cache_entries (key, result, task_run_id, created, expires)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (key) DO UPDATE SET result = excluded.result,
+                   task_run_id = excluded.task_run_id, created = excluded.created,
+                   expires = excluded.expires",
+            )
+            .bind(&c.key)
+            .bind(&c.result)
+            .bind(&c.task_run_id)
+            .bind(ts(c.created))
+            .bind(c.expires.map(ts))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 }
 
-async fn insert_state(
-    conn: &mut SqliteConnection,
-    run_id: &str,
-    state: &crate::state::State,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO run_states (run_id, type, name, message, timestamp) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(run_id)
-    .bind(state.kind.as_str())
-    .bind(&state.name)
-    .bind(&state.message)
-    .bind(ts(state.timestamp))
-    .execute(&mut *conn)
-    .await
-    .map(drop)
+async fn apply_batch(conn: &mut SqliteConnection, writes: &[Write]) -> Result<(), sqlx::Error> {
+    let mut batch = Batch::default();
+    for w in writes {
+        batch.add(w);
+    }
+    let mut tx = conn.begin().await?;
+    batch.execute(&mut tx).await?;
+    tx.commit().await
 }
+
