@@ -87,6 +87,31 @@ fn opt_f64(value: Option<f64>) -> TokenStream {
     }
 }
 
+/// A parameter's default as a value of its type: `Into::into(expr)`, except that a numeric
+/// literal for a numeric type is cast, since `Into` would make an unsuffixed literal an `i32`
+/// (and `u32: From<i32>` does not hold).
+fn default_expr(ty: &syn::Type, expr: &syn::Expr) -> TokenStream {
+    const NUMERIC: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64",
+    ];
+    let numeric_type = matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.get_ident().is_some_and(|i| NUMERIC.contains(&i.to_string().as_str())));
+    let mut literal = expr;
+    if let syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) = literal {
+        literal = expr;
+    }
+    let numeric_literal = matches!(literal, syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(_) | syn::Lit::Float(_),
+        ..
+    }));
+    if numeric_type && numeric_literal {
+        quote!((#expr) as #ty)
+    } else {
+        quote!(::core::convert::Into::into(#expr))
+    }
+}
+
 fn path_name(path: &ExprPath) -> String {
     path.to_token_stream().to_string().replace(' ', "")
 }
@@ -385,11 +410,12 @@ impl Generator {
             .map(|Param { ident, ty, default, .. }| {
                 let key = ident.to_string();
                 match default {
-                    Some(expr) => quote! {
-                        let #ident: #ty = __weir_arguments.or_default(#key, || -> #ty {
-                            ::core::convert::Into::into(#expr)
-                        })?;
-                    },
+                    Some(expr) => {
+                        let value = default_expr(ty, expr);
+                        quote! {
+                            let #ident: #ty = __weir_arguments.or_default(#key, || -> #ty { #value })?;
+                        }
+                    }
                     None => quote! {
                         let #ident: #ty = __weir_arguments.required(#key)?;
                     },
@@ -403,11 +429,12 @@ impl Generator {
                 let key = ident.to_string();
                 let required = default.is_none() && !optional;
                 let default = match default {
-                    Some(expr) => quote! {
-                        ::core::option::Option::Some(::weir_sdk::__private::default_value::<#ty>(
-                            ::core::convert::Into::into(#expr)
-                        ))
-                    },
+                    Some(expr) => {
+                        let value = default_expr(ty, expr);
+                        quote! {
+                            ::core::option::Option::Some(::weir_sdk::__private::default_value::<#ty>(#value))
+                        }
+                    }
                     None => quote!(::core::option::Option::None),
                 };
                 quote!(schema.param::<#ty>(#key, #required, #default);)
