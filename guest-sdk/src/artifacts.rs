@@ -27,13 +27,19 @@ impl fmt::Display for ArtifactId {
     }
 }
 
-fn create(data: host::ArtifactData, key: Option<&str>, description: Option<&str>) -> Result<ArtifactId> {
+fn create(
+    data: host::ArtifactData,
+    key: Option<&str>,
+    description: Option<&str>,
+) -> Result<ArtifactId> {
     let artifact = host::Artifact {
         key: key.map(str::to_owned),
         description: description.map(str::to_owned),
         data,
     };
-    host::create(&artifact).map(ArtifactId).map_err(artifact_error)
+    host::create(&artifact)
+        .map(ArtifactId)
+        .map_err(artifact_error)
 }
 
 fn artifact_error(message: String) -> Error {
@@ -46,7 +52,11 @@ pub fn create_markdown_artifact(
     key: Option<&str>,
     description: Option<&str>,
 ) -> Result<ArtifactId> {
-    create(host::ArtifactData::Markdown(markdown.to_owned()), key, description)
+    create(
+        host::ArtifactData::Markdown(markdown.to_owned()),
+        key,
+        description,
+    )
 }
 
 /// Creates a table artifact from rows: a list of objects (serialized structs or maps, one
@@ -59,9 +69,15 @@ pub fn create_table_artifact(
     let rows = serde_json::to_value(rows)
         .map_err(|error| artifact_error(format!("cannot serialize the table: {error}")))?;
     if !rows.is_array() {
-        return Err(artifact_error("a table artifact needs a list of rows".to_owned()));
+        return Err(artifact_error(
+            "a table artifact needs a list of rows".to_owned(),
+        ));
     }
-    create(host::ArtifactData::Table(rows.to_string()), key, description)
+    create(
+        host::ArtifactData::Table(rows.to_string()),
+        key,
+        description,
+    )
 }
 
 /// Creates a link artifact.
@@ -84,7 +100,8 @@ pub fn create_progress_artifact(
     key: Option<&str>,
     description: Option<&str>,
 ) -> Result<ProgressArtifact> {
-    create(host::ArtifactData::Progress(progress), key, description).map(|id| ProgressArtifact { id })
+    create(host::ArtifactData::Progress(progress), key, description)
+        .map(|id| ProgressArtifact { id })
 }
 
 /// Updates a progress artifact created by this run.

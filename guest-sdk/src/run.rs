@@ -69,7 +69,10 @@ fn decode<T: DeserializeOwned>(name: &str, value: Value) -> Result<T, Failure> {
         .map_err(|error| invalid_parameters(format!("invalid parameter `{name}`: {error}")))
 }
 
-fn value_output<T: Serialize + ?Sized>(value: &T, state: Option<&State>) -> Result<FlowOutput, Failure> {
+fn value_output<T: Serialize + ?Sized>(
+    value: &T,
+    state: Option<&State>,
+) -> Result<FlowOutput, Failure> {
     let value = serde_json::to_string(value).map_err(|error| {
         Error::msg(format!("cannot serialize the return value: {error}"))
             .kind("invalid-result")
@@ -207,10 +210,14 @@ mod tests {
         assert_eq!(args.required::<i64>("x").unwrap(), 1);
         assert_eq!(args.required::<Option<u8>>("missing").unwrap(), None);
         assert_eq!(
-            args.or_default::<String>("greeting", || "hi".into()).unwrap(),
+            args.or_default::<String>("greeting", || "hi".into())
+                .unwrap(),
             "hi"
         );
-        assert_eq!(args.or_default::<String>("name", || "b".into()).unwrap(), "a");
+        assert_eq!(
+            args.or_default::<String>("name", || "b".into()).unwrap(),
+            "a"
+        );
     }
 
     #[test]
@@ -258,13 +265,18 @@ mod tests {
         let ok: TaskState<i64> = TaskState::new("a".into(), State::completed().with_value(1), None);
         let bad: TaskState<i64> = TaskState::new("b".into(), State::failed("x"), None);
 
-        let output = Returned(vec![ok.clone(), ok.clone()]).__weir_output().unwrap();
+        let output = Returned(vec![ok.clone(), ok.clone()])
+            .__weir_output()
+            .unwrap();
         assert!(matches!(output.state.unwrap().type_, StateType::Completed));
 
         let output = Returned(vec![ok, bad]).__weir_output().unwrap();
         let state = output.state.unwrap();
         assert!(matches!(state.type_, StateType::Failed));
-        assert_eq!(state.message.as_deref(), Some("1 of 2 returned task runs did not complete"));
+        assert_eq!(
+            state.message.as_deref(),
+            Some("1 of 2 returned task runs did not complete")
+        );
         let value: Value = serde_json::from_str(&output.value).unwrap();
         assert_eq!(value[0]["task_run_id"], "a");
     }
@@ -272,10 +284,16 @@ mod tests {
     #[test]
     fn errors_keep_their_kind_or_use_their_message() {
         let failure = ReturnedError(Error::msg("x").kind("quota").retryable(false)).__weir_error();
-        assert_eq!((failure.kind.as_str(), failure.retryable), ("quota", Some(false)));
+        assert_eq!(
+            (failure.kind.as_str(), failure.retryable),
+            ("quota", Some(false))
+        );
 
         let failure = ReturnedError("plain text").__weir_error();
-        assert_eq!((failure.kind.as_str(), failure.message.as_str()), ("error", "plain text"));
+        assert_eq!(
+            (failure.kind.as_str(), failure.message.as_str()),
+            ("error", "plain text")
+        );
 
         let io = std::io::Error::other("disk");
         let failure = ReturnedError(io).__weir_error();
@@ -294,7 +312,13 @@ mod tests {
         assert_eq!(state.name, "Skipped");
 
         let failed: FlowState<State> = FlowState::new("f".into(), State::failed("no"), None);
-        assert_eq!(Decode::<State>::new().__weir_decode(failed).unwrap_err().message(), "no");
+        assert_eq!(
+            Decode::<State>::new()
+                .__weir_decode(failed)
+                .unwrap_err()
+                .message(),
+            "no"
+        );
         let _ = json!(null);
     }
 }

@@ -113,8 +113,14 @@ mod tests {
         assert_eq!(schema["properties"]["row"]["$ref"], "#/$defs/Row");
         assert_eq!(schema["properties"]["rows"]["items"]["$ref"], "#/$defs/Row");
         let defs = schema["$defs"].as_object().unwrap();
-        assert!(defs.contains_key("Row") && defs.contains_key("Tag"), "{defs:?}");
-        assert_eq!(defs["Row"]["properties"]["tags"]["items"]["$ref"], "#/$defs/Tag");
+        assert!(
+            defs.contains_key("Row") && defs.contains_key("Tag"),
+            "{defs:?}"
+        );
+        assert_eq!(
+            defs["Row"]["properties"]["tags"]["items"]["$ref"],
+            "#/$defs/Tag"
+        );
     }
 
     #[test]

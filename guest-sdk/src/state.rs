@@ -365,8 +365,10 @@ pub(crate) fn parse_host_value(text: Option<String>) -> (Option<Value>, Option<E
         Some(Ok(value)) => (Some(value), None),
         Some(Err(error)) => (
             None,
-            Some(Error::msg(format!("the host sent a value that is not JSON: {error}"))
-                .kind("invalid-result")),
+            Some(
+                Error::msg(format!("the host sent a value that is not JSON: {error}"))
+                    .kind("invalid-result"),
+            ),
         ),
     }
 }

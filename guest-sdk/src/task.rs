@@ -310,7 +310,8 @@ impl MapArguments {
             Err(error) => {
                 self.error.get_or_insert(error);
                 // Keep the length so that the count of failed futures still matches.
-                self.args.push((name.to_owned(), MapArg::Unmapped(Value::Null)));
+                self.args
+                    .push((name.to_owned(), MapArg::Unmapped(Value::Null)));
             }
         }
         self
@@ -440,21 +441,24 @@ pub fn map_task<T>(
     if key_fn.is_some() {
         return runs
             .into_iter()
-            .map(|run| {
-                match prepare(task, Value::Object(run), options, key_fn) {
+            .map(
+                |run| match prepare(task, Value::Object(run), options, key_fn) {
                     Ok((arguments, options)) => {
                         TaskFuture::host(host::submit(task, &arguments, &options))
                     }
                     Err(error) => TaskFuture::local(error),
-                }
-            })
+                },
+            )
             .collect();
     }
     let host_options = match options.to_host(None) {
         Ok(host_options) => host_options,
         Err(error) => return failed_futures(error, runs.len()),
     };
-    let arguments: Vec<String> = runs.into_iter().map(|run| Value::Object(run).to_string()).collect();
+    let arguments: Vec<String> = runs
+        .into_iter()
+        .map(|run| Value::Object(run).to_string())
+        .collect();
     host::map(task, &arguments, &host_options)
         .into_iter()
         .map(TaskFuture::host)
@@ -462,7 +466,9 @@ pub fn map_task<T>(
 }
 
 fn failed_futures<T>(error: Error, count: usize) -> Vec<TaskFuture<T>> {
-    (0..count).map(|_| TaskFuture::local(error.clone())).collect()
+    (0..count)
+        .map(|_| TaskFuture::local(error.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -531,10 +537,7 @@ mod tests {
 
     #[test]
     fn a_map_needs_a_mapped_argument() {
-        let (error, count) = MapArguments::new()
-            .arg("x", unmapped(1))
-            .zip()
-            .unwrap_err();
+        let (error, count) = MapArguments::new().arg("x", unmapped(1)).zip().unwrap_err();
         assert_eq!(count, 1);
         assert!(error.message().contains("unmapped"));
     }
@@ -562,10 +565,7 @@ mod tests {
         assert_eq!(options.cache_key.as_deref(), Some("k"));
 
         let state: TaskState<i64> = TaskState::new("run-1".into(), State::completed(), None);
-        let options = CallOptions::new()
-            .wait_for(&state)
-            .to_host(None)
-            .unwrap();
+        let options = CallOptions::new().wait_for(&state).to_host(None).unwrap();
         assert_eq!(options.wait_for[0].task_run_id, "run-1");
         assert!(!options.wait_for[0].allow_failure);
     }

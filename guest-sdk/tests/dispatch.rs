@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use weir_sdk::__private::bindings::{Guest, RunKind, State as WitState, StateEvent, StateType};
 use weir_sdk::__private::Component;
+use weir_sdk::__private::bindings::{Guest, RunKind, State as WitState, StateEvent, StateType};
 use weir_sdk::{CacheKeyContext, Error, HookContext, State, flow, task};
 
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -35,7 +35,11 @@ fn by_x(ctx: &CacheKeyContext) -> Option<String> {
 
 #[task(retry_condition = only_transient)]
 fn checked(n: i64) -> Result<i64, String> {
-    if n < 0 { Err(format!("negative: {n}")) } else { Ok(n) }
+    if n < 0 {
+        Err(format!("negative: {n}"))
+    } else {
+        Ok(n)
+    }
 }
 
 fn only_transient(error: &Error, attempt: u32) -> bool {
@@ -44,7 +48,10 @@ fn only_transient(error: &Error, attempt: u32) -> bool {
 
 #[task(cache_policy = "inputs", persist_result = false)]
 fn typed_error(code: u32) -> weir_sdk::Result<()> {
-    Err(Error::msg("quota exceeded").kind("quota").retryable(false).details(json!({"code": code})))
+    Err(Error::msg("quota exceeded")
+        .kind("quota")
+        .retryable(false)
+        .details(json!({"code": code})))
 }
 
 static COMPLETIONS: AtomicU32 = AtomicU32::new(0);
@@ -61,7 +68,10 @@ fn count_failure(_: &HookContext) {
 
 #[flow(flow_run_name = "skip-{day}", on_completion = [count_completion, count_failure], on_failure = [count_failure])]
 fn skip(day: String) -> State {
-    State::completed().named("Skipped").message(format!("nothing on {day}")).with_value(0)
+    State::completed()
+        .named("Skipped")
+        .message(format!("nothing on {day}"))
+        .with_value(0)
 }
 
 #[flow(timeout_seconds = 1.5, log_prints = true)]
@@ -69,7 +79,10 @@ fn plain(#[default("x")] label: String, times: Option<u8>) -> Vec<String> {
     vec![label; times.unwrap_or(1) as usize]
 }
 
-fn find<'a>(list: &'a [weir_sdk::__private::bindings::Definition], name: &str) -> &'a weir_sdk::__private::bindings::Definition {
+fn find<'a>(
+    list: &'a [weir_sdk::__private::bindings::Definition],
+    name: &str,
+) -> &'a weir_sdk::__private::bindings::Definition {
     list.iter().find(|d| d.name == name).unwrap()
 }
 
@@ -79,11 +92,17 @@ fn describe_lists_flows_and_tasks_with_their_options() {
     assert!(manifest.sdk.starts_with("weir-sdk/"));
 
     let add = find(&manifest.tasks, "add");
-    assert_eq!(add.description.as_deref(), Some("Adds two numbers.\n\nSecond paragraph."));
+    assert_eq!(
+        add.description.as_deref(),
+        Some("Adds two numbers.\n\nSecond paragraph.")
+    );
     assert_eq!(add.options.retries, 3);
     assert_eq!(add.options.retry_delay_seconds, vec![1.0, 2.5]);
     assert_eq!(add.options.tags, vec!["math".to_owned()]);
-    assert_eq!(add.options.run_name_template.as_deref(), Some("add-{x}-{y}"));
+    assert_eq!(
+        add.options.run_name_template.as_deref(),
+        Some("add-{x}-{y}")
+    );
     assert!(!add.options.has_retry_condition);
     let schema: Value = serde_json::from_str(&add.parameters_schema).unwrap();
     assert_eq!(schema["required"], json!(["x"]));
@@ -91,7 +110,10 @@ fn describe_lists_flows_and_tasks_with_their_options() {
     assert_eq!(schema["additionalProperties"], json!(false));
 
     let norm = find(&manifest.tasks, "norm");
-    assert!(matches!(norm.options.cache_policy, weir_sdk::__private::bindings::CachePolicy::Custom));
+    assert!(matches!(
+        norm.options.cache_policy,
+        weir_sdk::__private::bindings::CachePolicy::Custom
+    ));
     assert_eq!(norm.options.cache_expiration_seconds, Some(60.0));
     assert_eq!(norm.version.as_deref(), Some("2"));
     let schema: Value = serde_json::from_str(&norm.parameters_schema).unwrap();
@@ -101,12 +123,21 @@ fn describe_lists_flows_and_tasks_with_their_options() {
 
     assert!(find(&manifest.tasks, "checked").options.has_retry_condition);
     let typed = find(&manifest.tasks, "typed_error");
-    assert!(matches!(typed.options.cache_policy, weir_sdk::__private::bindings::CachePolicy::Inputs));
+    assert!(matches!(
+        typed.options.cache_policy,
+        weir_sdk::__private::bindings::CachePolicy::Inputs
+    ));
     assert_eq!(typed.options.persist_result, Some(false));
 
     let skip = find(&manifest.flows, "skip");
-    assert_eq!(skip.options.run_name_template.as_deref(), Some("skip-{day}"));
-    assert_eq!(skip.options.on_completion, vec!["count_completion", "count_failure"]);
+    assert_eq!(
+        skip.options.run_name_template.as_deref(),
+        Some("skip-{day}")
+    );
+    assert_eq!(
+        skip.options.on_completion,
+        vec!["count_completion", "count_failure"]
+    );
     assert_eq!(skip.options.on_failure, vec!["count_failure"]);
     let plain = find(&manifest.flows, "plain");
     assert_eq!(plain.options.timeout_seconds, Some(1.5));
@@ -116,8 +147,14 @@ fn describe_lists_flows_and_tasks_with_their_options() {
 
 #[test]
 fn tasks_run_from_json_arguments() {
-    assert_eq!(Component::run_task("add".into(), r#"{"x": 2, "y": 3}"#.into()).unwrap(), "5");
-    assert_eq!(Component::run_task("add".into(), r#"{"x": 2}"#.into()).unwrap(), "3");
+    assert_eq!(
+        Component::run_task("add".into(), r#"{"x": 2, "y": 3}"#.into()).unwrap(),
+        "5"
+    );
+    assert_eq!(
+        Component::run_task("add".into(), r#"{"x": 2}"#.into()).unwrap(),
+        "3"
+    );
     assert_eq!(
         Component::run_task("norm".into(), r#"{"p": {"x": -2, "y": 3}}"#.into()).unwrap(),
         "5"
@@ -138,7 +175,10 @@ fn invalid_arguments_are_non_retryable_failures_naming_the_parameter() {
 #[test]
 fn returned_errors_become_failures() {
     let failure = Component::run_task("checked".into(), r#"{"n": -1}"#.into()).unwrap_err();
-    assert_eq!((failure.kind.as_str(), failure.message.as_str()), ("error", "negative: -1"));
+    assert_eq!(
+        (failure.kind.as_str(), failure.message.as_str()),
+        ("error", "negative: -1")
+    );
     assert_eq!(failure.retryable, None);
 
     let failure = Component::run_task("typed_error".into(), r#"{"code": 7}"#.into()).unwrap_err();
@@ -156,10 +196,26 @@ fn retry_conditions_are_consulted() {
         retryable: None,
         details: None,
     };
-    assert!(Component::retry_condition("checked".into(), to_wit(failure("transient")), 1));
-    assert!(!Component::retry_condition("checked".into(), to_wit(failure("transient")), 3));
-    assert!(!Component::retry_condition("checked".into(), to_wit(failure("error")), 1));
-    assert!(Component::retry_condition("add".into(), to_wit(failure("error")), 1));
+    assert!(Component::retry_condition(
+        "checked".into(),
+        to_wit(failure("transient")),
+        1
+    ));
+    assert!(!Component::retry_condition(
+        "checked".into(),
+        to_wit(failure("transient")),
+        3
+    ));
+    assert!(!Component::retry_condition(
+        "checked".into(),
+        to_wit(failure("error")),
+        1
+    ));
+    assert!(Component::retry_condition(
+        "add".into(),
+        to_wit(failure("error")),
+        1
+    ));
 }
 
 #[test]
@@ -183,7 +239,11 @@ fn on_state_runs_the_named_hooks_in_order() {
         name: "skip".into(),
         run_id: "r1".into(),
         run_name: "skip-monday".into(),
-        state: WitState { type_: StateType::Completed, name: "Skipped".into(), message: None },
+        state: WitState {
+            type_: StateType::Completed,
+            name: "Skipped".into(),
+            message: None,
+        },
         hooks: vec!["count_completion".into(), "count_failure".into()],
         parameters: r#"{"day": "monday"}"#.into(),
     };

@@ -28,7 +28,11 @@ pub struct Row {
 
 /// Fetches one page of records. The data is made up (and always the same) so that the example
 /// needs no network.
-#[task(retries = 2, retry_delay_seconds = 0.1, task_run_name = "extract-page-{page}")]
+#[task(
+    retries = 2,
+    retry_delay_seconds = 0.1,
+    task_run_name = "extract-page-{page}"
+)]
 fn extract(page: u32) -> Vec<Record> {
     (0..PAGE_SIZE)
         .map(|i| {

@@ -18,7 +18,10 @@ fn combine(first: String, second: String) -> String {
 
 /// Runs the child flow for two names and combines what they return.
 #[flow]
-fn parent(#[default("ada")] first: String, #[default("grace")] second: String) -> weir_sdk::Result<String> {
+fn parent(
+    #[default("ada")] first: String,
+    #[default("grace")] second: String,
+) -> weir_sdk::Result<String> {
     let first = child(first)?;
     let second = child(second)?;
     combine(first, second)

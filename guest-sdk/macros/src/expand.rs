@@ -64,7 +64,12 @@ fn doc_comment(attrs: &[Attribute]) -> Option<String> {
             },
             _ => None,
         })
-        .map(|line| line.strip_prefix(' ').unwrap_or(&line).trim_end().to_owned())
+        .map(|line| {
+            line.strip_prefix(' ')
+                .unwrap_or(&line)
+                .trim_end()
+                .to_owned()
+        })
         .collect();
     let text = lines.join("\n").trim().to_owned();
     (!text.is_empty()).then_some(text)
@@ -98,13 +103,21 @@ fn default_expr(ty: &syn::Type, expr: &syn::Expr) -> TokenStream {
     let numeric_type = matches!(ty, syn::Type::Path(p) if p.qself.is_none()
         && p.path.get_ident().is_some_and(|i| NUMERIC.contains(&i.to_string().as_str())));
     let mut literal = expr;
-    if let syn::Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) = literal {
+    if let syn::Expr::Unary(syn::ExprUnary {
+        op: syn::UnOp::Neg(_),
+        expr,
+        ..
+    }) = literal
+    {
         literal = expr;
     }
-    let numeric_literal = matches!(literal, syn::Expr::Lit(syn::ExprLit {
-        lit: syn::Lit::Int(_) | syn::Lit::Float(_),
-        ..
-    }));
+    let numeric_literal = matches!(
+        literal,
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(_) | syn::Lit::Float(_),
+            ..
+        })
+    );
     if numeric_type && numeric_literal {
         quote!((#expr) as #ty)
     } else {
@@ -331,7 +344,10 @@ impl Generator {
             fields.push(quote!(retries: #retries));
         }
         if !o.retry_delay_seconds.is_empty() {
-            let delays = o.retry_delay_seconds.iter().map(|d| Literal::f64_suffixed(*d));
+            let delays = o
+                .retry_delay_seconds
+                .iter()
+                .map(|d| Literal::f64_suffixed(*d));
             fields.push(quote!(retry_delay_seconds: &[#(#delays),*]));
         }
         if o.retry_jitter_factor.is_some() {

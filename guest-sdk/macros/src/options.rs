@@ -97,7 +97,10 @@ pub fn parse(kind: Kind, attr: proc_macro2::TokenStream, errors: &mut Errors) ->
         let key = match meta.path().get_ident() {
             Some(key) => key.clone(),
             None => {
-                errors.push(error(meta.path(), "expected an option name, like `retries = 3`"));
+                errors.push(error(
+                    meta.path(),
+                    "expected an option name, like `retries = 3`",
+                ));
                 continue;
             }
         };
@@ -109,7 +112,10 @@ pub fn parse(kind: Kind, attr: proc_macro2::TokenStream, errors: &mut Errors) ->
         let value = match meta {
             Meta::NameValue(nv) => nv.value,
             _ => {
-                errors.push(error(&key, format!("`{name}` needs a value: `{name} = ...`")));
+                errors.push(error(
+                    &key,
+                    format!("`{name}` needs a value: `{name} = ...`"),
+                ));
                 continue;
             }
         };
@@ -122,7 +128,9 @@ pub fn parse(kind: Kind, attr: proc_macro2::TokenStream, errors: &mut Errors) ->
             errors.push(e);
         }
     }
-    if let (Some(key_fn), Some((CachePolicy::None, _))) = (&options.cache_key_fn, &options.cache_policy) {
+    if let (Some(key_fn), Some((CachePolicy::None, _))) =
+        (&options.cache_key_fn, &options.cache_policy)
+    {
         errors.push(error(
             key_fn,
             "`cache_key_fn` gives the task a custom cache policy; it cannot be combined with `cache_policy = \"none\"`",
@@ -148,14 +156,22 @@ fn check_key(kind: Kind, key: &Ident) -> syn::Result<()> {
         };
         return Err(error(
             key,
-            format!("`{name}` is an option of {}, not of {}{hint}", other_kind.attr(), kind.attr()),
+            format!(
+                "`{name}` is an option of {}, not of {}{hint}",
+                other_kind.attr(),
+                kind.attr()
+            ),
         ));
     }
     let mut known: Vec<&str> = COMMON.iter().chain(own).copied().collect();
     known.sort_unstable();
     Err(error(
         key,
-        format!("unknown option `{name}` of {}; expected one of: {}", kind.attr(), known.join(", ")),
+        format!(
+            "unknown option `{name}` of {}; expected one of: {}",
+            kind.attr(),
+            known.join(", ")
+        ),
     ))
 }
 
@@ -173,7 +189,9 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
         "log_prints" => options.log_prints = lit_bool(name, value)?,
         "on_completion" => options.on_completion = path_list(name, value)?,
         "on_failure" => options.on_failure = path_list(name, value)?,
-        "task_run_name" | "flow_run_name" => options.run_name = Some(non_empty(lit_str(name, value)?)?),
+        "task_run_name" | "flow_run_name" => {
+            options.run_name = Some(non_empty(lit_str(name, value)?)?)
+        }
         "retry_condition" => options.retry_condition = Some(path(name, value)?),
         "cache_policy" => {
             let policy = lit_str(name, value)?;
@@ -183,7 +201,9 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
                 other => {
                     return Err(error(
                         &policy,
-                        format!("unknown cache policy \"{other}\"; expected \"inputs\" or \"none\" (a custom key comes from `cache_key_fn`)"),
+                        format!(
+                            "unknown cache policy \"{other}\"; expected \"inputs\" or \"none\" (a custom key comes from `cache_key_fn`)"
+                        ),
                     ));
                 }
             };
@@ -208,7 +228,10 @@ fn lit(value: &Expr) -> Option<&Lit> {
 fn lit_str(name: &str, value: &Expr) -> syn::Result<LitStr> {
     match lit(value) {
         Some(Lit::Str(s)) => Ok(s.clone()),
-        _ => Err(error(value, format!("`{name}` expects a string literal, like `{name} = \"...\"`"))),
+        _ => Err(error(
+            value,
+            format!("`{name}` expects a string literal, like `{name} = \"...\"`"),
+        )),
     }
 }
 
@@ -228,10 +251,16 @@ fn lit_bool(name: &str, value: &Expr) -> syn::Result<bool> {
 
 fn lit_u32(name: &str, value: &Expr) -> syn::Result<u32> {
     match lit(value) {
-        Some(Lit::Int(i)) => i
-            .base10_parse::<u32>()
-            .map_err(|_| error(i, format!("`{name}` expects a non-negative integer that fits in u32"))),
-        _ => Err(error(value, format!("`{name}` expects an integer, like `{name} = 3`"))),
+        Some(Lit::Int(i)) => i.base10_parse::<u32>().map_err(|_| {
+            error(
+                i,
+                format!("`{name}` expects a non-negative integer that fits in u32"),
+            )
+        }),
+        _ => Err(error(
+            value,
+            format!("`{name}` expects an integer, like `{name} = 3`"),
+        )),
     }
 }
 
@@ -245,7 +274,9 @@ fn number(name: &str, value: &Expr) -> syn::Result<f64> {
         Some(n) if n.is_finite() && n >= 0.0 => Ok(n),
         _ => Err(error(
             value,
-            format!("`{name}` expects a non-negative number (integer or float), like `{name} = 2.5`"),
+            format!(
+                "`{name}` expects a non-negative number (integer or float), like `{name} = 2.5`"
+            ),
         )),
     }
 }
@@ -257,7 +288,9 @@ fn number_or_list(name: &str, value: &Expr) -> syn::Result<Vec<f64>> {
             Ok(n) => Ok(vec![n]),
             Err(_) => Err(error(
                 value,
-                format!("`{name}` expects a number or a list of numbers, like `{name} = [1, 2.5, 10]`"),
+                format!(
+                    "`{name}` expects a number or a list of numbers, like `{name} = [1, 2.5, 10]`"
+                ),
             )),
         },
     }
@@ -273,14 +306,20 @@ fn str_list(name: &str, value: &Expr) -> syn::Result<Vec<LitStr>> {
                 _ => Err(error(e, format!("`{name}` expects string literals"))),
             })
             .collect(),
-        _ => Err(error(value, format!("`{name}` expects a list of strings, like `{name} = [\"a\", \"b\"]`"))),
+        _ => Err(error(
+            value,
+            format!("`{name}` expects a list of strings, like `{name} = [\"a\", \"b\"]`"),
+        )),
     }
 }
 
 fn path(name: &str, value: &Expr) -> syn::Result<ExprPath> {
     match value {
         Expr::Path(p) if p.qself.is_none() => Ok(p.clone()),
-        _ => Err(error(value, format!("`{name}` expects the path of a function, like `{name} = my_fn`"))),
+        _ => Err(error(
+            value,
+            format!("`{name}` expects the path of a function, like `{name} = my_fn`"),
+        )),
     }
 }
 
@@ -288,7 +327,10 @@ fn path_list(name: &str, value: &Expr) -> syn::Result<Vec<ExprPath>> {
     match value {
         Expr::Array(array) => array.elems.iter().map(|e| path(name, e)).collect(),
         _ => path(name, value).map(|p| vec![p]).map_err(|_| {
-            error(value, format!("`{name}` expects a list of function paths, like `{name} = [notify]`"))
+            error(
+                value,
+                format!("`{name}` expects a list of function paths, like `{name} = [notify]`"),
+            )
         }),
     }
 }

@@ -30,20 +30,34 @@ pub fn analyze(kind: Kind, func: &mut ItemFn, errors: &mut Errors) -> (Vec<Param
     if let Some(token) = &sig.asyncness {
         errors.push(syn::Error::new(
             token.span(),
-            format!("{attr} functions cannot be async; run tasks concurrently with `submit` or `map`"),
+            format!(
+                "{attr} functions cannot be async; run tasks concurrently with `submit` or `map`"
+            ),
         ));
     }
     if let Some(token) = &sig.constness {
-        errors.push(syn::Error::new(token.span(), format!("{attr} functions cannot be const")));
+        errors.push(syn::Error::new(
+            token.span(),
+            format!("{attr} functions cannot be const"),
+        ));
     }
     if let Some(token) = &sig.unsafety {
-        errors.push(syn::Error::new(token.span(), format!("{attr} functions cannot be unsafe")));
+        errors.push(syn::Error::new(
+            token.span(),
+            format!("{attr} functions cannot be unsafe"),
+        ));
     }
     if let Some(abi) = &sig.abi {
-        errors.push(syn::Error::new(abi.span(), format!("{attr} functions cannot have an ABI")));
+        errors.push(syn::Error::new(
+            abi.span(),
+            format!("{attr} functions cannot have an ABI"),
+        ));
     }
     if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new(variadic.span(), format!("{attr} functions cannot be variadic")));
+        errors.push(syn::Error::new(
+            variadic.span(),
+            format!("{attr} functions cannot be variadic"),
+        ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.push(syn::Error::new(
@@ -141,7 +155,9 @@ fn check_type(attr: &str, ty: &Type, what: &str) -> syn::Result<()> {
     match ty {
         Type::Reference(_) => Err(syn::Error::new(
             ty.span(),
-            format!("{attr} {what} cross the sandbox boundary as JSON, so they must be owned: use an owned type (`String` for `&str`, `Vec<T>` for `&[T]`)"),
+            format!(
+                "{attr} {what} cross the sandbox boundary as JSON, so they must be owned: use an owned type (`String` for `&str`, `Vec<T>` for `&[T]`)"
+            ),
         )),
         Type::ImplTrait(_) => Err(syn::Error::new(
             ty.span(),
@@ -159,7 +175,10 @@ fn check_type(attr: &str, ty: &Type, what: &str) -> syn::Result<()> {
             }
             Ok(())
         }
-        Type::Tuple(tuple) => tuple.elems.iter().try_for_each(|t| check_type(attr, t, what)),
+        Type::Tuple(tuple) => tuple
+            .elems
+            .iter()
+            .try_for_each(|t| check_type(attr, t, what)),
         Type::Array(array) => check_type(attr, &array.elem, what),
         Type::Paren(paren) => check_type(attr, &paren.elem, what),
         Type::Group(group) => check_type(attr, &group.elem, what),
@@ -169,7 +188,9 @@ fn check_type(attr: &str, ty: &Type, what: &str) -> syn::Result<()> {
 
 fn last_segment_is(ty: &Type, name: &str) -> bool {
     match ty {
-        Type::Path(path) => path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == name),
+        Type::Path(path) => {
+            path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == name)
+        }
         Type::Group(group) => last_segment_is(&group.elem, name),
         Type::Paren(paren) => last_segment_is(&paren.elem, name),
         _ => false,
@@ -183,7 +204,9 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
     if last.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
     args.args.iter().find_map(|arg| match arg {
         GenericArgument::Type(ty) => Some(ty.clone()),
         _ => None,
