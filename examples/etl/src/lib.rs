@@ -71,7 +71,7 @@ fn load(rows: Vec<Row>) -> weir_sdk::Result<usize> {
 /// Extracts `n` pages, transforms and loads them, and reports.
 #[flow(name = "etl", log_prints = true)]
 fn etl(#[default(5)] n: u32) -> weir_sdk::Result<usize> {
-    let pages = extract::map((0..n).collect::<Vec<u32>>());
+    let pages = extract::map(0..n);
     let records: Vec<Record> = weir_sdk::wait_all(pages)?.into_iter().flatten().collect();
     info!("extracted {} records from {n} pages", records.len());
 

@@ -150,9 +150,14 @@ impl Generator {
             .iter()
             .partition(|attr| attr.path().is_ident("doc"));
 
+        // `#[cfg]`s go on every generated item, so that a configured-out function leaves nothing.
+        let cfgs: Vec<&Attribute> = other_attrs
+            .iter()
+            .copied()
+            .filter(|attr| attr.path().is_ident("cfg"))
+            .collect();
         let names: Vec<&syn::Ident> = self.params.iter().map(|p| &p.ident).collect();
         let name_strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let tys: Vec<&syn::Type> = self.params.iter().map(|p| &p.ty).collect();
         let typed: Vec<TokenStream> = self
             .params
             .iter()
@@ -200,6 +205,7 @@ impl Generator {
                         #ident::call_state(#(#names),*).result()
                     }
 
+                    #(#cfgs)*
                     #[doc(hidden)]
                     #[allow(non_upper_case_globals)]
                     const #key_ident: ::core::option::Option<::weir_sdk::__private::CacheKeyFn> = #key_fn;
@@ -297,10 +303,10 @@ impl Generator {
                 ""
             }
         );
-        let _ = &tys;
         quote! {
             #wrapper
 
+            #(#cfgs)*
             #[doc = #mod_doc]
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis mod #ident {
@@ -317,6 +323,7 @@ impl Generator {
             #[allow(clippy::too_many_arguments)]
             #body_fn
 
+            #(#cfgs)*
             #registration
         }
     }

@@ -9,6 +9,8 @@ pub struct Row {
     id: u32,
 }
 
+weir_sdk::export!();
+
 fn notify(_: &HookContext) {}
 
 fn transient(error: &Error, attempt: u32) -> bool {
@@ -120,3 +122,9 @@ fn string_error(x: i64) -> Result<i64, String> {
 }
 
 fn main() {}
+
+#[cfg(any())]
+#[task]
+fn configured_out(x: i64) -> i64 {
+    x
+}
