@@ -15,8 +15,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Like `anyhow::Error`, any `std::error::Error` converts into it with `?`, which is why it does
 /// not implement `std::error::Error` itself. Unlike it, it carries what the host needs to decide
 /// on retries: a `kind` ("error" unless set), whether it is `retryable`, and structured `details`.
+///
+/// It is one pointer wide, so `Result<T>` stays small.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
-pub struct Error {
+#[serde(transparent)]
+pub struct Error(Box<Inner>);
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+struct Inner {
     kind: String,
     message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,90 +37,92 @@ pub(crate) const DEFAULT_KIND: &str = "error";
 impl Error {
     /// An error with a message and the default kind "error".
     pub fn msg(message: impl fmt::Display) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind: DEFAULT_KIND.to_owned(),
             message: message.to_string(),
             retryable: None,
             details: None,
-        }
+        }))
     }
 
     /// Sets the kind, a short machine-readable class of failure (for example "rate-limited").
     #[must_use]
     pub fn kind(mut self, kind: impl Into<String>) -> Self {
-        self.kind = kind.into();
+        self.0.kind = kind.into();
         self
     }
 
     /// Sets whether the host may retry: `false` stops retries whatever the task's retry count.
     #[must_use]
     pub fn retryable(mut self, retryable: bool) -> Self {
-        self.retryable = Some(retryable);
+        self.0.retryable = Some(retryable);
         self
     }
 
     /// Attaches structured details, stored with the failed state.
     #[must_use]
     pub fn details(mut self, details: impl Into<Value>) -> Self {
-        self.details = Some(details.into());
+        self.0.details = Some(details.into());
         self
     }
 
     /// The kind of the error ("error" unless set; the host uses "timeout", "panic", ...).
     pub fn get_kind(&self) -> &str {
-        &self.kind
+        &self.0.kind
     }
 
     /// The human-readable message.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Whether retries are allowed (`None`: the task's options decide).
     pub fn get_retryable(&self) -> Option<bool> {
-        self.retryable
+        self.0.retryable
     }
 
     /// The structured details, if any.
     pub fn get_details(&self) -> Option<&Value> {
-        self.details.as_ref()
+        self.0.details.as_ref()
     }
 
     pub(crate) fn from_failure(failure: bindings::Failure) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind: failure.kind,
             message: failure.message,
             retryable: failure.retryable,
             details: failure
                 .details
                 .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))),
-        }
+        }))
     }
 
     pub(crate) fn into_failure(self) -> bindings::Failure {
+        let inner = *self.0;
         bindings::Failure {
-            kind: self.kind,
-            message: self.message,
-            retryable: self.retryable,
-            details: self.details.map(|details| details.to_string()),
+            kind: inner.kind,
+            message: inner.message,
+            retryable: inner.retryable,
+            details: inner.details.map(|details| details.to_string()),
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("Error");
-        s.field("kind", &self.kind).field("message", &self.message);
-        if let Some(retryable) = self.retryable {
+        s.field("kind", &self.0.kind)
+            .field("message", &self.0.message);
+        if let Some(retryable) = self.0.retryable {
             s.field("retryable", &retryable);
         }
-        if let Some(details) = &self.details {
+        if let Some(details) = &self.0.details {
             s.field("details", details);
         }
         s.finish()

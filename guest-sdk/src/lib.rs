@@ -26,6 +26,7 @@
 //!     // Inside a flow, calling a task runs it through the host and waits for it.
 //!     print_hello(name)
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! `cargo build --release --target wasm32-wasip2` then gives the component.
@@ -39,6 +40,9 @@
 //! - `add::body(x, y)`: the function itself, without orchestration.
 //!
 //! A flow `f` gives `f(..)` (a subflow call), `f::call_state(..)` and `f::body(..)`.
+//!
+//! Flows and tasks are items of a module (not of a function body): the generated `mod f` reaches
+//! the function's types with `use super::*`.
 //!
 //! # Layout
 //!

@@ -92,6 +92,39 @@ fn opt_f64(value: Option<f64>) -> TokenStream {
     }
 }
 
+/// A parameter's default as a value of its type: `Into::into(expr)`, except that a numeric
+/// literal for a numeric type is cast, since `Into` would make an unsuffixed literal an `i32`
+/// (and `u32: From<i32>` does not hold).
+fn default_expr(ty: &syn::Type, expr: &syn::Expr) -> TokenStream {
+    const NUMERIC: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64",
+    ];
+    let numeric_type = matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.get_ident().is_some_and(|i| NUMERIC.contains(&i.to_string().as_str())));
+    let mut literal = expr;
+    if let syn::Expr::Unary(syn::ExprUnary {
+        op: syn::UnOp::Neg(_),
+        expr,
+        ..
+    }) = literal
+    {
+        literal = expr;
+    }
+    let numeric_literal = matches!(
+        literal,
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(_) | syn::Lit::Float(_),
+            ..
+        })
+    );
+    if numeric_type && numeric_literal {
+        quote!((#expr) as #ty)
+    } else {
+        quote!(::core::convert::Into::into(#expr))
+    }
+}
+
 fn path_name(path: &ExprPath) -> String {
     path.to_token_stream().to_string().replace(' ', "")
 }
@@ -117,9 +150,14 @@ impl Generator {
             .iter()
             .partition(|attr| attr.path().is_ident("doc"));
 
+        // `#[cfg]`s go on every generated item, so that a configured-out function leaves nothing.
+        let cfgs: Vec<&Attribute> = other_attrs
+            .iter()
+            .copied()
+            .filter(|attr| attr.path().is_ident("cfg"))
+            .collect();
         let names: Vec<&syn::Ident> = self.params.iter().map(|p| &p.ident).collect();
         let name_strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let tys: Vec<&syn::Type> = self.params.iter().map(|p| &p.ty).collect();
         let typed: Vec<TokenStream> = self
             .params
             .iter()
@@ -167,6 +205,7 @@ impl Generator {
                         #ident::call_state(#(#names),*).result()
                     }
 
+                    #(#cfgs)*
                     #[doc(hidden)]
                     #[allow(non_upper_case_globals)]
                     const #key_ident: ::core::option::Option<::weir_sdk::__private::CacheKeyFn> = #key_fn;
@@ -264,10 +303,10 @@ impl Generator {
                 ""
             }
         );
-        let _ = &tys;
         quote! {
             #wrapper
 
+            #(#cfgs)*
             #[doc = #mod_doc]
             #[allow(dead_code, clippy::too_many_arguments)]
             #vis mod #ident {
@@ -284,6 +323,7 @@ impl Generator {
             #[allow(clippy::too_many_arguments)]
             #body_fn
 
+            #(#cfgs)*
             #registration
         }
     }
@@ -390,23 +430,20 @@ impl Generator {
         let decode: Vec<TokenStream> = self
             .params
             .iter()
-            .map(
-                |Param {
-                     ident, ty, default, ..
-                 }| {
-                    let key = ident.to_string();
-                    match default {
-                        Some(expr) => quote! {
-                            let #ident: #ty = __weir_arguments.or_default(#key, || -> #ty {
-                                ::core::convert::Into::into(#expr)
-                            })?;
-                        },
-                        None => quote! {
-                            let #ident: #ty = __weir_arguments.required(#key)?;
-                        },
+            .map(|Param { ident, ty, default, .. }| {
+                let key = ident.to_string();
+                match default {
+                    Some(expr) => {
+                        let value = default_expr(ty, expr);
+                        quote! {
+                            let #ident: #ty = __weir_arguments.or_default(#key, || -> #ty { #value })?;
+                        }
                     }
-                },
-            )
+                    None => quote! {
+                        let #ident: #ty = __weir_arguments.required(#key)?;
+                    },
+                }
+            })
             .collect();
         let schema_params: Vec<TokenStream> = self
             .params
@@ -415,11 +452,12 @@ impl Generator {
                 let key = ident.to_string();
                 let required = default.is_none() && !optional;
                 let default = match default {
-                    Some(expr) => quote! {
-                        ::core::option::Option::Some(::weir_sdk::__private::default_value::<#ty>(
-                            ::core::convert::Into::into(#expr)
-                        ))
-                    },
+                    Some(expr) => {
+                        let value = default_expr(ty, expr);
+                        quote! {
+                            ::core::option::Option::Some(::weir_sdk::__private::default_value::<#ty>(#value))
+                        }
+                    }
                     None => quote!(::core::option::Option::None),
                 };
                 quote!(schema.param::<#ty>(#key, #required, #default);)

@@ -271,7 +271,7 @@ fn number(name: &str, value: &Expr) -> syn::Result<f64> {
         _ => None,
     };
     match parsed {
-        Some(n) if n.is_finite() => Ok(n),
+        Some(n) if n.is_finite() && n >= 0.0 => Ok(n),
         _ => Err(error(
             value,
             format!(

@@ -1,0 +1,8 @@
+use weir_sdk::task;
+
+#[task(retries = 1, retries = 2)]
+fn add(x: i64) -> i64 {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use weir_sdk::task;
+
+#[task]
+fn id<T: Clone>(value: T) -> T {
+    value
+}
+
+fn main() {}

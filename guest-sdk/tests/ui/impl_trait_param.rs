@@ -1,0 +1,8 @@
+use weir_sdk::task;
+
+#[task]
+fn show(value: impl std::fmt::Display) -> String {
+    value.to_string()
+}
+
+fn main() {}
