@@ -19,10 +19,14 @@ pub struct Limits {
     pub max_log_bytes_per_run: usize,
     /// Largest artifact payload.
     pub max_artifact_bytes: usize,
+    /// Resource handles (task futures) one instance may hold at once.
+    pub max_handles: usize,
     /// Host calls one instance may make.
     pub max_host_calls: u64,
     /// Instances that may exist at once (the pooling allocator's size).
     pub max_instances: u32,
+    /// Submitted or mapped task runs in progress at once; more wait their turn in order.
+    pub max_active_task_runs: usize,
     /// How often the epoch ticks: the granularity of CPU accounting and of yields.
     pub epoch_tick: Duration,
     /// Subflow nesting depth.
@@ -38,8 +42,10 @@ impl Default for Limits {
             max_result_bytes: 8 << 20,
             max_log_bytes_per_run: 4 << 20,
             max_artifact_bytes: 1 << 20,
+            max_handles: 1 << 20,
             max_host_calls: 5_000_000,
             max_instances: 1000,
+            max_active_task_runs: 4096,
             epoch_tick: Duration::from_millis(10),
             max_subflow_depth: 32,
         }

@@ -69,3 +69,15 @@ async fn refresh_cache_always_runs_the_body() {
         assert_eq!(count(&h.logs(&out.flow_run_id).await, "refreshing 1"), 1);
     }
 }
+
+#[tokio::test]
+async fn a_second_identical_call_in_one_run_is_a_hit() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "cache_twice", json!({"x": 21})).await;
+    assert_eq!(out.value.as_deref(), Some("420"));
+    assert_eq!(count(&h.logs(&out.flow_run_id).await, "computing 21"), 1);
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t.state.name.as_str()).collect();
+    assert_eq!(names, ["Completed", "Cached"]);
+}

@@ -1,4 +1,6 @@
-//! Benchmark flows: the task bodies do (almost) nothing, so a run measures orchestration.
+//! Benchmark flows, the same workloads as Prefect's side of the comparison
+//! (`add_one`, `square`): the task bodies do almost nothing, so a run measures
+//! orchestration.
 
 use weir_sdk::{flow, task};
 
@@ -6,39 +8,39 @@ weir_sdk::export!();
 
 /// Adds one.
 #[task]
-fn inc(i: u32) -> u32 {
-    i + 1
+fn add_one(x: u64) -> u64 {
+    x + 1
 }
 
-/// Doubles.
+/// Squares.
 #[task]
-fn double(x: u64) -> u64 {
-    x * 2
+fn square(x: u64) -> u64 {
+    x * x
 }
 
 /// `n` tasks in sequence, each feeding the next; returns `n`.
 #[flow]
-fn chain(n: u32) -> weir_sdk::Result<u32> {
-    let mut value = 0;
+fn chain(n: u64) -> weir_sdk::Result<u64> {
+    let mut x = 0;
     for _ in 0..n {
-        value = inc(value)?;
+        x = add_one(x)?;
     }
-    Ok(value)
+    Ok(x)
 }
 
-/// `n` concurrent tasks with `map`; returns the sum of their results.
+/// `n` concurrent tasks with `map`; returns the sum of the squares.
 #[flow]
-fn mapped(n: u32) -> weir_sdk::Result<u64> {
-    let futures = double::map((0..u64::from(n)).collect::<Vec<u64>>());
+fn mapped(n: u64) -> weir_sdk::Result<u64> {
+    let futures = square::map((0..n).collect::<Vec<u64>>());
     Ok(weir_sdk::wait_all(futures)?.into_iter().sum())
 }
 
 /// Ten tasks in sequence; returns 10.
 #[flow]
-fn ten() -> weir_sdk::Result<u32> {
-    let mut value = 0;
+fn ten() -> weir_sdk::Result<u64> {
+    let mut x = 0;
     for _ in 0..10 {
-        value = inc(value)?;
+        x = add_one(x)?;
     }
-    Ok(value)
+    Ok(x)
 }

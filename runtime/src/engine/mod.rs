@@ -215,15 +215,15 @@ impl Engine {
             .cache_dir
             .as_ref()
             .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_hash)));
-        if let Some(path) = &cached {
-            if path.exists() {
-                // SAFETY: the file was written by `Component::serialize` of an engine with
-                // the same compatibility hash, into Weir's own cache directory.
-                match unsafe { Component::deserialize_file(&self.wasmtime, path) } {
-                    Ok(c) => return Ok(c),
-                    Err(e) => {
-                        tracing::warn!("ignoring unusable compiled cache {}: {e}", path.display())
-                    }
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of an engine with
+            // the same compatibility hash, into Weir's own cache directory.
+            match unsafe { Component::deserialize_file(&self.wasmtime, path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!("ignoring unusable compiled cache {}: {e}", path.display())
                 }
             }
         }
@@ -267,6 +267,7 @@ impl Engine {
     ) -> wasmtime::Result<(Store<HostState>, FlowWorld)> {
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_max_component_handles(self.limits.max_handles);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
             let data = ctx.data_mut();

@@ -26,12 +26,12 @@ impl artifacts::Host for HostState {
     async fn create(&mut self, artifact: Artifact) -> wasmtime::Result<Result<String, String>> {
         self.charge()?;
         let scope = self.scope("artifacts.create")?;
-        if let Some(key) = &artifact.key {
-            if !valid_key(key) {
-                return Ok(Err(format!(
-                    "artifact key {key:?} must be lowercase letters, digits and dashes"
-                )));
-            }
+        if let Some(key) = &artifact.key
+            && !valid_key(key)
+        {
+            return Ok(Err(format!(
+                "artifact key {key:?} must be lowercase letters, digits and dashes"
+            )));
         }
         let (kind, data) = match artifact.data {
             ArtifactData::Markdown(md) => ("markdown", Value::String(md)),

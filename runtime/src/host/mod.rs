@@ -21,7 +21,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use weir::flow::types as wit;
+pub use self::weir::flow::types as wit;
 
 /// The generated world, named for what it is to the host.
 pub type FlowWorld = Component;

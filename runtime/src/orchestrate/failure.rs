@@ -91,8 +91,8 @@ impl Failure {
             ),
             Some(trap) => Self::new("trap", format!("the guest trapped: {trap}")),
             None => {
-                let text = format!("{err:#}");
-                Self::new("trap", format!("the guest trapped: {}", first_line(&text)))
+                let cause = err.root_cause().to_string();
+                Self::new("trap", format!("the guest failed: {}", first_line(&cause)))
             }
         }
     }

@@ -317,12 +317,9 @@ impl Orchestrator {
                 .weir_flow_guest()
                 .call_run_flow(&mut store, &def.name, &scope.parameters_json);
         let result = match def.options.timeout_seconds {
-            Some(secs) => {
-                match tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call).await {
-                    Ok(r) => Some(r),
-                    Err(_) => None,
-                }
-            }
+            Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call)
+                .await
+                .ok(),
             None => Some(call.await),
         };
         let max = self.engine.limits().max_result_bytes;
@@ -466,13 +463,13 @@ impl Orchestrator {
                 position,
                 Recorded::Flow {
                     name: f.flow_name.clone(),
-                    outcome: FlowOutcome {
+                    outcome: Box::new(FlowOutcome {
                         flow_run_id: f.id.clone(),
                         flow_run_name: f.name.clone(),
                         state: f.state.clone(),
                         value: f.result.as_ref().map(Value::to_string),
                         failure: None,
-                    },
+                    }),
                 },
             );
         }
@@ -489,7 +486,7 @@ impl Orchestrator {
     ) -> FlowOutcome {
         let (position, _) = scope.next_call(&flow);
         match scope.replayed(position) {
-            Some(Recorded::Flow { name, outcome }) if name == flow => return outcome,
+            Some(Recorded::Flow { name, outcome }) if name == flow => return *outcome,
             Some(Recorded::Task { name, .. }) | Some(Recorded::Flow { name, .. }) => {
                 let f = Failure::permanent(
                     "replay-mismatch",

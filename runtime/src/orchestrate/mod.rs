@@ -57,6 +57,9 @@ pub struct Orchestrator {
     /// Instances available to task attempts (the rest are kept for flows and hooks, so
     /// a flow waiting on its tasks can never starve them of instances).
     pub(crate) task_slots: Arc<Semaphore>,
+    /// Submitted task runs in progress at once (first come, first served); the rest
+    /// wait, cheaply, for their turn.
+    pub(crate) admission: Arc<Semaphore>,
 }
 
 impl Orchestrator {
@@ -68,11 +71,13 @@ impl Orchestrator {
     pub fn with_events(engine: Arc<Engine>, store: Store, events: Option<EventSink>) -> Arc<Self> {
         let limits = engine.limits();
         let slots = limits.max_instances - limits.reserved_for_flows();
+        let active = limits.max_active_task_runs;
         Arc::new(Self {
             engine,
             store,
             events,
             task_slots: Arc::new(Semaphore::new(slots as usize)),
+            admission: Arc::new(Semaphore::new(active)),
         })
     }
 

@@ -23,7 +23,7 @@ pub(crate) enum Recorded {
     },
     Flow {
         name: String,
-        outcome: super::FlowOutcome,
+        outcome: Box<super::FlowOutcome>,
     },
 }
 

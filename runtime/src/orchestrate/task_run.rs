@@ -142,8 +142,12 @@ impl FlowScope {
     pub(crate) fn spawn_task(self: &Arc<Self>, call: TaskCall) -> String {
         let id = call.id.clone();
         let scope = self.clone();
+        let admission = self.orch.admission.clone();
+        // The future of a running task run is large; it is boxed only once the run is
+        // admitted, so a map over 100,000 items costs a small future per waiting item.
         let handle = tokio::spawn(async move {
-            scope.run_task(call).await;
+            let _admitted = admission.acquire_owned().await;
+            Box::pin(scope.run_task(call)).await;
         });
         self.calls().running.push((id.clone(), handle));
         id
@@ -289,22 +293,22 @@ impl FlowScope {
             return outcome;
         }
 
-        if let Some(key) = &cache_key {
-            if !run.def.options.refresh_cache {
-                match self.orch.store.cached_result(key, Utc::now()).await {
-                    Ok(Some(result)) => {
-                        let state = State::cached();
-                        run.finish(state.clone(), Some(&result), None);
-                        return TaskOutcome {
-                            task_run_id: run.id.clone(),
-                            state,
-                            value: Some(result),
-                            failure: None,
-                        };
-                    }
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!("cache lookup failed, running the task: {e}"),
+        if let Some(key) = &cache_key
+            && !run.def.options.refresh_cache
+        {
+            match self.orch.store.cached_result(key, Utc::now()).await {
+                Ok(Some(result)) => {
+                    let state = State::cached();
+                    run.finish(state.clone(), Some(&result), None);
+                    return TaskOutcome {
+                        task_run_id: run.id.clone(),
+                        state,
+                        value: Some(result),
+                        failure: None,
+                    };
                 }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cache lookup failed, running the task: {e}"),
             }
         }
 

@@ -19,8 +19,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +44,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: SqlitePool,
     writer: writer::Handle,
+    /// Cache entries this process wrote, visible before the writer commits them, so a
+    /// second identical call right after the first is a hit.
+    recent_cache: Arc<Mutex<HashMap<String, CacheEntry>>>,
 }
+
+const RECENT_CACHE_MAX: usize = 100_000;
 
 impl Store {
     /// Opens (creating if missing) the SQLite database file at `path` and migrates it.
@@ -81,11 +88,22 @@ impl Store {
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         let writer = writer::spawn(pool.clone()).await?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            recent_cache: Arc::default(),
+        })
     }
 
     /// Enqueues a write. It is applied in the next batch; see [`Store::flush`].
     pub fn write(&self, write: Write) {
+        if let Write::CachePut(entry) = &write {
+            let mut recent = self.recent_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() >= RECENT_CACHE_MAX {
+                recent.clear();
+            }
+            recent.insert(entry.key.clone(), entry.clone());
+        }
         self.writer.send(write);
     }
 
@@ -203,6 +221,15 @@ impl Store {
 
     /// A cached task result under `key` that has not expired at `now`.
     pub async fn cached_result(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+        if let Some(entry) = self
+            .recent_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            && entry.expires.is_none_or(|t| t > now)
+        {
+            return Ok(Some(entry.result.clone()));
+        }
         let row = sqlx::query(
             "SELECT result FROM cache_entries WHERE key = ? AND (expires IS NULL OR expires > ?)",
         )

@@ -32,7 +32,7 @@ pub enum Write {
 }
 
 enum Msg {
-    Write(Write),
+    Write(Box<Write>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -43,7 +43,7 @@ pub(super) struct Handle {
 
 impl Handle {
     pub(super) fn send(&self, write: Write) {
-        if self.tx.send(Msg::Write(write)).is_err() {
+        if self.tx.send(Msg::Write(Box::new(write))).is_err() {
             tracing::error!("store writer has stopped; a write was dropped");
         }
     }
@@ -73,20 +73,20 @@ async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::UnboundedReceiver<M
         let mut acks = Vec::new();
         for msg in msgs.drain(..) {
             match msg {
-                Msg::Write(w) => writes.push(w),
+                Msg::Write(w) => writes.push(*w),
                 Msg::Flush(ack) => acks.push(ack),
             }
         }
-        if !writes.is_empty() {
-            if let Err(e) = apply_batch(&mut conn, &writes).await {
-                tracing::warn!(
-                    "batch of {} writes failed ({e}); retrying one by one",
-                    writes.len()
-                );
-                for w in &writes {
-                    if let Err(e) = apply_batch(&mut conn, std::slice::from_ref(w)).await {
-                        tracing::error!("write failed and was dropped: {e}: {w:?}");
-                    }
+        if !writes.is_empty()
+            && let Err(e) = apply_batch(&mut conn, &writes).await
+        {
+            tracing::warn!(
+                "batch of {} writes failed ({e}); retrying one by one",
+                writes.len()
+            );
+            for w in &writes {
+                if let Err(e) = apply_batch(&mut conn, std::slice::from_ref(w)).await {
+                    tracing::error!("write failed and was dropped: {e}: {w:?}");
                 }
             }
         }
@@ -116,8 +116,14 @@ struct Batch<'a> {
     cache: Vec<&'a CacheEntry>,
 }
 
-fn merge(change: &StateChange, state: &mut crate::state::State, run_count: &mut Option<i64>,
-         start: &mut Option<DateTime<Utc>>, end: &mut Option<DateTime<Utc>>, result: &mut Option<String>) {
+fn merge(
+    change: &StateChange,
+    state: &mut crate::state::State,
+    run_count: &mut Option<i64>,
+    start: &mut Option<DateTime<Utc>>,
+    end: &mut Option<DateTime<Utc>>,
+    result: &mut Option<String>,
+) {
     *state = change.state.clone();
     if change.run_count.is_some() {
         *run_count = change.run_count;
@@ -137,12 +143,14 @@ impl<'a> Batch<'a> {
     fn add(&mut self, w: &'a Write) {
         match w {
             Write::FlowRunCreated(r) => {
-                self.created.insert(&r.id, (RunKind::Flow, self.flows.len()));
+                self.created
+                    .insert(&r.id, (RunKind::Flow, self.flows.len()));
                 self.flows.push(r.clone());
                 self.states.push((&r.id, &r.state));
             }
             Write::TaskRunCreated(r) => {
-                self.created.insert(&r.id, (RunKind::Task, self.tasks.len()));
+                self.created
+                    .insert(&r.id, (RunKind::Task, self.tasks.len()));
                 self.tasks.push(r.clone());
                 self.states.push((&r.id, &r.state));
             }
@@ -153,7 +161,14 @@ impl<'a> Batch<'a> {
                         let r = &mut self.flows[*i];
                         let mut result = r.result.as_ref().map(Value::to_string);
                         let mut run_count = Some(r.run_count);
-                        merge(c, &mut r.state, &mut run_count, &mut r.start_time, &mut r.end_time, &mut result);
+                        merge(
+                            c,
+                            &mut r.state,
+                            &mut run_count,
+                            &mut r.start_time,
+                            &mut r.end_time,
+                            &mut result,
+                        );
                         r.run_count = run_count.unwrap_or(r.run_count);
                         r.result = result.and_then(|t| serde_json::from_str(&t).ok());
                     }
@@ -161,14 +176,28 @@ impl<'a> Batch<'a> {
                         let r = &mut self.tasks[*i];
                         let mut result = r.result.as_ref().map(Value::to_string);
                         let mut run_count = Some(r.run_count);
-                        merge(c, &mut r.state, &mut run_count, &mut r.start_time, &mut r.end_time, &mut result);
+                        merge(
+                            c,
+                            &mut r.state,
+                            &mut run_count,
+                            &mut r.start_time,
+                            &mut r.end_time,
+                            &mut result,
+                        );
                         r.run_count = run_count.unwrap_or(r.run_count);
                         r.result = result.and_then(|t| serde_json::from_str(&t).ok());
                     }
                     None => match self.updated.get(c.run_id.as_str()) {
                         Some(i) => {
                             let u = &mut self.updates[*i];
-                            merge(c, &mut u.state, &mut u.run_count, &mut u.start_time, &mut u.end_time, &mut u.result);
+                            merge(
+                                c,
+                                &mut u.state,
+                                &mut u.run_count,
+                                &mut u.start_time,
+                                &mut u.end_time,
+                                &mut u.result,
+                            );
                         }
                         None => {
                             self.updated.insert(&c.run_id, self.updates.len());
@@ -358,4 +387,3 @@ async fn apply_batch(conn: &mut SqliteConnection, writes: &[Write]) -> Result<()
     batch.execute(&mut tx).await?;
     tx.commit().await
 }
-

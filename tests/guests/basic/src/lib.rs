@@ -414,3 +414,9 @@ fn steady(n: u64) -> Result<u64> {
     }
     Ok(total)
 }
+
+/// The same cached call twice in one run: the second is a hit.
+#[flow]
+fn cache_twice(x: i64) -> Result<i64> {
+    Ok(expensive(x)? + expensive(x)?)
+}
