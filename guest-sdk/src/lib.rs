@@ -1,4 +1,4 @@
-//! Write [Weir](https://github.com) flows and tasks in Rust.
+//! Write Weir flows and tasks in Rust.
 //!
 //! A Weir component is a WebAssembly component holding flows and tasks. Mark functions with
 //! [`#[flow]`](macro@flow) and [`#[task]`](macro@task), export the component once with

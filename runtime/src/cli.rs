@@ -289,7 +289,8 @@ async fn run(
     })
 }
 
-/// A flow run as one JSON object: its state and history, result, task runs, subflows.
+/// A flow run as one JSON object: its state and history, result, task runs, subflows,
+/// logs and artifacts.
 pub async fn flow_run_json(store: &Store, id: &str) -> anyhow::Result<Value> {
     let run = store
         .flow_run(id)
@@ -316,6 +317,8 @@ pub async fn flow_run_json(store: &Store, id: &str) -> anyhow::Result<Value> {
         .into_iter()
         .map(|f| json!({"id": f.id, "name": f.name, "flow": f.flow_name, "state": state_json(&f.state), "result": f.result}))
         .collect();
+    let logs = store.logs(id).await?;
+    let artifacts = store.artifacts(id).await?;
     Ok(json!({
         "id": run.id,
         "name": run.name,
@@ -333,6 +336,8 @@ pub async fn flow_run_json(store: &Store, id: &str) -> anyhow::Result<Value> {
         "end_time": run.end_time,
         "task_runs": task_json,
         "subflow_runs": subflows,
+        "logs": logs,
+        "artifacts": artifacts,
     }))
 }
 

@@ -39,11 +39,9 @@ impl HostState {
         scope: Option<Arc<FlowScope>>,
         task: Option<Arc<TaskAttempt>>,
     ) -> Self {
-        let log_prints = match (&task, &scope) {
-            (Some(t), _) => t.log_prints,
-            (None, Some(s)) => s.log_prints,
-            (None, None) => false,
-        };
+        // As in Prefect, a flow's `log_prints` covers the tasks it calls.
+        let log_prints = task.as_ref().is_some_and(|t| t.log_prints)
+            || scope.as_ref().is_some_and(|s| s.log_prints);
         let stdout = Capture::new(
             scope.clone(),
             task.clone(),
