@@ -10,6 +10,7 @@ mod cli;
 mod concurrency;
 mod examples;
 mod final_state;
+mod limits;
 mod observability;
 mod params;
 mod retries;

@@ -42,6 +42,8 @@ pub enum LoadError {
 pub struct LoadedComponent {
     pub digest: String,
     pub size: usize,
+    /// Whether the compiled code came from the on-disk cache rather than a compilation.
+    pub from_cache: bool,
     pub manifest: Manifest,
     pre: FlowWorldPre<HostState>,
     validators: HashMap<String, Arc<jsonschema::Validator>>,
@@ -181,7 +183,7 @@ impl Engine {
             return Ok(c);
         }
         check_header(bytes)?;
-        let component = self.compile(&digest, bytes)?;
+        let (component, from_cache) = self.compile(&digest, bytes)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -202,6 +204,7 @@ impl Engine {
         let loaded = Arc::new(LoadedComponent {
             digest: digest.clone(),
             size: bytes.len(),
+            from_cache,
             manifest,
             pre,
             validators,
@@ -210,7 +213,7 @@ impl Engine {
         Ok(map.entry(digest).or_insert(loaded).clone())
     }
 
-    fn compile(&self, digest: &str, bytes: &[u8]) -> Result<Component, LoadError> {
+    fn compile(&self, digest: &str, bytes: &[u8]) -> Result<(Component, bool), LoadError> {
         let cached = self
             .cache_dir
             .as_ref()
@@ -221,7 +224,7 @@ impl Engine {
             // SAFETY: the file was written by `Component::serialize` of an engine with
             // the same compatibility hash, into Weir's own cache directory.
             match unsafe { Component::deserialize_file(&self.wasmtime, path) } {
-                Ok(c) => return Ok(c),
+                Ok(c) => return Ok((c, true)),
                 Err(e) => {
                     tracing::warn!("ignoring unusable compiled cache {}: {e}", path.display())
                 }
@@ -243,7 +246,7 @@ impl Engine {
                 Err(e) => tracing::warn!("cannot serialize compiled component: {e}"),
             }
         }
-        Ok(component)
+        Ok((component, false))
     }
 
     async fn describe(&self, pre: &FlowWorldPre<HostState>) -> Result<Manifest, LoadError> {

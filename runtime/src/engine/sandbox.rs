@@ -18,6 +18,7 @@ pub struct HostState {
     /// Set when this instance runs a task attempt.
     pub(crate) task: Option<Arc<TaskAttempt>>,
     host_calls_left: u64,
+    host_call_budget: u64,
     pub(crate) cpu_ticks_left: u64,
     pub(crate) cpu_exceeded: bool,
     stdout: Capture,
@@ -70,6 +71,7 @@ impl HostState {
             scope,
             task,
             host_calls_left: limits.max_host_calls,
+            host_call_budget: limits.max_host_calls,
             cpu_ticks_left: cpu_ticks.max(1),
             cpu_exceeded: false,
             stdout,
@@ -81,7 +83,7 @@ impl HostState {
     pub(crate) fn charge(&mut self) -> wasmtime::Result<()> {
         if self.host_calls_left == 0 {
             return Err(wasmtime::Error::new(SandboxError::HostCallBudget(
-                crate::limits::Limits::default().max_host_calls,
+                self.host_call_budget,
             )));
         }
         self.host_calls_left -= 1;

@@ -420,3 +420,46 @@ fn steady(n: u64) -> Result<u64> {
 fn cache_twice(x: i64) -> Result<i64> {
     Ok(expensive(x)? + expensive(x)?)
 }
+
+// ---- limits --------------------------------------------------------------------------
+
+/// Writes `lines` log lines of about 1 KiB each.
+#[flow]
+fn log_flood(lines: u32) -> Result<u32> {
+    let filler = "x".repeat(1000);
+    for i in 0..lines {
+        weir_sdk::info!("{i} {filler}");
+    }
+    Ok(lines)
+}
+
+/// Tries to create a markdown artifact of `kib` KiB; returns what happened.
+#[flow]
+fn big_artifact(kib: usize) -> Result<String> {
+    let md = "y".repeat(kib << 10);
+    Ok(
+        match weir_sdk::artifacts::create_markdown_artifact(&md, Some("big"), None) {
+            Ok(_) => "created".into(),
+            Err(e) => e.message().to_owned(),
+        },
+    )
+}
+
+/// Makes `calls` host calls.
+#[flow]
+fn chatter(calls: u32) -> Result<u32> {
+    for _ in 0..calls {
+        std::hint::black_box(weir_sdk::context());
+    }
+    Ok(calls)
+}
+
+#[task(persist_result = false)]
+fn unpersisted_task() -> String {
+    "kept out of the database".into()
+}
+
+#[flow(persist_result = false)]
+fn unpersisted() -> Result<String> {
+    unpersisted_task()
+}
