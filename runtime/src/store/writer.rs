@@ -104,9 +104,11 @@ const CHUNK: usize = 256;
 /// however many task runs it covers.
 #[derive(Default)]
 struct Batch<'a> {
-    flows: Vec<FlowRunRecord>,
-    tasks: Vec<TaskRunRecord>,
+    /// Runs created in this batch, each with its latest state columns.
+    flows: Vec<(&'a FlowRunRecord, StateChange)>,
+    tasks: Vec<(&'a TaskRunRecord, StateChange)>,
     created: HashMap<&'a str, (RunKind, usize)>,
+    /// State changes of runs created in earlier batches, merged per run.
     updates: Vec<StateChange>,
     updated: HashMap<&'a str, usize>,
     states: Vec<(&'a str, &'a crate::state::State)>,
@@ -116,26 +118,23 @@ struct Batch<'a> {
     cache: Vec<&'a CacheEntry>,
 }
 
-fn merge(
-    change: &StateChange,
-    state: &mut crate::state::State,
-    run_count: &mut Option<i64>,
-    start: &mut Option<DateTime<Utc>>,
-    end: &mut Option<DateTime<Utc>>,
-    result: &mut Option<String>,
-) {
-    *state = change.state.clone();
-    if change.run_count.is_some() {
-        *run_count = change.run_count;
+impl StateChange {
+    /// Folds a later change of the same run into this one.
+    fn absorb(&mut self, later: &StateChange) {
+        self.state = later.state.clone();
+        self.run_count = later.run_count.or(self.run_count);
+        self.start_time = later.start_time.or(self.start_time);
+        self.end_time = later.end_time.or(self.end_time);
+        if later.result.is_some() {
+            self.result.clone_from(&later.result);
+        }
     }
-    if change.start_time.is_some() {
-        *start = change.start_time;
-    }
-    if change.end_time.is_some() {
-        *end = change.end_time;
-    }
-    if change.result.is_some() {
-        result.clone_from(&change.result);
+
+    /// The state columns of a run as it was created.
+    fn initial(kind: RunKind, id: &str, state: &crate::state::State, run_count: i64) -> Self {
+        let mut c = StateChange::new(kind, id, state.clone());
+        c.run_count = Some(run_count);
+        c
     }
 }
 
@@ -145,60 +144,24 @@ impl<'a> Batch<'a> {
             Write::FlowRunCreated(r) => {
                 self.created
                     .insert(&r.id, (RunKind::Flow, self.flows.len()));
-                self.flows.push(r.clone());
+                let initial = StateChange::initial(RunKind::Flow, &r.id, &r.state, r.run_count);
+                self.flows.push((r, initial));
                 self.states.push((&r.id, &r.state));
             }
             Write::TaskRunCreated(r) => {
                 self.created
                     .insert(&r.id, (RunKind::Task, self.tasks.len()));
-                self.tasks.push(r.clone());
+                let initial = StateChange::initial(RunKind::Task, &r.id, &r.state, r.run_count);
+                self.tasks.push((r, initial));
                 self.states.push((&r.id, &r.state));
             }
             Write::StateChanged(c) => {
                 self.states.push((&c.run_id, &c.state));
                 match self.created.get(c.run_id.as_str()) {
-                    Some((RunKind::Flow, i)) => {
-                        let r = &mut self.flows[*i];
-                        let mut result = r.result.as_ref().map(Value::to_string);
-                        let mut run_count = Some(r.run_count);
-                        merge(
-                            c,
-                            &mut r.state,
-                            &mut run_count,
-                            &mut r.start_time,
-                            &mut r.end_time,
-                            &mut result,
-                        );
-                        r.run_count = run_count.unwrap_or(r.run_count);
-                        r.result = result.and_then(|t| serde_json::from_str(&t).ok());
-                    }
-                    Some((RunKind::Task, i)) => {
-                        let r = &mut self.tasks[*i];
-                        let mut result = r.result.as_ref().map(Value::to_string);
-                        let mut run_count = Some(r.run_count);
-                        merge(
-                            c,
-                            &mut r.state,
-                            &mut run_count,
-                            &mut r.start_time,
-                            &mut r.end_time,
-                            &mut result,
-                        );
-                        r.run_count = run_count.unwrap_or(r.run_count);
-                        r.result = result.and_then(|t| serde_json::from_str(&t).ok());
-                    }
+                    Some((RunKind::Flow, i)) => self.flows[*i].1.absorb(c),
+                    Some((RunKind::Task, i)) => self.tasks[*i].1.absorb(c),
                     None => match self.updated.get(c.run_id.as_str()) {
-                        Some(i) => {
-                            let u = &mut self.updates[*i];
-                            merge(
-                                c,
-                                &mut u.state,
-                                &mut u.run_count,
-                                &mut u.start_time,
-                                &mut u.end_time,
-                                &mut u.result,
-                            );
-                        }
+                        Some(i) => self.updates[*i].absorb(c),
                         None => {
                             self.updated.insert(&c.run_id, self.updates.len());
                             self.updates.push(c.clone());
@@ -228,7 +191,7 @@ impl<'a> Batch<'a> {
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
                    state_timestamp, run_count, result, created, start_time, end_time) ",
             );
-            q.push_values(chunk, |mut b, r| {
+            q.push_values(chunk, |mut b, (r, c)| {
                 b.push_bind(&r.id)
                     .push_bind(&r.name)
                     .push_bind(&r.flow_name)
@@ -236,16 +199,8 @@ impl<'a> Batch<'a> {
                     .push_bind(r.parameters.to_string())
                     .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())
                     .push_bind(&r.parent_flow_run_id)
-                    .push_bind(r.parent_position)
-                    .push_bind(r.state.kind.as_str())
-                    .push_bind(&r.state.name)
-                    .push_bind(&r.state.message)
-                    .push_bind(ts(r.state.timestamp))
-                    .push_bind(r.run_count)
-                    .push_bind(r.result.as_ref().map(Value::to_string))
-                    .push_bind(ts(r.created))
-                    .push_bind(r.start_time.map(ts))
-                    .push_bind(r.end_time.map(ts));
+                    .push_bind(r.parent_position);
+                bind_progress(&mut b, r.created, c);
             });
             q.build().execute(&mut *conn).await?;
         }
@@ -255,7 +210,7 @@ impl<'a> Batch<'a> {
                    cache_key, tags, state_type, state_name, state_message, state_timestamp,
                    run_count, result, created, start_time, end_time) ",
             );
-            q.push_values(chunk, |mut b, r| {
+            q.push_values(chunk, |mut b, (r, c)| {
                 b.push_bind(&r.id)
                     .push_bind(&r.flow_run_id)
                     .push_bind(r.position)
@@ -263,16 +218,8 @@ impl<'a> Batch<'a> {
                     .push_bind(&r.name)
                     .push_bind(&r.input_hash)
                     .push_bind(&r.cache_key)
-                    .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())
-                    .push_bind(r.state.kind.as_str())
-                    .push_bind(&r.state.name)
-                    .push_bind(&r.state.message)
-                    .push_bind(ts(r.state.timestamp))
-                    .push_bind(r.run_count)
-                    .push_bind(r.result.as_ref().map(Value::to_string))
-                    .push_bind(ts(r.created))
-                    .push_bind(r.start_time.map(ts))
-                    .push_bind(r.end_time.map(ts));
+                    .push_bind(serde_json::to_string(&r.tags).unwrap_or_default());
+                bind_progress(&mut b, r.created, c);
             });
             q.build().execute(&mut *conn).await?;
         }
@@ -376,6 +323,24 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
+}
+
+/// The state columns both run tables end with, in table order (the creation time sits
+/// between the result and the start time).
+fn bind_progress(
+    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    created: DateTime<Utc>,
+    c: &StateChange,
+) {
+    b.push_bind(c.state.kind.as_str())
+        .push_bind(&c.state.name)
+        .push_bind(&c.state.message)
+        .push_bind(ts(c.state.timestamp))
+        .push_bind(c.run_count.unwrap_or(0))
+        .push_bind(&c.result)
+        .push_bind(ts(created))
+        .push_bind(c.start_time.map(ts))
+        .push_bind(c.end_time.map(ts));
 }
 
 async fn apply_batch(conn: &mut SqliteConnection, writes: &[Write]) -> Result<(), sqlx::Error> {
