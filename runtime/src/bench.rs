@@ -31,12 +31,7 @@ async fn run_in(workload: &str, n: u64, component: &Path, dir: &Path) -> anyhow:
         )
     })?;
     let loaded = orch.engine().load(&bytes).await?;
-    let flow = |name: &str, params: Value| FlowRequest {
-        component: loaded.clone(),
-        flow: name.to_owned(),
-        parameters: params,
-        tags: Vec::new(),
-    };
+    let flow = |name: &str, params: Value| FlowRequest::new(loaded.clone(), name, params);
     // Warm up as the Prefect side does: one ten-task flow.
     let warm = orch.run_flow(flow("ten", json!({}))).await?;
     ensure!(

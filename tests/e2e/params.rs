@@ -55,12 +55,11 @@ async fn an_unknown_flow_is_an_error_that_lists_the_flows() {
     let c = h.load(BASIC).await;
     let err = h
         .orch
-        .run_flow(weir::orchestrate::FlowRequest {
-            component: c.clone(),
-            flow: "nope".into(),
-            parameters: json!({}),
-            tags: vec![],
-        })
+        .run_flow(weir::orchestrate::FlowRequest::new(
+            c.clone(),
+            "nope",
+            json!({}),
+        ))
         .await
         .unwrap_err()
         .to_string();

@@ -90,12 +90,7 @@ impl Harness {
         parameters: serde_json::Value,
     ) -> FlowOutcome {
         self.orch
-            .run_flow(FlowRequest {
-                component: component.clone(),
-                flow: flow.to_owned(),
-                parameters,
-                tags: Vec::new(),
-            })
+            .run_flow(FlowRequest::new(component.clone(), flow, parameters))
             .await
             .expect("flow run created")
     }

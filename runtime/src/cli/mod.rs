@@ -269,12 +269,7 @@ async fn run(
         .await?;
     let flow = pick_flow(&loaded, flow)?;
     let outcome = orch
-        .run_flow(FlowRequest {
-            component: loaded,
-            flow,
-            parameters,
-            tags: Vec::new(),
-        })
+        .run_flow(FlowRequest::new(loaded, &flow, parameters))
         .await?;
     if as_json {
         let report = flow_run_json(orch.store(), &outcome.flow_run_id).await?;

@@ -54,16 +54,17 @@ pub fn input_hash(canonical_args: &str) -> String {
     sha256_hex(&[canonical_args])
 }
 
-/// Key of the `inputs` policy: the component digest (standing in for the task's code),
-/// the task name and its canonical inputs.
-pub fn inputs_key(digest: &str, task: &str, canonical_args: &str) -> String {
-    sha256_hex(&["inputs", digest, task, canonical_args])
+/// Key of the `inputs` policy: the workspace (caches are never shared between
+/// tenants), the component digest (standing in for the task's code), the task name and
+/// its canonical inputs.
+pub fn inputs_key(workspace: &str, digest: &str, task: &str, canonical_args: &str) -> String {
+    sha256_hex(&["inputs", workspace, digest, task, canonical_args])
 }
 
-/// Key of a custom key function: scoped to the task name only, so it survives new
-/// versions of the component, as such keys are meant to.
-pub fn custom_key(task: &str, key: &str) -> String {
-    sha256_hex(&["custom", task, key])
+/// Key of a custom key function: the workspace and the task name only, so it survives
+/// new versions of the component, as such keys are meant to.
+pub fn custom_key(workspace: &str, task: &str, key: &str) -> String {
+    sha256_hex(&["custom", workspace, task, key])
 }
 
 #[cfg(test)]
@@ -82,10 +83,12 @@ mod tests {
 
     #[test]
     fn keys_depend_on_every_part() {
-        let k = inputs_key("d1", "t", "{}");
-        assert_ne!(k, inputs_key("d2", "t", "{}"));
-        assert_ne!(k, inputs_key("d1", "u", "{}"));
-        assert_ne!(k, inputs_key("d1", "t", "[]"));
-        assert_ne!(custom_key("t", "ab"), custom_key("ta", "b"));
+        let k = inputs_key("w", "d1", "t", "{}");
+        assert_ne!(k, inputs_key("v", "d1", "t", "{}"));
+        assert_ne!(k, inputs_key("w", "d2", "t", "{}"));
+        assert_ne!(k, inputs_key("w", "d1", "u", "{}"));
+        assert_ne!(k, inputs_key("w", "d1", "t", "[]"));
+        assert_ne!(custom_key("w", "t", "ab"), custom_key("w", "ta", "b"));
+        assert_ne!(custom_key("w", "t", "a"), custom_key("v", "t", "a"));
     }
 }

@@ -2,6 +2,7 @@
 //! Prefect's final-state rules, flow retries that replay completed calls, subflows.
 
 use super::failure::Failure;
+use super::scope::RunSettings;
 use super::scope::{FlowScope, Recorded};
 use super::task_run::TaskOutcome;
 use super::{Event, LogLevel, Orchestrator, hooks, names, params};
@@ -11,7 +12,7 @@ use crate::host::wit;
 use crate::manifest::Definition;
 use crate::state::{State, StateType};
 use crate::store::{FlowRunRecord, RunKind, StateChange, StoreError, Write};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -26,6 +27,26 @@ pub struct FlowRequest {
     pub flow: String,
     pub parameters: Value,
     pub tags: Vec<String>,
+    pub workspace_id: Option<String>,
+    pub deployment_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// When the run is due; `None` runs it now.
+    pub expected_start: Option<DateTime<Utc>>,
+}
+
+impl FlowRequest {
+    pub fn new(component: Arc<LoadedComponent>, flow: &str, parameters: Value) -> Self {
+        Self {
+            component,
+            flow: flow.to_owned(),
+            parameters,
+            tags: Vec::new(),
+            workspace_id: None,
+            deployment_id: None,
+            idempotency_key: None,
+            expected_start: None,
+        }
+    }
 }
 
 /// The final state of a flow run, with its value (JSON text) when it completed.
@@ -47,6 +68,16 @@ impl FlowOutcome {
             failure: self.failure.as_ref().map(Failure::to_wit),
         }
     }
+
+    fn failed(record: &FlowRunRecord, failure: Failure) -> Self {
+        Self {
+            flow_run_id: record.id.clone(),
+            flow_run_name: record.name.clone(),
+            state: State::failed(failure.message.clone()),
+            value: None,
+            failure: Some(failure),
+        }
+    }
 }
 
 /// Why a flow run could not be created at all.
@@ -61,19 +92,99 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
+/// Why a flow run was not prepared.
+#[derive(Debug)]
+pub enum PrepareError {
+    UnknownFlow {
+        flow: String,
+        available: Vec<String>,
+    },
+    /// One message per offending field, and the run as it would have been.
+    InvalidParameters {
+        errors: Vec<String>,
+        record: Box<FlowRunRecord>,
+    },
+}
+
 /// The run and call position a subflow belongs to.
 pub(crate) struct Parent {
     pub flow_run_id: String,
     pub position: i64,
     pub depth: u32,
+    pub settings: RunSettings,
 }
 
 type BoxedRun<'a> = Pin<Box<dyn Future<Output = Result<FlowOutcome, RunError>> + Send + 'a>>;
 
 impl Orchestrator {
-    /// Runs a flow to its final state.
+    /// Runs a flow to its final state. Invalid parameters give a failed run that never
+    /// entered Running.
     pub async fn run_flow(self: &Arc<Self>, request: FlowRequest) -> Result<FlowOutcome, RunError> {
         self.start_flow(request, None).await
+    }
+
+    /// Validates a flow's parameters (defaults filled, values coerced) and builds the
+    /// record of a new run in state `initial`. Nothing is stored.
+    pub fn prepare_flow_run(
+        &self,
+        request: &FlowRequest,
+        initial: State,
+    ) -> Result<FlowRunRecord, PrepareError> {
+        let component = &request.component;
+        let Some(def) = component.flow(&request.flow) else {
+            return Err(PrepareError::UnknownFlow {
+                flow: request.flow.clone(),
+                available: component
+                    .manifest
+                    .flow_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            });
+        };
+        let prepared = match component.validator(&def.name) {
+            Some(v) => params::prepare(&def.parameters, v, request.parameters.clone()),
+            None => Ok(request.parameters.clone()),
+        };
+        let parameters = prepared
+            .as_ref()
+            .cloned()
+            .unwrap_or_else(|_| request.parameters.clone());
+        let name = match &def.options.run_name_template {
+            Some(t) => names::render(t, &parameters),
+            None => names::generate(),
+        };
+        let mut tags = def.options.tags.clone();
+        tags.extend(request.tags.iter().cloned());
+        tags.sort();
+        tags.dedup();
+        let record = FlowRunRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            name,
+            flow_name: def.name.clone(),
+            component_digest: component.digest.clone(),
+            parameters,
+            tags,
+            parent_flow_run_id: None,
+            parent_position: None,
+            state: initial,
+            run_count: 0,
+            result: None,
+            created: Utc::now(),
+            start_time: None,
+            end_time: None,
+            workspace_id: request.workspace_id.clone(),
+            deployment_id: request.deployment_id.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            expected_start: request.expected_start,
+        };
+        match prepared {
+            Ok(_) => Ok(record),
+            Err(errors) => Err(PrepareError::InvalidParameters {
+                errors,
+                record: Box::new(record),
+            }),
+        }
     }
 
     pub(crate) fn start_flow(
@@ -82,108 +193,110 @@ impl Orchestrator {
         parent: Option<Parent>,
     ) -> BoxedRun<'_> {
         Box::pin(async move {
-            let component = request.component;
-            let def =
-                component
-                    .flow(&request.flow)
-                    .cloned()
-                    .ok_or_else(|| RunError::UnknownFlow {
-                        flow: request.flow.clone(),
-                        available: component
-                            .manifest
-                            .flow_names()
-                            .into_iter()
-                            .map(str::to_owned)
-                            .collect(),
-                    })?;
-            let prepared = match component.validator(&def.name) {
-                Some(v) => params::prepare(&def.parameters, v, request.parameters.clone()),
-                None => Ok(request.parameters.clone()),
+            let component = request.component.clone();
+            let (mut record, invalid) = match self.prepare_flow_run(&request, State::pending()) {
+                Ok(r) => (r, None),
+                Err(PrepareError::UnknownFlow { flow, available }) => {
+                    return Err(RunError::UnknownFlow { flow, available });
+                }
+                Err(PrepareError::InvalidParameters { errors, record }) => (*record, Some(errors)),
             };
-            let parameters = prepared
-                .as_ref()
-                .cloned()
-                .unwrap_or_else(|_| request.parameters.clone());
-            let id = uuid::Uuid::now_v7().to_string();
-            let name = match &def.options.run_name_template {
-                Some(t) => names::render(t, &parameters),
-                None => names::generate(),
-            };
-            let mut tags = def.options.tags.clone();
-            tags.extend(request.tags);
-            tags.sort();
-            tags.dedup();
-            self.store.write(Write::FlowRunCreated(FlowRunRecord {
-                id: id.clone(),
-                name: name.clone(),
-                flow_name: def.name.clone(),
-                component_digest: component.digest.clone(),
-                parameters: parameters.clone(),
-                tags: tags.clone(),
-                parent_flow_run_id: parent.as_ref().map(|p| p.flow_run_id.clone()),
-                parent_position: parent.as_ref().map(|p| p.position),
-                state: State::pending(),
-                run_count: 0,
-                result: None,
-                created: Utc::now(),
-                start_time: None,
-                end_time: None,
-            }));
-            self.emit(|| Event::FlowRunCreated {
-                id: id.clone(),
-                name: name.clone(),
-                flow: def.name.clone(),
-            });
+            if let Some(p) = &parent {
+                record.parent_flow_run_id = Some(p.flow_run_id.clone());
+                record.parent_position = Some(p.position);
+                record.workspace_id.clone_from(&p.settings.workspace_id);
+            }
+            self.record_created(&record);
 
             let depth = parent.as_ref().map_or(0, |p| p.depth + 1);
-            let early_failure = match (&prepared, depth > self.engine.limits().max_subflow_depth) {
-                (Err(errors), _) => Some(Failure::permanent(
+            let max_depth = self.engine.limits().max_subflow_depth;
+            let early_failure = match invalid {
+                Some(errors) => Some(Failure::permanent(
                     "invalid-parameters",
                     format!(
                         "Validation of flow parameters failed: {}",
                         errors.join("; ")
                     ),
                 )),
-                (Ok(_), true) => Some(Failure::permanent(
+                None if depth > max_depth => Some(Failure::permanent(
                     "limit",
-                    format!(
-                        "subflows nest deeper than {} levels",
-                        self.engine.limits().max_subflow_depth
-                    ),
+                    format!("subflows nest deeper than {max_depth} levels"),
                 )),
-                _ => None,
+                None => None,
             };
             if let Some(failure) = early_failure {
-                let state = State::failed(failure.message.clone());
-                let mut change = StateChange::new(RunKind::Flow, &id, state.clone());
+                let outcome = FlowOutcome::failed(&record, failure);
+                let mut change = StateChange::new(RunKind::Flow, &record.id, outcome.state.clone());
                 change.end_time = Some(Utc::now());
-                self.set_flow_state(&name, change);
+                self.set_flow_state(&record.name, change);
                 self.store.flush().await?;
-                return Ok(FlowOutcome {
-                    flow_run_id: id,
-                    flow_run_name: name,
-                    state,
-                    value: None,
-                    failure: Some(failure),
-                });
+                return Ok(outcome);
             }
-
-            let scope = Arc::new(FlowScope::new(
-                self.clone(),
-                component.clone(),
-                id,
-                name,
-                def.name.clone(),
-                parameters,
-                tags,
-                parent.map(|p| p.flow_run_id),
-                depth,
-                def.options.log_prints,
-            ));
-            let outcome = self.execute_flow(&scope, &def).await;
+            let settings = parent.map(|p| p.settings).unwrap_or_default();
+            let outcome = self
+                .execute_at_depth(&record, component, settings, depth)
+                .await;
             self.store.flush().await?;
             Ok(outcome)
         })
+    }
+
+    /// Writes a new run (through the batched writer) and reports it.
+    pub fn record_created(&self, record: &FlowRunRecord) {
+        self.store.write(Write::FlowRunCreated(record.clone()));
+        self.emit(|| Event::FlowRunCreated {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            flow: record.flow_name.clone(),
+        });
+    }
+
+    /// Executes a stored flow run to a final state: a new run, or one that ran before
+    /// (a retry, a run resumed after a restart), whose completed calls are replayed.
+    pub async fn execute_flow_run(
+        self: &Arc<Self>,
+        record: &FlowRunRecord,
+        component: Arc<LoadedComponent>,
+        settings: RunSettings,
+    ) -> Result<FlowOutcome, StoreError> {
+        let outcome = self.execute_at_depth(record, component, settings, 0).await;
+        self.store.flush().await?;
+        Ok(outcome)
+    }
+
+    async fn execute_at_depth(
+        self: &Arc<Self>,
+        record: &FlowRunRecord,
+        component: Arc<LoadedComponent>,
+        settings: RunSettings,
+        depth: u32,
+    ) -> FlowOutcome {
+        let Some(def) = component.flow(&record.flow_name).cloned() else {
+            let f = Failure::permanent(
+                "unknown",
+                format!("the component has no flow '{}'", record.flow_name),
+            );
+            let outcome = FlowOutcome::failed(record, f);
+            let mut change = StateChange::new(RunKind::Flow, &record.id, outcome.state.clone());
+            change.end_time = Some(Utc::now());
+            self.set_flow_state(&record.name, change);
+            return outcome;
+        };
+        let scope = Arc::new(FlowScope::new(
+            self.clone(),
+            component,
+            settings,
+            record.id.clone(),
+            record.name.clone(),
+            def.name.clone(),
+            record.parameters.clone(),
+            record.tags.clone(),
+            record.parent_flow_run_id.clone(),
+            depth,
+            def.options.log_prints,
+        ));
+        let first_attempt = record.run_count.max(0) as u32 + 1;
+        self.execute_flow(&scope, &def, first_attempt).await
     }
 
     fn set_flow_state(&self, run_name: &str, change: StateChange) {
@@ -201,9 +314,12 @@ impl Orchestrator {
         self: &Arc<Self>,
         scope: &Arc<FlowScope>,
         def: &Definition,
+        first_attempt: u32,
     ) -> FlowOutcome {
         let options = &def.options;
-        let mut attempt: u32 = 1;
+        let mut attempt = first_attempt;
+        // Retries granted by the flow's options count from this execution on.
+        let last_retry = first_attempt - 1 + options.retries;
         loop {
             let mut running = StateChange::new(
                 RunKind::Flow,
@@ -235,13 +351,13 @@ impl Orchestrator {
 
             let (state, value, failure) = self.execute_once(scope, def).await;
             if state.kind == StateType::Failed
-                && attempt <= options.retries
+                && attempt <= last_retry
                 && failure.as_ref().is_none_or(|f| f.retryable != Some(false))
             {
                 let delay = super::task_run::retry_delay(
                     &options.retry_delay_seconds,
                     options.retry_jitter_factor,
-                    attempt,
+                    attempt - first_attempt + 1,
                 );
                 self.set_flow_state(
                     &scope.name,
@@ -296,7 +412,7 @@ impl Orchestrator {
         scope: &Arc<FlowScope>,
         def: &Definition,
     ) -> (State, Option<String>, Option<Failure>) {
-        let host = HostState::new(self.engine.limits(), Some(scope.clone()), None);
+        let host = HostState::new(&scope.limits, Some(scope.clone()), None);
         let (mut store, world) = match self
             .engine
             .instantiate_component(&scope.component, host)
@@ -316,16 +432,32 @@ impl Orchestrator {
             world
                 .weir_flow_guest()
                 .call_run_flow(&mut store, &def.name, &scope.parameters_json);
-        let result = match def.options.timeout_seconds {
-            Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call)
-                .await
-                .ok(),
-            None => Some(call.await),
+        let timeout = scope
+            .settings
+            .timeout_seconds
+            .or(def.options.timeout_seconds);
+        let mut cancel = scope.settings.cancel.clone();
+        let limited = async {
+            match timeout {
+                Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call)
+                    .await
+                    .ok(),
+                None => Some(call.await),
+            }
+        };
+        let result = tokio::select! {
+            r = limited => r,
+            _ = cancelled(&mut cancel) => {
+                drop(store);
+                self.settle_running(scope, false).await;
+                let f = Failure::permanent("cancelled", "the flow run was cancelled");
+                return (State::cancelled(f.message.clone()), None, Some(f));
+            }
         };
         let max = self.engine.limits().max_result_bytes;
         let (state, value, failure) = match result {
             None => {
-                let secs = def.options.timeout_seconds.unwrap_or_default();
+                let secs = timeout.unwrap_or_default();
                 let f = Failure::new(
                     "timeout",
                     format!("Flow run exceeded timeout of {secs} second(s)"),
@@ -510,16 +642,15 @@ impl Orchestrator {
             Ok(v) => v,
             Err(e) => Value::String(format!("<not JSON: {e}>")),
         };
-        let request = FlowRequest {
-            component: scope.component.clone(),
-            flow: flow.clone(),
-            parameters,
-            tags: Vec::new(),
-        };
+        let request = FlowRequest::new(scope.component.clone(), &flow, parameters);
         let parent = Parent {
             flow_run_id: scope.id.clone(),
             position,
             depth: scope.depth,
+            settings: RunSettings {
+                timeout_seconds: None,
+                ..scope.settings.clone()
+            },
         };
         match self.start_flow(request, Some(parent)).await {
             Ok(outcome) => outcome,
@@ -553,5 +684,17 @@ fn state_type_from_wit(t: wit::StateType) -> StateType {
         wit::StateType::Cancelling => StateType::Cancelling,
         wit::StateType::Cancelled => StateType::Cancelled,
         wit::StateType::Crashed => StateType::Crashed,
+    }
+}
+
+/// Resolves when the run is cancelled; never, when it cannot be.
+async fn cancelled(signal: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match signal {
+        Some(rx) => {
+            if rx.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }

@@ -19,7 +19,7 @@ mod task_run;
 pub use events::{Event, EventSink};
 pub use failure::Failure;
 pub use flow_run::{FlowOutcome, FlowRequest, RunError};
-pub use scope::{FlowScope, TaskAttempt};
+pub use scope::{FlowScope, RunSettings, TaskAttempt};
 pub use task_run::{CallOptions, Dependency, TaskOutcome};
 
 use crate::engine::Engine;

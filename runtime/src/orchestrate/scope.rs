@@ -4,6 +4,7 @@
 use super::task_run::TaskOutcome;
 use super::{LogLevel, Orchestrator};
 use crate::engine::LoadedComponent;
+use crate::limits::Limits;
 use crate::store::{LogRecord, Write};
 use chrono::Utc;
 use serde_json::Value;
@@ -42,10 +43,25 @@ pub(crate) struct Calls {
     pub(crate) progress_artifacts: HashSet<String>,
 }
 
+/// Where a flow run comes from and what it may use, beyond the flow's own options.
+#[derive(Clone, Default)]
+pub struct RunSettings {
+    pub workspace_id: Option<String>,
+    /// Set to `true` to cancel the run; subflows share their parent's signal.
+    pub cancel: Option<watch::Receiver<bool>>,
+    /// A smaller memory limit per instance than the engine's (a deployment's limit).
+    pub memory_bytes: Option<usize>,
+    /// Replaces the flow's own timeout (a deployment's limit).
+    pub timeout_seconds: Option<f64>,
+}
+
 /// One flow run, shared by its flow instance and its task instances.
 pub struct FlowScope {
     pub(crate) orch: Arc<Orchestrator>,
     pub(crate) component: Arc<LoadedComponent>,
+    pub(crate) settings: RunSettings,
+    /// The engine's limits with the run's own applied.
+    pub(crate) limits: Limits,
     pub id: String,
     pub name: String,
     pub flow_name: String,
@@ -76,6 +92,7 @@ impl FlowScope {
     pub(crate) fn new(
         orch: Arc<Orchestrator>,
         component: Arc<LoadedComponent>,
+        settings: RunSettings,
         id: String,
         name: String,
         flow_name: String,
@@ -85,9 +102,15 @@ impl FlowScope {
         depth: u32,
         log_prints: bool,
     ) -> Self {
+        let mut limits = orch.engine.limits().clone();
+        if let Some(m) = settings.memory_bytes {
+            limits.memory_bytes = limits.memory_bytes.min(m);
+        }
         Self {
             orch,
             component,
+            settings,
+            limits,
             id,
             name,
             flow_name,

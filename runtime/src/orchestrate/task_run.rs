@@ -244,9 +244,11 @@ impl FlowScope {
         tags.sort();
         tags.dedup();
 
+        let workspace = self.settings.workspace_id.as_deref().unwrap_or("");
         let cache_key = match def.options.cache_policy {
             CachePolicy::None => None,
             CachePolicy::Inputs => Some(cache::inputs_key(
+                workspace,
                 &self.component.digest,
                 &def.name,
                 &canonical,
@@ -255,7 +257,7 @@ impl FlowScope {
                 .options
                 .cache_key
                 .as_deref()
-                .map(|k| cache::custom_key(&def.name, k)),
+                .map(|k| cache::custom_key(workspace, &def.name, k)),
         };
 
         let run = TaskRun {
@@ -475,7 +477,7 @@ impl TaskRun {
             tags: self.tags.clone(),
             log_prints: self.def.options.log_prints,
         });
-        let state = HostState::new(orch.engine.limits(), Some(scope.clone()), Some(task));
+        let state = HostState::new(&scope.limits, Some(scope.clone()), Some(task));
         let (mut store, world) = match orch
             .engine
             .instantiate_component(&scope.component, state)

@@ -5,10 +5,16 @@
 //! [`Store::flush`] waits until everything enqueued so far is durable. Reads go straight
 //! to the connection pool.
 
+mod deployments;
+mod queries;
 mod records;
+mod workspaces;
 mod writer;
 
+pub use deployments::*;
+pub use queries::*;
 pub use records::*;
+pub use workspaces::*;
 pub use writer::Write;
 
 use crate::state::{State, StateType};
@@ -267,17 +273,17 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
 }
 
-fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }
 
-fn parse_json(s: &str) -> Result<Value> {
+pub(crate) fn parse_json(s: &str) -> Result<Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad JSON: {e}")))
 }
 
@@ -296,11 +302,11 @@ fn state_from_row(r: &SqliteRow, t: &str, n: &str, m: &str, at: &str) -> Result<
     })
 }
 
-fn tags_from(s: &str) -> Result<Vec<String>> {
+pub(crate) fn tags_from(s: &str) -> Result<Vec<String>> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad tags: {e}")))
 }
 
-fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
+pub(crate) fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
     Ok(FlowRunRecord {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -322,6 +328,10 @@ fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
         created: parse_ts(&r.try_get::<String, _>("created")?)?,
         start_time: parse_opt_ts(r.try_get("start_time")?)?,
         end_time: parse_opt_ts(r.try_get("end_time")?)?,
+        workspace_id: r.try_get("workspace_id")?,
+        deployment_id: r.try_get("deployment_id")?,
+        idempotency_key: r.try_get("idempotency_key")?,
+        expected_start: parse_opt_ts(r.try_get("expected_start")?)?,
     })
 }
 
@@ -350,7 +360,7 @@ fn task_run_from_row(r: &SqliteRow) -> Result<TaskRunRecord> {
     })
 }
 
-fn artifact_from_row(r: &SqliteRow) -> Result<ArtifactRecord> {
+pub(crate) fn artifact_from_row(r: &SqliteRow) -> Result<ArtifactRecord> {
     Ok(ArtifactRecord {
         id: r.try_get("id")?,
         key: r.try_get("key")?,

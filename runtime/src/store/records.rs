@@ -28,6 +28,12 @@ pub struct FlowRunRecord {
     pub created: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// `None` for runs started locally with `weir run`.
+    pub workspace_id: Option<String>,
+    pub deployment_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// When a scheduled run is due.
+    pub expected_start: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

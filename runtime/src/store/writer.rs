@@ -188,6 +188,7 @@ impl<'a> Batch<'a> {
         for chunk in self.flows.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
+                   workspace_id, deployment_id, idempotency_key, expected_start,
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
                    state_timestamp, run_count, result, created, start_time, end_time) ",
             );
@@ -198,6 +199,10 @@ impl<'a> Batch<'a> {
                     .push_bind(&r.component_digest)
                     .push_bind(r.parameters.to_string())
                     .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())
+                    .push_bind(&r.workspace_id)
+                    .push_bind(&r.deployment_id)
+                    .push_bind(&r.idempotency_key)
+                    .push_bind(r.expected_start.map(ts))
                     .push_bind(&r.parent_flow_run_id)
                     .push_bind(r.parent_position);
                 bind_progress(&mut b, r.created, c);

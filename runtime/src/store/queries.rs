@@ -1,0 +1,310 @@
+//! Flow-run queries of the API: filtered, paginated lists, idempotent creation, logs
+//! by sequence, artifacts by key, counts by state.
+
+use super::{FlowRunRecord, LogRecord, Result, Store, flow_run_from_row, parse_ts, ts};
+use crate::state::StateType;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// Filters of `GET /api/flow-runs`.
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    pub state: Option<StateType>,
+    pub deployment_id: Option<String>,
+    pub tag: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Runs older than this one (ids sort by creation time).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+/// A log line with its sequence number, for paging and following.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: LogRecord,
+}
+
+impl Store {
+    /// Stores a run unless its deployment already has a run with the same idempotency
+    /// key; returns the stored run either way, and whether it is new.
+    pub async fn insert_flow_run_once(&self, run: &FlowRunRecord) -> Result<(FlowRunRecord, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
+               workspace_id, deployment_id, idempotency_key, expected_start, parent_flow_run_id,
+               parent_position, state_type, state_name, state_message, state_timestamp,
+               run_count, result, created, start_time, end_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, 0, NULL, ?, NULL, NULL)
+             ON CONFLICT (deployment_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+             DO NOTHING",
+        )
+        .bind(&run.id)
+        .bind(&run.name)
+        .bind(&run.flow_name)
+        .bind(&run.component_digest)
+        .bind(run.parameters.to_string())
+        .bind(serde_json::to_string(&run.tags).unwrap_or_default())
+        .bind(&run.workspace_id)
+        .bind(&run.deployment_id)
+        .bind(&run.idempotency_key)
+        .bind(run.expected_start.map(ts))
+        .bind(run.state.kind.as_str())
+        .bind(&run.state.name)
+        .bind(&run.state.message)
+        .bind(ts(run.state.timestamp))
+        .bind(ts(run.created))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO run_states (run_id, type, name, message, timestamp) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&run.id)
+            .bind(run.state.kind.as_str())
+            .bind(&run.state.name)
+            .bind(&run.state.message)
+            .bind(ts(run.state.timestamp))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok((run.clone(), true));
+        }
+        let row =
+            sqlx::query("SELECT * FROM flow_runs WHERE deployment_id = ? AND idempotency_key = ?")
+                .bind(&run.deployment_id)
+                .bind(&run.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+        Ok((flow_run_from_row(&row)?, false))
+    }
+
+    /// A flow run of the workspace.
+    pub async fn workspace_flow_run(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<FlowRunRecord>> {
+        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = ? AND workspace_id = ?")
+            .bind(id)
+            .bind(workspace_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| flow_run_from_row(&r)).transpose()
+    }
+
+    /// Flow runs of a workspace, newest first.
+    pub async fn list_flow_runs(
+        &self,
+        workspace_id: &str,
+        f: &RunFilter,
+    ) -> Result<Vec<FlowRunRecord>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM flow_runs WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(state) = f.state {
+            q.push(" AND state_type = ").push_bind(state.as_str());
+        }
+        if let Some(d) = &f.deployment_id {
+            q.push(" AND deployment_id = ").push_bind(d.clone());
+        }
+        if let Some(tag) = &f.tag {
+            q.push(" AND EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = ")
+                .push_bind(tag.clone())
+                .push(")");
+        }
+        if let Some(t) = f.since {
+            q.push(" AND created >= ").push_bind(ts(t));
+        }
+        if let Some(t) = f.until {
+            q.push(" AND created < ").push_bind(ts(t));
+        }
+        if let Some(id) = &f.before_id {
+            q.push(" AND id < ").push_bind(id.clone());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(flow_run_from_row).collect()
+    }
+
+    /// Flow runs not yet final that the server should run (at start-up).
+    pub async fn unfinished_deployment_runs(&self) -> Result<Vec<FlowRunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM flow_runs WHERE workspace_id IS NOT NULL AND parent_flow_run_id IS NULL
+               AND state_type IN ('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING')
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(flow_run_from_row).collect()
+    }
+
+    /// Log lines of a flow run after sequence number `after`.
+    pub async fn logs_after(
+        &self,
+        flow_run_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLine>> {
+        let rows = sqlx::query(
+            "SELECT seq, flow_run_id, task_run_id, level, message, timestamp FROM logs
+             WHERE flow_run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(flow_run_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogLine {
+                    seq: r.try_get("seq")?,
+                    record: LogRecord {
+                        flow_run_id: r.try_get("flow_run_id")?,
+                        task_run_id: r.try_get("task_run_id")?,
+                        level: r.try_get("level")?,
+                        message: r.try_get("message")?,
+                        timestamp: parse_ts(&r.try_get::<String, _>("timestamp")?)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Versions of an artifact key within a workspace, latest first.
+    pub async fn workspace_artifacts_by_key(
+        &self,
+        workspace_id: &str,
+        key: &str,
+    ) -> Result<Vec<super::ArtifactRecord>> {
+        let rows = sqlx::query(
+            "SELECT a.* FROM artifacts a JOIN flow_runs f ON f.id = a.flow_run_id
+             WHERE f.workspace_id = ? AND a.key = ? ORDER BY a.created DESC, a.id DESC",
+        )
+        .bind(workspace_id)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(super::artifact_from_row).collect()
+    }
+
+    /// Flow runs by state type, over every workspace (for metrics).
+    pub async fn flow_run_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT state_type, COUNT(*) AS n FROM flow_runs GROUP BY state_type")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state_type")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Variables of a workspace (`None`: the local runs' variables).
+    pub async fn variables(&self, workspace_id: &str) -> Result<Vec<(String, Value)>> {
+        let rows = sqlx::query(
+            "SELECT name, value FROM workspace_variables WHERE workspace_id = ? ORDER BY name",
+        )
+        .bind(workspace_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("name")?,
+                    super::parse_json(&r.try_get::<String, _>("value")?)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn workspace_variable(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT value FROM workspace_variables WHERE workspace_id = ? AND name = ?",
+        )
+        .bind(workspace_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    pub async fn put_workspace_variable(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        value: &Value,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workspace_variables (workspace_id, name, value, updated) VALUES (?, ?, ?, ?)
+             ON CONFLICT (workspace_id, name) DO UPDATE SET value = excluded.value,
+               updated = excluded.updated",
+        )
+        .bind(workspace_id)
+        .bind(name)
+        .bind(value.to_string())
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_workspace_variable(&self, workspace_id: &str, name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = ? AND name = ?")
+                .bind(workspace_id)
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Names of a workspace's secrets.
+    pub async fn secret_names(&self, workspace_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT name FROM secrets WHERE workspace_id = ? ORDER BY name")
+            .bind(workspace_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    /// The ciphertext of a secret.
+    pub async fn secret(&self, workspace_id: &str, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT ciphertext FROM secrets WHERE workspace_id = ? AND name = ?")
+            .bind(workspace_id)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("ciphertext")).transpose()?)
+    }
+
+    pub async fn put_secret(&self, workspace_id: &str, name: &str, ciphertext: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secrets (workspace_id, name, ciphertext, updated) VALUES (?, ?, ?, ?)
+             ON CONFLICT (workspace_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
+               updated = excluded.updated",
+        )
+        .bind(workspace_id)
+        .bind(name)
+        .bind(ciphertext)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_secret(&self, workspace_id: &str, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM secrets WHERE workspace_id = ? AND name = ?")
+            .bind(workspace_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
