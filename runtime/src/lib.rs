@@ -9,14 +9,23 @@
 //!   retries, timeouts, caching, results, hooks, final-state rules, replay by position.
 //! - [`store`]: every SQL statement (SQLite, WAL, one batched writer).
 //! - [`state`], [`manifest`], [`limits`]: the shared vocabulary.
-//! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`).
+//! - [`executor`]: runs deployment flow runs when due, within pool, deployment and tag
+//!   concurrency limits; cancellation; graceful shutdown and recovery.
+//! - [`api`]: the HTTP API (axum), one module per resource, problem details, OpenAPI.
+//! - [`server`]: `weir server`, tying the API, the executor and the store together.
+//! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
+//! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, client commands).
 
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod engine;
+pub mod executor;
 pub mod host;
 pub mod limits;
 pub mod manifest;
 pub mod orchestrate;
+pub mod secrets;
+pub mod server;
 pub mod state;
 pub mod store;

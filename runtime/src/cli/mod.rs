@@ -50,6 +50,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the server: the HTTP API, the executor and the embedded database.
+    Server {
+        /// Address to listen on.
+        #[arg(long, env = "WEIR_ADDR", default_value = "127.0.0.1:4200")]
+        addr: String,
+        /// A `sqlite:` database URL (default: DATA_DIR/weir.db).
+        #[arg(long, env = "WEIR_DB")]
+        db: Option<String>,
+        /// Set up a "demo" workspace with the example components in DIR deployed.
+        #[arg(long, value_name = "DIR")]
+        demo: Option<PathBuf>,
+        /// Largest component upload, in MiB.
+        #[arg(long, default_value_t = 64)]
+        upload_limit_mb: usize,
+        /// Seconds runs in progress get to finish at shutdown before they are put back.
+        #[arg(long, default_value_t = 30)]
+        grace_seconds: u64,
+        /// Flow runs executing at once.
+        #[arg(long, default_value_t = 64)]
+        max_active_runs: usize,
+    },
     /// Measure orchestration overhead: `chain N`, `map N` or `flows N`.
     Bench {
         workload: String,
@@ -111,6 +132,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Inspect { component, json } => inspect(&cli.data_dir, &component, json).await,
+        Command::Server {
+            addr,
+            db,
+            demo,
+            upload_limit_mb,
+            grace_seconds,
+            max_active_runs,
+        } => {
+            let mut config = crate::server::ServerConfig::new(cli.data_dir.clone());
+            config.db = db;
+            config.admin_token = std::env::var("WEIR_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+            config.secret_key = std::env::var("WEIR_SECRET_KEY")
+                .ok()
+                .filter(|t| !t.is_empty());
+            config.body_limits.upload = upload_limit_mb << 20;
+            config.grace = std::time::Duration::from_secs(grace_seconds);
+            config.max_active_runs = max_active_runs.max(1);
+            serve(config, &addr, demo.as_deref()).await
+        }
         Command::Bench {
             workload,
             n,
@@ -152,6 +194,65 @@ pub fn parse_params(pairs: &[String], json: Option<&str>) -> anyhow::Result<Valu
         map.insert(k.to_owned(), Value::String(v.to_owned()));
     }
     Ok(Value::Object(map))
+}
+
+async fn serve(
+    config: crate::server::ServerConfig,
+    addr: &str,
+    demo: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let server = crate::server::Server::start(config).await?;
+    println!("Weir server listening on http://{local}");
+    if let Some(token) = &server.generated_admin_token {
+        println!("Admin token (shown once; set WEIR_ADMIN_TOKEN to choose your own): {token}");
+    }
+    if server.recovered > 0 {
+        println!("Resumed {} unfinished flow run(s)", server.recovered);
+    }
+    if let Some(dir) = demo {
+        let d = crate::server::demo::setup(&server, dir).await?;
+        println!(
+            "\nDemo workspace ready: the examples are deployed (hello, etl, retries, caching, subflows)."
+        );
+        println!(
+            "  export WEIR_API_URL=http://{local} WEIR_API_KEY={}",
+            d.api_key
+        );
+        println!(
+            "  curl -X POST http://{local}{} -H 'content-type: application/json' -d '{{\"name\": \"Ada\"}}'",
+            d.hello_webhook
+        );
+        println!("  curl -H \"Authorization: Bearer $WEIR_API_KEY\" http://{local}/api/flow-runs");
+    }
+    server.serve(listener, shutdown_signal()).await?;
+    println!("Weir server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }
 
 fn pick_flow(component: &LoadedComponent, flow: Option<String>) -> anyhow::Result<String> {

@@ -2,8 +2,8 @@
 //! Prefect's final-state rules, flow retries that replay completed calls, subflows.
 
 use super::failure::Failure;
-use super::scope::RunSettings;
 use super::scope::{FlowScope, Recorded};
+use super::scope::{RunSettings, Stop};
 use super::task_run::TaskOutcome;
 use super::{Event, LogLevel, Orchestrator, hooks, names, params};
 use crate::engine::LoadedComponent;
@@ -373,6 +373,17 @@ impl Orchestrator {
             }
 
             let mut change = StateChange::new(RunKind::Flow, &scope.id, state.clone());
+            if !state.is_final() {
+                // Put back to run again (a shutdown): no end, no hooks.
+                self.set_flow_state(&scope.name, change);
+                return FlowOutcome {
+                    flow_run_id: scope.id.clone(),
+                    flow_run_name: scope.name.clone(),
+                    state,
+                    value,
+                    failure,
+                };
+            }
             change.end_time = Some(Utc::now());
             if state.is_completed() && options.persists_result() {
                 change.result = value.clone();
@@ -436,7 +447,7 @@ impl Orchestrator {
             .settings
             .timeout_seconds
             .or(def.options.timeout_seconds);
-        let mut cancel = scope.settings.cancel.clone();
+        let mut stop = scope.settings.stop.clone();
         let limited = async {
             match timeout {
                 Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call)
@@ -447,11 +458,22 @@ impl Orchestrator {
         };
         let result = tokio::select! {
             r = limited => r,
-            _ = cancelled(&mut cancel) => {
+            why = stopped(&mut stop) => {
                 drop(store);
                 self.settle_running(scope, false).await;
-                let f = Failure::permanent("cancelled", "the flow run was cancelled");
-                return (State::cancelled(f.message.clone()), None, Some(f));
+                return match why {
+                    Stop::Shutdown => {
+                        let f = Failure::permanent(
+                            "interrupted",
+                            "the server shut down; the run resumes when it starts again",
+                        );
+                        (State::named(StateType::Scheduled, "Rescheduled").with_message(f.message.clone()), None, Some(f))
+                    }
+                    _ => {
+                        let f = Failure::permanent("cancelled", "the flow run was cancelled");
+                        (State::cancelled(f.message.clone()), None, Some(f))
+                    }
+                };
             }
         };
         let max = self.engine.limits().max_result_bytes;
@@ -687,14 +709,12 @@ fn state_type_from_wit(t: wit::StateType) -> StateType {
     }
 }
 
-/// Resolves when the run is cancelled; never, when it cannot be.
-async fn cancelled(signal: &mut Option<tokio::sync::watch::Receiver<bool>>) {
-    match signal {
-        Some(rx) => {
-            if rx.wait_for(|c| *c).await.is_err() {
-                std::future::pending::<()>().await;
-            }
+/// Resolves with the reason once the run must stop; never, when nothing can stop it.
+async fn stopped(signal: &mut Option<tokio::sync::watch::Receiver<Stop>>) -> Stop {
+    if let Some(rx) = signal {
+        if let Ok(why) = rx.wait_for(|s| *s != Stop::Go).await {
+            return *why;
         }
-        None => std::future::pending().await,
     }
+    std::future::pending().await
 }

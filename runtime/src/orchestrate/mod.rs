@@ -11,6 +11,7 @@ mod events;
 mod failure;
 mod flow_run;
 mod hooks;
+pub mod metrics;
 pub mod names;
 pub mod params;
 mod scope;
@@ -18,8 +19,8 @@ mod task_run;
 
 pub use events::{Event, EventSink};
 pub use failure::Failure;
-pub use flow_run::{FlowOutcome, FlowRequest, RunError};
-pub use scope::{FlowScope, RunSettings, TaskAttempt};
+pub use flow_run::{FlowOutcome, FlowRequest, PrepareError, RunError};
+pub use scope::{FlowScope, RunSettings, Stop, TaskAttempt};
 pub use task_run::{CallOptions, Dependency, TaskOutcome};
 
 use crate::engine::Engine;
@@ -60,6 +61,8 @@ pub struct Orchestrator {
     /// Submitted task runs in progress at once (first come, first served); the rest
     /// wait, cheaply, for their turn.
     pub(crate) admission: Arc<Semaphore>,
+    task_slot_count: usize,
+    pub(crate) durations: metrics::Histogram,
 }
 
 impl Orchestrator {
@@ -78,6 +81,8 @@ impl Orchestrator {
             events,
             task_slots: Arc::new(Semaphore::new(slots as usize)),
             admission: Arc::new(Semaphore::new(active)),
+            task_slot_count: slots as usize,
+            durations: metrics::Histogram::default(),
         })
     }
 
@@ -87,6 +92,16 @@ impl Orchestrator {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Instances running task attempts, hooks or retry conditions right now.
+    pub fn task_instances_in_use(&self) -> usize {
+        self.task_slot_count - self.task_slots.available_permits()
+    }
+
+    /// Durations of finished task runs.
+    pub fn task_durations(&self) -> &metrics::Histogram {
+        &self.durations
     }
 
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {

@@ -43,12 +43,23 @@ pub(crate) struct Calls {
     pub(crate) progress_artifacts: HashSet<String>,
 }
 
+/// Why a running flow run must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Go,
+    /// A user cancelled it: it ends Cancelled.
+    Cancel,
+    /// The server is shutting down: it is put back to run again (Scheduled), replaying
+    /// what it completed.
+    Shutdown,
+}
+
 /// Where a flow run comes from and what it may use, beyond the flow's own options.
 #[derive(Clone, Default)]
 pub struct RunSettings {
     pub workspace_id: Option<String>,
-    /// Set to `true` to cancel the run; subflows share their parent's signal.
-    pub cancel: Option<watch::Receiver<bool>>,
+    /// Stops the run when it changes from [`Stop::Go`]; subflows share their parent's.
+    pub stop: Option<watch::Receiver<Stop>>,
     /// A smaller memory limit per instance than the engine's (a deployment's limit).
     pub memory_bytes: Option<usize>,
     /// Replaces the flow's own timeout (a deployment's limit).

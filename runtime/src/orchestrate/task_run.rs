@@ -388,6 +388,16 @@ impl TaskRun {
     }
 
     async fn attempts(&self, arguments: &str, cache_key: Option<String>) -> TaskOutcome {
+        let started = std::time::Instant::now();
+        let outcome = self.attempts_inner(arguments, cache_key).await;
+        self.scope
+            .orch
+            .durations
+            .observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn attempts_inner(&self, arguments: &str, cache_key: Option<String>) -> TaskOutcome {
         let options = &self.def.options;
         let max_attempts = options.retries + 1;
         let mut attempt = 1;

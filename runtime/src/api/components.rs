@@ -1,0 +1,151 @@
+//! Components: upload (validated, compiled once, content-addressed), list, get, delete.
+
+use super::{ApiError, ApiResult, AppState, Auth, read_body};
+use crate::store::{ComponentRecord, Saved};
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct Component {
+    pub digest: String,
+    pub size: i64,
+    /// Flows and tasks, with their parameter schemas and options.
+    #[schema(value_type = Object)]
+    pub manifest: serde_json::Value,
+    pub created: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<ComponentRecord> for Component {
+    fn from(c: ComponentRecord) -> Self {
+        Self {
+            digest: c.digest,
+            size: c.size,
+            manifest: c.manifest,
+            created: c.created,
+        }
+    }
+}
+
+/// Uploads a component (`.wasm` bytes). The same bytes again return the same component.
+#[utoipa::path(post, path = "/api/components", tag = "components", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = Component), (status = 200, body = Component, description = "Uploaded before"),
+              (status = 413, body = super::Problem), (status = 415, body = super::Problem),
+              (status = 422, body = super::Problem, description = "Not a component of the weir:flow world")))]
+pub async fn upload(
+    auth: Auth,
+    State(state): State<AppState>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<Component>)> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    if !(content_type.starts_with("application/wasm")
+        || content_type.starts_with("application/octet-stream"))
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "upload the .wasm bytes as application/wasm, not {content_type}"
+        )));
+    }
+    let bytes = read_body(req, state.limits.upload).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(
+            "Not a component",
+            vec!["the body is empty".into()],
+        ));
+    }
+    let loaded = state
+        .executor
+        .engine()
+        .load(&bytes)
+        .await
+        .map_err(|e| ApiError::invalid("Not a Weir component", vec![e.to_string()]))?;
+    let path = state.executor.component_path(&loaded.digest);
+    if !path.exists() {
+        let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
+        tokio::fs::write(&tmp, &bytes)
+            .await
+            .map_err(ApiError::internal)?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let manifest = serde_json::to_value(&loaded.manifest).map_err(ApiError::internal)?;
+    let store = state.store();
+    store
+        .put_component(&loaded.digest, loaded.size, &manifest)
+        .await?;
+    let new = store
+        .link_component(&auth.workspace_id, &loaded.digest)
+        .await?;
+    let record = store
+        .workspace_component(&auth.workspace_id, &loaded.digest)
+        .await?
+        .ok_or_else(|| ApiError::internal("the component vanished"))?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(record.into())))
+}
+
+#[utoipa::path(get, path = "/api/components", tag = "components", security(("bearer" = [])),
+    responses((status = 200, body = super::Page<Component>)))]
+pub async fn list(
+    auth: Auth,
+    State(state): State<AppState>,
+) -> ApiResult<Json<super::Page<Component>>> {
+    let items = state
+        .store()
+        .workspace_components(&auth.workspace_id)
+        .await?;
+    Ok(Json(super::Page {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/components/{digest}", tag = "components", security(("bearer" = [])),
+    params(("digest" = String, Path)),
+    responses((status = 200, body = Component), (status = 404, body = super::Problem)))]
+pub async fn get(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> ApiResult<Json<Component>> {
+    state
+        .store()
+        .workspace_component(&auth.workspace_id, &digest)
+        .await?
+        .map(|c| Json(c.into()))
+        .ok_or(ApiError::NotFound("component"))
+}
+
+/// Removes a component from the workspace; refused while a deployment uses it.
+#[utoipa::path(delete, path = "/api/components/{digest}", tag = "components", security(("bearer" = [])),
+    params(("digest" = String, Path)),
+    responses((status = 204), (status = 404, body = super::Problem), (status = 409, body = super::Problem)))]
+pub async fn delete(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> ApiResult<StatusCode> {
+    match state
+        .store()
+        .unlink_component(&auth.workspace_id, &digest)
+        .await?
+    {
+        Saved::Done => Ok(StatusCode::NO_CONTENT),
+        Saved::Missing => Err(ApiError::NotFound("component")),
+        Saved::NameTaken => Err(ApiError::Conflict(
+            "a deployment uses this component; delete or update it first".into(),
+        )),
+    }
+}

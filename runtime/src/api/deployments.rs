@@ -1,0 +1,494 @@
+//! Deployments: a flow of an uploaded component with default parameters, limits,
+//! grants, a pool and an optional webhook. Updates keep a version history.
+
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth};
+use crate::orchestrate::params;
+use crate::secrets;
+use crate::store::{DeploymentRecord, DeploymentVersion, Saved};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+#[derive(Deserialize, Serialize, ToSchema, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// Linear memory per instance, in MiB (at most the server's limit).
+    pub memory_mb: Option<i64>,
+    /// Replaces the flow's own timeout.
+    pub timeout_seconds: Option<f64>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Hosts the flow may reach over outbound HTTP.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Require an HMAC-SHA256 signature (`X-Weir-Signature`).
+    #[serde(default)]
+    pub signed: bool,
+}
+
+fn default_pool() -> String {
+    "default".into()
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    pub name: String,
+    /// The digest of an uploaded component.
+    pub component: String,
+    pub flow: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: Map<String, Value>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    #[serde(default = "default_pool")]
+    pub pool: String,
+    pub concurrency_limit: Option<i64>,
+    #[serde(default)]
+    pub limits: ResourceLimits,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub webhook: WebhookSpec,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDeployment {
+    pub name: Option<String>,
+    pub component: Option<String>,
+    pub flow: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    pub tags: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub pool: Option<String>,
+    pub concurrency_limit: Option<i64>,
+    pub limits: Option<ResourceLimits>,
+    pub capabilities: Option<Capabilities>,
+    pub paused: Option<bool>,
+    pub webhook: Option<WebhookSpec>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Webhook {
+    pub enabled: bool,
+    pub signed: bool,
+    /// `/hooks/<token>`: shown when the webhook is created or rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The HMAC secret: shown when the webhook is created or rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deployment {
+    pub id: String,
+    pub name: String,
+    pub component: String,
+    pub flow: String,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub pool: String,
+    pub concurrency_limit: Option<i64>,
+    pub limits: ResourceLimits,
+    pub capabilities: Capabilities,
+    pub paused: bool,
+    pub webhook: Webhook,
+    pub created: chrono::DateTime<Utc>,
+    pub updated: chrono::DateTime<Utc>,
+}
+
+/// A freshly issued webhook token and secret, before they are hashed and sealed.
+struct Issued {
+    token: String,
+    secret: Option<String>,
+}
+
+fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
+    let (url, token, secret) = match issued {
+        Some(i) => (Some(format!("/hooks/{}", i.token)), Some(i.token), i.secret),
+        None => (None, None, None),
+    };
+    Deployment {
+        id: d.id.clone(),
+        name: d.name.clone(),
+        component: d.component_digest.clone(),
+        flow: d.flow.clone(),
+        parameters: d.parameters.clone(),
+        tags: d.tags.clone(),
+        description: d.description.clone(),
+        version: d.version.clone(),
+        pool: d.pool.clone(),
+        concurrency_limit: d.concurrency_limit,
+        limits: ResourceLimits {
+            memory_mb: d.memory_mb,
+            timeout_seconds: d.timeout_seconds,
+        },
+        capabilities: Capabilities {
+            allowed_hosts: d.allowed_hosts.clone(),
+        },
+        paused: d.paused,
+        webhook: Webhook {
+            enabled: d.webhook_token_hash.is_some(),
+            signed: d.webhook_secret.is_some(),
+            url,
+            token,
+            secret,
+        },
+        created: d.created,
+        updated: d.updated,
+    }
+}
+
+/// Issues a webhook token (and secret, when signed) into the record.
+fn issue_webhook(state: &AppState, d: &mut DeploymentRecord, spec: &WebhookSpec) -> Option<Issued> {
+    if !spec.enabled {
+        d.webhook_token_hash = None;
+        d.webhook_secret = None;
+        return None;
+    }
+    let token = secrets::new_token();
+    d.webhook_token_hash = Some(secrets::token_hash(&token));
+    let secret = spec.signed.then(secrets::new_token);
+    d.webhook_secret = secret.as_deref().map(|s| state.secrets.seal(s));
+    Some(Issued { token, secret })
+}
+
+/// Checks a deployment against its component and the server's limits.
+async fn validate(state: &AppState, d: &DeploymentRecord) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if !super::workspaces::valid_name(&d.name) {
+        errors.push("'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into());
+    }
+    if d.concurrency_limit.is_some_and(|n| n < 0) {
+        errors.push("'concurrency_limit' must not be negative".into());
+    }
+    let max_mb = (state.executor.engine().limits().memory_bytes >> 20) as i64;
+    if let Some(mb) = d.memory_mb {
+        if !(1..=max_mb).contains(&mb) {
+            errors.push(format!("'limits.memory_mb' must be between 1 and {max_mb}"));
+        }
+    }
+    if d.timeout_seconds
+        .is_some_and(|t| !(t > 0.0 && t.is_finite()))
+    {
+        errors.push("'limits.timeout_seconds' must be a positive number".into());
+    }
+    for host in &d.allowed_hosts {
+        if host.is_empty() || host.contains('/') || host.contains(' ') {
+            errors.push(format!(
+                "'capabilities.allowed_hosts': {host:?} is not a host name"
+            ));
+        }
+    }
+    if d.pool != "default"
+        && state
+            .store()
+            .pool(&d.workspace_id, &d.pool)
+            .await?
+            .is_none()
+    {
+        errors.push(format!("'pool': no pool named '{}'", d.pool));
+    }
+    if state
+        .store()
+        .workspace_component(&d.workspace_id, &d.component_digest)
+        .await?
+        .is_none()
+    {
+        errors.push(format!(
+            "'component': no component {} was uploaded to this workspace",
+            d.component_digest
+        ));
+    } else {
+        let component = state
+            .executor
+            .component(&d.component_digest)
+            .await
+            .map_err(ApiError::Internal)?;
+        match component.flow(&d.flow) {
+            None => errors.push(format!(
+                "'flow': the component has no flow '{}'; its flows are: {}",
+                d.flow,
+                component.manifest.flow_names().join(", ")
+            )),
+            Some(def) => {
+                // Defaults may leave out required parameters (a trigger brings them);
+                // what they do give must validate.
+                if let Some(v) = component.validator(&def.name) {
+                    if let Err(errs) = params::prepare(&def.parameters, v, d.parameters.clone()) {
+                        errors.extend(
+                            errs.into_iter()
+                                .filter(|e| !e.contains("is a required property"))
+                                .map(|e| format!("'parameters': {e}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("Invalid deployment", errors))
+    }
+}
+
+#[utoipa::path(post, path = "/api/deployments", tag = "deployments", security(("bearer" = [])),
+    request_body = CreateDeployment,
+    responses((status = 201, body = Deployment), (status = 409, body = super::Problem),
+              (status = 422, body = super::Problem)))]
+pub async fn create(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateDeployment>,
+) -> ApiResult<(StatusCode, Json<Deployment>)> {
+    let now = Utc::now();
+    let mut d = DeploymentRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        workspace_id: auth.workspace_id,
+        name: body.name,
+        component_digest: body.component,
+        flow: body.flow,
+        parameters: Value::Object(body.parameters),
+        tags: body.tags,
+        description: body.description,
+        version: body.version,
+        pool: body.pool,
+        concurrency_limit: body.concurrency_limit,
+        memory_mb: body.limits.memory_mb,
+        timeout_seconds: body.limits.timeout_seconds,
+        allowed_hosts: body.capabilities.allowed_hosts,
+        paused: body.paused,
+        webhook_token_hash: None,
+        webhook_secret: None,
+        created: now,
+        updated: now,
+    };
+    validate(&state, &d).await?;
+    let issued = issue_webhook(&state, &mut d, &body.webhook);
+    match state.store().insert_deployment(&d).await? {
+        Saved::Done => Ok((StatusCode::CREATED, Json(to_json(&d, issued)))),
+        _ => Err(ApiError::Conflict(format!(
+            "a deployment named '{}' exists",
+            d.name
+        ))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/deployments", tag = "deployments", security(("bearer" = [])),
+    responses((status = 200, body = super::Page<Deployment>)))]
+pub async fn list(
+    auth: Auth,
+    State(state): State<AppState>,
+) -> ApiResult<Json<super::Page<Deployment>>> {
+    let items = state.store().deployments(&auth.workspace_id).await?;
+    Ok(Json(super::Page {
+        items: items.iter().map(|d| to_json(d, None)).collect(),
+        next_cursor: None,
+    }))
+}
+
+pub(crate) async fn find(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+) -> ApiResult<DeploymentRecord> {
+    state
+        .store()
+        .deployment(workspace_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("deployment"))
+}
+
+#[utoipa::path(get, path = "/api/deployments/{id}", tag = "deployments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id or the name")),
+    responses((status = 200, body = Deployment), (status = 404, body = super::Problem)))]
+pub async fn get(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    Ok(Json(to_json(
+        &find(&state, &auth.workspace_id, &id).await?,
+        None,
+    )))
+}
+
+/// Changes any fields; a new component or flow adds a version.
+#[utoipa::path(patch, path = "/api/deployments/{id}", tag = "deployments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id or the name")), request_body = UpdateDeployment,
+    responses((status = 200, body = Deployment), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn update(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateDeployment>,
+) -> ApiResult<Json<Deployment>> {
+    let mut d = find(&state, &auth.workspace_id, &id).await?;
+    if let Some(v) = body.name {
+        d.name = v;
+    }
+    if let Some(v) = body.component {
+        d.component_digest = v;
+    }
+    if let Some(v) = body.flow {
+        d.flow = v;
+    }
+    if let Some(v) = body.parameters {
+        d.parameters = Value::Object(v);
+    }
+    if let Some(v) = body.tags {
+        d.tags = v;
+    }
+    if body.description.is_some() {
+        d.description = body.description;
+    }
+    if body.version.is_some() {
+        d.version = body.version;
+    }
+    if let Some(v) = body.pool {
+        d.pool = v;
+    }
+    if body.concurrency_limit.is_some() {
+        d.concurrency_limit = body.concurrency_limit;
+    }
+    if let Some(l) = body.limits {
+        d.memory_mb = l.memory_mb;
+        d.timeout_seconds = l.timeout_seconds;
+    }
+    if let Some(c) = body.capabilities {
+        d.allowed_hosts = c.allowed_hosts;
+    }
+    if let Some(p) = body.paused {
+        d.paused = p;
+    }
+    d.updated = Utc::now();
+    validate(&state, &d).await?;
+    // A webhook keeps its token unless it is switched on, off, or signing changes.
+    let issued = match &body.webhook {
+        Some(spec)
+            if spec.enabled != d.webhook_token_hash.is_some()
+                || spec.signed != d.webhook_secret.is_some() =>
+        {
+            issue_webhook(&state, &mut d, spec)
+        }
+        _ => None,
+    };
+    match state.store().update_deployment(&d).await? {
+        Saved::Done => Ok(Json(to_json(&d, issued))),
+        Saved::Missing => Err(ApiError::NotFound("deployment")),
+        Saved::NameTaken => Err(ApiError::Conflict(format!(
+            "a deployment named '{}' exists",
+            d.name
+        ))),
+    }
+}
+
+#[utoipa::path(delete, path = "/api/deployments/{id}", tag = "deployments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id or the name")),
+    responses((status = 204), (status = 404, body = super::Problem)))]
+pub async fn delete(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let d = find(&state, &auth.workspace_id, &id).await?;
+    if state
+        .store()
+        .delete_deployment(&auth.workspace_id, &d.id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("deployment"))
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Version {
+    pub version_no: i64,
+    pub component: String,
+    pub flow: String,
+    pub created: chrono::DateTime<Utc>,
+}
+
+impl From<DeploymentVersion> for Version {
+    fn from(v: DeploymentVersion) -> Self {
+        Self {
+            version_no: v.version_no,
+            component: v.component_digest,
+            flow: v.flow,
+            created: v.created,
+        }
+    }
+}
+
+/// The components a deployment ran, newest first.
+#[utoipa::path(get, path = "/api/deployments/{id}/versions", tag = "deployments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id or the name")),
+    responses((status = 200, body = super::Page<Version>), (status = 404, body = super::Problem)))]
+pub async fn versions(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<super::Page<Version>>> {
+    let d = find(&state, &auth.workspace_id, &id).await?;
+    let items = state.store().deployment_versions(&d.id).await?;
+    Ok(Json(super::Page {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Issues a new webhook token (and secret); the old ones stop working.
+#[utoipa::path(post, path = "/api/deployments/{id}/webhook/rotate", tag = "deployments", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The id or the name")),
+    responses((status = 200, body = Deployment), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem)))]
+pub async fn rotate_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    let mut d = find(&state, &auth.workspace_id, &id).await?;
+    if d.webhook_token_hash.is_none() {
+        return Err(ApiError::Conflict("the deployment has no webhook".into()));
+    }
+    let spec = WebhookSpec {
+        enabled: true,
+        signed: d.webhook_secret.is_some(),
+    };
+    let issued = issue_webhook(&state, &mut d, &spec);
+    d.updated = Utc::now();
+    state.store().update_deployment(&d).await?;
+    Ok(Json(to_json(&d, issued)))
+}

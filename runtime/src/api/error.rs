@@ -1,0 +1,148 @@
+//! The API's one error type, rendered as `application/problem+json`.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// One entry per offending field, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no key, a bad key, a revoked key, a bad webhook signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404: no such object in the caller's workspace.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: a name taken, an object in use, a run in the wrong state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is over the limit.
+    #[error("the request body is over the limit of {0} bytes")]
+    TooLarge(usize),
+    /// 415: the body is not of a type the route takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: the request is well formed but invalid.
+    #[error("{title}")]
+    Invalid { title: String, errors: Vec<String> },
+    /// 500: logged with its cause; the caller sees no internals.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(title: impl Into<String>, errors: Vec<String>) -> Self {
+        Self::Invalid {
+            title: title.into(),
+            errors,
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(anyhow::anyhow!("{e}"))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String, Vec<String>) {
+        match self {
+            Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d.clone(), vec![]),
+            Self::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "Unauthorized", d.clone(), vec![]),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                format!("{what} not found"),
+                vec![],
+            ),
+            Self::Conflict(d) => (StatusCode::CONFLICT, "Conflict", d.clone(), vec![]),
+            Self::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                self.to_string(),
+                vec![],
+            ),
+            Self::UnsupportedMediaType(d) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                d.clone(),
+                vec![],
+            ),
+            Self::Invalid { title, errors } => {
+                let detail = match errors.len() {
+                    0 => title.clone(),
+                    1 => errors[0].clone(),
+                    n => format!("{n} problems; see errors"),
+                };
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Unprocessable entity",
+                    format!("{title}: {detail}"),
+                    errors.clone(),
+                )
+            }
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                "the server failed to handle the request; it has been logged".into(),
+                vec![],
+            ),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(e) = &self {
+            tracing::error!("request failed: {e:#}");
+        }
+        let (status, title, detail, errors) = self.parts();
+        let body = Problem {
+            kind: "about:blank",
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::BadRequest(r.body_text())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,214 @@
+//! The HTTP API: axum routers, one module per resource, one error type rendered as
+//! problem details, and the OpenAPI document at `/api/openapi.json`.
+//! The contract is written down in `docs/api.md`.
+
+mod auth;
+mod components;
+mod deployments;
+mod error;
+mod health;
+mod pools;
+mod runs;
+mod variables;
+mod webhooks;
+mod workspaces;
+
+use auth::BearerScheme;
+pub use auth::{Admin, Auth};
+pub use error::{ApiError, ApiResult, Problem};
+pub use workspaces::new_key;
+
+use crate::executor::Executor;
+use crate::secrets::SecretBox;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::header;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Sizes of request bodies the API takes.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// JSON bodies.
+    pub json: usize,
+    /// Component uploads.
+    pub upload: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            json: 1 << 20,
+            upload: 64 << 20,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub executor: Arc<Executor>,
+    pub secrets: SecretBox,
+    /// sha256 of the admin token.
+    pub admin_hash: String,
+    pub limits: BodyLimits,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl Shared {
+    pub fn store(&self) -> &crate::store::Store {
+        self.executor.store()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Weir",
+        description = "Workflows as WebAssembly components: upload, deploy, trigger, watch."
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerScheme)
+)]
+struct ApiDoc;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = state.limits.upload;
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::metrics))
+        .routes(routes!(workspaces::create_workspace))
+        .routes(routes!(workspaces::create_key, workspaces::list_keys))
+        .routes(routes!(workspaces::revoke_key))
+        .routes(routes!(components::upload, components::list))
+        .routes(routes!(components::get, components::delete))
+        .routes(routes!(deployments::create, deployments::list))
+        .routes(routes!(
+            deployments::get,
+            deployments::update,
+            deployments::delete
+        ))
+        .routes(routes!(deployments::versions))
+        .routes(routes!(deployments::rotate_webhook))
+        .routes(routes!(runs::create))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::task_runs))
+        .routes(routes!(runs::logs))
+        .routes(routes!(runs::artifacts))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::retry))
+        .routes(routes!(runs::artifacts_by_key))
+        .routes(routes!(webhooks::trigger_hook))
+        .routes(routes!(variables::list_variables))
+        .routes(routes!(
+            variables::get_variable,
+            variables::put_variable,
+            variables::delete_variable
+        ))
+        .routes(routes!(variables::list_secrets))
+        .routes(routes!(variables::put_secret, variables::delete_secret))
+        .routes(routes!(pools::create, pools::list))
+        .routes(routes!(pools::update, pools::delete))
+        .routes(routes!(pools::list_limits))
+        .routes(routes!(pools::put_limit, pools::delete_limit))
+        .with_state(state)
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(upload_limit))
+}
+
+/// A JSON body, within the JSON size limit, with errors as problem details.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        let bytes = read_body(req, state.limits.json).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A JSON body that may be left out (an empty body gives `None`).
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state.limits.json).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(None));
+        }
+        parse_json(&bytes).map(|v| MaybeJson(Some(v)))
+    }
+}
+
+/// Reads a body of at most `limit` bytes (413 past it).
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(limit))
+}
+
+/// Parses JSON with the path of the offending field in the message.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::BadRequest(format!("malformed JSON: {inner}"))
+        } else if path == "." {
+            ApiError::invalid("The body does not fit", vec![inner.to_string()])
+        } else {
+            ApiError::invalid("The body does not fit", vec![format!("'{path}': {inner}")])
+        }
+    })
+}
+
+/// A page of a list.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,266 @@
+//! Work pools (push pools the server executes itself) and tag concurrency limits.
+
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page};
+use crate::store::{ConcurrencyLimitRecord, PoolRecord, Saved};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct Pool {
+    pub name: String,
+    /// Always "push": the server runs the pool's runs itself.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub concurrency_limit: Option<i64>,
+    pub paused: bool,
+    /// Runs of the pool executing on this node now.
+    pub running: usize,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePool {
+    pub name: String,
+    pub concurrency_limit: Option<i64>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// A pool update: either field may be left out; a `null` limit removes the limit.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpdatePool {
+    pub concurrency_limit: Option<i64>,
+    pub paused: Option<bool>,
+}
+
+fn pool_json(state: &AppState, ws: &str, p: &PoolRecord) -> Pool {
+    Pool {
+        name: p.name.clone(),
+        kind: "push",
+        concurrency_limit: p.concurrency_limit,
+        paused: p.paused,
+        running: state
+            .executor
+            .slots()
+            .in_use(&format!("pool:{ws}:{}", p.name)),
+    }
+}
+
+fn default_pool() -> PoolRecord {
+    PoolRecord {
+        name: "default".into(),
+        concurrency_limit: None,
+        paused: false,
+        created: Utc::now(),
+    }
+}
+
+#[utoipa::path(post, path = "/api/pools", tag = "pools", security(("bearer" = [])), request_body = CreatePool,
+    responses((status = 201, body = Pool), (status = 409, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn create(
+    auth: Auth,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreatePool>,
+) -> ApiResult<(StatusCode, Json<Pool>)> {
+    if !super::workspaces::valid_name(&body.name) {
+        return Err(ApiError::invalid(
+            "Invalid pool",
+            vec!["'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into()],
+        ));
+    }
+    if body.concurrency_limit.is_some_and(|n| n < 0) {
+        return Err(ApiError::invalid(
+            "Invalid pool",
+            vec!["'concurrency_limit' must not be negative".into()],
+        ));
+    }
+    if state
+        .store()
+        .pool(&auth.workspace_id, &body.name)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "a pool named '{}' exists",
+            body.name
+        )));
+    }
+    let p = PoolRecord {
+        name: body.name,
+        concurrency_limit: body.concurrency_limit,
+        paused: body.paused,
+        created: Utc::now(),
+    };
+    state.store().put_pool(&auth.workspace_id, &p).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(pool_json(&state, &auth.workspace_id, &p)),
+    ))
+}
+
+/// The workspace's pools; `default` is always there.
+#[utoipa::path(get, path = "/api/pools", tag = "pools", security(("bearer" = [])),
+    responses((status = 200, body = Page<Pool>)))]
+pub async fn list(auth: Auth, State(state): State<AppState>) -> ApiResult<Json<Page<Pool>>> {
+    let mut pools = state.store().pools(&auth.workspace_id).await?;
+    if !pools.iter().any(|p| p.name == "default") {
+        pools.insert(0, default_pool());
+    }
+    Ok(Json(Page {
+        items: pools
+            .iter()
+            .map(|p| pool_json(&state, &auth.workspace_id, p))
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(patch, path = "/api/pools/{name}", tag = "pools", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body = UpdatePool,
+    responses((status = 200, body = Pool), (status = 404, body = super::Problem)))]
+pub async fn update(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<Pool>> {
+    let mut p = match state.store().pool(&auth.workspace_id, &name).await? {
+        Some(p) => p,
+        None if name == "default" => default_pool(),
+        None => return Err(ApiError::NotFound("pool")),
+    };
+    for (k, v) in &body {
+        match (k.as_str(), v) {
+            ("concurrency_limit", serde_json::Value::Null) => p.concurrency_limit = None,
+            ("concurrency_limit", v) if v.as_i64().is_some_and(|n| n >= 0) => {
+                p.concurrency_limit = v.as_i64()
+            }
+            ("paused", serde_json::Value::Bool(b)) => p.paused = *b,
+            _ => {
+                return Err(ApiError::invalid(
+                    "Invalid pool update",
+                    vec![format!(
+                        "'{k}': expected concurrency_limit (a non-negative integer or null) or paused (a boolean)"
+                    )],
+                ));
+            }
+        }
+    }
+    state.store().put_pool(&auth.workspace_id, &p).await?;
+    Ok(Json(pool_json(&state, &auth.workspace_id, &p)))
+}
+
+#[utoipa::path(delete, path = "/api/pools/{name}", tag = "pools", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = super::Problem), (status = 409, body = super::Problem)))]
+pub async fn delete(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    if name == "default" {
+        return Err(ApiError::Conflict(
+            "the default pool cannot be deleted".into(),
+        ));
+    }
+    match state.store().delete_pool(&auth.workspace_id, &name).await? {
+        Saved::Done => Ok(StatusCode::NO_CONTENT),
+        Saved::Missing => Err(ApiError::NotFound("pool")),
+        Saved::NameTaken => Err(ApiError::Conflict("deployments use this pool".into())),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConcurrencyLimit {
+    pub tag: String,
+    pub limit: i64,
+    /// Runs with the tag executing on this node now.
+    pub running: usize,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutLimit {
+    pub limit: i64,
+}
+
+fn limit_json(state: &AppState, ws: &str, l: ConcurrencyLimitRecord) -> ConcurrencyLimit {
+    ConcurrencyLimit {
+        running: state
+            .executor
+            .slots()
+            .in_use(&format!("tag:{ws}:{}", l.tag)),
+        tag: l.tag,
+        limit: l.limit,
+    }
+}
+
+#[utoipa::path(get, path = "/api/concurrency-limits", tag = "pools", security(("bearer" = [])),
+    responses((status = 200, body = Page<ConcurrencyLimit>)))]
+pub async fn list_limits(
+    auth: Auth,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Page<ConcurrencyLimit>>> {
+    let items = state.store().concurrency_limits(&auth.workspace_id).await?;
+    Ok(Json(Page {
+        items: items
+            .into_iter()
+            .map(|l| limit_json(&state, &auth.workspace_id, l))
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+/// At most `limit` runs carrying `tag` run at once.
+#[utoipa::path(put, path = "/api/concurrency-limits/{tag}", tag = "pools", security(("bearer" = [])),
+    params(("tag" = String, Path)), request_body = PutLimit,
+    responses((status = 200, body = ConcurrencyLimit), (status = 422, body = super::Problem)))]
+pub async fn put_limit(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    ApiJson(body): ApiJson<PutLimit>,
+) -> ApiResult<Json<ConcurrencyLimit>> {
+    if body.limit < 0 {
+        return Err(ApiError::invalid(
+            "Invalid limit",
+            vec!["'limit' must not be negative".into()],
+        ));
+    }
+    state
+        .store()
+        .put_concurrency_limit(&auth.workspace_id, &tag, body.limit)
+        .await?;
+    Ok(Json(limit_json(
+        &state,
+        &auth.workspace_id,
+        ConcurrencyLimitRecord {
+            tag,
+            limit: body.limit,
+        },
+    )))
+}
+
+#[utoipa::path(delete, path = "/api/concurrency-limits/{tag}", tag = "pools", security(("bearer" = [])),
+    params(("tag" = String, Path)),
+    responses((status = 204), (status = 404, body = super::Problem)))]
+pub async fn delete_limit(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state
+        .store()
+        .delete_concurrency_limit(&auth.workspace_id, &tag)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("concurrency limit"))
+    }
+}

@@ -1,0 +1,606 @@
+//! Flow runs: trigger a deployment, list and read runs with their task runs, logs
+//! (paged, or followed as server-sent events) and artifacts; cancel and retry.
+
+use super::deployments::find as find_deployment;
+use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
+use crate::orchestrate::{FlowRequest, PrepareError};
+use crate::state::{State as RunState, StateType};
+use crate::store::{
+    ArtifactRecord, DeploymentRecord, FlowRunRecord, RunFilter, RunKind, StateChange,
+    TaskRunRecord, Write,
+};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::convert::Infallible;
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Serialize, ToSchema)]
+pub struct StateJson {
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: StateType,
+    pub name: String,
+    pub message: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<&RunState> for StateJson {
+    fn from(s: &RunState) -> Self {
+        Self {
+            kind: s.kind,
+            name: s.name.clone(),
+            message: s.message.clone(),
+            timestamp: s.timestamp,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FlowRun {
+    pub id: String,
+    pub name: String,
+    pub flow: String,
+    pub deployment_id: Option<String>,
+    pub component_digest: String,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    pub tags: Vec<String>,
+    pub state: StateJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_history: Option<Vec<StateJson>>,
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+    pub run_count: i64,
+    pub idempotency_key: Option<String>,
+    pub parent_flow_run_id: Option<String>,
+    pub created: DateTime<Utc>,
+    pub expected_start: Option<DateTime<Utc>>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn run_json(r: &FlowRunRecord, history: Option<Vec<RunState>>) -> FlowRun {
+    FlowRun {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        flow: r.flow_name.clone(),
+        deployment_id: r.deployment_id.clone(),
+        component_digest: r.component_digest.clone(),
+        parameters: r.parameters.clone(),
+        tags: r.tags.clone(),
+        state: (&r.state).into(),
+        state_history: history.map(|h| h.iter().map(Into::into).collect()),
+        result: r.result.clone(),
+        run_count: r.run_count,
+        idempotency_key: r.idempotency_key.clone(),
+        parent_flow_run_id: r.parent_flow_run_id.clone(),
+        created: r.created,
+        expected_start: r.expected_start,
+        start_time: r.start_time,
+        end_time: r.end_time,
+    }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// Merged over the deployment's default parameters.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: Map<String, Value>,
+    /// The same key returns the same run.
+    pub idempotency_key: Option<String>,
+    /// Run at this time instead of now.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Creates a run of a deployment and hands it to the executor. Returns the run and
+/// whether it is new (an idempotency key may return an earlier one).
+pub(crate) async fn trigger(
+    state: &AppState,
+    deployment: &DeploymentRecord,
+    body: CreateRun,
+) -> ApiResult<(FlowRunRecord, bool)> {
+    if deployment.paused {
+        return Err(ApiError::Conflict(format!(
+            "deployment '{}' is paused",
+            deployment.name
+        )));
+    }
+    if body
+        .idempotency_key
+        .as_deref()
+        .is_some_and(|k| k.is_empty() || k.len() > 256)
+    {
+        return Err(ApiError::invalid(
+            "Invalid run",
+            vec!["'idempotency_key' must be 1 to 256 characters".into()],
+        ));
+    }
+    let component = state
+        .executor
+        .component(&deployment.component_digest)
+        .await
+        .map_err(ApiError::Internal)?;
+    let mut parameters = deployment
+        .parameters
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    parameters.extend(body.parameters);
+    let mut tags = deployment.tags.clone();
+    tags.extend(body.tags);
+    let request = FlowRequest {
+        tags,
+        workspace_id: Some(deployment.workspace_id.clone()),
+        deployment_id: Some(deployment.id.clone()),
+        idempotency_key: body.idempotency_key,
+        expected_start: body.scheduled_at,
+        ..FlowRequest::new(component, &deployment.flow, Value::Object(parameters))
+    };
+    let orch = state.executor.orchestrator();
+    let record = match orch.prepare_flow_run(&request, RunState::new(StateType::Scheduled)) {
+        Ok(r) => r,
+        Err(PrepareError::InvalidParameters { errors, .. }) => {
+            return Err(ApiError::invalid("Invalid parameters", errors));
+        }
+        Err(PrepareError::UnknownFlow { flow, available }) => {
+            return Err(ApiError::invalid(
+                "Unknown flow",
+                vec![format!(
+                    "the component has no flow '{flow}'; its flows are: {}",
+                    available.join(", ")
+                )],
+            ));
+        }
+    };
+    let (record, new) = if record.idempotency_key.is_some() {
+        state.store().insert_flow_run_once(&record).await?
+    } else {
+        orch.record_created(&record);
+        state.store().flush().await?;
+        (record, true)
+    };
+    if new {
+        state
+            .executor
+            .submit(record.clone(), Some(deployment.clone()));
+    }
+    Ok((record, new))
+}
+
+/// Triggers a run of a deployment.
+#[utoipa::path(post, path = "/api/deployments/{id}/runs", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The deployment's id or name")), request_body = CreateRun,
+    responses((status = 201, body = FlowRun), (status = 200, body = FlowRun, description = "The run of this idempotency key"),
+              (status = 404, body = super::Problem), (status = 409, body = super::Problem),
+              (status = 422, body = super::Problem)))]
+pub async fn create(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<CreateRun>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
+    let body = body.unwrap_or_default();
+    let (record, new) = trigger(&state, &deployment, body).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(run_json(&record, None))))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// A state type: SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, CRASHED, ...
+    pub state: Option<String>,
+    /// A deployment id or name.
+    pub deployment: Option<String>,
+    pub tag: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Flow runs of the workspace, newest first.
+#[utoipa::path(get, path = "/api/flow-runs", tag = "runs", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = Page<FlowRun>), (status = 400, body = super::Problem)))]
+pub async fn list(
+    auth: Auth,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<FlowRun>>> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
+    }
+    let state_type = match q.state.as_deref() {
+        Some(s) => Some(
+            StateType::parse(&s.to_ascii_uppercase())
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown state {s:?}")))?,
+        ),
+        None => None,
+    };
+    let deployment_id = match q.deployment {
+        Some(d) => Some(find_deployment(&state, &auth.workspace_id, &d).await?.id),
+        None => None,
+    };
+    let filter = RunFilter {
+        state: state_type,
+        deployment_id,
+        tag: q.tag,
+        since: q.since,
+        until: q.until,
+        before_id: q.cursor,
+        limit,
+    };
+    let runs = state
+        .store()
+        .list_flow_runs(&auth.workspace_id, &filter)
+        .await?;
+    let next_cursor = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(Page {
+        items: runs.iter().map(|r| run_json(r, None)).collect(),
+        next_cursor,
+    }))
+}
+
+pub(crate) async fn find_run(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+) -> ApiResult<FlowRunRecord> {
+    state
+        .store()
+        .workspace_flow_run(workspace_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("flow run"))
+}
+
+/// A flow run with its state history.
+#[utoipa::path(get, path = "/api/flow-runs/{id}", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = FlowRun), (status = 404, body = super::Problem)))]
+pub async fn get(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FlowRun>> {
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let history = state.store().state_history(&run.id).await?;
+    Ok(Json(run_json(&run, Some(history))))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskRun {
+    pub id: String,
+    pub name: String,
+    pub task: String,
+    pub position: Option<i64>,
+    pub state: StateJson,
+    pub run_count: i64,
+    #[schema(value_type = Object)]
+    pub result: Option<Value>,
+    pub cache_key: Option<String>,
+    pub tags: Vec<String>,
+    pub created: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+impl From<TaskRunRecord> for TaskRun {
+    fn from(t: TaskRunRecord) -> Self {
+        Self {
+            state: (&t.state).into(),
+            id: t.id,
+            name: t.name,
+            task: t.task_name,
+            position: t.position,
+            run_count: t.run_count,
+            result: t.result,
+            cache_key: t.cache_key,
+            tags: t.tags,
+            created: t.created,
+            start_time: t.start_time,
+            end_time: t.end_time,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/flow-runs/{id}/task-runs", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Page<TaskRun>), (status = 404, body = super::Problem)))]
+pub async fn task_runs(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<TaskRun>>> {
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let items = state.store().task_runs(&run.id).await?;
+    Ok(Json(Page {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Lines after this sequence number.
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+    /// Follow as server-sent events until the run is final.
+    pub follow: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LogLine {
+    pub seq: i64,
+    pub level: String,
+    pub message: String,
+    pub timestamp: DateTime<Utc>,
+    pub task_run_id: Option<String>,
+}
+
+fn log_json(l: crate::store::LogLine) -> LogLine {
+    LogLine {
+        seq: l.seq,
+        level: l.record.level,
+        message: l.record.message,
+        timestamp: l.record.timestamp,
+        task_run_id: l.record.task_run_id,
+    }
+}
+
+/// Logs of a flow run and its task runs; with `Accept: text/event-stream` or
+/// `follow=true`, a stream of events `log` that ends with an event `end`.
+#[utoipa::path(get, path = "/api/flow-runs/{id}/logs", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path), LogQuery),
+    responses((status = 200, body = Page<LogLine>), (status = 404, body = super::Problem)))]
+pub async fn logs(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query?;
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let wants_stream = q.follow.unwrap_or(false)
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/event-stream"));
+    let after = q.after.unwrap_or(0);
+    if !wants_stream {
+        let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+        let lines = state.store().logs_after(&run.id, after, limit).await?;
+        let next_cursor = (lines.len() as i64 == limit)
+            .then(|| lines.last().map(|l| l.seq.to_string()))
+            .flatten();
+        return Ok(Json(Page {
+            items: lines.into_iter().map(log_json).collect(),
+            next_cursor,
+        })
+        .into_response());
+    }
+    let stream = futures_util::stream::unfold(Some((state, run.id, after)), |st| async move {
+        let (state, run_id, after) = st?;
+        loop {
+            let lines = match state.store().logs_after(&run_id, after, 500).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("following logs of {run_id}: {e}");
+                    return Some((vec![Event::default().event("end").data("{}")], None));
+                }
+            };
+            if let Some(last) = lines.last() {
+                let next = last.seq;
+                let events = lines
+                    .into_iter()
+                    .map(|l| {
+                        Event::default()
+                            .event("log")
+                            .json_data(log_json(l))
+                            .unwrap_or_else(|_| Event::default().event("log"))
+                    })
+                    .collect();
+                return Some((events, Some((state, run_id, next))));
+            }
+            let finished = match state.store().flow_run(&run_id).await {
+                Ok(Some(r)) => r.state.is_final(),
+                _ => true,
+            };
+            if finished {
+                // One more look: lines written just before the run ended.
+                let _ = state.store().flush().await;
+                let late = state
+                    .store()
+                    .logs_after(&run_id, after, 500)
+                    .await
+                    .unwrap_or_default();
+                if !late.is_empty() {
+                    let next = late.last().map(|l| l.seq).unwrap_or(after);
+                    let events = late
+                        .into_iter()
+                        .map(|l| {
+                            Event::default()
+                                .event("log")
+                                .json_data(log_json(l))
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    return Some((events, Some((state, run_id, next))));
+                }
+                return Some((vec![Event::default().event("end").data("{}")], None));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .flat_map(|events| futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>)));
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Artifact {
+    pub id: String,
+    pub key: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub flow_run_id: String,
+    pub task_run_id: Option<String>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+impl From<ArtifactRecord> for Artifact {
+    fn from(a: ArtifactRecord) -> Self {
+        Self {
+            id: a.id,
+            key: a.key,
+            kind: a.kind,
+            description: a.description,
+            data: a.data,
+            flow_run_id: a.flow_run_id,
+            task_run_id: a.task_run_id,
+            created: a.created,
+            updated: a.updated,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/flow-runs/{id}/artifacts", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Page<Artifact>), (status = 404, body = super::Problem)))]
+pub async fn artifacts(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<Artifact>>> {
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let items = state.store().artifacts(&run.id).await?;
+    Ok(Json(Page {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactQuery {
+    pub key: String,
+}
+
+/// Versions of an artifact, latest first.
+#[utoipa::path(get, path = "/api/artifacts", tag = "runs", security(("bearer" = [])), params(ArtifactQuery),
+    responses((status = 200, body = Page<Artifact>), (status = 400, body = super::Problem)))]
+pub async fn artifacts_by_key(
+    auth: Auth,
+    State(state): State<AppState>,
+    query: Result<Query<ArtifactQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<Artifact>>> {
+    let Query(q) = query?;
+    let items = state
+        .store()
+        .workspace_artifacts_by_key(&auth.workspace_id, &q.key)
+        .await?;
+    Ok(Json(Page {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Cancels a run: a running instance is interrupted within a second; it ends Cancelled.
+#[utoipa::path(post, path = "/api/flow-runs/{id}/cancel", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = FlowRun), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem)))]
+pub async fn cancel(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    if run.state.is_final() {
+        return Err(ApiError::Conflict(format!(
+            "the flow run is already {}",
+            run.state.kind
+        )));
+    }
+    if !state.executor.cancel(&run.id) {
+        // Nobody holds it here (a subflow, or a run left by a stopped node): end it.
+        let mut change = StateChange::new(
+            RunKind::Flow,
+            &run.id,
+            RunState::cancelled("cancelled by request"),
+        );
+        change.end_time = Some(Utc::now());
+        state.store().write(Write::StateChanged(change));
+        state.store().flush().await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
+}
+
+/// Runs a failed, crashed or cancelled run again, replaying its completed tasks.
+#[utoipa::path(post, path = "/api/flow-runs/{id}/retry", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = FlowRun), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem)))]
+pub async fn retry(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let mut run = find_run(&state, &auth.workspace_id, &id).await?;
+    if !matches!(
+        run.state.kind,
+        StateType::Failed | StateType::Crashed | StateType::Cancelled
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "only a failed, crashed or cancelled run can be retried; this one is {}",
+            run.state.kind
+        )));
+    }
+    if run.parent_flow_run_id.is_some() {
+        return Err(ApiError::Conflict(
+            "retry the parent flow run instead of its subflow".into(),
+        ));
+    }
+    let state_now = RunState::awaiting_retry("retried by request");
+    state.store().write(Write::StateChanged(StateChange::new(
+        RunKind::Flow,
+        &run.id,
+        state_now.clone(),
+    )));
+    state.store().flush().await?;
+    run.state = state_now;
+    run.expected_start = None;
+    state.executor.submit(run.clone(), None);
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
+}

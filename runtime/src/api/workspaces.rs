@@ -1,0 +1,170 @@
+//! Workspaces (admin) and their API keys.
+
+use super::{Admin, ApiError, ApiJson, ApiResult, AppState, Auth, MaybeJson};
+use crate::secrets;
+use crate::store::{ApiKeyRecord, WorkspaceRecord};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// Letters, digits, dashes and underscores.
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created: chrono::DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Key {
+    pub id: String,
+    pub prefix: String,
+    pub name: Option<String>,
+    pub created: chrono::DateTime<Utc>,
+    pub revoked: Option<chrono::DateTime<Utc>>,
+    /// Shown once, when the key is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceCreated {
+    pub workspace: Workspace,
+    pub key: Key,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: Option<String>,
+}
+
+fn key_json(k: &ApiKeyRecord, secret: Option<String>) -> Key {
+    Key {
+        id: k.id.clone(),
+        prefix: k.prefix.clone(),
+        name: k.name.clone(),
+        created: k.created,
+        revoked: k.revoked,
+        secret,
+    }
+}
+
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// A new key for a workspace; returns the record and the secret (shown once).
+pub fn new_key(workspace_id: &str, name: Option<String>) -> (ApiKeyRecord, String) {
+    let k = secrets::new_api_key();
+    (
+        ApiKeyRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            workspace_id: workspace_id.to_owned(),
+            prefix: k.prefix,
+            hash: k.hash,
+            name,
+            created: Utc::now(),
+            revoked: None,
+        },
+        k.secret,
+    )
+}
+
+/// Creates a workspace and its first key (admin token).
+#[utoipa::path(post, path = "/api/workspaces", tag = "workspaces", request_body = CreateWorkspace,
+    security(("bearer" = [])),
+    responses((status = 201, body = WorkspaceCreated), (status = 401, body = super::Problem),
+              (status = 409, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn create_workspace(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<WorkspaceCreated>)> {
+    if !valid_name(&body.name) {
+        return Err(ApiError::invalid(
+            "Invalid workspace name",
+            vec!["'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into()],
+        ));
+    }
+    let ws = WorkspaceRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: body.name,
+        created: Utc::now(),
+    };
+    let (key, secret) = new_key(&ws.id, Some("first key".into()));
+    if state.store().create_workspace(&ws, &key).await?.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "a workspace named '{}' exists",
+            ws.name
+        )));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(WorkspaceCreated {
+            workspace: Workspace {
+                id: ws.id,
+                name: ws.name,
+                created: ws.created,
+            },
+            key: key_json(&key, Some(secret)),
+        }),
+    ))
+}
+
+/// Creates another key for the caller's workspace.
+#[utoipa::path(post, path = "/api/keys", tag = "workspaces", request_body = CreateKey,
+    security(("bearer" = [])),
+    responses((status = 201, body = Key), (status = 401, body = super::Problem)))]
+pub async fn create_key(
+    auth: Auth,
+    State(state): State<AppState>,
+    MaybeJson(body): MaybeJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<Key>)> {
+    let name = body.and_then(|b| b.name);
+    let (key, secret) = new_key(&auth.workspace_id, name);
+    state.store().create_key(&key).await?;
+    Ok((StatusCode::CREATED, Json(key_json(&key, Some(secret)))))
+}
+
+#[utoipa::path(get, path = "/api/keys", tag = "workspaces", security(("bearer" = [])),
+    responses((status = 200, body = super::Page<Key>), (status = 401, body = super::Problem)))]
+pub async fn list_keys(
+    auth: Auth,
+    State(state): State<AppState>,
+) -> ApiResult<Json<super::Page<Key>>> {
+    let keys = state.store().keys(&auth.workspace_id).await?;
+    Ok(Json(super::Page {
+        items: keys.iter().map(|k| key_json(k, None)).collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Revokes a key; it stops working at once.
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "workspaces", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = super::Problem)))]
+pub async fn revoke_key(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if state.store().revoke_key(&auth.workspace_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("key"))
+    }
+}

@@ -1,0 +1,418 @@
+//! The executor: runs deployment flow runs when they are due, within pool, deployment
+//! and tag concurrency limits; cancels them; puts them back on shutdown.
+//!
+//! Every pool is a push pool: the server executes its runs itself as soon as they are
+//! due. A run waits (Scheduled) for its time, then for a slot under every limit that
+//! applies to it; slots are counted in memory and released by a guard, however the run
+//! ends. On shutdown, runs still waiting stay Scheduled and runs in progress get a grace
+//! period, then are put back (Scheduled, "Rescheduled") to resume by replay at the next
+//! start.
+
+use crate::engine::{Engine, LoadedComponent};
+use crate::orchestrate::{Orchestrator, RunSettings, Stop};
+use crate::state::State;
+use crate::store::{DeploymentRecord, FlowRunRecord, RunKind, StateChange, Store, Write};
+use chrono::Utc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Counts runs per limit key and hands out slots while every count is under its limit.
+#[derive(Default)]
+pub struct Slots {
+    counts: Mutex<HashMap<String, usize>>,
+    changed: Notify,
+}
+
+/// Held while a run occupies its slots; dropping it frees them.
+pub struct SlotGuard {
+    slots: Arc<Slots>,
+    keys: Vec<String>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut counts = self.slots.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &self.keys {
+            if let Some(n) = counts.get_mut(k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(k);
+                }
+            }
+        }
+        drop(counts);
+        self.slots.changed.notify_waiters();
+    }
+}
+
+impl Slots {
+    fn try_take(self: &Arc<Self>, wants: &[(String, usize)]) -> Option<SlotGuard> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if wants
+            .iter()
+            .any(|(k, limit)| counts.get(k).copied().unwrap_or(0) >= *limit)
+        {
+            return None;
+        }
+        for (k, _) in wants {
+            *counts.entry(k.clone()).or_insert(0) += 1;
+        }
+        Some(SlotGuard {
+            slots: self.clone(),
+            keys: wants.iter().map(|(k, _)| k.clone()).collect(),
+        })
+    }
+
+    /// Runs holding the slot `key` right now.
+    pub fn in_use(&self, key: &str) -> usize {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+pub struct Executor {
+    orch: Arc<Orchestrator>,
+    components_dir: PathBuf,
+    slots: Arc<Slots>,
+    /// Stop signals of the runs this executor holds (waiting or running).
+    runs: Mutex<HashMap<String, watch::Sender<Stop>>>,
+    /// Runs waiting for their time or a slot.
+    waiting: AtomicUsize,
+    /// Runs executing.
+    active: AtomicUsize,
+    idle: Notify,
+    shutdown: watch::Sender<bool>,
+    /// Flow runs executing at once on this node, whatever their pools say.
+    max_active: usize,
+}
+
+/// Slot key of the node-wide cap.
+const NODE: &str = "node";
+
+impl Executor {
+    pub fn new(orch: Arc<Orchestrator>, components_dir: PathBuf, max_active: usize) -> Arc<Self> {
+        Arc::new(Self {
+            orch,
+            components_dir,
+            slots: Arc::default(),
+            runs: Mutex::default(),
+            waiting: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+            shutdown: watch::channel(false).0,
+            max_active,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        self.orch.store()
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.orch.engine()
+    }
+
+    pub fn orchestrator(&self) -> &Arc<Orchestrator> {
+        &self.orch
+    }
+
+    pub fn slots(&self) -> &Arc<Slots> {
+        &self.slots
+    }
+
+    /// Runs waiting for their time or a slot.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Where a component's bytes live on disk.
+    pub fn component_path(&self, digest: &str) -> PathBuf {
+        self.components_dir.join(format!("{digest}.wasm"))
+    }
+
+    /// The loaded component, from memory or from its stored bytes.
+    pub async fn component(&self, digest: &str) -> anyhow::Result<Arc<LoadedComponent>> {
+        if let Some(c) = self.engine().loaded(digest) {
+            return Ok(c);
+        }
+        let path = self.component_path(digest);
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            anyhow::anyhow!("component {digest} is not stored ({}): {e}", path.display())
+        })?;
+        Ok(self.engine().load(&bytes).await?)
+    }
+
+    /// Takes a stored run: it runs when due and when its slots are free.
+    pub fn submit(self: &Arc<Self>, run: FlowRunRecord, deployment: Option<DeploymentRecord>) {
+        let (tx, rx) = watch::channel(Stop::Go);
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.id.clone(), tx);
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let id = run.id.clone();
+            this.clone().drive(run, deployment, rx).await;
+            this.runs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+    }
+
+    /// Cancels a run this executor holds; false when it holds no such run.
+    pub fn cancel(&self, run_id: &str) -> bool {
+        match self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(run_id)
+        {
+            Some(tx) => {
+                tx.send_replace(Stop::Cancel);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn drive(
+        self: Arc<Self>,
+        run: FlowRunRecord,
+        deployment: Option<DeploymentRecord>,
+        mut stop: watch::Receiver<Stop>,
+    ) {
+        let waiting = WaitingGuard(&self.waiting);
+        let mut shutdown = self.shutdown.subscribe();
+        // Its time.
+        if let Some(at) = run.expected_start {
+            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = until_stopped(&mut stop) => return self.end_waiting(&run).await,
+                _ = until_stopped_node(&mut shutdown) => return,
+            }
+        }
+        let deployment = match deployment {
+            Some(d) => Some(d),
+            None => match &run.deployment_id {
+                Some(id) => self.store().deployment_by_id(id).await.ok().flatten(),
+                None => None,
+            },
+        };
+        // Its slots.
+        let guard = loop {
+            let wants = match self.limits_for(&run, deployment.as_ref()).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!("cannot read the limits of flow run {}: {e}", run.id);
+                    Some(vec![(NODE.to_owned(), self.max_active)])
+                }
+            };
+            let notified = self.slots.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(wants) = &wants {
+                if let Some(guard) = self.slots.try_take(wants) {
+                    break guard;
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                // Limits and pauses can change without a slot being freed.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = until_stopped(&mut stop) => return self.end_waiting(&run).await,
+                _ = until_stopped_node(&mut shutdown) => return,
+            }
+        };
+        drop(waiting);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let _active = ActiveGuard(&self);
+        let _slots = guard;
+
+        let component = match self.component(&run.component_digest).await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut change = StateChange::new(
+                    RunKind::Flow,
+                    &run.id,
+                    State::new(crate::state::StateType::Crashed).with_message(format!("{e:#}")),
+                );
+                change.end_time = Some(Utc::now());
+                self.store().write(Write::StateChanged(change));
+                let _ = self.store().flush().await;
+                return;
+            }
+        };
+        self.store().write(Write::StateChanged(StateChange::new(
+            RunKind::Flow,
+            &run.id,
+            State::pending(),
+        )));
+        let settings = RunSettings {
+            workspace_id: run.workspace_id.clone(),
+            stop: Some(stop),
+            memory_bytes: deployment
+                .as_ref()
+                .and_then(|d| d.memory_mb)
+                .map(|mb| (mb.max(1) as usize) << 20),
+            timeout_seconds: deployment.as_ref().and_then(|d| d.timeout_seconds),
+        };
+        if let Err(e) = self.orch.execute_flow_run(&run, component, settings).await {
+            tracing::error!("flow run {} could not be stored: {e}", run.id);
+        }
+    }
+
+    /// A run cancelled before it started.
+    async fn end_waiting(&self, run: &FlowRunRecord) {
+        let mut change = StateChange::new(
+            RunKind::Flow,
+            &run.id,
+            State::cancelled("the flow run was cancelled before it started"),
+        );
+        change.end_time = Some(Utc::now());
+        self.store().write(Write::StateChanged(change));
+        let _ = self.store().flush().await;
+    }
+
+    /// The slots a run needs: the node's, its pool's, its deployment's and one per
+    /// limited tag. `None` while its pool is paused.
+    async fn limits_for(
+        &self,
+        run: &FlowRunRecord,
+        deployment: Option<&DeploymentRecord>,
+    ) -> anyhow::Result<Option<Vec<(String, usize)>>> {
+        let mut wants = vec![(NODE.to_owned(), self.max_active)];
+        let Some(ws) = &run.workspace_id else {
+            return Ok(Some(wants));
+        };
+        if let Some(d) = deployment {
+            if let Some(pool) = self.store().pool(ws, &d.pool).await? {
+                if pool.paused {
+                    return Ok(None);
+                }
+                if let Some(limit) = pool.concurrency_limit {
+                    wants.push((format!("pool:{ws}:{}", d.pool), limit.max(0) as usize));
+                }
+            }
+            if let Some(limit) = d.concurrency_limit {
+                wants.push((format!("deployment:{}", d.id), limit.max(0) as usize));
+            }
+        }
+        if !run.tags.is_empty() {
+            for limit in self.store().concurrency_limits(ws).await? {
+                if run.tags.contains(&limit.tag) {
+                    wants.push((
+                        format!("tag:{ws}:{}", limit.tag),
+                        limit.limit.max(0) as usize,
+                    ));
+                }
+            }
+        }
+        Ok(Some(wants))
+    }
+
+    /// Submits the runs a previous process left unfinished: waiting ones, and ones it
+    /// was running (they resume by replaying their completed calls).
+    pub async fn recover(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let runs = self.store().unfinished_deployment_runs().await?;
+        let n = runs.len();
+        for run in runs {
+            self.submit(run, None);
+        }
+        Ok(n)
+    }
+
+    /// Stops taking runs, gives running ones `grace` to finish, then puts the rest back
+    /// to run again at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.send_replace(true);
+        let finished = tokio::time::timeout(grace, self.until_idle()).await.is_ok();
+        if !finished {
+            for tx in self.runs.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                tx.send_replace(Stop::Shutdown);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.until_idle()).await;
+        }
+        let _ = self.store().flush().await;
+    }
+
+    async fn until_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.active.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+async fn until_stopped(rx: &mut watch::Receiver<Stop>) {
+    if rx.wait_for(|s| *s != Stop::Go).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn until_stopped_node(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct ActiveGuard<'a>(&'a Executor);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.idle.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_respect_every_limit_and_come_back() {
+        let slots = Arc::new(Slots::default());
+        let want = |k: &str, n| vec![(NODE.to_owned(), 10), (k.to_owned(), n)];
+        let a = slots.try_take(&want("d", 2)).unwrap();
+        let b = slots.try_take(&want("d", 2)).unwrap();
+        assert!(
+            slots.try_take(&want("d", 2)).is_none(),
+            "the deployment limit holds"
+        );
+        let c = slots.try_take(&want("e", 1)).unwrap();
+        assert_eq!(slots.in_use(NODE), 3);
+        drop(a);
+        assert_eq!(slots.in_use("d"), 1);
+        let a2 = slots.try_take(&want("d", 2)).unwrap();
+        drop((a2, b, c));
+        assert_eq!(slots.in_use(NODE), 0);
+        assert_eq!(slots.in_use("d"), 0);
+    }
+}

@@ -1,0 +1,146 @@
+//! `weir server`: the API, the executor and the store in one process.
+//!
+//! [`Server::start`] opens everything and recovers unfinished runs; [`Server::serve`]
+//! takes a bound listener and a shutdown future (so tests run the real thing on
+//! `127.0.0.1:0`), stops accepting when the future resolves, and gives runs in progress
+//! a grace period before putting them back to run again.
+
+pub mod demo;
+
+use crate::api::{self, AppState, BodyLimits, Shared};
+use crate::engine::Engine;
+use crate::executor::Executor;
+use crate::limits::Limits;
+use crate::orchestrate::Orchestrator;
+use crate::secrets::{self, SecretBox};
+use crate::store::Store;
+use anyhow::Context;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Database, compiled components, uploaded components, the secret key.
+    pub data_dir: PathBuf,
+    /// A `sqlite:` URL; `DATA_DIR/weir.db` by default.
+    pub db: Option<String>,
+    /// The admin token (`WEIR_ADMIN_TOKEN`); generated at first start when absent.
+    pub admin_token: Option<String>,
+    /// The master key for secrets (`WEIR_SECRET_KEY`, base64 of 32 bytes).
+    pub secret_key: Option<String>,
+    pub limits: Limits,
+    pub body_limits: BodyLimits,
+    /// How long runs in progress may take to finish at shutdown.
+    pub grace: Duration,
+    /// Flow runs executing at once on this node.
+    pub max_active_runs: usize,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            db: None,
+            admin_token: None,
+            secret_key: None,
+            limits: Limits::default(),
+            body_limits: BodyLimits::default(),
+            grace: Duration::from_secs(30),
+            max_active_runs: 64,
+        }
+    }
+}
+
+pub struct Server {
+    pub state: AppState,
+    pub executor: Arc<Executor>,
+    /// Set when this start generated the admin token: print it once.
+    pub generated_admin_token: Option<String>,
+    /// Runs a previous process left unfinished, now submitted again.
+    pub recovered: usize,
+    grace: Duration,
+}
+
+const ADMIN_HASH: &str = "admin_token_sha256";
+
+impl Server {
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir.join("components"))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let store = match &config.db {
+            Some(url) => Store::open_url(url).await,
+            None => Store::open_sqlite(&dir.join("weir.db")).await,
+        }
+        .context("cannot open the database")?;
+        let engine = Engine::new(config.limits.clone(), Some(dir.join("compiled")))?;
+        let orch = Orchestrator::new(engine, store.clone());
+        let executor = Executor::new(orch, dir.join("components"), config.max_active_runs);
+        let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), dir)?;
+
+        let mut generated_admin_token = None;
+        let admin_hash = match &config.admin_token {
+            Some(token) => {
+                let hash = secrets::token_hash(token);
+                store.put_setting(ADMIN_HASH, &hash).await?;
+                hash
+            }
+            None => match store.setting(ADMIN_HASH).await? {
+                Some(hash) => hash,
+                None => {
+                    let token = secrets::new_token();
+                    let hash = secrets::token_hash(&token);
+                    if store.init_setting(ADMIN_HASH, &hash).await? {
+                        generated_admin_token = Some(token);
+                        hash
+                    } else {
+                        store.setting(ADMIN_HASH).await?.unwrap_or(hash)
+                    }
+                }
+            },
+        };
+        let recovered = executor.recover().await?;
+        let state = AppState::new(Shared {
+            executor: executor.clone(),
+            secrets,
+            admin_hash,
+            limits: config.body_limits.clone(),
+        });
+        Ok(Self {
+            state,
+            executor,
+            generated_admin_token,
+            recovered,
+            grace: config.grace,
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then winds the executor down.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.executor.shutdown(self.grace).await;
+        Ok(())
+    }
+}
+
+/// Starts a server on a bound listener and serves until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Server::start(config).await?.serve(listener, shutdown).await
+}
