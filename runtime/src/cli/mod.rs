@@ -1,5 +1,7 @@
 //! The `weir` command line.
 
+mod client;
+
 use crate::engine::{Engine, LoadedComponent};
 use crate::limits::Limits;
 use crate::manifest::Definition;
@@ -79,6 +81,8 @@ enum Command {
         #[arg(long, default_value = "target/wasm32-wasip2/release/bench.wasm")]
         component: PathBuf,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -162,6 +166,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Client(command) => client::dispatch(command).await,
     }
 }
 

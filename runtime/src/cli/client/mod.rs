@@ -1,0 +1,537 @@
+//! Client commands: `weir` talking to a Weir server over the HTTP API of docs/api.md.
+//!
+//! - [`api`]: the connection, its key, and errors from problem details.
+//! - [`output`]: tables and cells.
+//! - [`deploy`], [`deployment_file`]: `weir deploy` from flags or a `weir.yaml`.
+//! - [`runs`]: `weir trigger` and `weir runs ...`, with [`sse`] for `logs --follow`.
+//! - the small resources (workspaces, keys, components, artifacts, variables, secrets)
+//!   are here.
+
+mod api;
+mod deploy;
+mod deployment_file;
+mod output;
+mod runs;
+mod sse;
+
+use api::{Api, Body};
+use clap::{ArgGroup, Args, Subcommand};
+use output::{Table, print_json, text, time, truncate};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the server is and who we are; accepted after any client command.
+#[derive(Args, Debug, Clone)]
+pub struct ClientOpts {
+    /// The Weir server's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_API_URL",
+        default_value = "http://127.0.0.1:4200"
+    )]
+    api_url: String,
+    /// The workspace API key.
+    #[arg(long, global = true, env = "WEIR_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl ClientOpts {
+    fn api(&self) -> anyhow::Result<Api> {
+        Api::new(&self.api_url, self.api_key.clone())
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Create workspaces (with the server's admin token).
+    Workspace {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// Manage the API keys of your workspace.
+    Key {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Upload and list components.
+    Component {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: ComponentCommand,
+    },
+    /// Create or update deployments, from flags or from a deployment file (weir.yaml).
+    Deploy(Box<deploy::DeployArgs>),
+    /// Create a flow run of a deployment.
+    Trigger(runs::TriggerArgs),
+    /// List, inspect, follow, cancel and retry flow runs.
+    Runs {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
+    /// List artifacts of a flow run, or the versions of a keyed artifact.
+    Artifacts {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: ArtifactsCommand,
+    },
+    /// Workspace variables (JSON values that flows read).
+    Variable {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: VariableCommand,
+    },
+    /// Workspace secrets (write-only: values are never shown).
+    Secret {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// Create a workspace and its first API key.
+    Create {
+        name: String,
+        /// The server's admin token.
+        #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create an API key (its secret is shown once).
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List API keys (without secrets).
+    Ls,
+    /// Revoke an API key; it stops working at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComponentCommand {
+    /// Upload a component (.wasm).
+    Push { file: PathBuf },
+    /// List uploaded components.
+    Ls,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArtifactsCommand {
+    /// List artifacts.
+    #[command(group(ArgGroup::new("of").required(true).args(["run", "key"])))]
+    Ls {
+        /// The artifacts of this flow run.
+        #[arg(long)]
+        run: Option<String>,
+        /// The versions of the artifact with this key, latest first.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VariableCommand {
+    /// Set a variable. The value is JSON; text that is not JSON is stored as a string.
+    Set { name: String, value: String },
+    /// Print a variable's value.
+    Get { name: String },
+    /// List variables.
+    Ls,
+    /// Delete a variable.
+    Rm { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Set a secret; `-` reads the value from standard input (keeps it out of shell history).
+    Set { name: String, value: String },
+    /// List secret names.
+    Ls,
+    /// Delete a secret.
+    Rm { name: String },
+}
+
+pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ClientCommand::Workspace { opts, command } => workspace(&opts, command).await,
+        ClientCommand::Key { opts, command } => key(&opts, command).await,
+        ClientCommand::Component { opts, command } => component(&opts, command).await,
+        ClientCommand::Deploy(args) => deploy::run(*args).await,
+        ClientCommand::Trigger(args) => runs::trigger(args).await,
+        ClientCommand::Runs { opts, command } => runs::dispatch(&opts, command).await,
+        ClientCommand::Artifacts { opts, command } => artifacts(&opts, command).await,
+        ClientCommand::Variable { opts, command } => variable(&opts, command).await,
+        ClientCommand::Secret { opts, command } => secret(&opts, command).await,
+    }
+}
+
+async fn workspace(opts: &ClientOpts, command: WorkspaceCommand) -> anyhow::Result<ExitCode> {
+    let WorkspaceCommand::Create { name, admin_token } = command;
+    let api = Api::new(&opts.api_url, Some(admin_token))?;
+    let (_, created) = api
+        .post(&["api", "workspaces"], json!({"name": name}))
+        .await?;
+    if opts.json {
+        print_json(&created);
+    } else {
+        let ws = &created["workspace"];
+        println!(
+            "Created workspace '{}' ({})",
+            text(&ws["name"]),
+            text(&ws["id"])
+        );
+        print_secret_key(&created["key"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_secret_key(key: &Value) {
+    println!("API key {}: {}", text(&key["id"]), text(&key["secret"]));
+    println!("The key's secret is shown only this once: store it now (export WEIR_API_KEY=...).");
+}
+
+async fn key(opts: &ClientOpts, command: KeyCommand) -> anyhow::Result<ExitCode> {
+    let api = opts.api()?;
+    match command {
+        KeyCommand::Create { name } => {
+            let body = match name {
+                Some(n) => json!({"name": n}),
+                None => json!({}),
+            };
+            let (_, key) = api.post(&["api", "keys"], body).await?;
+            if opts.json {
+                print_json(&key);
+            } else {
+                print_secret_key(&key);
+            }
+        }
+        KeyCommand::Ls => {
+            let keys = api.list(&["api", "keys"], &[], None).await?;
+            if opts.json {
+                print_json(&json!(keys));
+            } else {
+                let mut t = Table::new(&["id", "prefix", "name", "created"]);
+                for k in &keys {
+                    t.row(vec![
+                        text(&k["id"]),
+                        text(&k["prefix"]),
+                        text(&k["name"]),
+                        time(&k["created"]),
+                    ]);
+                }
+                print!("{t}");
+            }
+        }
+        KeyCommand::Revoke { id } => {
+            api.delete(&["api", "keys", &id]).await?;
+            if !opts.json {
+                println!("Revoked API key {id}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads a component; the answer carries its digest and manifest.
+async fn push(api: &Api, file: &std::path::Path) -> anyhow::Result<(StatusCode, Value)> {
+    use anyhow::Context;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    api.call(
+        Method::POST,
+        &["api", "components"],
+        &[],
+        Body::Bytes(bytes, "application/wasm"),
+    )
+    .await
+    .with_context(|| format!("cannot upload {}", file.display()))
+}
+
+/// The names of a manifest's flows.
+fn flow_names(manifest: &Value) -> Vec<String> {
+    manifest["flows"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|d| d["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn component(opts: &ClientOpts, command: ComponentCommand) -> anyhow::Result<ExitCode> {
+    let api = opts.api()?;
+    match command {
+        ComponentCommand::Push { file } => {
+            let (status, c) = push(&api, &file).await?;
+            if opts.json {
+                print_json(&c);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let how = if status == StatusCode::OK {
+                "Already uploaded"
+            } else {
+                "Uploaded"
+            };
+            println!(
+                "{how} component sha256:{} ({} bytes)",
+                text(&c["digest"]),
+                text(&c["size"])
+            );
+            let mut t = Table::new(&["flow", "version", "description"]);
+            for f in c["manifest"]["flows"].as_array().into_iter().flatten() {
+                let desc = f["description"]
+                    .as_str()
+                    .and_then(|d| d.lines().next())
+                    .unwrap_or("");
+                t.row(vec![
+                    text(&f["name"]),
+                    text(&f["version"]),
+                    truncate(desc, 60),
+                ]);
+            }
+            if t.is_empty() {
+                println!("It has no flows.");
+            } else {
+                print!("{t}");
+            }
+        }
+        ComponentCommand::Ls => {
+            let items = api.list(&["api", "components"], &[], None).await?;
+            if opts.json {
+                print_json(&json!(items));
+            } else {
+                let mut t = Table::new(&["digest", "size", "flows", "created"]);
+                for c in &items {
+                    t.row(vec![
+                        text(&c["digest"]),
+                        text(&c["size"]),
+                        flow_names(&c["manifest"]).join(", "),
+                        time(&c["created"]),
+                    ]);
+                }
+                print!("{t}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn artifacts(opts: &ClientOpts, command: ArtifactsCommand) -> anyhow::Result<ExitCode> {
+    let api = opts.api()?;
+    let ArtifactsCommand::Ls { run, key } = command;
+    let items = match (run, key) {
+        (Some(run), _) => {
+            api.list(&["api", "flow-runs", &run, "artifacts"], &[], None)
+                .await?
+        }
+        (None, Some(key)) => {
+            api.list(&["api", "artifacts"], &[("key", key)], None)
+                .await?
+        }
+        (None, None) => unreachable!("clap requires --run or --key"),
+    };
+    if opts.json {
+        print_json(&json!(items));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "id",
+        "key",
+        "type",
+        "description",
+        "flow run",
+        "created",
+        "data",
+    ]);
+    for a in &items {
+        t.row(vec![
+            text(&a["id"]),
+            text(&a["key"]),
+            text(&a["type"]),
+            truncate(&text(&a["description"]), 40),
+            text(&a["flow_run_id"]),
+            time(&a["created"]),
+            truncate(&text(&a["data"]), 50),
+        ]);
+    }
+    print!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A variable's value from the command line: JSON when it parses, else the text itself.
+fn variable_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+async fn variable(opts: &ClientOpts, command: VariableCommand) -> anyhow::Result<ExitCode> {
+    let api = opts.api()?;
+    match command {
+        VariableCommand::Set { name, value } => {
+            let v = api
+                .put(
+                    &["api", "variables", &name],
+                    json!({"value": variable_value(&value)}),
+                )
+                .await?;
+            if opts.json {
+                print_json(&v);
+            } else {
+                println!("Set variable {name}");
+            }
+        }
+        VariableCommand::Get { name } => {
+            let v = api.get(&["api", "variables", &name], &[]).await?;
+            if opts.json {
+                print_json(&v);
+            } else {
+                // The value alone, so that `$(weir variable get x)` is useful.
+                let value = v.get("value").unwrap_or(&v);
+                match value {
+                    Value::String(s) => println!("{s}"),
+                    other => print_json(other),
+                }
+            }
+        }
+        VariableCommand::Ls => {
+            let items = api.list(&["api", "variables"], &[], None).await?;
+            if opts.json {
+                print_json(&json!(items));
+            } else {
+                let mut t = Table::new(&["name", "value", "updated"]);
+                for v in &items {
+                    let when = if v["updated"].is_null() {
+                        &v["created"]
+                    } else {
+                        &v["updated"]
+                    };
+                    t.row(vec![
+                        text(&v["name"]),
+                        truncate(&v["value"].to_string(), 60),
+                        time(when),
+                    ]);
+                }
+                print!("{t}");
+            }
+        }
+        VariableCommand::Rm { name } => {
+            api.delete(&["api", "variables", &name]).await?;
+            if !opts.json {
+                println!("Deleted variable {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn secret(opts: &ClientOpts, command: SecretCommand) -> anyhow::Result<ExitCode> {
+    let api = opts.api()?;
+    match command {
+        SecretCommand::Set { name, value } => {
+            let value = if value == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s.strip_suffix('\n')
+                    .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                    .unwrap_or(&s)
+                    .to_owned()
+            } else {
+                value
+            };
+            let v = api
+                .put(&["api", "secrets", &name], json!({"value": value}))
+                .await?;
+            if opts.json {
+                print_json(&v);
+            } else {
+                println!("Set secret {name}");
+            }
+        }
+        SecretCommand::Ls => {
+            let items = api.list(&["api", "secrets"], &[], None).await?;
+            if opts.json {
+                print_json(&json!(items));
+            } else {
+                let mut t = Table::new(&["name", "updated"]);
+                for s in &items {
+                    // Names only: the list may be of strings or of objects.
+                    let name = if s.is_string() { s } else { &s["name"] };
+                    let when = if s["updated"].is_null() {
+                        &s["created"]
+                    } else {
+                        &s["updated"]
+                    };
+                    t.row(vec![text(name), time(when)]);
+                }
+                print!("{t}");
+            }
+        }
+        SecretCommand::Rm { name } => {
+            api.delete(&["api", "secrets", &name]).await?;
+            if !opts.json {
+                println!("Deleted secret {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Top {
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    #[test]
+    fn variable_values_are_json_or_text() {
+        assert_eq!(variable_value("3"), json!(3));
+        assert_eq!(variable_value(r#"{"a": [1]}"#), json!({"a": [1]}));
+        assert_eq!(variable_value("eu-west"), json!("eu-west"));
+    }
+
+    #[test]
+    fn client_options_go_before_or_after_the_subcommand() {
+        let t = Top::try_parse_from(["weir", "runs", "ls", "--json", "--api-url", "http://x:1"])
+            .unwrap();
+        let ClientCommand::Runs { opts, .. } = t.command else {
+            panic!()
+        };
+        assert!(opts.json);
+        assert_eq!(opts.api_url, "http://x:1");
+        let t = Top::try_parse_from(["weir", "key", "--json", "ls"]).unwrap();
+        let ClientCommand::Key { opts, .. } = t.command else {
+            panic!()
+        };
+        assert!(opts.json);
+        assert!(Top::try_parse_from(["weir", "artifacts", "ls"]).is_err());
+        assert!(
+            Top::try_parse_from(["weir", "artifacts", "ls", "--run", "a", "--key", "b"]).is_err()
+        );
+    }
+}
