@@ -1,4 +1,4 @@
-//! Workspace variables (Prefect's `Variable.get`).
+//! Workspace variables (Prefect's `Variable.get`) and secrets (Prefect's `Secret.load`).
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -13,4 +13,10 @@ pub fn get<T: DeserializeOwned>(name: &str) -> Option<T> {
 /// The variable `name` as JSON; `None` when it is missing.
 pub fn get_json(name: &str) -> Option<Value> {
     host::get(name).and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// The secret `name` of the run's workspace; `None` when it is missing (or the run has
+/// no workspace, as with `weir run`). Keep it out of logs and results.
+pub fn secret(name: &str) -> Option<String> {
+    host::secret(name)
 }

@@ -29,3 +29,14 @@ pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;
+
+/// The async runtime Weir runs on. Guests yield at every epoch tick; the I/O driver is
+/// polled every few task polls (not tokio's default 61), so a runtime whose workers are
+/// all busy with spinning guests still answers requests within tens of milliseconds.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .event_interval(4)
+        .thread_name("weir")
+        .build()
+}

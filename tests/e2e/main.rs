@@ -14,6 +14,7 @@ mod limits;
 mod observability;
 mod params;
 mod retries;
+mod server;
 mod subflows;
 mod timeouts;
 

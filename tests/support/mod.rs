@@ -1,6 +1,8 @@
 //! Test support: real components built from the guest crates, a real SQLite database
 //! in a temporary directory, and the real engine.
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};

@@ -63,6 +63,8 @@ pub struct Orchestrator {
     pub(crate) admission: Arc<Semaphore>,
     task_slot_count: usize,
     pub(crate) durations: metrics::Histogram,
+    /// Opens workspace secrets for guests; `None` where there are none (`weir run`).
+    pub(crate) secrets: Option<crate::secrets::SecretBox>,
 }
 
 impl Orchestrator {
@@ -83,7 +85,19 @@ impl Orchestrator {
             admission: Arc::new(Semaphore::new(active)),
             task_slot_count: slots as usize,
             durations: metrics::Histogram::default(),
+            secrets: None,
         })
+    }
+
+    /// An orchestrator whose guests can read their workspace's secrets.
+    pub fn with_secrets(
+        engine: Arc<Engine>,
+        store: Store,
+        secrets: crate::secrets::SecretBox,
+    ) -> Arc<Self> {
+        let mut orch = Arc::into_inner(Self::new(engine, store)).expect("just created");
+        orch.secrets = Some(secrets);
+        Arc::new(orch)
     }
 
     pub fn store(&self) -> &Store {

@@ -77,9 +77,9 @@ impl Server {
         }
         .context("cannot open the database")?;
         let engine = Engine::new(config.limits.clone(), Some(dir.join("compiled")))?;
-        let orch = Orchestrator::new(engine, store.clone());
-        let executor = Executor::new(orch, dir.join("components"), config.max_active_runs);
         let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), dir)?;
+        let orch = Orchestrator::with_secrets(engine, store.clone(), secrets.clone());
+        let executor = Executor::new(orch, dir.join("components"), config.max_active_runs);
 
         let mut generated_admin_token = None;
         let admin_hash = match &config.admin_token {

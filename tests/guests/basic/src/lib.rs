@@ -463,3 +463,35 @@ fn unpersisted_task() -> String {
 fn unpersisted() -> Result<String> {
     unpersisted_task()
 }
+
+// ---- server ----------------------------------------------------------------------------
+
+/// Reads a workspace secret and reports only its length (never the value).
+#[flow]
+fn secret_length(name: String) -> Result<usize> {
+    Ok(weir_sdk::variables::secret(&name).map_or(0, |s| s.len()))
+}
+
+/// Spins until stopped (no timeout of its own): cancellation and shutdown tests.
+#[flow]
+fn spin_forever() -> Result<u64> {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Sleeps (in a task) for `millis`, then completes: concurrency and shutdown tests.
+#[flow]
+fn nap(millis: u64) -> Result<u64> {
+    let span = slow(millis)?;
+    Ok(span.end - span.start)
+}
+
+/// A first task that completes, then a long nap: a run to interrupt between the two.
+#[flow]
+fn two_steps(label: String, millis: u64) -> Result<String> {
+    let first = side_effect(label)?;
+    slow(millis)?;
+    Ok(first)
+}

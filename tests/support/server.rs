@@ -1,0 +1,159 @@
+//! A real Weir server on a loopback port, and a client for it.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use weir::server::{Server, ServerConfig};
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A workspace and its key.
+pub struct Ws {
+    pub key: String,
+}
+
+impl TestServer {
+    pub async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// Starts the server on its own runtime (as `weir server` runs), so that guests
+    /// keeping its workers busy never stall the test's client.
+    pub async fn start_with(dir: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig::new(dir.to_owned());
+        config.admin_token = Some(ADMIN.into());
+        config.limits = super::test_limits();
+        config.grace = Duration::from_millis(500);
+        tweak(&mut config);
+        let (tx, rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = oneshot::channel::<String>();
+        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = weir::runtime()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let url = format!("http://{}", listener.local_addr()?);
+                let server = Server::start(config).await?;
+                let _ = ready_tx.send(url);
+                server
+                    .serve(listener, async {
+                        let _ = rx.await;
+                    })
+                    .await
+            })
+        });
+        let url = ready_rx.await.expect("the server starts");
+        Self {
+            url,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            handle: Some(thread),
+        }
+    }
+
+    /// Shuts down gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .unwrap()
+                .expect("the server thread ends")
+                .expect("the server stops cleanly");
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(key)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        send(self.req(reqwest::Method::GET, path, key)).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::POST, path, key).json(&body)).await
+    }
+
+    pub async fn workspace(&self, name: &str) -> Ws {
+        let (status, body) = self
+            .post("/api/workspaces", ADMIN, json!({"name": name}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert!(body["workspace"]["id"].is_string(), "{body}");
+        Ws {
+            key: body["key"]["secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Uploads a built guest; returns its digest.
+    pub async fn upload(&self, key: &str, guest: &str) -> String {
+        let bytes = std::fs::read(super::guest(guest)).unwrap();
+        let (status, body) = send(
+            self.req(reqwest::Method::POST, "/api/components", key)
+                .header("content-type", "application/wasm")
+                .body(bytes),
+        )
+        .await;
+        assert!(status == 201 || status == 200, "{status} {body}");
+        body["digest"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn deploy(&self, key: &str, spec: Value) -> Value {
+        let (status, body) = self.post("/api/deployments", key, spec).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Polls a run until its state is final.
+    pub async fn wait_final(&self, key: &str, run_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, run) = self.get(&format!("/api/flow-runs/{run_id}"), key).await;
+            assert_eq!(status, 200, "{run}");
+            let t = run["state"]["type"].as_str().unwrap_or_default();
+            if matches!(t, "COMPLETED" | "FAILED" | "CANCELLED" | "CRASHED") {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {run_id} is still {t}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls until `pred` holds for the run.
+    pub async fn wait_for(&self, key: &str, run_id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, run) = self.get(&format!("/api/flow-runs/{run_id}"), key).await;
+            if pred(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} never got there: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.expect("request sent");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
