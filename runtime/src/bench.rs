@@ -92,3 +92,39 @@ fn peak_rss_mb() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
 }
+
+/// `weir bench runs`: what happened to the deployment runs created since a time, read
+/// from a server's database: how many, how fast they completed, trigger-to-completed
+/// latency percentiles, and how many are not final.
+pub async fn runs_report(
+    db: &Path,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let store = Store::open_sqlite(db).await?;
+    let rows = store.run_timings(since).await?;
+    ensure!(
+        !rows.is_empty(),
+        "no deployment runs were created since {since}"
+    );
+    let total = rows.len();
+    let not_final: usize = rows.iter().filter(|(_, end, _)| end.is_none()).count();
+    let completed: Vec<_> = rows.iter().filter(|(_, _, s)| s == "COMPLETED").collect();
+    let first = rows.iter().map(|r| r.0).min().expect("rows");
+    let last = rows.iter().filter_map(|r| r.1).max().unwrap_or(first);
+    let span = (last - first).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let mut latencies: Vec<f64> = completed
+        .iter()
+        .filter_map(|(c, e, _)| e.map(|e| (e - *c).num_microseconds().unwrap_or(0) as f64 / 1000.0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    Ok(format!(
+        "runs={total} completed={} not_final={not_final} seconds={span:.3} completed_per_s={:.0} \
+         p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        completed.len(),
+        completed.len() as f64 / span.max(1e-9),
+        pct(0.5),
+        pct(0.99),
+        latencies.last().copied().unwrap_or(0.0),
+    ))
+}

@@ -164,18 +164,25 @@ pub(crate) async fn trigger(
             ));
         }
     };
-    let (record, new) = if record.idempotency_key.is_some() {
-        state.store().insert_flow_run_once(&record).await?
-    } else {
-        orch.record_created(&record);
-        state.store().flush().await?;
-        (record, true)
-    };
-    if new {
-        state
-            .executor
-            .submit(record.clone(), Some(deployment.clone()));
-    }
+    // Storing and handing over happen in a task of their own: a client that goes away
+    // mid-request must not leave a stored run that nobody executes.
+    let task_state = state.clone();
+    let deployment = deployment.clone();
+    let (record, new) = tokio::spawn(async move {
+        let (record, new) = if record.idempotency_key.is_some() {
+            task_state.store().insert_flow_run_once(&record).await?
+        } else {
+            task_state.executor.orchestrator().record_created(&record);
+            task_state.store().flush().await?;
+            (record, true)
+        };
+        if new {
+            task_state.executor.submit(record.clone(), Some(deployment));
+        }
+        Ok::<_, ApiError>((record, new))
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok((record, new))
 }
 

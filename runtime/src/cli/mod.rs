@@ -73,10 +73,18 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         max_active_runs: usize,
     },
-    /// Measure orchestration overhead: `chain N`, `map N` or `flows N`.
+    /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
+    /// `runs --db PATH --since T`, report on the runs a load test sent to a server.
     Bench {
         workload: String,
+        #[arg(default_value_t = 0)]
         n: u64,
+        /// `runs`: the server's database.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// `runs`: count runs created at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
         /// The bench component (examples/bench built for wasm32-wasip2).
         #[arg(long, default_value = "target/wasm32-wasip2/release/bench.wasm")]
         component: PathBuf,
@@ -160,9 +168,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             workload,
             n,
+            db,
+            since,
             component,
         } => {
-            let report = crate::bench::run(&workload, n, &component).await?;
+            let report = if workload == "runs" {
+                let db = db.context("bench runs needs --db PATH")?;
+                crate::bench::runs_report(&db, since.unwrap_or_default()).await?
+            } else {
+                crate::bench::run(&workload, n, &component).await?
+            };
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

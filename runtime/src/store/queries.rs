@@ -191,6 +191,30 @@ impl Store {
         rows.iter().map(super::artifact_from_row).collect()
     }
 
+    /// Creation time, end time and state type of every deployment run created at or
+    /// after `since` (for the load benchmark's report).
+    pub async fn run_timings(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>, String)>> {
+        let rows = sqlx::query(
+            "SELECT created, end_time, state_type FROM flow_runs
+             WHERE deployment_id IS NOT NULL AND created >= ?",
+        )
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse_ts(&r.try_get::<String, _>("created")?)?,
+                    super::parse_opt_ts(r.try_get("end_time")?)?,
+                    r.try_get("state_type")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Flow runs by state type, over every workspace (for metrics).
     pub async fn flow_run_counts(&self) -> Result<Vec<(String, i64)>> {
         let rows =
