@@ -7,6 +7,7 @@ mod support;
 mod adversarial;
 mod caching;
 mod cli;
+mod client;
 mod concurrency;
 mod examples;
 mod final_state;
