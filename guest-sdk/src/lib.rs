@@ -52,7 +52,7 @@
 //! - `task`, `flow`: orchestrated calls (futures, maps, call options, subflows).
 //! - `state`, `error`: states and errors as guests see them.
 //! - `schema`: the JSON Schema of parameters.
-//! - `logging`, [`artifacts`], `context`, [`variables`], `hooks`: the run's services.
+//! - `logging`, [`artifacts`], `context`, [`variables`], [`http`], `hooks`: the run's services.
 
 #![warn(missing_docs)]
 
@@ -64,6 +64,7 @@ mod context;
 mod error;
 mod flow;
 mod hooks;
+pub mod http;
 mod logging;
 mod registry;
 mod run;

@@ -270,6 +270,10 @@ impl Executor {
                 .and_then(|d| d.memory_mb)
                 .map(|mb| (mb.max(1) as usize) << 20),
             timeout_seconds: deployment.as_ref().and_then(|d| d.timeout_seconds),
+            allowed_hosts: deployment
+                .as_ref()
+                .map(|d| d.allowed_hosts.clone())
+                .unwrap_or_default(),
         };
         if let Err(e) = self.orch.execute_flow_run(&run, component, settings).await {
             tracing::error!("flow run {} could not be stored: {e}", run.id);

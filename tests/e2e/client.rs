@@ -35,7 +35,8 @@ impl Cli {
         let mut args = args.to_vec();
         args.push("--json");
         let out = self.ok(&args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("weir {args:?} printed no JSON ({e}): {out}"))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("weir {args:?} printed no JSON ({e}): {out}"))
     }
 }
 
@@ -67,28 +68,77 @@ async fn the_cli_drives_a_server_end_to_end() {
     )
     .unwrap();
     let deployed = cli.ok(&["deploy", "--file", file.to_str().unwrap()]);
-    assert!(deployed.contains("greet") && deployed.contains("/hooks/"), "{deployed}");
+    assert!(
+        deployed.contains("greet") && deployed.contains("/hooks/"),
+        "{deployed}"
+    );
     // Flags, and a second deploy of the same name updates it.
-    cli.ok(&["deploy", "--name", "map", "--component", basic.to_str().unwrap(), "--flow", "map_flow", "--param", "n=4"]);
-    cli.ok(&["deploy", "--name", "map", "--component", basic.to_str().unwrap(), "--flow", "map_flow", "--param", "n=5"]);
-    let deps: Value = cli.json(&["deploy", "--name", "map", "--component", basic.to_str().unwrap(), "--flow", "map_flow", "--param", "n=5"]);
-    assert!(deps.to_string().contains("\"n\":\"5\"") || deps.to_string().contains("\"n\":5"), "{deps}");
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "map",
+        "--component",
+        basic.to_str().unwrap(),
+        "--flow",
+        "map_flow",
+        "--param",
+        "n=4",
+    ]);
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "map",
+        "--component",
+        basic.to_str().unwrap(),
+        "--flow",
+        "map_flow",
+        "--param",
+        "n=5",
+    ]);
+    let deps: Value = cli.json(&[
+        "deploy",
+        "--name",
+        "map",
+        "--component",
+        basic.to_str().unwrap(),
+        "--flow",
+        "map_flow",
+        "--param",
+        "n=5",
+    ]);
+    assert!(
+        deps.to_string().contains("\"n\":\"5\"") || deps.to_string().contains("\"n\":5"),
+        "{deps}"
+    );
 
     let out = cli.ok(&["trigger", "greet", "--wait"]);
-    assert!(out.contains("Completed") && out.contains("Hello, File!"), "{out}");
+    assert!(
+        out.contains("Completed") && out.contains("Hello, File!"),
+        "{out}"
+    );
     let (ok, out, err) = cli.run(&["trigger", "typed", "--param", "n=x", "--param", "flag=true"]);
-    assert!(!ok && (out + &err).contains("'n'"), "a bad parameter is refused, naming it");
+    assert!(
+        !ok && (out + &err).contains("'n'"),
+        "a bad parameter is refused, naming it"
+    );
     let out = cli.ok(&["trigger", "map", "--param", "n=6", "--wait"]);
     assert!(out.contains("55"), "{out}");
 
     let runs = cli.json(&["runs", "ls", "--deployment", "greet"]);
-    let items = runs["items"].as_array().or(runs.as_array()).unwrap().clone();
+    let items = runs["items"]
+        .as_array()
+        .or(runs.as_array())
+        .unwrap()
+        .clone();
     assert_eq!(items.len(), 1);
     let run_id = items[0]["id"].as_str().unwrap().to_owned();
     let table = cli.ok(&["runs", "ls"]);
     assert!(table.lines().count() >= 3, "{table}");
     let shown = cli.ok(&["runs", "show", &run_id]);
-    assert!(shown.contains("print_hello") && shown.contains("Completed"), "{shown}");
+    assert!(
+        shown.contains("print_hello") && shown.contains("Completed"),
+        "{shown}"
+    );
     let logs = cli.ok(&["runs", "logs", &run_id]);
     assert!(logs.contains("Hello, File!"), "{logs}");
     let followed = cli.ok(&["runs", "logs", &run_id, "--follow"]);
@@ -98,7 +148,10 @@ async fn the_cli_drives_a_server_end_to_end() {
     assert!(cli.ok(&["variable", "get", "greeting"]).contains("hi"));
     cli.ok(&["secret", "set", "token", "s3cr3t-value"]);
     let secrets = cli.ok(&["secret", "ls"]);
-    assert!(secrets.contains("token") && !secrets.contains("s3cr3t"), "{secrets}");
+    assert!(
+        secrets.contains("token") && !secrets.contains("s3cr3t"),
+        "{secrets}"
+    );
 
     let key = cli.json(&["key", "create", "--name", "ci"]);
     let key_id = key["id"].as_str().unwrap().to_owned();
@@ -106,14 +159,25 @@ async fn the_cli_drives_a_server_end_to_end() {
     cli.ok(&["key", "revoke", &key_id]);
 
     let etl = crate::support::guest("etl");
-    cli.ok(&["deploy", "--name", "etl", "--component", etl.to_str().unwrap(), "--flow", "etl"]);
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "etl",
+        "--component",
+        etl.to_str().unwrap(),
+        "--flow",
+        "etl",
+    ]);
     let out = cli.ok(&["trigger", "etl", "--wait"]);
     assert!(out.contains("Completed"), "{out}");
     let (_, runs) = s.get("/api/flow-runs?deployment=etl", &cli.key).await;
     let etl_run = runs["items"][0]["id"].as_str().unwrap().to_owned();
     let arts = cli.ok(&["artifacts", "ls", "--run", &etl_run]);
     assert!(arts.contains("etl-report"), "{arts}");
-    assert!(cli.ok(&["artifacts", "ls", "--key", "etl-report"]).contains("markdown"));
+    assert!(
+        cli.ok(&["artifacts", "ls", "--key", "etl-report"])
+            .contains("markdown")
+    );
 
     // Errors from the server read as such.
     let (ok, out, err) = cli.run(&["runs", "show", "nope"]);

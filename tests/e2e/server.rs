@@ -932,3 +932,56 @@ async fn the_openapi_document_covers_every_route() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_http_reaches_only_granted_hosts() {
+    // A small HTTP service on loopback for the guest to call.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (ws, digest) = setup(&s, "egress").await;
+    let url = format!("http://127.0.0.1:{port}/ping");
+    s.deploy(
+        &ws.key,
+        json!({"name": "granted", "component": digest, "flow": "fetch", "parameters": {"url": url},
+        "capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+    )
+    .await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "closed", "component": digest, "flow": "fetch", "parameters": {"url": url}}),
+    )
+    .await;
+    s.deploy(&ws.key, json!({"name": "elsewhere", "component": digest, "flow": "fetch", "parameters": {"url": url},
+        "capabilities": {"allowed_hosts": ["api.example.com", "*.example.org"]}})).await;
+    let result = |name: &'static str| {
+        let s = &s;
+        let key = ws.key.clone();
+        async move {
+            let (_, run) = s
+                .post(&format!("/api/deployments/{name}/runs"), &key, json!({}))
+                .await;
+            let run = s.wait_final(&key, run["id"].as_str().unwrap()).await;
+            run["result"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(result("granted").await, "200 pong");
+    for name in ["closed", "elsewhere"] {
+        let r = result(name).await;
+        assert!(r.contains("not allowed for this run"), "{name}: {r}");
+    }
+    let (status, p) = s
+        .post(
+            "/api/deployments",
+            &ws.key,
+            json!({"name": "bad", "component": digest, "flow": "fetch",
+        "capabilities": {"allowed_hosts": ["http://x/y"]}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{p}");
+    s.stop().await;
+}

@@ -221,6 +221,7 @@ async fn serve(
     addr: &str,
     demo: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let data_dir = config.data_dir.clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -235,18 +236,28 @@ async fn serve(
     }
     if let Some(dir) = demo {
         let d = crate::server::demo::setup(&server, dir).await?;
+        let env_file = data_dir.join("demo.env");
+        std::fs::write(
+            &env_file,
+            format!(
+                "export WEIR_API_URL=http://{local} WEIR_API_KEY={} WEIR_DEMO_HOOK={}\n",
+                d.api_key, d.hello_webhook
+            ),
+        )?;
         println!(
             "\nDemo workspace ready: the examples are deployed (hello, etl, retries, caching, subflows)."
         );
         println!(
-            "  export WEIR_API_URL=http://{local} WEIR_API_KEY={}",
-            d.api_key
+            "Its API URL, key and the hello webhook are in {} ; in another shell:",
+            env_file.display()
         );
         println!(
-            "  curl -X POST http://{local}{} -H 'content-type: application/json' -d '{{\"name\": \"Ada\"}}'",
-            d.hello_webhook
+            "  . {} && curl -X POST \"$WEIR_API_URL$WEIR_DEMO_HOOK\" -H 'content-type: application/json' -d '{{\"name\": \"Ada\"}}'",
+            env_file.display()
         );
-        println!("  curl -H \"Authorization: Bearer $WEIR_API_KEY\" http://{local}/api/flow-runs");
+        println!(
+            "  weir runs ls            # or: curl -H \"Authorization: Bearer $WEIR_API_KEY\" $WEIR_API_URL/api/flow-runs"
+        );
     }
     server.serve(listener, shutdown_signal()).await?;
     println!("Weir server stopped");

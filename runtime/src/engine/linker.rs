@@ -1,6 +1,7 @@
 //! The WASI interfaces a guest gets: clocks, random, stdio (captured into logs), an
-//! environment with nothing in it and a filesystem with no directories. Sockets are
-//! not linked: a component that imports them does not load.
+//! environment with nothing in it, a filesystem with no directories, and outbound HTTP
+//! limited to the hosts a deployment grants ([`super::http`]). Sockets are not linked:
+//! a component that imports them does not load.
 
 use super::sandbox::HostState;
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -40,5 +41,7 @@ pub(crate) fn add_wasi(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
     cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
     cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    // Outbound HTTP, refused unless the run's deployment grants the host.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)?;
     Ok(())
 }

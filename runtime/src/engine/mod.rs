@@ -2,6 +2,7 @@
 //! cached by digest (in memory as pre-instantiated templates, on disk as compiled
 //! code), and the epoch ticker that bounds CPU time.
 
+pub mod http;
 pub(crate) mod linker;
 pub mod sandbox;
 

@@ -1,5 +1,6 @@
 //! What one instance owns: its WASI context, resources, limits and the run it serves.
 
+use super::http::HttpPolicy;
 use crate::orchestrate::{FlowScope, LogLevel, TaskAttempt};
 use std::sync::{Arc, Mutex};
 use wasmtime::ResourceLimiter;
@@ -7,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The store data of every Weir instance.
 pub struct HostState {
@@ -23,6 +25,8 @@ pub struct HostState {
     pub(crate) cpu_exceeded: bool,
     stdout: Capture,
     stderr: Capture,
+    http: WasiHttpCtx,
+    http_policy: HttpPolicy,
 }
 
 /// Errors the host raises as traps; the orchestrator turns them into failure messages.
@@ -60,6 +64,10 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let http_policy = scope
+            .as_ref()
+            .map(|s| HttpPolicy::new(&s.settings.allowed_hosts))
+            .unwrap_or_default();
         let cpu_ticks = (limits.cpu_time.as_nanos() / limits.epoch_tick.as_nanos().max(1)) as u64;
         Self {
             wasi,
@@ -74,6 +82,8 @@ impl HostState {
             host_call_budget: limits.max_host_calls,
             cpu_ticks_left: cpu_ticks.max(1),
             cpu_exceeded: false,
+            http: WasiHttpCtx::new(),
+            http_policy,
             stdout,
             stderr,
         }
@@ -107,6 +117,16 @@ impl Drop for HostState {
     fn drop(&mut self) {
         self.stdout.finish();
         self.stderr.finish();
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http_policy,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
     }
 }
 

@@ -64,6 +64,8 @@ pub struct RunSettings {
     pub memory_bytes: Option<usize>,
     /// Replaces the flow's own timeout (a deployment's limit).
     pub timeout_seconds: Option<f64>,
+    /// Hosts the run may reach over outbound HTTP (a deployment's grant).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One flow run, shared by its flow instance and its task instances.

@@ -495,3 +495,12 @@ fn two_steps(label: String, millis: u64) -> Result<String> {
     slow(millis)?;
     Ok(first)
 }
+
+/// Fetches a URL over outbound HTTP and returns the body, or the error message.
+#[flow]
+fn fetch(url: String) -> Result<String> {
+    Ok(match weir_sdk::http::get(&url) {
+        Ok(r) => format!("{} {}", r.status, r.text()),
+        Err(e) => format!("error: {}", e.message()),
+    })
+}

@@ -1,0 +1,170 @@
+//! Outbound HTTP from a flow or task (`wasi:http`).
+//!
+//! A run reaches only the hosts its deployment grants (`capabilities.allowed_hosts`);
+//! any other request fails with a clear error before a connection is made.
+
+use crate::{Error, Result};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
+use wasip2::io::streams::StreamError;
+
+/// A response, read whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body decoded from JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::msg(format!("the response is not the JSON expected: {e}")))
+    }
+}
+
+/// `GET url`.
+pub fn get(url: &str) -> Result<Response> {
+    request("GET", url, &[], None)
+}
+
+/// `POST url` with a JSON body.
+pub fn post_json(url: &str, body: &impl serde::Serialize) -> Result<Response> {
+    let bytes =
+        serde_json::to_vec(body).map_err(|e| Error::msg(format!("cannot encode the body: {e}")))?;
+    request(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        Some(&bytes),
+    )
+}
+
+/// Any request. `url` is `http://` or `https://`, with a host and an optional port.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (Scheme::Http, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (Scheme::Https, r)
+    } else {
+        return Err(
+            Error::msg(format!("{url:?} is not an http:// or https:// URL")).retryable(false),
+        );
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(Error::msg(format!("{url:?} has no host")).retryable(false));
+    }
+    let fields = Fields::new();
+    for (name, value) in headers {
+        fields
+            .append(name, &value.as_bytes().to_vec())
+            .map_err(|e| Error::msg(format!("header {name:?}: {e:?}")).retryable(false))?;
+    }
+    let req = OutgoingRequest::new(fields);
+    let method = match method.to_ascii_uppercase().as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        "PATCH" => Method::Patch,
+        "HEAD" => Method::Head,
+        other => Method::Other(other.to_owned()),
+    };
+    let invalid = |what: &str| Error::msg(format!("{url:?}: invalid {what}")).retryable(false);
+    req.set_method(&method).map_err(|_| invalid("method"))?;
+    req.set_scheme(Some(&scheme))
+        .map_err(|_| invalid("scheme"))?;
+    req.set_authority(Some(authority))
+        .map_err(|_| invalid("host"))?;
+    req.set_path_with_query(Some(path))
+        .map_err(|_| invalid("path"))?;
+    let outgoing = req
+        .body()
+        .map_err(|_| Error::msg("the request body is unavailable"))?;
+    if let Some(bytes) = body {
+        let stream = outgoing
+            .write()
+            .map_err(|_| Error::msg("the request body is unavailable"))?;
+        for chunk in bytes.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| Error::msg(format!("sending the body failed: {e:?}")))?;
+        }
+    }
+    OutgoingBody::finish(outgoing, None).map_err(|e| failed(authority, e))?;
+    let pending = outgoing_handler::handle(req, None).map_err(|e| failed(authority, e))?;
+    pending.subscribe().block();
+    let response = match pending.get() {
+        Some(Ok(Ok(r))) => r,
+        Some(Ok(Err(e))) => return Err(failed(authority, e)),
+        _ => {
+            return Err(Error::msg(format!(
+                "the request to {authority} ended without a response"
+            )));
+        }
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|_| Error::msg("the response body is unavailable"))?;
+    let stream = incoming
+        .stream()
+        .map_err(|_| Error::msg("the response body is unavailable"))?;
+    let mut body = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(e) => {
+                return Err(Error::msg(format!(
+                    "reading the response from {authority} failed: {e:?}"
+                )));
+            }
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(incoming);
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn failed(authority: &str, e: ErrorCode) -> Error {
+    match e {
+        ErrorCode::HttpRequestDenied => Error::msg(format!(
+            "outbound HTTP to {authority} is not allowed for this run: its deployment must grant the \
+             host (capabilities.allowed_hosts)"
+        ))
+        .kind("http-denied")
+        .retryable(false),
+        other => Error::msg(format!("the request to {authority} failed: {other:?}")).kind("http"),
+    }
+}
