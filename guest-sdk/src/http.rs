@@ -77,7 +77,7 @@ pub fn request(
     let fields = Fields::new();
     for (name, value) in headers {
         fields
-            .append(name, &value.as_bytes().to_vec())
+            .append(name, value.as_bytes())
             .map_err(|e| Error::msg(format!("header {name:?}: {e:?}")).retryable(false))?;
     }
     let req = OutgoingRequest::new(fields);

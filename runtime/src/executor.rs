@@ -225,10 +225,10 @@ impl Executor {
             let notified = self.slots.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(wants) = &wants {
-                if let Some(guard) = self.slots.try_take(wants) {
-                    break guard;
-                }
+            if let Some(wants) = &wants
+                && let Some(guard) = self.slots.try_take(wants)
+            {
+                break guard;
             }
             tokio::select! {
                 _ = notified => {}

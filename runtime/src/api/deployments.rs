@@ -191,10 +191,10 @@ async fn validate(state: &AppState, d: &DeploymentRecord) -> ApiResult<()> {
         errors.push("'concurrency_limit' must not be negative".into());
     }
     let max_mb = (state.executor.engine().limits().memory_bytes >> 20) as i64;
-    if let Some(mb) = d.memory_mb {
-        if !(1..=max_mb).contains(&mb) {
-            errors.push(format!("'limits.memory_mb' must be between 1 and {max_mb}"));
-        }
+    if let Some(mb) = d.memory_mb
+        && !(1..=max_mb).contains(&mb)
+    {
+        errors.push(format!("'limits.memory_mb' must be between 1 and {max_mb}"));
     }
     if d.timeout_seconds
         .is_some_and(|t| !(t > 0.0 && t.is_finite()))
@@ -242,14 +242,14 @@ async fn validate(state: &AppState, d: &DeploymentRecord) -> ApiResult<()> {
             Some(def) => {
                 // Defaults may leave out required parameters (a trigger brings them);
                 // what they do give must validate.
-                if let Some(v) = component.validator(&def.name) {
-                    if let Err(errs) = params::prepare(&def.parameters, v, d.parameters.clone()) {
-                        errors.extend(
-                            errs.into_iter()
-                                .filter(|e| !e.contains("is a required property"))
-                                .map(|e| format!("'parameters': {e}")),
-                        );
-                    }
+                if let Some(v) = component.validator(&def.name)
+                    && let Err(errs) = params::prepare(&def.parameters, v, d.parameters.clone())
+                {
+                    errors.extend(
+                        errs.into_iter()
+                            .filter(|e| !e.contains("is a required property"))
+                            .map(|e| format!("'parameters': {e}")),
+                    );
                 }
             }
         }

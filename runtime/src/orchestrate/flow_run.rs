@@ -711,10 +711,10 @@ fn state_type_from_wit(t: wit::StateType) -> StateType {
 
 /// Resolves with the reason once the run must stop; never, when nothing can stop it.
 async fn stopped(signal: &mut Option<tokio::sync::watch::Receiver<Stop>>) -> Stop {
-    if let Some(rx) = signal {
-        if let Ok(why) = rx.wait_for(|s| *s != Stop::Go).await {
-            return *why;
-        }
+    if let Some(rx) = signal
+        && let Ok(why) = rx.wait_for(|s| *s != Stop::Go).await
+    {
+        return *why;
     }
     std::future::pending().await
 }
