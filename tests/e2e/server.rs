@@ -428,6 +428,13 @@ async fn bad_input_gets_a_clear_4xx_and_creates_nothing() {
     assert!(deps["items"].as_array().unwrap().is_empty());
 
     s.deploy(&ws.key, json!({"name": "typed", "component": digest, "flow": "typed", "parameters": {"ratio": 0.5}})).await;
+    let (status, p) = send(s.req(
+        reqwest::Method::DELETE,
+        &format!("/api/components/{digest}"),
+        &ws.key,
+    ))
+    .await;
+    assert_eq!(status, 409, "a component in use cannot be deleted: {p}");
     let (status, p) = s
         .post(
             "/api/deployments/typed/runs",
@@ -920,7 +927,16 @@ async fn the_openapi_document_covers_every_route() {
             "{method} {path} missing from the OpenAPI document"
         );
     }
-    let (status, metrics) = send(s.client.get(format!("{}/metrics", s.url))).await;
+    assert_eq!(
+        send(s.client.get(format!("{}/metrics", s.url))).await.0,
+        401
+    );
+    let (status, metrics) = send(
+        s.client
+            .get(format!("{}/metrics", s.url))
+            .bearer_auth(ADMIN),
+    )
+    .await;
     assert_eq!(status, 200);
     let text = metrics.as_str().unwrap();
     for name in [
@@ -983,5 +999,72 @@ async fn outbound_http_reaches_only_granted_hosts() {
         )
         .await;
     assert_eq!(status, 422, "{p}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_deployment_keeps_its_versions_and_a_paused_pool_holds_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (ws, basic) = setup(&s, "versions").await;
+    let hello = s.upload(&ws.key, "hello").await;
+    s.post(
+        "/api/pools",
+        &ws.key,
+        json!({"name": "held", "paused": true}),
+    )
+    .await;
+    s.deploy(&ws.key, json!({"name": "d", "component": basic, "flow": "map_flow", "parameters": {"n": 2}, "pool": "held"})).await;
+    let (_, first) = s.post("/api/deployments/d/runs", &ws.key, json!({})).await;
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, held) = s.get(&format!("/api/flow-runs/{first_id}"), &ws.key).await;
+    assert_eq!(
+        held["state"]["type"], "SCHEDULED",
+        "a paused pool runs nothing: {held}"
+    );
+    let (status, _) = send(
+        s.req(reqwest::Method::PATCH, "/api/pools/held", &ws.key)
+            .json(&json!({"paused": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let run = s.wait_final(&ws.key, &first_id).await;
+    assert_eq!(run["result"], 1);
+    assert_eq!(run["component_digest"], basic.as_str());
+
+    // A new component version: history kept, and each run records the digest it ran.
+    let (status, d) = send(
+        s.req(reqwest::Method::PATCH, "/api/deployments/d", &ws.key)
+            .json(&json!({"component": hello, "flow": "hello", "parameters": {}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    let (_, versions) = s.get("/api/deployments/d/versions", &ws.key).await;
+    let digests: Vec<&str> = versions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests, [hello.as_str(), basic.as_str()]);
+    let (_, second) = s.post("/api/deployments/d/runs", &ws.key, json!({})).await;
+    let run = s.wait_final(&ws.key, second["id"].as_str().unwrap()).await;
+    assert_eq!(run["component_digest"], hello.as_str());
+    assert_eq!(run["result"], "Hello, world!");
+    let (_, old) = s.get(&format!("/api/flow-runs/{first_id}"), &ws.key).await;
+    assert_eq!(old["component_digest"], basic.as_str());
+    // Paused deployments refuse triggers.
+    send(
+        s.req(reqwest::Method::PATCH, "/api/deployments/d", &ws.key)
+            .json(&json!({"paused": true})),
+    )
+    .await;
+    assert_eq!(
+        s.post("/api/deployments/d/runs", &ws.key, json!({}))
+            .await
+            .0,
+        409
+    );
     s.stop().await;
 }

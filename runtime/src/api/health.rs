@@ -1,6 +1,6 @@
 //! `GET /health` and `GET /metrics` (Prometheus text).
 
-use super::{ApiResult, AppState};
+use super::{Admin, ApiResult, AppState};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -12,9 +12,11 @@ pub async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "health",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+/// Prometheus metrics of the whole server (admin token: they span every workspace).
+#[utoipa::path(get, path = "/metrics", tag = "health", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
+              (status = 401, body = super::Problem)))]
+pub async fn metrics(_: Admin, State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let mut out = String::new();
     out.push_str("# HELP weir_flow_runs Flow runs by state type.\n# TYPE weir_flow_runs gauge\n");
     for (state_type, n) in state.store().flow_run_counts().await? {

@@ -183,11 +183,40 @@ impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
     }
 }
 
+/// How much of an oversized body is read and dropped before answering 413, so that a
+/// client still sending gets to read the answer instead of a broken pipe.
+const DRAIN: usize = 64 << 20;
+
 /// Reads a body of at most `limit` bytes (413 past it).
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(limit))
+    use http_body_util::BodyExt;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN)) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > limit.saturating_add(DRAIN) {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::TooLarge(limit));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Parses JSON with the path of the offending field in the message.

@@ -185,24 +185,8 @@ impl Store {
 
     /// Logs of a flow run and its task runs, oldest first.
     pub async fn logs(&self, flow_run_id: &str) -> Result<Vec<LogRecord>> {
-        let rows = sqlx::query(
-            "SELECT flow_run_id, task_run_id, level, message, timestamp FROM logs
-             WHERE flow_run_id = ? ORDER BY seq",
-        )
-        .bind(flow_run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogRecord {
-                    flow_run_id: r.try_get("flow_run_id")?,
-                    task_run_id: r.try_get("task_run_id")?,
-                    level: r.try_get("level")?,
-                    message: r.try_get("message")?,
-                    timestamp: parse_ts(&r.try_get::<String, _>("timestamp")?)?,
-                })
-            })
-            .collect()
+        let lines = self.logs_after(flow_run_id, 0, i64::MAX).await?;
+        Ok(lines.into_iter().map(|l| l.record).collect())
     }
 
     /// Artifacts created by a flow run and its task runs, oldest first.
