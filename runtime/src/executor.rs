@@ -9,8 +9,9 @@
 //! start.
 
 use crate::engine::{Engine, LoadedComponent};
-use crate::orchestrate::{Orchestrator, RunSettings, Stop};
-use crate::state::State;
+use crate::orchestrate::{FlowRequest, Orchestrator, PrepareError, RunSettings, Stop};
+use crate::schedule::Overlap;
+use crate::state::{State, StateType};
 use crate::store::{DeploymentRecord, FlowRunRecord, RunKind, StateChange, Store, Write};
 use chrono::Utc;
 use std::collections::HashMap;
@@ -19,6 +20,31 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+
+/// A run of a deployment to create.
+#[derive(Debug, Default)]
+pub struct TriggerRequest {
+    /// Merged over the deployment's default parameters.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// The same key returns the same run.
+    pub idempotency_key: Option<String>,
+    /// Run at this time instead of now.
+    pub scheduled_at: Option<chrono::DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub schedule_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("deployment '{0}' is paused")]
+    Paused(String),
+    #[error("invalid parameters: {}", .0.join("; "))]
+    InvalidParameters(Vec<String>),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
 
 /// Counts runs per limit key and hands out slots while every count is under its limit.
 #[derive(Default)]
@@ -92,14 +118,21 @@ pub struct Executor {
     shutdown: watch::Sender<bool>,
     /// Flow runs executing at once on this node, whatever their pools say.
     max_active: usize,
+    /// Runs executing, by deployment (for schedules' overlap policies).
+    running: Mutex<HashMap<String, Vec<String>>>,
+    /// Itself, for work that outlives a borrow (guests starting deployment runs).
+    me: std::sync::OnceLock<std::sync::Weak<Executor>>,
 }
+
+/// A run not started this long after its time shows as Late.
+const LATE_AFTER: Duration = Duration::from_secs(5);
 
 /// Slot key of the node-wide cap.
 const NODE: &str = "node";
 
 impl Executor {
     pub fn new(orch: Arc<Orchestrator>, components_dir: PathBuf, max_active: usize) -> Arc<Self> {
-        Arc::new(Self {
+        let executor = Arc::new(Self {
             orch,
             components_dir,
             slots: Arc::default(),
@@ -109,7 +142,13 @@ impl Executor {
             idle: Notify::new(),
             shutdown: watch::channel(false).0,
             max_active,
-        })
+            running: Mutex::default(),
+            me: std::sync::OnceLock::new(),
+        });
+        let _ = executor.me.set(Arc::downgrade(&executor));
+        let runner: Arc<dyn crate::orchestrate::DeploymentRunner> = executor.clone();
+        executor.orch.set_deployment_runner(Arc::downgrade(&runner));
+        executor
     }
 
     pub fn store(&self) -> &Store {
@@ -173,6 +212,84 @@ impl Executor {
         });
     }
 
+    /// Creates a run of a deployment (validated, stored durably) and takes it. Returns
+    /// the run and whether it is new (an idempotency key may return an earlier one).
+    pub async fn trigger(
+        self: &Arc<Self>,
+        deployment: &DeploymentRecord,
+        request: TriggerRequest,
+    ) -> Result<(FlowRunRecord, bool), TriggerError> {
+        if deployment.paused {
+            return Err(TriggerError::Paused(deployment.name.clone()));
+        }
+        if request
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.is_empty() || k.len() > 256)
+        {
+            return Err(TriggerError::Invalid(
+                "'idempotency_key' must be 1 to 256 characters".into(),
+            ));
+        }
+        let component = self.component(&deployment.component_digest).await?;
+        let mut parameters = deployment
+            .parameters
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        parameters.extend(request.parameters);
+        let mut tags = deployment.tags.clone();
+        tags.extend(request.tags);
+        let flow_request = FlowRequest {
+            tags,
+            workspace_id: Some(deployment.workspace_id.clone()),
+            deployment_id: Some(deployment.id.clone()),
+            idempotency_key: request.idempotency_key,
+            expected_start: request.scheduled_at,
+            schedule_id: request.schedule_id,
+            ..FlowRequest::new(
+                component,
+                &deployment.flow,
+                serde_json::Value::Object(parameters),
+            )
+        };
+        let record = match self
+            .orch
+            .prepare_flow_run(&flow_request, State::new(StateType::Scheduled))
+        {
+            Ok(r) => r,
+            Err(PrepareError::InvalidParameters { errors, .. }) => {
+                return Err(TriggerError::InvalidParameters(errors));
+            }
+            Err(PrepareError::UnknownFlow { flow, available }) => {
+                return Err(TriggerError::Invalid(format!(
+                    "the component has no flow '{flow}'; its flows are: {}",
+                    available.join(", ")
+                )));
+            }
+        };
+        // Storing and handing over happen in a task of their own: a caller that goes
+        // away mid-request must not leave a stored run that nobody executes.
+        let this = self.clone();
+        let deployment = deployment.clone();
+        tokio::spawn(async move {
+            let (record, new) = if record.idempotency_key.is_some() {
+                this.store().insert_flow_run_once(&record).await?
+            } else {
+                this.orch.record_created(&record);
+                this.store().flush().await?;
+                (record, true)
+            };
+            if new {
+                this.submit(record.clone(), Some(deployment));
+            }
+            Ok::<_, crate::store::StoreError>((record, new))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(|e| TriggerError::Internal(e.into()))
+    }
+
     /// Cancels a run this executor holds; false when it holds no such run.
     pub fn cancel(&self, run_id: &str) -> bool {
         match self
@@ -213,6 +330,47 @@ impl Executor {
                 None => None,
             },
         };
+        // Its schedule's overlap policy.
+        let overlap = match (&run.schedule_id, &run.deployment_id) {
+            (Some(sid), Some(_)) => self
+                .store()
+                .schedule_by_id(sid)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| Overlap::parse(&s.overlap))
+                .unwrap_or(Overlap::Allow),
+            _ => Overlap::Allow,
+        };
+        // Checked and registered in one step, so two runs due together cannot both
+        // see the other as absent.
+        let _running = match &run.deployment_id {
+            Some(dep) => match RunningGuard::enter(&self, dep, &run.id, overlap == Overlap::Skip) {
+                Ok((guard, previous)) => {
+                    if overlap == Overlap::Cancel {
+                        for id in previous {
+                            self.cancel(&id);
+                        }
+                    }
+                    Some(guard)
+                }
+                Err(()) => {
+                    let mut change = StateChange::new(
+                        RunKind::Flow,
+                        &run.id,
+                        State::named(StateType::Cancelled, "Skipped")
+                            .with_message("the previous run of the deployment was still running"),
+                    );
+                    change.end_time = Some(Utc::now());
+                    self.store().write(Write::StateChanged(change));
+                    let _ = self.store().flush().await;
+                    return;
+                }
+            },
+            None => None,
+        };
+        let due = Utc::now();
+        let mut late = false;
         // Its slots.
         let guard = loop {
             let wants = match self.limits_for(&run, deployment.as_ref()).await {
@@ -222,6 +380,20 @@ impl Executor {
                     Some(vec![(NODE.to_owned(), self.max_active)])
                 }
             };
+            let wants = wants.map(|mut w| {
+                if let (Overlap::Queue, Some(dep)) = (overlap, &run.deployment_id) {
+                    w.push((format!("overlap:{dep}"), 1));
+                }
+                w
+            });
+            if !late && (Utc::now() - due).to_std().unwrap_or_default() >= LATE_AFTER {
+                late = true;
+                self.store().write(Write::StateChanged(StateChange::new(
+                    RunKind::Flow,
+                    &run.id,
+                    State::named(StateType::Scheduled, "Late"),
+                )));
+            }
             let notified = self.slots.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -278,6 +450,16 @@ impl Executor {
         if let Err(e) = self.orch.execute_flow_run(&run, component, settings).await {
             tracing::error!("flow run {} could not be stored: {e}", run.id);
         }
+    }
+
+    /// Runs of a deployment executing now.
+    pub fn running_of(&self, deployment_id: &str) -> Vec<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(deployment_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A run cancelled before it started.
@@ -376,6 +558,90 @@ async fn until_stopped(rx: &mut watch::Receiver<Stop>) {
 async fn until_stopped_node(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// Registers a run as executing for its deployment while alive.
+struct RunningGuard<'a> {
+    executor: &'a Executor,
+    deployment: String,
+    run: String,
+}
+
+impl<'a> RunningGuard<'a> {
+    /// Registers `run` and returns the runs of the deployment already there; with
+    /// `only_if_alone`, registers nothing and fails when there are any.
+    fn enter(
+        executor: &'a Executor,
+        deployment: &str,
+        run: &str,
+        only_if_alone: bool,
+    ) -> Result<(Self, Vec<String>), ()> {
+        let mut running = executor.running.lock().unwrap_or_else(|e| e.into_inner());
+        let runs = running.entry(deployment.to_owned()).or_default();
+        if only_if_alone && !runs.is_empty() {
+            return Err(());
+        }
+        let previous = runs.clone();
+        runs.push(run.to_owned());
+        Ok((
+            Self {
+                executor,
+                deployment: deployment.to_owned(),
+                run: run.to_owned(),
+            },
+            previous,
+        ))
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .executor
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(runs) = running.get_mut(&self.deployment) {
+            runs.retain(|r| r != &self.run);
+            if runs.is_empty() {
+                running.remove(&self.deployment);
+            }
+        }
+    }
+}
+
+impl crate::orchestrate::DeploymentRunner for Executor {
+    fn run_deployment<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        deployment: &'a str,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        scheduled_at: Option<chrono::DateTime<Utc>>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let this = self
+                .me
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .ok_or("the executor is stopping")?;
+            let d = self
+                .store()
+                .deployment(workspace_id, deployment)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no deployment named '{deployment}' in this workspace"))?;
+            let request = TriggerRequest {
+                parameters,
+                scheduled_at,
+                ..TriggerRequest::default()
+            };
+            this.trigger(&d, request)
+                .await
+                .map(|(run, _)| run.id)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`state`], [`manifest`], [`limits`]: the shared vocabulary.
 //! - [`executor`]: runs deployment flow runs when due, within pool, deployment and tag
 //!   concurrency limits; cancellation; graceful shutdown and recovery.
+//! - [`schedule`]: schedule specs (cron, interval, RRULE in a timezone) and the scheduler
+//!   that creates their runs exactly once per fire time.
 //! - [`api`]: the HTTP API (axum), one module per resource, problem details, OpenAPI.
 //! - [`server`]: `weir server`, tying the API, the executor and the store together.
 //! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
@@ -25,6 +27,7 @@ pub mod host;
 pub mod limits;
 pub mod manifest;
 pub mod orchestrate;
+pub mod schedule;
 pub mod secrets;
 pub mod server;
 pub mod state;

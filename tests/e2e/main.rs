@@ -15,6 +15,7 @@ mod limits;
 mod observability;
 mod params;
 mod retries;
+mod schedules;
 mod server;
 mod subflows;
 mod timeouts;

@@ -2,8 +2,10 @@
 
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use weir::schedule::Scheduler;
 use weir::server::{Server, ServerConfig};
 
 pub const ADMIN: &str = "test-admin-token";
@@ -11,6 +13,9 @@ pub const ADMIN: &str = "test-admin-token";
 pub struct TestServer {
     pub url: String,
     pub client: reqwest::Client,
+    /// The server's scheduler and runtime, to tick it by hand.
+    pub scheduler: Arc<Scheduler>,
+    rt: tokio::runtime::Handle,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
@@ -34,14 +39,19 @@ impl TestServer {
         config.grace = Duration::from_millis(500);
         tweak(&mut config);
         let (tx, rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel::<String>();
+        let (ready_tx, ready_rx) =
+            oneshot::channel::<(String, Arc<Scheduler>, tokio::runtime::Handle)>();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let rt = weir::runtime()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let url = format!("http://{}", listener.local_addr()?);
                 let server = Server::start(config).await?;
-                let _ = ready_tx.send(url);
+                let _ = ready_tx.send((
+                    url,
+                    server.scheduler.clone(),
+                    tokio::runtime::Handle::current(),
+                ));
                 server
                     .serve(listener, async {
                         let _ = rx.await;
@@ -49,13 +59,25 @@ impl TestServer {
                     .await
             })
         });
-        let url = ready_rx.await.expect("the server starts");
+        let (url, scheduler, rt) = ready_rx.await.expect("the server starts");
         Self {
             url,
+            scheduler,
+            rt,
             client: reqwest::Client::new(),
             stop: Some(tx),
             handle: Some(thread),
         }
+    }
+
+    /// One scheduler pass on the server's runtime; returns the runs it created.
+    pub async fn tick(&self) -> usize {
+        let s = self.scheduler.clone();
+        self.rt
+            .spawn(async move { s.tick().await })
+            .await
+            .unwrap()
+            .expect("tick")
     }
 
     /// Shuts down gracefully and waits until it has.

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod pools;
 mod runs;
+mod schedules;
 mod variables;
 mod webhooks;
 mod workspaces;
@@ -54,6 +55,7 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub executor: Arc<Executor>,
+    pub scheduler: Arc<crate::schedule::Scheduler>,
     pub secrets: SecretBox,
     /// sha256 of the admin token.
     pub admin_hash: String,
@@ -131,6 +133,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(pools::update, pools::delete))
         .routes(routes!(pools::list_limits))
         .routes(routes!(pools::put_limit, pools::delete_limit))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(
+            schedules::get,
+            schedules::update,
+            schedules::delete
+        ))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::backfill))
+        .routes(routes!(schedules::preview))
         .with_state(state)
         .split_for_parts();
     let openapi = Arc::new(openapi);

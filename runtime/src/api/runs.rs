@@ -3,7 +3,7 @@
 
 use super::deployments::find as find_deployment;
 use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
-use crate::orchestrate::{FlowRequest, PrepareError};
+use crate::executor::{TriggerError, TriggerRequest};
 use crate::state::{State as RunState, StateType};
 use crate::store::{
     ArtifactRecord, DeploymentRecord, FlowRunRecord, RunFilter, RunKind, StateChange,
@@ -111,79 +111,31 @@ pub(crate) async fn trigger(
     deployment: &DeploymentRecord,
     body: CreateRun,
 ) -> ApiResult<(FlowRunRecord, bool)> {
-    if deployment.paused {
-        return Err(ApiError::Conflict(format!(
-            "deployment '{}' is paused",
-            deployment.name
-        )));
-    }
-    if body
-        .idempotency_key
-        .as_deref()
-        .is_some_and(|k| k.is_empty() || k.len() > 256)
-    {
-        return Err(ApiError::invalid(
-            "Invalid run",
-            vec!["'idempotency_key' must be 1 to 256 characters".into()],
-        ));
-    }
-    let component = state
-        .executor
-        .component(&deployment.component_digest)
-        .await
-        .map_err(ApiError::Internal)?;
-    let mut parameters = deployment
-        .parameters
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    parameters.extend(body.parameters);
-    let mut tags = deployment.tags.clone();
-    tags.extend(body.tags);
-    let request = FlowRequest {
-        tags,
-        workspace_id: Some(deployment.workspace_id.clone()),
-        deployment_id: Some(deployment.id.clone()),
+    let request = TriggerRequest {
+        parameters: body.parameters,
         idempotency_key: body.idempotency_key,
-        expected_start: body.scheduled_at,
-        ..FlowRequest::new(component, &deployment.flow, Value::Object(parameters))
+        scheduled_at: body.scheduled_at,
+        tags: body.tags,
+        schedule_id: None,
     };
-    let orch = state.executor.orchestrator();
-    let record = match orch.prepare_flow_run(&request, RunState::new(StateType::Scheduled)) {
-        Ok(r) => r,
-        Err(PrepareError::InvalidParameters { errors, .. }) => {
-            return Err(ApiError::invalid("Invalid parameters", errors));
+    state
+        .executor
+        .trigger(deployment, request)
+        .await
+        .map_err(Into::into)
+}
+
+impl From<TriggerError> for ApiError {
+    fn from(e: TriggerError) -> Self {
+        match e {
+            TriggerError::Paused(_) => ApiError::Conflict(e.to_string()),
+            TriggerError::InvalidParameters(errors) => {
+                ApiError::invalid("Invalid parameters", errors)
+            }
+            TriggerError::Invalid(msg) => ApiError::invalid("Invalid run", vec![msg]),
+            TriggerError::Internal(e) => ApiError::Internal(e),
         }
-        Err(PrepareError::UnknownFlow { flow, available }) => {
-            return Err(ApiError::invalid(
-                "Unknown flow",
-                vec![format!(
-                    "the component has no flow '{flow}'; its flows are: {}",
-                    available.join(", ")
-                )],
-            ));
-        }
-    };
-    // Storing and handing over happen in a task of their own: a client that goes away
-    // mid-request must not leave a stored run that nobody executes.
-    let task_state = state.clone();
-    let deployment = deployment.clone();
-    let (record, new) = tokio::spawn(async move {
-        let (record, new) = if record.idempotency_key.is_some() {
-            task_state.store().insert_flow_run_once(&record).await?
-        } else {
-            task_state.executor.orchestrator().record_created(&record);
-            task_state.store().flush().await?;
-            (record, true)
-        };
-        if new {
-            task_state.executor.submit(record.clone(), Some(deployment));
-        }
-        Ok::<_, ApiError>((record, new))
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok((record, new))
+    }
 }
 
 /// Triggers a run of a deployment.

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod context;
+mod deployments;
 mod flows;
 mod logging;
 mod tasks;

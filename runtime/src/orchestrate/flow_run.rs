@@ -32,6 +32,8 @@ pub struct FlowRequest {
     pub idempotency_key: Option<String>,
     /// When the run is due; `None` runs it now.
     pub expected_start: Option<DateTime<Utc>>,
+    /// The schedule creating the run.
+    pub schedule_id: Option<String>,
 }
 
 impl FlowRequest {
@@ -45,6 +47,7 @@ impl FlowRequest {
             deployment_id: None,
             idempotency_key: None,
             expected_start: None,
+            schedule_id: None,
         }
     }
 }
@@ -177,6 +180,7 @@ impl Orchestrator {
             deployment_id: request.deployment_id.clone(),
             idempotency_key: request.idempotency_key.clone(),
             expected_start: request.expected_start,
+            schedule_id: request.schedule_id.clone(),
         };
         match prepared {
             Ok(_) => Ok(record),

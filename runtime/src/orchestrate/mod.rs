@@ -65,6 +65,19 @@ pub struct Orchestrator {
     pub(crate) durations: metrics::Histogram,
     /// Opens workspace secrets for guests; `None` where there are none (`weir run`).
     pub(crate) secrets: Option<crate::secrets::SecretBox>,
+    /// Starts runs of deployments for guests (the server's executor).
+    runner: std::sync::OnceLock<std::sync::Weak<dyn DeploymentRunner>>,
+}
+
+/// Starts a run of a deployment on behalf of a flow.
+pub trait DeploymentRunner: Send + Sync {
+    fn run_deployment<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        deployment: &'a str,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>;
 }
 
 impl Orchestrator {
@@ -86,6 +99,7 @@ impl Orchestrator {
             task_slot_count: slots as usize,
             durations: metrics::Histogram::default(),
             secrets: None,
+            runner: std::sync::OnceLock::new(),
         })
     }
 
@@ -98,6 +112,15 @@ impl Orchestrator {
         let mut orch = Arc::into_inner(Self::new(engine, store)).expect("just created");
         orch.secrets = Some(secrets);
         Arc::new(orch)
+    }
+
+    /// Lets guests start runs of deployments through `runner`.
+    pub fn set_deployment_runner(&self, runner: std::sync::Weak<dyn DeploymentRunner>) {
+        let _ = self.runner.set(runner);
+    }
+
+    pub(crate) fn deployment_runner(&self) -> Option<Arc<dyn DeploymentRunner>> {
+        self.runner.get().and_then(std::sync::Weak::upgrade)
     }
 
     pub fn store(&self) -> &Store {

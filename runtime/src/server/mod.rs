@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::executor::Executor;
 use crate::limits::Limits;
 use crate::orchestrate::Orchestrator;
+use crate::schedule::{Clock, Scheduler, SchedulerConfig, SystemClock};
 use crate::secrets::{self, SecretBox};
 use crate::store::Store;
 use anyhow::Context;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Database, compiled components, uploaded components, the secret key.
     pub data_dir: PathBuf,
@@ -37,6 +38,11 @@ pub struct ServerConfig {
     pub grace: Duration,
     /// Flow runs executing at once on this node.
     pub max_active_runs: usize,
+    /// The scheduler's clock (tests move it by hand).
+    pub clock: Arc<dyn Clock>,
+    pub scheduler: SchedulerConfig,
+    /// Whether this node runs the scheduler loop.
+    pub run_scheduler: bool,
 }
 
 impl ServerConfig {
@@ -50,6 +56,9 @@ impl ServerConfig {
             body_limits: BodyLimits::default(),
             grace: Duration::from_secs(30),
             max_active_runs: 64,
+            clock: Arc::new(SystemClock),
+            scheduler: SchedulerConfig::default(),
+            run_scheduler: true,
         }
     }
 }
@@ -57,6 +66,8 @@ impl ServerConfig {
 pub struct Server {
     pub state: AppState,
     pub executor: Arc<Executor>,
+    pub scheduler: Arc<Scheduler>,
+    run_scheduler: bool,
     /// Set when this start generated the admin token: print it once.
     pub generated_admin_token: Option<String>,
     /// Runs a previous process left unfinished, now submitted again.
@@ -103,7 +114,13 @@ impl Server {
             },
         };
         let recovered = executor.recover().await?;
+        let scheduler = Scheduler::new(
+            executor.clone(),
+            config.clock.clone(),
+            config.scheduler.clone(),
+        );
         let state = AppState::new(Shared {
+            scheduler: scheduler.clone(),
             executor: executor.clone(),
             secrets,
             admin_hash,
@@ -112,6 +129,8 @@ impl Server {
         Ok(Self {
             state,
             executor,
+            scheduler,
+            run_scheduler: config.run_scheduler,
             generated_admin_token,
             recovered,
             grace: config.grace,
@@ -128,9 +147,20 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let scheduler = self.run_scheduler.then(|| {
+            let s = self.scheduler.clone();
+            tokio::spawn(s.run(async {
+                let _ = stop_rx.await;
+            }))
+        });
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await?;
+        drop(stop_tx);
+        if let Some(s) = scheduler {
+            let _ = s.await;
+        }
         self.executor.shutdown(self.grace).await;
         Ok(())
     }

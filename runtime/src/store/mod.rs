@@ -8,12 +8,14 @@
 mod deployments;
 mod queries;
 mod records;
+mod schedules;
 mod workspaces;
 mod writer;
 
 pub use deployments::*;
 pub use queries::*;
 pub use records::*;
+pub use schedules::*;
 pub use workspaces::*;
 pub use writer::Write;
 
@@ -316,6 +318,7 @@ pub(crate) fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
         deployment_id: r.try_get("deployment_id")?,
         idempotency_key: r.try_get("idempotency_key")?,
         expected_start: parse_opt_ts(r.try_get("expected_start")?)?,
+        schedule_id: r.try_get("schedule_id")?,
     })
 }
 

@@ -36,10 +36,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
-               workspace_id, deployment_id, idempotency_key, expected_start, parent_flow_run_id,
-               parent_position, state_type, state_name, state_message, state_timestamp,
-               run_count, result, created, start_time, end_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, 0, NULL, ?, NULL, NULL)
+               workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
+               parent_flow_run_id, parent_position, state_type, state_name, state_message,
+               state_timestamp, run_count, result, created, start_time, end_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, 0, NULL, ?, NULL, NULL)
              ON CONFLICT (deployment_id, idempotency_key) WHERE idempotency_key IS NOT NULL
              DO NOTHING",
         )
@@ -53,6 +53,7 @@ impl Store {
         .bind(&run.deployment_id)
         .bind(&run.idempotency_key)
         .bind(run.expected_start.map(ts))
+        .bind(&run.schedule_id)
         .bind(run.state.kind.as_str())
         .bind(&run.state.name)
         .bind(&run.state.message)

@@ -34,6 +34,8 @@ pub struct FlowRunRecord {
     pub idempotency_key: Option<String>,
     /// When a scheduled run is due.
     pub expected_start: Option<DateTime<Utc>>,
+    /// The schedule that created the run.
+    pub schedule_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -188,7 +188,7 @@ impl<'a> Batch<'a> {
         for chunk in self.flows.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
-                   workspace_id, deployment_id, idempotency_key, expected_start,
+                   workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
                    state_timestamp, run_count, result, created, start_time, end_time) ",
             );
@@ -203,6 +203,7 @@ impl<'a> Batch<'a> {
                     .push_bind(&r.deployment_id)
                     .push_bind(&r.idempotency_key)
                     .push_bind(r.expected_start.map(ts))
+                    .push_bind(&r.schedule_id)
                     .push_bind(&r.parent_flow_run_id)
                     .push_bind(r.parent_position);
                 bind_progress(&mut b, r.created, c);

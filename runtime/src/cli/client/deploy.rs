@@ -10,7 +10,7 @@ use super::output::{print_json, text};
 use super::{ClientOpts, flow_names, push};
 use anyhow::{Context, bail};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +26,7 @@ pub struct DeployArgs {
     #[arg(long, short = 'f', conflicts_with_all = [
         "component", "flow", "params", "params_json", "tags", "description", "version",
         "pool", "concurrency_limit", "memory_mb", "timeout_seconds", "allowed_hosts",
-        "paused", "webhook", "webhook_signed",
+        "paused", "webhook", "webhook_signed", "cron", "interval", "rrule", "timezone",
     ])]
     file: Option<PathBuf>,
     /// The deployment's name (with --file: deploy only this one of the file's).
@@ -75,6 +75,18 @@ pub struct DeployArgs {
     /// A webhook whose calls must be signed with HMAC-SHA256 (implies --webhook).
     #[arg(long)]
     webhook_signed: bool,
+    /// Schedule the deployment with a cron expression (five fields, or six with seconds).
+    #[arg(long, conflicts_with_all = ["interval", "rrule"])]
+    cron: Option<String>,
+    /// Schedule the deployment every this many seconds.
+    #[arg(long, conflicts_with = "rrule")]
+    interval: Option<f64>,
+    /// Schedule the deployment with an RRULE.
+    #[arg(long)]
+    rrule: Option<String>,
+    /// The IANA timezone of the schedule (default UTC).
+    #[arg(long)]
+    timezone: Option<String>,
 }
 
 impl DeployArgs {
@@ -95,6 +107,25 @@ impl DeployArgs {
             || self.paused.is_some()
             || self.webhook
             || self.webhook_signed
+            || self.schedule_flag().is_some()
+    }
+
+    /// The schedule `--cron`, `--interval` or `--rrule` describe, with `--timezone`.
+    fn schedule_flag(&self) -> Option<Map<String, Value>> {
+        let mut m = Map::new();
+        if let Some(c) = &self.cron {
+            m.insert("cron".into(), json!(c));
+        } else if let Some(i) = self.interval {
+            m.insert("interval_seconds".into(), json!(i));
+        } else if let Some(r) = &self.rrule {
+            m.insert("rrule".into(), json!(r));
+        } else {
+            return None;
+        }
+        if let Some(tz) = &self.timezone {
+            m.insert("timezone".into(), json!(tz));
+        }
+        Some(m)
     }
 
     /// The deployment the flags describe.
@@ -134,6 +165,7 @@ impl DeployArgs {
                 enabled: true,
                 signed: self.webhook_signed,
             }),
+            schedules: self.schedule_flag().map(|s| vec![s]),
         })
     }
 
@@ -294,7 +326,75 @@ async fn apply(
     if !quiet {
         print_deployment(api, verb, &answer);
     }
+    if let Some(schedules) = &spec.schedules {
+        let id = answer["id"].as_str().unwrap_or(&spec.name).to_owned();
+        sync_schedules(api, &id, schedules, quiet).await?;
+    }
     Ok(answer)
+}
+
+/// Makes the deployment's schedules the declared ones: a schedule whose spec is
+/// unchanged is kept (its policies updated, its fired runs kept), others are replaced.
+async fn sync_schedules(
+    api: &Api,
+    deployment: &str,
+    declared: &[Map<String, Value>],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let existing = api
+        .get(&["api", "deployments", deployment, "schedules"], &[])
+        .await?;
+    let mut existing: Vec<Value> = existing["items"].as_array().cloned().unwrap_or_default();
+    for s in declared {
+        let body = crate::cli::client::deployment_file::schedule_body(s);
+        // Ask the server how it reads the spec, and keep an existing identical one.
+        let mut probe = body.as_object().cloned().unwrap_or_default();
+        for k in [
+            "parameters",
+            "active",
+            "catchup",
+            "catchup_limit",
+            "overlap",
+        ] {
+            probe.remove(k);
+        }
+        let same = existing.iter().position(|e| {
+            let spec = &e["schedule"];
+            probe
+                .iter()
+                .all(|(k, v)| spec.get(k) == Some(v) || (k == "timezone" && spec.get(k).is_none()))
+        });
+        let answer = match same {
+            Some(i) => {
+                let e = existing.remove(i);
+                let id = e["id"].as_str().unwrap_or_default().to_owned();
+                api.patch(&["api", "schedules", &id], body).await?
+            }
+            None => {
+                api.post(&["api", "deployments", deployment, "schedules"], body)
+                    .await?
+                    .1
+            }
+        };
+        if !quiet {
+            let next = answer["next"]
+                .as_array()
+                .and_then(|n| n.first())
+                .and_then(Value::as_str)
+                .unwrap_or("-");
+            println!(
+                "Schedule {} {} (next: {next})",
+                answer["id"].as_str().unwrap_or("?"),
+                answer["schedule"]
+            );
+        }
+    }
+    for e in existing {
+        if let Some(id) = e["id"].as_str() {
+            api.delete(&["api", "schedules", id]).await?;
+        }
+    }
+    Ok(())
 }
 
 fn print_deployment(api: &Api, verb: &str, d: &Value) {

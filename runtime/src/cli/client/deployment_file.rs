@@ -48,6 +48,19 @@ pub struct DeploymentSpec {
     pub capabilities: Option<CapabilitiesSpec>,
     pub paused: Option<bool>,
     pub webhook: Option<WebhookSpec>,
+    /// The deployment's schedules, replacing whatever it had: each a `cron`, `interval`
+    /// (seconds) or `rrule`, with `timezone`, `anchor_date`, `active`, `parameters`,
+    /// `catchup`, `catchup_limit`, `overlap`.
+    pub schedules: Option<Vec<Map<String, Value>>>,
+}
+
+/// A schedule as the API takes it: Prefect's `interval` is `interval_seconds`.
+pub fn schedule_body(s: &Map<String, Value>) -> Value {
+    let mut m = s.clone();
+    if let Some(v) = m.remove("interval") {
+        m.insert("interval_seconds".into(), v);
+    }
+    Value::Object(m)
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]

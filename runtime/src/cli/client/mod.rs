@@ -9,7 +9,7 @@
 
 mod api;
 mod deploy;
-mod deployment_file;
+pub(crate) mod deployment_file;
 mod output;
 mod runs;
 mod sse;

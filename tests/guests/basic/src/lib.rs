@@ -504,3 +504,9 @@ fn fetch(url: String) -> Result<String> {
         Err(e) => format!("error: {}", e.message()),
     })
 }
+
+/// Starts a run of another deployment of the workspace (Prefect's `run_deployment`).
+#[flow]
+fn launcher(target: String, n: u64) -> Result<String> {
+    weir_sdk::run_deployment(&target, &serde_json::json!({ "n": n }), None)
+}

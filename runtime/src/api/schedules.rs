@@ -1,0 +1,407 @@
+//! Deployment schedules: cron, interval or RRULE in a timezone, with parameters, an
+//! active flag, a catch-up and an overlap policy; pause, resume, backfill, preview.
+
+use super::deployments::find as find_deployment;
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page};
+use crate::schedule::{Catchup, Overlap, ScheduleSpec};
+use crate::store::ScheduleRecord;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+/// A schedule as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct Schedule {
+    pub id: String,
+    pub deployment_id: String,
+    /// `{"type": "cron", "cron": ..., "timezone": ...}`, `{"type": "interval",
+    /// "interval_seconds": ..., "anchor_date": ..., "timezone": ...}` or
+    /// `{"type": "rrule", "rrule": ..., "timezone": ...}`.
+    #[schema(value_type = Object)]
+    pub schedule: Value,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    pub active: bool,
+    pub catchup: Catchup,
+    pub catchup_limit: i64,
+    pub overlap: Overlap,
+    /// The next fire times.
+    pub next: Vec<DateTime<Utc>>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+const POLICY_FIELDS: [&str; 5] = [
+    "parameters",
+    "active",
+    "catchup",
+    "catchup_limit",
+    "overlap",
+];
+
+/// Splits a schedule body into its spec and its policy fields, inferring the spec's
+/// type from its fields when `type` is left out.
+fn parse_spec(body: &Map<String, Value>) -> ApiResult<ScheduleSpec> {
+    let mut spec: Map<String, Value> = body
+        .iter()
+        .filter(|(k, _)| !POLICY_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !spec.contains_key("type") {
+        let kind = ["cron", "interval_seconds", "rrule"]
+            .into_iter()
+            .find(|k| spec.contains_key(*k))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Invalid schedule",
+                    vec!["a schedule needs one of 'cron', 'interval_seconds' or 'rrule'".into()],
+                )
+            })?;
+        let kind = if kind == "interval_seconds" {
+            "interval"
+        } else {
+            kind
+        };
+        spec.insert("type".into(), Value::String(kind.into()));
+    }
+    let spec: ScheduleSpec = serde_json::from_value(Value::Object(spec))
+        .map_err(|e| ApiError::invalid("Invalid schedule", vec![e.to_string()]))?;
+    spec.compile()
+        .map_err(|e| ApiError::invalid("Invalid schedule", vec![e.to_string()]))?;
+    Ok(spec)
+}
+
+fn apply_policies(record: &mut ScheduleRecord, body: &Map<String, Value>) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if let Some(p) = body.get("parameters") {
+        match p {
+            Value::Object(_) => record.parameters = p.clone(),
+            _ => errors.push("'parameters' must be an object".to_owned()),
+        }
+    }
+    if let Some(a) = body.get("active") {
+        match a.as_bool() {
+            Some(b) => record.active = b,
+            None => errors.push("'active' must be a boolean".into()),
+        }
+    }
+    if let Some(c) = body.get("catchup") {
+        match c.as_str().and_then(Catchup::parse) {
+            Some(c) => record.catchup = c.as_str().into(),
+            None => errors.push("'catchup' must be skip, latest or all".into()),
+        }
+    }
+    if let Some(n) = body.get("catchup_limit") {
+        match n.as_i64().filter(|n| (1..=10_000).contains(n)) {
+            Some(n) => record.catchup_limit = n,
+            None => errors.push("'catchup_limit' must be between 1 and 10000".into()),
+        }
+    }
+    if let Some(o) = body.get("overlap") {
+        match o.as_str().and_then(Overlap::parse) {
+            Some(o) => record.overlap = o.as_str().into(),
+            None => errors.push("'overlap' must be allow, skip, cancel or queue".into()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("Invalid schedule", errors))
+    }
+}
+
+fn to_json(state: &AppState, r: &ScheduleRecord) -> Schedule {
+    let now = state.scheduler.clock().now();
+    let next = serde_json::from_value::<ScheduleSpec>(r.spec.clone())
+        .ok()
+        .and_then(|s| s.compile().ok())
+        .map(|c| c.preview(now, 3))
+        .unwrap_or_default();
+    Schedule {
+        id: r.id.clone(),
+        deployment_id: r.deployment_id.clone(),
+        schedule: r.spec.clone(),
+        parameters: r.parameters.clone(),
+        active: r.active,
+        catchup: Catchup::parse(&r.catchup).unwrap_or(Catchup::Skip),
+        catchup_limit: r.catchup_limit,
+        overlap: Overlap::parse(&r.overlap).unwrap_or(Overlap::Allow),
+        next: if r.active { next } else { Vec::new() },
+        created: r.created,
+        updated: r.updated,
+    }
+}
+
+/// Adds a schedule to a deployment.
+#[utoipa::path(post, path = "/api/deployments/{id}/schedules", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The deployment's id or name")),
+    request_body(content = Object, description = "A cron, interval or rrule spec with timezone, plus parameters, active, catchup, catchup_limit, overlap"),
+    responses((status = 201, body = Schedule), (status = 404, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn create(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<(StatusCode, Json<Schedule>)> {
+    let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
+    let spec = parse_spec(&body)?;
+    let now = state.scheduler.clock().now();
+    let mut record = ScheduleRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        workspace_id: auth.workspace_id,
+        deployment_id: deployment.id,
+        spec: serde_json::to_value(&spec).map_err(ApiError::internal)?,
+        parameters: Value::Object(Map::new()),
+        active: true,
+        catchup: Catchup::Skip.as_str().into(),
+        catchup_limit: 10,
+        overlap: Overlap::Allow.as_str().into(),
+        scheduled_until: Some(now),
+        created: now,
+        updated: now,
+    };
+    apply_policies(&mut record, &body)?;
+    state.store().put_schedule(&record).await?;
+    state.scheduler.schedules_changed();
+    Ok((StatusCode::CREATED, Json(to_json(&state, &record))))
+}
+
+#[utoipa::path(get, path = "/api/deployments/{id}/schedules", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The deployment's id or name")),
+    responses((status = 200, body = Page<Schedule>), (status = 404, body = super::Problem)))]
+pub async fn list(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Page<Schedule>>> {
+    let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
+    let items = state.store().deployment_schedules(&deployment.id).await?;
+    Ok(Json(Page {
+        items: items.iter().map(|r| to_json(&state, r)).collect(),
+        next_cursor: None,
+    }))
+}
+
+async fn find(state: &AppState, workspace_id: &str, id: &str) -> ApiResult<ScheduleRecord> {
+    state
+        .store()
+        .schedule(workspace_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("schedule"))
+}
+
+#[utoipa::path(get, path = "/api/schedules/{id}", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = super::Problem)))]
+pub async fn get(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Schedule>> {
+    Ok(Json(to_json(
+        &state,
+        &find(&state, &auth.workspace_id, &id).await?,
+    )))
+}
+
+/// Changes a schedule: its spec (any of cron, interval_seconds, anchor_date, rrule,
+/// timezone) and its policies.
+#[utoipa::path(patch, path = "/api/schedules/{id}", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body(content = Object),
+    responses((status = 200, body = Schedule), (status = 404, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn update(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<Schedule>> {
+    let mut record = find(&state, &auth.workspace_id, &id).await?;
+    let spec_fields: Map<String, Value> = body
+        .iter()
+        .filter(|(k, _)| !POLICY_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !spec_fields.is_empty() {
+        let mut merged = record.spec.as_object().cloned().unwrap_or_default();
+        // A new kind of schedule replaces the old one's fields.
+        if ["cron", "interval_seconds", "rrule", "type"]
+            .iter()
+            .any(|k| spec_fields.contains_key(*k))
+        {
+            merged.retain(|k, _| k == "timezone");
+        }
+        merged.extend(spec_fields);
+        let spec = parse_spec(&merged)?;
+        record.spec = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    }
+    apply_policies(&mut record, &body)?;
+    record.updated = state.scheduler.clock().now();
+    state.store().put_schedule(&record).await?;
+    state.scheduler.schedules_changed();
+    Ok(Json(to_json(&state, &record)))
+}
+
+/// Deletes a schedule; its runs not yet started are cancelled.
+#[utoipa::path(delete, path = "/api/schedules/{id}", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = super::Problem)))]
+pub async fn delete(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let record = find(&state, &auth.workspace_id, &id).await?;
+    drop_future_runs(&state, &record).await?;
+    state
+        .store()
+        .delete_schedule(&auth.workspace_id, &record.id)
+        .await?;
+    state.scheduler.schedules_changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn drop_future_runs(state: &AppState, record: &ScheduleRecord) -> ApiResult<()> {
+    let now = state.scheduler.clock().now();
+    for run in state
+        .store()
+        .cancel_future_schedule_runs(&record.id, now)
+        .await?
+    {
+        state.executor.cancel(&run);
+    }
+    Ok(())
+}
+
+async fn set_active(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+    active: bool,
+) -> ApiResult<Json<Schedule>> {
+    let mut record = find(state, workspace_id, id).await?;
+    let now = state.scheduler.clock().now();
+    if !active {
+        drop_future_runs(state, &record).await?;
+    } else if !record.active {
+        // Resuming starts from now: what a pause skipped is not caught up.
+        record.scheduled_until = Some(now);
+    }
+    record.active = active;
+    record.updated = now;
+    state.store().put_schedule(&record).await?;
+    state.scheduler.schedules_changed();
+    Ok(Json(to_json(state, &record)))
+}
+
+/// Pauses a schedule without deleting it; its runs not yet started are cancelled.
+#[utoipa::path(post, path = "/api/schedules/{id}/pause", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = super::Problem)))]
+pub async fn pause(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Schedule>> {
+    set_active(&state, &auth.workspace_id, &id, false).await
+}
+
+#[utoipa::path(post, path = "/api/schedules/{id}/resume", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = super::Problem)))]
+pub async fn resume(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Schedule>> {
+    set_active(&state, &auth.workspace_id, &id, true).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backfill {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Backfilled {
+    /// One run per fire time in the range (existing ones included).
+    pub flow_run_ids: Vec<String>,
+}
+
+const BACKFILL_MAX: usize = 10_000;
+
+/// Creates the runs of a schedule's fire times in a past range; each runs at once.
+#[utoipa::path(post, path = "/api/schedules/{id}/backfill", tag = "schedules", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Backfill,
+    responses((status = 201, body = Backfilled), (status = 404, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn backfill(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Backfill>,
+) -> ApiResult<(StatusCode, Json<Backfilled>)> {
+    let record = find(&state, &auth.workspace_id, &id).await?;
+    if body.end < body.start {
+        return Err(ApiError::invalid(
+            "Invalid range",
+            vec!["'end' is before 'start'".into()],
+        ));
+    }
+    let runs = state
+        .scheduler
+        .backfill(&record, body.start, body.end, BACKFILL_MAX)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Backfilled {
+            flow_run_ids: runs.into_iter().map(|r| r.id).collect(),
+        }),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Preview {
+    pub fire_times: Vec<DateTime<Utc>>,
+}
+
+/// The next fire times of a schedule spec, before saving it. The body is a spec plus
+/// optional `count` (default 10, at most 1000) and `after` (default now).
+#[utoipa::path(post, path = "/api/schedules/preview", tag = "schedules", security(("bearer" = [])),
+    request_body(content = Object),
+    responses((status = 200, body = Preview), (status = 422, body = super::Problem)))]
+pub async fn preview(
+    _auth: Auth,
+    State(state): State<AppState>,
+    ApiJson(mut body): ApiJson<Map<String, Value>>,
+) -> ApiResult<Json<Preview>> {
+    let count = match body.remove("count") {
+        None => 10,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "Invalid preview",
+                    vec!["'count' must be between 1 and 1000".into()],
+                )
+            })? as usize,
+    };
+    let after = match body.remove("after") {
+        None => state.scheduler.clock().now(),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| ApiError::invalid("Invalid preview", vec![format!("'after': {e}")]))?,
+    };
+    let spec = parse_spec(&body)?;
+    let compiled = spec
+        .compile()
+        .map_err(|e| ApiError::invalid("Invalid schedule", vec![e.to_string()]))?;
+    Ok(Json(Preview {
+        fire_times: compiled.preview(after, count),
+    }))
+}

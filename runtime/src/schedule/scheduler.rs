@@ -1,0 +1,416 @@
+//! The scheduler: turns active schedules into Scheduled runs ahead of time, exactly once
+//! per (schedule, fire time).
+//!
+//! Each run of a schedule carries the idempotency key `schedule:<id>:<fire time>`, and the
+//! database allows one run per deployment and key: a restart in the middle of a horizon,
+//! or several servers ticking on one database, can try twice but never create twice.
+//! Schedules live in memory with their next fire time, so a tick touches only the ones
+//! due within the horizon; they are reloaded from the database every few seconds and at
+//! once when the API changes one.
+
+use super::{CompiledSchedule, ScheduleSpec};
+use crate::executor::{Executor, TriggerError, TriggerRequest};
+use crate::store::{DeploymentRecord, FlowRunRecord, ScheduleRecord};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Where the scheduler reads the time: the system clock, or a clock tests move by hand.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to.
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(t: DateTime<Utc>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(t)))
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+
+    pub fn advance(&self, d: chrono::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *t += d;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What happens to fire times missed while no scheduler ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Catchup {
+    /// Missed fire times get no run.
+    Skip,
+    /// Only the latest missed fire time gets a run.
+    Latest,
+    /// Every missed fire time gets a run, up to the schedule's limit (the latest ones).
+    All,
+}
+
+/// What happens when a scheduled run is due while the previous run of its deployment
+/// is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Both run.
+    Allow,
+    /// The new run is skipped (it ends Cancelled, named Skipped).
+    Skip,
+    /// The previous run is cancelled; the new one runs.
+    Cancel,
+    /// The new run waits until the previous one ends.
+    Queue,
+}
+
+impl Catchup {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Latest => "latest",
+            Self::All => "all",
+        }
+    }
+}
+
+impl Overlap {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Skip => "skip",
+            Self::Cancel => "cancel",
+            Self::Queue => "queue",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// How far ahead runs are created.
+    pub horizon: Duration,
+    /// How often the scheduler looks.
+    pub tick: Duration,
+    /// A fire time older than this (at the time the scheduler sees it) was missed.
+    pub grace: Duration,
+    /// How often schedules are reloaded from the database.
+    pub reload: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            horizon: Duration::from_secs(60),
+            tick: Duration::from_secs(1),
+            grace: Duration::from_secs(60),
+            reload: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Entry {
+    record: ScheduleRecord,
+    compiled: Arc<CompiledSchedule>,
+    /// Runs exist for every fire time up to here.
+    until: DateTime<Utc>,
+    /// The first fire time after `until`.
+    next: Option<DateTime<Utc>>,
+}
+
+pub struct Scheduler {
+    executor: Arc<Executor>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    entries: Mutex<HashMap<String, Entry>>,
+    loaded_at: Mutex<Option<DateTime<Utc>>>,
+    changed: Notify,
+}
+
+/// The idempotency key of a schedule's run at a fire time.
+pub fn run_key(schedule_id: &str, fire: DateTime<Utc>) -> String {
+    format!(
+        "schedule:{schedule_id}:{}",
+        fire.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    )
+}
+
+/// Which missed fire times (ascending) get runs under a catch-up policy.
+pub fn catch_up(missed: &[DateTime<Utc>], policy: Catchup, limit: usize) -> &[DateTime<Utc>] {
+    match policy {
+        Catchup::Skip => &[],
+        Catchup::Latest => &missed[missed.len().saturating_sub(1)..],
+        Catchup::All => &missed[missed.len().saturating_sub(limit)..],
+    }
+}
+
+impl Scheduler {
+    pub fn new(
+        executor: Arc<Executor>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            executor,
+            clock,
+            config,
+            entries: Mutex::default(),
+            loaded_at: Mutex::default(),
+            changed: Notify::new(),
+        })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Tells the scheduler a schedule changed: it reloads before its next tick.
+    pub fn schedules_changed(&self) {
+        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.changed.notify_one();
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn reload(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let due = {
+            let at = self.loaded_at.lock().unwrap_or_else(|e| e.into_inner());
+            at.is_none_or(|t| {
+                now - t >= chrono::Duration::from_std(self.config.reload).unwrap_or_default()
+                    || now < t
+            })
+        };
+        if !due {
+            return Ok(());
+        }
+        let records = self.executor.store().active_schedules().await?;
+        let mut fresh = HashMap::with_capacity(records.len());
+        {
+            let mut old = self.entries();
+            for record in records {
+                let start = record.scheduled_until.unwrap_or(record.created);
+                let keep = old
+                    .remove(&record.id)
+                    .filter(|e| e.record.updated == record.updated);
+                let entry = match keep {
+                    Some(mut e) => {
+                        if start > e.until {
+                            e.until = start;
+                            e.next = e.compiled.next_after(start);
+                        }
+                        e.record = record;
+                        e
+                    }
+                    None => {
+                        let spec: ScheduleSpec = match serde_json::from_value(record.spec.clone()) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::error!(
+                                    "schedule {} has an unreadable spec: {e}",
+                                    record.id
+                                );
+                                continue;
+                            }
+                        };
+                        let compiled = match spec.compile() {
+                            Ok(c) => Arc::new(c),
+                            Err(e) => {
+                                tracing::error!("schedule {} no longer compiles: {e}", record.id);
+                                continue;
+                            }
+                        };
+                        Entry {
+                            next: compiled.next_after(start),
+                            compiled,
+                            until: start,
+                            record,
+                        }
+                    }
+                };
+                fresh.insert(entry.record.id.clone(), entry);
+            }
+            *old = fresh;
+        }
+        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        Ok(())
+    }
+
+    /// One pass: creates the runs of every schedule due within the horizon. Returns how
+    /// many runs it created.
+    pub async fn tick(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now();
+        self.reload(now).await?;
+        let until = now + chrono::Duration::from_std(self.config.horizon)?;
+        let grace = chrono::Duration::from_std(self.config.grace)?;
+        let due: Vec<(ScheduleRecord, Arc<CompiledSchedule>, DateTime<Utc>)> = self
+            .entries()
+            .values()
+            .filter(|e| e.next.is_some_and(|n| n <= until))
+            .map(|e| (e.record.clone(), e.compiled.clone(), e.until))
+            .collect();
+        let mut created = 0;
+        let mut deployments: HashMap<String, Option<DeploymentRecord>> = HashMap::new();
+        for (record, compiled, from) in due {
+            let deployment = match deployments.get(&record.deployment_id) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = self
+                        .executor
+                        .store()
+                        .deployment_by_id(&record.deployment_id)
+                        .await?;
+                    deployments.insert(record.deployment_id.clone(), d.clone());
+                    d
+                }
+            };
+            // A paused deployment fires nothing; its schedules wait where they are, and
+            // their catch-up policy decides when it is resumed.
+            let Some(deployment) = deployment.filter(|d| !d.paused) else {
+                continue;
+            };
+            let times = compiled.fire_times(from, until, 100_000);
+            let (missed, upcoming): (Vec<_>, Vec<_>) =
+                times.into_iter().partition(|t| *t < now - grace);
+            let policy = Catchup::parse(&record.catchup).unwrap_or(Catchup::Skip);
+            let limit = record.catchup_limit.max(0) as usize;
+            let mut fire: Vec<DateTime<Utc>> = catch_up(&missed, policy, limit).to_vec();
+            fire.extend(upcoming);
+            for t in fire {
+                if self
+                    .create_run(&record, &deployment, t)
+                    .await?
+                    .is_some_and(|(_, new)| new)
+                {
+                    created += 1;
+                }
+            }
+            self.executor
+                .store()
+                .advance_schedule(&record.id, until)
+                .await?;
+            if let Some(e) = self.entries().get_mut(&record.id) {
+                e.until = until;
+                e.next = compiled.next_after(until);
+            }
+        }
+        Ok(created)
+    }
+
+    /// The run of a schedule at one fire time (the existing one if it was created).
+    async fn create_run(
+        &self,
+        record: &ScheduleRecord,
+        deployment: &DeploymentRecord,
+        fire: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(FlowRunRecord, bool)>> {
+        let request = TriggerRequest {
+            parameters: record.parameters.as_object().cloned().unwrap_or_default(),
+            idempotency_key: Some(run_key(&record.id, fire)),
+            scheduled_at: Some(fire),
+            tags: Vec::new(),
+            schedule_id: Some(record.id.clone()),
+        };
+        match self.executor.trigger(deployment, request).await {
+            Ok(r) => Ok(Some(r)),
+            Err(TriggerError::Paused(_)) => Ok(None),
+            Err(TriggerError::InvalidParameters(errors)) => {
+                tracing::error!(
+                    "schedule {}: its parameters do not validate: {}",
+                    record.id,
+                    errors.join("; ")
+                );
+                Ok(None)
+            }
+            Err(e) => Err(anyhow::anyhow!("schedule {}: {e}", record.id)),
+        }
+    }
+
+    /// Creates the runs of a schedule's fire times in [start, end] (past ones run at once).
+    pub async fn backfill(
+        &self,
+        record: &ScheduleRecord,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<FlowRunRecord>> {
+        let spec: ScheduleSpec = serde_json::from_value(record.spec.clone())?;
+        let compiled = spec.compile()?;
+        let deployment = self
+            .executor
+            .store()
+            .deployment_by_id(&record.deployment_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the schedule's deployment is gone"))?;
+        let mut runs = Vec::new();
+        for t in compiled.fire_times(start - chrono::Duration::microseconds(1), end, limit) {
+            if let Some((run, _)) = self.create_run(record, &deployment, t).await? {
+                runs.push(run);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Ticks until `stop` resolves.
+    pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::error!("scheduler tick failed: {e:#}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.tick) => {}
+                _ = self.changed.notified() => {}
+                _ = &mut stop => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_up_policies() {
+        let t = |m: i64| DateTime::<Utc>::from_timestamp(m * 60, 0).unwrap();
+        let missed = [t(1), t(2), t(3), t(4)];
+        assert!(catch_up(&missed, Catchup::Skip, 10).is_empty());
+        assert_eq!(catch_up(&missed, Catchup::Latest, 10), [t(4)]);
+        assert_eq!(catch_up(&missed, Catchup::All, 2), [t(3), t(4)]);
+        assert_eq!(catch_up(&missed, Catchup::All, 10), missed);
+        assert!(catch_up(&[], Catchup::Latest, 1).is_empty());
+    }
+
+    #[test]
+    fn run_keys_name_schedule_and_time() {
+        let t = DateTime::parse_from_rfc3339("2026-03-29T01:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(run_key("s1", t), "schedule:s1:2026-03-29T01:30:00.000000Z");
+    }
+}
