@@ -128,3 +128,137 @@ pub async fn runs_report(
         latencies.last().copied().unwrap_or(0.0),
     ))
 }
+
+/// `weir bench schedules N`: N active schedules firing every minute, the scheduler
+/// running for `seconds` on the system clock. Runs go to a paused pool, so what is
+/// measured is the scheduler and run creation, not the flows. Reports how far from its
+/// fire time each run was created and the process's CPU use over the window.
+pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Result<String> {
+    use crate::executor::Executor;
+    use crate::schedule::{Scheduler, SchedulerConfig, SystemClock};
+    use crate::store::{DeploymentRecord, PoolRecord, ScheduleRecord, WorkspaceRecord};
+    use chrono::Utc;
+
+    let dir = std::env::temp_dir().join(format!("weir-bench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(dir.join("components"))?;
+    let engine = Engine::new(Limits::default(), Some(dir.join("compiled")))?;
+    let store = Store::open_sqlite(&dir.join("weir.db")).await?;
+    let orch = Orchestrator::new(engine, store.clone());
+    let executor = Executor::new(orch, dir.join("components"), 64);
+    let bytes = std::fs::read(component).with_context(|| {
+        format!(
+            "cannot read {} (build it with scripts/build-guests)",
+            component.display()
+        )
+    })?;
+    let loaded = executor.engine().load(&bytes).await?;
+    std::fs::write(executor.component_path(&loaded.digest), &bytes)?;
+    store
+        .put_component(
+            &loaded.digest,
+            loaded.size,
+            &serde_json::to_value(&loaded.manifest)?,
+        )
+        .await?;
+
+    let now = Utc::now();
+    let ws = WorkspaceRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: "bench".into(),
+        created: now,
+    };
+    let (key, _) = crate::api::new_key(&ws.id, None);
+    store.create_workspace(&ws, &key).await?;
+    store.link_component(&ws.id, &loaded.digest).await?;
+    store
+        .put_pool(
+            &ws.id,
+            &PoolRecord {
+                name: "held".into(),
+                concurrency_limit: None,
+                paused: true,
+                created: now,
+            },
+        )
+        .await?;
+    let deployment = DeploymentRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        workspace_id: ws.id.clone(),
+        name: "every-minute".into(),
+        component_digest: loaded.digest.clone(),
+        flow: "ten".into(),
+        parameters: json!({}),
+        tags: vec![],
+        description: None,
+        version: None,
+        pool: "held".into(),
+        concurrency_limit: None,
+        memory_mb: None,
+        timeout_seconds: None,
+        allowed_hosts: vec![],
+        paused: false,
+        webhook_token_hash: None,
+        webhook_secret: None,
+        created: now,
+        updated: now,
+    };
+    store.insert_deployment(&deployment).await?;
+    for _ in 0..n {
+        store
+            .put_schedule(&ScheduleRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                workspace_id: ws.id.clone(),
+                deployment_id: deployment.id.clone(),
+                spec: json!({"type": "cron", "cron": "* * * * *", "timezone": "UTC"}),
+                parameters: json!({}),
+                active: true,
+                catchup: "skip".into(),
+                catchup_limit: 10,
+                overlap: "allow".into(),
+                scheduled_until: Some(now),
+                created: now,
+                updated: now,
+            })
+            .await?;
+    }
+
+    let scheduler = Scheduler::new(
+        executor.clone(),
+        std::sync::Arc::new(SystemClock),
+        SchedulerConfig::default(),
+    );
+    // Fire times that passed while the schedules were being stored are not the
+    // scheduler's to meet: count from its start.
+    let started = Utc::now();
+    let cpu0 = process_cpu_seconds();
+    let start = Instant::now();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(scheduler.run(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+    let _ = stop.send(());
+    task.await?;
+    let cpu = process_cpu_seconds().zip(cpu0).map(|(a, b)| a - b);
+    let elapsed = start.elapsed().as_secs_f64();
+    store.flush().await?;
+    let mut lead = store.schedule_run_lead_times(started).await?;
+    lead.sort_by(f64::total_cmp);
+    let late = lead.iter().filter(|l| **l > 1.0).count();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(format!(
+        "weir schedules n={n} seconds={elapsed:.0} runs={} created_after_fire_by_more_than_1s={late} \
+         latest_creation_s={:.3} cpu_percent_of_one_core={}",
+        lead.len(),
+        lead.last().copied().unwrap_or(0.0),
+        cpu.map_or("unknown".into(), |c| format!("{:.2}", 100.0 * c / elapsed)),
+    ))
+}
+
+/// User plus system CPU time of this process, from /proc (Linux).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}

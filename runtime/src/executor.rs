@@ -118,11 +118,29 @@ pub struct Executor {
     shutdown: watch::Sender<bool>,
     /// Flow runs executing at once on this node, whatever their pools say.
     max_active: usize,
-    /// Runs executing, by deployment (for schedules' overlap policies).
-    running: Mutex<HashMap<String, Vec<String>>>,
+    /// Runs under way (past their overlap check), by deployment.
+    running: Mutex<HashMap<String, std::collections::HashSet<String>>>,
     /// Itself, for work that outlives a borrow (guests starting deployment runs).
     me: std::sync::OnceLock<std::sync::Weak<Executor>>,
+    /// Pools and tag limits by workspace, and overlap policies by schedule, read at most
+    /// once a second: thousands of runs due at once must not each query them.
+    config: Mutex<ConfigCache>,
 }
+
+#[derive(Default)]
+struct ConfigCache {
+    workspaces: HashMap<String, (std::time::Instant, Arc<WorkspaceLimits>)>,
+    overlaps: HashMap<String, (std::time::Instant, Overlap)>,
+}
+
+struct WorkspaceLimits {
+    pools: HashMap<String, crate::store::PoolRecord>,
+    tags: Vec<crate::store::ConcurrencyLimitRecord>,
+}
+
+const CONFIG_TTL: Duration = Duration::from_secs(1);
+/// Overlap policies change only through the API, which forgets them at once.
+const OVERLAP_TTL: Duration = Duration::from_secs(60);
 
 /// A run not started this long after its time shows as Late.
 const LATE_AFTER: Duration = Duration::from_secs(5);
@@ -144,6 +162,7 @@ impl Executor {
             max_active,
             running: Mutex::default(),
             me: std::sync::OnceLock::new(),
+            config: Mutex::default(),
         });
         let _ = executor.me.set(Arc::downgrade(&executor));
         let runner: Arc<dyn crate::orchestrate::DeploymentRunner> = executor.clone();
@@ -219,71 +238,91 @@ impl Executor {
         deployment: &DeploymentRecord,
         request: TriggerRequest,
     ) -> Result<(FlowRunRecord, bool), TriggerError> {
+        let mut out = self.trigger_many(deployment, vec![request]).await?;
+        Ok(out.pop().expect("one request in, one run out"))
+    }
+
+    /// [`Executor::trigger`] for many runs of one deployment, stored in one transaction
+    /// when they have idempotency keys (the scheduler's case).
+    pub async fn trigger_many(
+        self: &Arc<Self>,
+        deployment: &DeploymentRecord,
+        requests: Vec<TriggerRequest>,
+    ) -> Result<Vec<(FlowRunRecord, bool)>, TriggerError> {
         if deployment.paused {
             return Err(TriggerError::Paused(deployment.name.clone()));
         }
-        if request
-            .idempotency_key
-            .as_deref()
-            .is_some_and(|k| k.is_empty() || k.len() > 256)
-        {
-            return Err(TriggerError::Invalid(
-                "'idempotency_key' must be 1 to 256 characters".into(),
-            ));
-        }
         let component = self.component(&deployment.component_digest).await?;
-        let mut parameters = deployment
-            .parameters
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        parameters.extend(request.parameters);
-        let mut tags = deployment.tags.clone();
-        tags.extend(request.tags);
-        let flow_request = FlowRequest {
-            tags,
-            workspace_id: Some(deployment.workspace_id.clone()),
-            deployment_id: Some(deployment.id.clone()),
-            idempotency_key: request.idempotency_key,
-            expected_start: request.scheduled_at,
-            schedule_id: request.schedule_id,
-            ..FlowRequest::new(
-                component,
-                &deployment.flow,
-                serde_json::Value::Object(parameters),
-            )
-        };
-        let record = match self
-            .orch
-            .prepare_flow_run(&flow_request, State::new(StateType::Scheduled))
-        {
-            Ok(r) => r,
-            Err(PrepareError::InvalidParameters { errors, .. }) => {
-                return Err(TriggerError::InvalidParameters(errors));
+        let mut records = Vec::with_capacity(requests.len());
+        for request in requests {
+            if request
+                .idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.is_empty() || k.len() > 256)
+            {
+                return Err(TriggerError::Invalid(
+                    "'idempotency_key' must be 1 to 256 characters".into(),
+                ));
             }
-            Err(PrepareError::UnknownFlow { flow, available }) => {
-                return Err(TriggerError::Invalid(format!(
-                    "the component has no flow '{flow}'; its flows are: {}",
-                    available.join(", ")
-                )));
+            let mut parameters = deployment
+                .parameters
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            parameters.extend(request.parameters);
+            let mut tags = deployment.tags.clone();
+            tags.extend(request.tags);
+            let flow_request = FlowRequest {
+                tags,
+                workspace_id: Some(deployment.workspace_id.clone()),
+                deployment_id: Some(deployment.id.clone()),
+                idempotency_key: request.idempotency_key,
+                expected_start: request.scheduled_at,
+                schedule_id: request.schedule_id,
+                ..FlowRequest::new(
+                    component.clone(),
+                    &deployment.flow,
+                    serde_json::Value::Object(parameters),
+                )
+            };
+            match self
+                .orch
+                .prepare_flow_run(&flow_request, State::new(StateType::Scheduled))
+            {
+                Ok(r) => records.push(r),
+                Err(PrepareError::InvalidParameters { errors, .. }) => {
+                    return Err(TriggerError::InvalidParameters(errors));
+                }
+                Err(PrepareError::UnknownFlow { flow, available }) => {
+                    return Err(TriggerError::Invalid(format!(
+                        "the component has no flow '{flow}'; its flows are: {}",
+                        available.join(", ")
+                    )));
+                }
             }
-        };
+        }
         // Storing and handing over happen in a task of their own: a caller that goes
         // away mid-request must not leave a stored run that nobody executes.
         let this = self.clone();
         let deployment = deployment.clone();
         tokio::spawn(async move {
-            let (record, new) = if record.idempotency_key.is_some() {
-                this.store().insert_flow_run_once(&record).await?
-            } else {
-                this.orch.record_created(&record);
-                this.store().flush().await?;
-                (record, true)
-            };
-            if new {
-                this.submit(record.clone(), Some(deployment));
+            let (keyed, plain): (Vec<_>, Vec<_>) = records
+                .into_iter()
+                .partition(|r| r.idempotency_key.is_some());
+            let mut out = this.store().insert_flow_runs_once(&keyed).await?;
+            for record in &plain {
+                this.orch.record_created(record);
             }
-            Ok::<_, crate::store::StoreError>((record, new))
+            if !plain.is_empty() {
+                this.store().flush().await?;
+            }
+            out.extend(plain.into_iter().map(|r| (r, true)));
+            for (record, new) in &out {
+                if *new {
+                    this.submit(record.clone(), Some(deployment.clone()));
+                }
+            }
+            Ok::<_, crate::store::StoreError>(out)
         })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -332,20 +371,13 @@ impl Executor {
         };
         // Its schedule's overlap policy.
         let overlap = match (&run.schedule_id, &run.deployment_id) {
-            (Some(sid), Some(_)) => self
-                .store()
-                .schedule_by_id(sid)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|s| Overlap::parse(&s.overlap))
-                .unwrap_or(Overlap::Allow),
+            (Some(sid), Some(_)) => self.overlap_of(sid).await,
             _ => Overlap::Allow,
         };
         // Checked and registered in one step, so two runs due together cannot both
         // see the other as absent.
         let _running = match &run.deployment_id {
-            Some(dep) => match RunningGuard::enter(&self, dep, &run.id, overlap == Overlap::Skip) {
+            Some(dep) => match RunningGuard::enter(&self, dep, &run.id, overlap) {
                 Ok((guard, previous)) => {
                     if overlap == Overlap::Cancel {
                         for id in previous {
@@ -404,8 +436,9 @@ impl Executor {
             }
             tokio::select! {
                 _ = notified => {}
-                // Limits and pauses can change without a slot being freed.
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                // Limits and pauses change through the API, which wakes every waiting
+                // run; another node's change is seen within the poll.
+                _ = tokio::time::sleep(if wants.is_some() { Duration::from_millis(500) } else { Duration::from_secs(5) }) => {}
                 _ = until_stopped(&mut stop) => return self.end_waiting(&run).await,
                 _ = until_stopped_node(&mut shutdown) => return,
             }
@@ -452,16 +485,6 @@ impl Executor {
         }
     }
 
-    /// Runs of a deployment executing now.
-    pub fn running_of(&self, deployment_id: &str) -> Vec<String> {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(deployment_id)
-            .cloned()
-            .unwrap_or_default()
-    }
-
     /// A run cancelled before it started.
     async fn end_waiting(&self, run: &FlowRunRecord) {
         let mut change = StateChange::new(
@@ -485,8 +508,9 @@ impl Executor {
         let Some(ws) = &run.workspace_id else {
             return Ok(Some(wants));
         };
+        let config = self.workspace_limits(ws).await?;
         if let Some(d) = deployment {
-            if let Some(pool) = self.store().pool(ws, &d.pool).await? {
+            if let Some(pool) = config.pools.get(&d.pool) {
                 if pool.paused {
                     return Ok(None);
                 }
@@ -499,7 +523,7 @@ impl Executor {
             }
         }
         if !run.tags.is_empty() {
-            for limit in self.store().concurrency_limits(ws).await? {
+            for limit in &config.tags {
                 if run.tags.contains(&limit.tag) {
                     wants.push((
                         format!("tag:{ws}:{}", limit.tag),
@@ -509,6 +533,77 @@ impl Executor {
             }
         }
         Ok(Some(wants))
+    }
+
+    async fn workspace_limits(&self, ws: &str) -> anyhow::Result<Arc<WorkspaceLimits>> {
+        if let Some((at, limits)) = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .workspaces
+            .get(ws)
+            && at.elapsed() < CONFIG_TTL
+        {
+            return Ok(limits.clone());
+        }
+        let limits = Arc::new(WorkspaceLimits {
+            pools: self
+                .store()
+                .pools(ws)
+                .await?
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            tags: self.store().concurrency_limits(ws).await?,
+        });
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .workspaces
+            .insert(ws.to_owned(), (std::time::Instant::now(), limits.clone()));
+        Ok(limits)
+    }
+
+    async fn overlap_of(&self, schedule_id: &str) -> Overlap {
+        if let Some((at, o)) = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overlaps
+            .get(schedule_id)
+            && at.elapsed() < OVERLAP_TTL
+        {
+            return *o;
+        }
+        let o = match self.store().schedule_by_id(schedule_id).await {
+            Ok(Some(s)) => Overlap::parse(&s.overlap).unwrap_or(Overlap::Allow),
+            _ => Overlap::Allow,
+        };
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overlaps
+            .insert(schedule_id.to_owned(), (std::time::Instant::now(), o));
+        o
+    }
+
+    /// Forgets a schedule's cached overlap policy (the API changed it).
+    pub fn schedule_changed(&self, schedule_id: &str) {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overlaps
+            .remove(schedule_id);
+    }
+
+    /// Forgets the cached pools and limits of a workspace (the API changed them).
+    pub fn limits_changed(&self, workspace_id: &str) {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .workspaces
+            .remove(workspace_id);
+        self.slots.changed.notify_waiters();
     }
 
     /// Submits the runs a previous process left unfinished: waiting ones, and ones it
@@ -569,21 +664,24 @@ struct RunningGuard<'a> {
 }
 
 impl<'a> RunningGuard<'a> {
-    /// Registers `run` and returns the runs of the deployment already there; with
-    /// `only_if_alone`, registers nothing and fails when there are any.
+    /// Registers `run` under its deployment's overlap policy: fails for `Skip` when
+    /// another run is there; returns the runs already there for `Cancel`.
     fn enter(
         executor: &'a Executor,
         deployment: &str,
         run: &str,
-        only_if_alone: bool,
+        overlap: Overlap,
     ) -> Result<(Self, Vec<String>), ()> {
         let mut running = executor.running.lock().unwrap_or_else(|e| e.into_inner());
         let runs = running.entry(deployment.to_owned()).or_default();
-        if only_if_alone && !runs.is_empty() {
+        if overlap == Overlap::Skip && !runs.is_empty() {
             return Err(());
         }
-        let previous = runs.clone();
-        runs.push(run.to_owned());
+        let previous = match overlap {
+            Overlap::Cancel => runs.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        runs.insert(run.to_owned());
         Ok((
             Self {
                 executor,
@@ -603,7 +701,7 @@ impl Drop for RunningGuard<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(runs) = running.get_mut(&self.deployment) {
-            runs.retain(|r| r != &self.run);
+            runs.remove(&self.run);
             if runs.is_empty() {
                 running.remove(&self.deployment);
             }

@@ -158,6 +158,65 @@ async fn the_cli_drives_a_server_end_to_end() {
     assert!(cli.ok(&["key", "ls"]).contains("ci"));
     cli.ok(&["key", "revoke", &key_id]);
 
+    // Schedules from flags, then from a deployment file (which replaces them).
+    let out = cli.ok(&[
+        "deploy",
+        "--name",
+        "nightly",
+        "--component",
+        basic.to_str().unwrap(),
+        "--flow",
+        "map_flow",
+        "--param",
+        "n=2",
+        "--cron",
+        "0 9 * * MON-FRI",
+        "--timezone",
+        "Europe/Berlin",
+    ]);
+    assert!(
+        out.contains("Schedule") && out.contains("0 9 * * MON-FRI"),
+        "{out}"
+    );
+    let (_, scheds) = s.get("/api/deployments/nightly/schedules", &cli.key).await;
+    assert_eq!(scheds["items"][0]["schedule"]["timezone"], "Europe/Berlin");
+    std::fs::write(
+        &file,
+        format!(
+            "deployments:\n  - name: nightly\n    component: {}\n    flow: map_flow\n    schedules:\n      - interval: 3600\n        anchor_date: 2026-01-01T00:00:00Z\n        catchup: latest\n      - rrule: FREQ=DAILY;BYHOUR=6;BYMINUTE=0\n        timezone: America/New_York\n        active: false\n",
+            basic.display()
+        ),
+    )
+    .unwrap();
+    cli.ok(&["deploy", "--file", file.to_str().unwrap()]);
+    let (_, scheds) = s.get("/api/deployments/nightly/schedules", &cli.key).await;
+    let items = scheds["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{scheds}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i["schedule"]["interval_seconds"] == 3600.0 && i["catchup"] == "latest"),
+        "{scheds}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i["schedule"]["type"] == "rrule" && i["active"] == false),
+        "{scheds}"
+    );
+    let (ok, _, err) = cli.run(&[
+        "deploy",
+        "--name",
+        "nightly",
+        "--component",
+        basic.to_str().unwrap(),
+        "--flow",
+        "map_flow",
+        "--cron",
+        "nope",
+    ]);
+    assert!(!ok && err.contains("cron"), "{err}");
+
     let etl = crate::support::guest("etl");
     cli.ok(&[
         "deploy",

@@ -427,3 +427,42 @@ async fn a_flow_can_start_a_run_of_a_deployment() {
     assert_eq!(child["flow"], "map_flow");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_not_started_by_its_time_shows_as_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc::now());
+    let s = start(dir.path(), &clock, 60).await;
+    let ws = s.workspace("late").await;
+    let digest = s.upload(&ws.key, "guest_basic").await;
+    s.post(
+        "/api/pools",
+        &ws.key,
+        json!({"name": "held", "paused": true}),
+    )
+    .await;
+    s.deploy(&ws.key, json!({"name": "d", "component": digest, "flow": "map_flow", "parameters": {"n": 1}, "pool": "held"})).await;
+    let (_, run) = s.post("/api/deployments/d/runs", &ws.key, json!({})).await;
+    let id = run["id"].as_str().unwrap();
+    let late = s
+        .wait_for(&ws.key, id, |r| r["state"]["name"] == "Late")
+        .await;
+    assert_eq!(late["state"]["type"], "SCHEDULED");
+    send(
+        s.req(reqwest::Method::PATCH, "/api/pools/held", &ws.key)
+            .json(&json!({"paused": false})),
+    )
+    .await;
+    let run = s.wait_final(&ws.key, id).await;
+    let names: Vec<&str> = run["state_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Scheduled", "Late", "Pending", "Running", "Completed"]
+    );
+    s.stop().await;
+}

@@ -97,6 +97,7 @@ pub async fn create(
         created: Utc::now(),
     };
     state.store().put_pool(&auth.workspace_id, &p).await?;
+    state.executor.limits_changed(&auth.workspace_id);
     Ok((
         StatusCode::CREATED,
         Json(pool_json(&state, &auth.workspace_id, &p)),
@@ -152,6 +153,7 @@ pub async fn update(
         }
     }
     state.store().put_pool(&auth.workspace_id, &p).await?;
+    state.executor.limits_changed(&auth.workspace_id);
     Ok(Json(pool_json(&state, &auth.workspace_id, &p)))
 }
 
@@ -168,6 +170,7 @@ pub async fn delete(
             "the default pool cannot be deleted".into(),
         ));
     }
+    state.executor.limits_changed(&auth.workspace_id);
     match state.store().delete_pool(&auth.workspace_id, &name).await? {
         Saved::Done => Ok(StatusCode::NO_CONTENT),
         Saved::Missing => Err(ApiError::NotFound("pool")),
@@ -236,6 +239,7 @@ pub async fn put_limit(
         .store()
         .put_concurrency_limit(&auth.workspace_id, &tag, body.limit)
         .await?;
+    state.executor.limits_changed(&auth.workspace_id);
     Ok(Json(limit_json(
         &state,
         &auth.workspace_id,
@@ -254,6 +258,7 @@ pub async fn delete_limit(
     State(state): State<AppState>,
     Path(tag): Path<String>,
 ) -> ApiResult<StatusCode> {
+    state.executor.limits_changed(&auth.workspace_id);
     if state
         .store()
         .delete_concurrency_limit(&auth.workspace_id, &tag)

@@ -241,6 +241,7 @@ pub async fn update(
     apply_policies(&mut record, &body)?;
     record.updated = state.scheduler.clock().now();
     state.store().put_schedule(&record).await?;
+    state.executor.schedule_changed(&record.id);
     state.scheduler.schedules_changed();
     Ok(Json(to_json(&state, &record)))
 }

@@ -74,7 +74,8 @@ enum Command {
         max_active_runs: usize,
     },
     /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
-    /// `runs --db PATH --since T`, report on the runs a load test sent to a server.
+    /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
+    /// `schedules N [--seconds S]`, run N every-minute schedules.
     Bench {
         workload: String,
         #[arg(default_value_t = 0)]
@@ -85,6 +86,9 @@ enum Command {
         /// `runs`: count runs created at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// `schedules`: how long the scheduler runs.
+        #[arg(long, default_value_t = 150)]
+        seconds: u64,
         /// The bench component (examples/bench built for wasm32-wasip2).
         #[arg(long, default_value = "target/wasm32-wasip2/release/bench.wasm")]
         component: PathBuf,
@@ -170,9 +174,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             n,
             db,
             since,
+            seconds,
             component,
         } => {
-            let report = if workload == "runs" {
+            let report = if workload == "schedules" {
+                crate::bench::schedules(n.max(1) as usize, seconds, &component).await?
+            } else if workload == "runs" {
                 let db = db.context("bench runs needs --db PATH")?;
                 crate::bench::runs_report(&db, since.unwrap_or_default()).await?
             } else {

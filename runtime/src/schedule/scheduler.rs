@@ -117,7 +117,8 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// A fire time older than this (at the time the scheduler sees it) was missed.
     pub grace: Duration,
-    /// How often schedules are reloaded from the database.
+    /// How often schedules are reloaded from the database (changes made through this
+    /// server's API are seen at once; this is for other servers' changes).
     pub reload: Duration,
 }
 
@@ -127,7 +128,7 @@ impl Default for SchedulerConfig {
             horizon: Duration::from_secs(60),
             tick: Duration::from_secs(1),
             grace: Duration::from_secs(60),
-            reload: Duration::from_secs(5),
+            reload: Duration::from_secs(30),
         }
     }
 }
@@ -156,6 +157,17 @@ pub fn run_key(schedule_id: &str, fire: DateTime<Utc>) -> String {
         "schedule:{schedule_id}:{}",
         fire.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     )
+}
+
+/// The run a schedule asks for at a fire time.
+fn request_for(record: &ScheduleRecord, fire: DateTime<Utc>) -> TriggerRequest {
+    TriggerRequest {
+        parameters: record.parameters.as_object().cloned().unwrap_or_default(),
+        idempotency_key: Some(run_key(&record.id, fire)),
+        scheduled_at: Some(fire),
+        tags: Vec::new(),
+        schedule_id: Some(record.id.clone()),
+    }
 }
 
 /// Which missed fire times (ascending) get runs under a catch-up policy.
@@ -273,8 +285,10 @@ impl Scheduler {
             .filter(|e| e.next.is_some_and(|n| n <= until))
             .map(|e| (e.record.clone(), e.compiled.clone(), e.until))
             .collect();
-        let mut created = 0;
         let mut deployments: HashMap<String, Option<DeploymentRecord>> = HashMap::new();
+        // Every due fire time of the tick, by deployment, created in few transactions.
+        let mut batches: HashMap<String, Vec<TriggerRequest>> = HashMap::new();
+        let mut advanced: Vec<(String, Arc<CompiledSchedule>)> = Vec::new();
         for (record, compiled, from) in due {
             let deployment = match deployments.get(&record.deployment_id) {
                 Some(d) => d.clone(),
@@ -290,30 +304,40 @@ impl Scheduler {
             };
             // A paused deployment fires nothing; its schedules wait where they are, and
             // their catch-up policy decides when it is resumed.
-            let Some(deployment) = deployment.filter(|d| !d.paused) else {
+            if deployment.is_none_or(|d| d.paused) {
                 continue;
-            };
+            }
             let times = compiled.fire_times(from, until, 100_000);
             let (missed, upcoming): (Vec<_>, Vec<_>) =
                 times.into_iter().partition(|t| *t < now - grace);
             let policy = Catchup::parse(&record.catchup).unwrap_or(Catchup::Skip);
             let limit = record.catchup_limit.max(0) as usize;
-            let mut fire: Vec<DateTime<Utc>> = catch_up(&missed, policy, limit).to_vec();
-            fire.extend(upcoming);
-            for t in fire {
-                if self
-                    .create_run(&record, &deployment, t)
-                    .await?
-                    .is_some_and(|(_, new)| new)
-                {
-                    created += 1;
-                }
-            }
-            self.executor
-                .store()
-                .advance_schedule(&record.id, until)
-                .await?;
-            if let Some(e) = self.entries().get_mut(&record.id) {
+            let fire = catch_up(&missed, policy, limit)
+                .iter()
+                .chain(upcoming.iter());
+            batches
+                .entry(record.deployment_id.clone())
+                .or_default()
+                .extend(fire.map(|t| request_for(&record, *t)));
+            advanced.push((record.id.clone(), compiled));
+        }
+        let mut created = 0;
+        for (deployment_id, requests) in batches {
+            let Some(Some(deployment)) = deployments.get(&deployment_id) else {
+                continue;
+            };
+            created += self
+                .trigger_chunks(deployment, requests)
+                .await?
+                .iter()
+                .filter(|(_, new)| *new)
+                .count();
+        }
+        let ids: Vec<&str> = advanced.iter().map(|(id, _)| id.as_str()).collect();
+        self.executor.store().advance_schedules(&ids, until).await?;
+        let mut entries = self.entries();
+        for (id, compiled) in advanced {
+            if let Some(e) = entries.get_mut(&id) {
                 e.until = until;
                 e.next = compiled.next_after(until);
             }
@@ -321,33 +345,30 @@ impl Scheduler {
         Ok(created)
     }
 
-    /// The run of a schedule at one fire time (the existing one if it was created).
-    async fn create_run(
+    /// Creates runs of one deployment, 1000 to a transaction.
+    async fn trigger_chunks(
         &self,
-        record: &ScheduleRecord,
         deployment: &DeploymentRecord,
-        fire: DateTime<Utc>,
-    ) -> anyhow::Result<Option<(FlowRunRecord, bool)>> {
-        let request = TriggerRequest {
-            parameters: record.parameters.as_object().cloned().unwrap_or_default(),
-            idempotency_key: Some(run_key(&record.id, fire)),
-            scheduled_at: Some(fire),
-            tags: Vec::new(),
-            schedule_id: Some(record.id.clone()),
-        };
-        match self.executor.trigger(deployment, request).await {
-            Ok(r) => Ok(Some(r)),
-            Err(TriggerError::Paused(_)) => Ok(None),
-            Err(TriggerError::InvalidParameters(errors)) => {
-                tracing::error!(
-                    "schedule {}: its parameters do not validate: {}",
-                    record.id,
-                    errors.join("; ")
-                );
-                Ok(None)
+        mut requests: Vec<TriggerRequest>,
+    ) -> anyhow::Result<Vec<(FlowRunRecord, bool)>> {
+        let mut out = Vec::with_capacity(requests.len());
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(1000));
+            let chunk = std::mem::replace(&mut requests, rest);
+            match self.executor.trigger_many(deployment, chunk).await {
+                Ok(runs) => out.extend(runs),
+                Err(TriggerError::Paused(_)) => {}
+                Err(TriggerError::InvalidParameters(errors)) => {
+                    tracing::error!(
+                        "deployment {}: scheduled parameters do not validate: {}",
+                        deployment.name,
+                        errors.join("; ")
+                    );
+                }
+                Err(e) => return Err(anyhow::anyhow!("deployment {}: {e}", deployment.name)),
             }
-            Err(e) => Err(anyhow::anyhow!("schedule {}: {e}", record.id)),
         }
+        Ok(out)
     }
 
     /// Creates the runs of a schedule's fire times in [start, end] (past ones run at once).
@@ -366,13 +387,14 @@ impl Scheduler {
             .deployment_by_id(&record.deployment_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the schedule's deployment is gone"))?;
-        let mut runs = Vec::new();
-        for t in compiled.fire_times(start - chrono::Duration::microseconds(1), end, limit) {
-            if let Some((run, _)) = self.create_run(record, &deployment, t).await? {
-                runs.push(run);
-            }
-        }
-        Ok(runs)
+        let fires = compiled.fire_times(start - chrono::Duration::microseconds(1), end, limit);
+        let requests = fires.iter().map(|t| request_for(record, *t)).collect();
+        Ok(self
+            .trigger_chunks(&deployment, requests)
+            .await?
+            .into_iter()
+            .map(|(run, _)| run)
+            .collect())
     }
 
     /// Ticks until `stop` resolves.

@@ -33,55 +33,84 @@ impl Store {
     /// Stores a run unless its deployment already has a run with the same idempotency
     /// key; returns the stored run either way, and whether it is new.
     pub async fn insert_flow_run_once(&self, run: &FlowRunRecord) -> Result<(FlowRunRecord, bool)> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
-               workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
-               parent_flow_run_id, parent_position, state_type, state_name, state_message,
-               state_timestamp, run_count, result, created, start_time, end_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, 0, NULL, ?, NULL, NULL)
-             ON CONFLICT (deployment_id, idempotency_key) WHERE idempotency_key IS NOT NULL
-             DO NOTHING",
-        )
-        .bind(&run.id)
-        .bind(&run.name)
-        .bind(&run.flow_name)
-        .bind(&run.component_digest)
-        .bind(run.parameters.to_string())
-        .bind(serde_json::to_string(&run.tags).unwrap_or_default())
-        .bind(&run.workspace_id)
-        .bind(&run.deployment_id)
-        .bind(&run.idempotency_key)
-        .bind(run.expected_start.map(ts))
-        .bind(&run.schedule_id)
-        .bind(run.state.kind.as_str())
-        .bind(&run.state.name)
-        .bind(&run.state.message)
-        .bind(ts(run.state.timestamp))
-        .bind(ts(run.created))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO run_states (run_id, type, name, message, timestamp) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&run.id)
-            .bind(run.state.kind.as_str())
-            .bind(&run.state.name)
-            .bind(&run.state.message)
-            .bind(ts(run.state.timestamp))
-            .execute(&mut *tx)
+        let mut out = self
+            .insert_flow_runs_once(std::slice::from_ref(run))
             .await?;
-            tx.commit().await?;
-            return Ok((run.clone(), true));
+        Ok(out.pop().expect("one run in, one out"))
+    }
+
+    /// [`Store::insert_flow_run_once`] for many runs: a few multi-row statements in
+    /// one transaction, whatever the number of runs.
+    pub async fn insert_flow_runs_once(
+        &self,
+        runs: &[FlowRunRecord],
+    ) -> Result<Vec<(FlowRunRecord, bool)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in runs.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
+                   workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
+                   state_type, state_name, state_message, state_timestamp, run_count, created) ",
+            );
+            q.push_values(chunk, |mut b, run| {
+                b.push_bind(run.id.clone())
+                    .push_bind(run.name.clone())
+                    .push_bind(run.flow_name.clone())
+                    .push_bind(run.component_digest.clone())
+                    .push_bind(run.parameters.to_string())
+                    .push_bind(serde_json::to_string(&run.tags).unwrap_or_default())
+                    .push_bind(run.workspace_id.clone())
+                    .push_bind(run.deployment_id.clone())
+                    .push_bind(run.idempotency_key.clone())
+                    .push_bind(run.expected_start.map(ts))
+                    .push_bind(run.schedule_id.clone())
+                    .push_bind(run.state.kind.as_str())
+                    .push_bind(run.state.name.clone())
+                    .push_bind(run.state.message.clone())
+                    .push_bind(ts(run.state.timestamp))
+                    .push_bind(0i64)
+                    .push_bind(ts(run.created));
+            });
+            q.push(
+                " ON CONFLICT (deployment_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                  DO NOTHING RETURNING id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
         }
-        let row =
-            sqlx::query("SELECT * FROM flow_runs WHERE deployment_id = ? AND idempotency_key = ?")
+        let new: Vec<&FlowRunRecord> = runs.iter().filter(|r| inserted.contains(&r.id)).collect();
+        for chunk in new.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_states (run_id, type, name, message, timestamp) ",
+            );
+            q.push_values(chunk, |mut b, run| {
+                b.push_bind(run.id.clone())
+                    .push_bind(run.state.kind.as_str())
+                    .push_bind(run.state.name.clone())
+                    .push_bind(run.state.message.clone())
+                    .push_bind(ts(run.state.timestamp));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            if inserted.contains(&run.id) {
+                out.push((run.clone(), true));
+            } else {
+                let row = sqlx::query(
+                    "SELECT * FROM flow_runs WHERE deployment_id = ? AND idempotency_key = ?",
+                )
                 .bind(&run.deployment_id)
                 .bind(&run.idempotency_key)
                 .fetch_one(&mut *tx)
                 .await?;
-        Ok((flow_run_from_row(&row)?, false))
+                out.push((flow_run_from_row(&row)?, false));
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// A flow run of the workspace.
@@ -212,6 +241,25 @@ impl Store {
                     super::parse_opt_ts(r.try_get("end_time")?)?,
                     r.try_get("state_type")?,
                 ))
+            })
+            .collect()
+    }
+
+    /// For every run of a schedule due after `since`: how long after its fire time it
+    /// was created (negative: ahead of time), in seconds.
+    pub async fn schedule_run_lead_times(&self, since: DateTime<Utc>) -> Result<Vec<f64>> {
+        let rows = sqlx::query(
+            "SELECT created, expected_start FROM flow_runs
+             WHERE schedule_id IS NOT NULL AND expected_start > ?",
+        )
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let created = parse_ts(&r.try_get::<String, _>("created")?)?;
+                let due = parse_ts(&r.try_get::<String, _>("expected_start")?)?;
+                Ok((created - due).num_microseconds().unwrap_or(0) as f64 / 1e6)
             })
             .collect()
     }

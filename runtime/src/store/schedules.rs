@@ -105,17 +105,22 @@ impl Store {
         rows.iter().map(schedule_from_row).collect()
     }
 
-    /// Moves a schedule's horizon forward (never back: several schedulers may race).
-    pub async fn advance_schedule(&self, id: &str, until: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE schedules SET scheduled_until = ?
-             WHERE id = ? AND (scheduled_until IS NULL OR scheduled_until < ?)",
-        )
-        .bind(ts(until))
-        .bind(id)
-        .bind(ts(until))
-        .execute(&self.pool)
-        .await?;
+    /// Moves schedules' horizons forward (never back: several schedulers may race), in
+    /// one transaction.
+    pub async fn advance_schedules(&self, ids: &[&str], until: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE schedules SET scheduled_until = ?
+                 WHERE id = ? AND (scheduled_until IS NULL OR scheduled_until < ?)",
+            )
+            .bind(ts(until))
+            .bind(id)
+            .bind(ts(until))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
