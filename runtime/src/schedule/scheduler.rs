@@ -149,6 +149,8 @@ pub struct Scheduler {
     entries: Mutex<HashMap<String, Entry>>,
     loaded_at: Mutex<Option<DateTime<Utc>>>,
     changed: Notify,
+    /// Time spent inside ticks, in nanoseconds (what the scheduler costs).
+    busy_nanos: std::sync::atomic::AtomicU64,
 }
 
 /// The idempotency key of a schedule's run at a fire time.
@@ -192,6 +194,7 @@ impl Scheduler {
             entries: Mutex::default(),
             loaded_at: Mutex::default(),
             changed: Notify::new(),
+            busy_nanos: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -397,13 +400,24 @@ impl Scheduler {
             .collect())
     }
 
+    /// Time spent in ticks so far: everything the scheduler did, including the database
+    /// work done for it.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Ticks until `stop` resolves.
     pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
+            let started = std::time::Instant::now();
             if let Err(e) = self.tick().await {
                 tracing::error!("scheduler tick failed: {e:#}");
             }
+            self.busy_nanos.fetch_add(
+                started.elapsed().as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             tokio::select! {
                 _ = tokio::time::sleep(self.config.tick) => {}
                 _ = self.changed.notified() => {}
