@@ -200,34 +200,19 @@ impl Store {
 
     pub async fn insert_deployment(&self, d: &DeploymentRecord) -> Result<Saved> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO deployments (id, workspace_id, name, component_digest, flow, parameters,
-               tags, description, version, pool, concurrency_limit, memory_mb, timeout_seconds,
-               allowed_hosts, paused, webhook_token_hash, webhook_secret, created, updated)
+        let query = sqlx::query(
+            "INSERT INTO deployments (name, component_digest, flow, parameters, tags, description,
+               version, pool, concurrency_limit, memory_mb, timeout_seconds, allowed_hosts,
+               paused, webhook_token_hash, webhook_secret, updated, id, workspace_id, created)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (workspace_id, name) DO NOTHING",
-        )
-        .bind(&d.id)
-        .bind(&d.workspace_id)
-        .bind(&d.name)
-        .bind(&d.component_digest)
-        .bind(&d.flow)
-        .bind(d.parameters.to_string())
-        .bind(serde_json::to_string(&d.tags).unwrap_or_default())
-        .bind(&d.description)
-        .bind(&d.version)
-        .bind(&d.pool)
-        .bind(d.concurrency_limit)
-        .bind(d.memory_mb)
-        .bind(d.timeout_seconds)
-        .bind(serde_json::to_string(&d.allowed_hosts).unwrap_or_default())
-        .bind(d.paused as i64)
-        .bind(&d.webhook_token_hash)
-        .bind(&d.webhook_secret)
-        .bind(ts(d.created))
-        .bind(ts(d.updated))
-        .execute(&mut *tx)
-        .await?;
+        );
+        let done = bind_fields(query, d)
+            .bind(&d.id)
+            .bind(&d.workspace_id)
+            .bind(ts(d.created))
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(Saved::NameTaken);
         }
@@ -261,33 +246,18 @@ impl Store {
         if taken > 0 {
             return Ok(Saved::NameTaken);
         }
-        sqlx::query(
+        let query = sqlx::query(
             "UPDATE deployments SET name = ?, component_digest = ?, flow = ?, parameters = ?,
                tags = ?, description = ?, version = ?, pool = ?, concurrency_limit = ?,
                memory_mb = ?, timeout_seconds = ?, allowed_hosts = ?, paused = ?,
                webhook_token_hash = ?, webhook_secret = ?, updated = ?
              WHERE id = ? AND workspace_id = ?",
-        )
-        .bind(&d.name)
-        .bind(&d.component_digest)
-        .bind(&d.flow)
-        .bind(d.parameters.to_string())
-        .bind(serde_json::to_string(&d.tags).unwrap_or_default())
-        .bind(&d.description)
-        .bind(&d.version)
-        .bind(&d.pool)
-        .bind(d.concurrency_limit)
-        .bind(d.memory_mb)
-        .bind(d.timeout_seconds)
-        .bind(serde_json::to_string(&d.allowed_hosts).unwrap_or_default())
-        .bind(d.paused as i64)
-        .bind(&d.webhook_token_hash)
-        .bind(&d.webhook_secret)
-        .bind(ts(d.updated))
-        .bind(&d.id)
-        .bind(&d.workspace_id)
-        .execute(&mut *tx)
-        .await?;
+        );
+        bind_fields(query, d)
+            .bind(&d.id)
+            .bind(&d.workspace_id)
+            .execute(&mut *tx)
+            .await?;
         let old_digest: String = before.try_get("component_digest")?;
         let old_flow: String = before.try_get("flow")?;
         if old_digest != d.component_digest || old_flow != d.flow {
@@ -476,6 +446,29 @@ impl Store {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Binds the columns a deployment's insert and update share, from `name` to `updated`.
+fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    d: &'q DeploymentRecord,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(&d.name)
+        .bind(&d.component_digest)
+        .bind(&d.flow)
+        .bind(d.parameters.to_string())
+        .bind(serde_json::to_string(&d.tags).unwrap_or_default())
+        .bind(&d.description)
+        .bind(&d.version)
+        .bind(&d.pool)
+        .bind(d.concurrency_limit)
+        .bind(d.memory_mb)
+        .bind(d.timeout_seconds)
+        .bind(serde_json::to_string(&d.allowed_hosts).unwrap_or_default())
+        .bind(d.paused as i64)
+        .bind(&d.webhook_token_hash)
+        .bind(&d.webhook_secret)
+        .bind(ts(d.updated))
 }
 
 async fn add_version(
