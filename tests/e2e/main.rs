@@ -1,5 +1,5 @@
 //! End-to-end tests: real components built from tests/guests and examples, the real
-//! engine, a real SQLite database.
+//! engine, a real database (SQLite, or PostgreSQL with `WEIR_TEST_DB=postgres`).
 
 #[path = "../support/mod.rs"]
 mod support;

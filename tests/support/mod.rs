@@ -1,5 +1,9 @@
-//! Test support: real components built from the guest crates, a real SQLite database
-//! in a temporary directory, and the real engine.
+//! Test support: real components built from the guest crates, a real database and the
+//! real engine.
+//!
+//! The database is SQLite in the test's temporary directory, or, when
+//! `WEIR_TEST_DB=postgres`, a fresh PostgreSQL database on the server at
+//! `WEIR_TEST_POSTGRES_URL` (default `postgres://weir:weir@127.0.0.1:5432/postgres`).
 
 pub mod server;
 
@@ -52,6 +56,71 @@ pub fn test_limits() -> Limits {
     }
 }
 
+/// Whether the tests run against PostgreSQL.
+pub fn postgres() -> bool {
+    std::env::var("WEIR_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+/// The URL of the PostgreSQL server the tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("WEIR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://weir:weir@127.0.0.1:5432/postgres".into())
+}
+
+/// The database of the test whose files live in `dir`: `None` for SQLite (the
+/// default file in `dir`), else the URL of a PostgreSQL database made for that
+/// directory (the same one every time, so a restarted server finds its data).
+pub async fn database_url(dir: &Path) -> Option<String> {
+    if !postgres() {
+        return None;
+    }
+    let marker = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Some(url);
+    }
+    let admin = postgres_admin_url();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL server (WEIR_TEST_POSTGRES_URL)");
+    let name = format!("weir_t_{}", uuid::Uuid::now_v7().simple());
+    static MINE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    MINE.lock().unwrap().push(name.clone());
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // The first test of the process drops what earlier test processes left.
+        let old: Vec<String> =
+            sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'weir\\_t\\_%'")
+                .fetch_all(&mut conn)
+                .await
+                .expect("list test databases");
+        for db in old {
+            if !MINE.lock().unwrap().contains(&db) {
+                let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let url = format!("{base}/{name}");
+    std::fs::write(&marker, &url).expect("remember the test database");
+    Some(url)
+}
+
+/// Opens the test database of `dir`.
+pub async fn open_store(dir: &Path) -> Store {
+    match database_url(dir).await {
+        Some(url) => Store::open_url(&url).await,
+        None => Store::open_sqlite(&dir.join("weir.db")).await,
+    }
+    .expect("store")
+}
+
 /// An orchestrator over a fresh database in its own temporary directory.
 pub struct Harness {
     pub orch: Arc<Orchestrator>,
@@ -67,9 +136,7 @@ impl Harness {
     pub async fn with_limits(limits: Limits) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::new(limits, Some(dir.path().join("compiled"))).expect("engine");
-        let store = Store::open_sqlite(&dir.path().join("weir.db"))
-            .await
-            .expect("store");
+        let store = open_store(dir.path()).await;
         Self {
             orch: Orchestrator::new(engine, store),
             _dir: dir,

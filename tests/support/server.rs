@@ -37,6 +37,7 @@ impl TestServer {
         config.admin_token = Some(ADMIN.into());
         config.limits = super::test_limits();
         config.grace = Duration::from_millis(500);
+        config.db = super::database_url(dir).await;
         tweak(&mut config);
         let (tx, rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) =

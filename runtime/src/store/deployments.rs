@@ -1,12 +1,11 @@
 //! Deployments and their versions, the components a workspace may use, work pools and
 //! tag concurrency limits.
 
+use super::db::{DbRow, with_db};
 use super::{Result, Store, parse_json, parse_ts, tags_from, ts};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentRecord {
@@ -65,45 +64,45 @@ pub struct ConcurrencyLimitRecord {
     pub limit: i64,
 }
 
-fn deployment_from_row(r: &SqliteRow) -> Result<DeploymentRecord> {
+fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
     Ok(DeploymentRecord {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        name: r.try_get("name")?,
-        component_digest: r.try_get("component_digest")?,
-        flow: r.try_get("flow")?,
-        parameters: parse_json(&r.try_get::<String, _>("parameters")?)?,
-        tags: tags_from(&r.try_get::<String, _>("tags")?)?,
-        description: r.try_get("description")?,
-        version: r.try_get("version")?,
-        pool: r.try_get("pool")?,
-        concurrency_limit: r.try_get("concurrency_limit")?,
-        memory_mb: r.try_get("memory_mb")?,
-        timeout_seconds: r.try_get("timeout_seconds")?,
-        allowed_hosts: tags_from(&r.try_get::<String, _>("allowed_hosts")?)?,
-        paused: r.try_get::<i64, _>("paused")? != 0,
-        webhook_token_hash: r.try_get("webhook_token_hash")?,
-        webhook_secret: r.try_get("webhook_secret")?,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
-        updated: parse_ts(&r.try_get::<String, _>("updated")?)?,
+        id: r.col("id")?,
+        workspace_id: r.col("workspace_id")?,
+        name: r.col("name")?,
+        component_digest: r.col("component_digest")?,
+        flow: r.col("flow")?,
+        parameters: parse_json(&r.col::<String>("parameters")?)?,
+        tags: tags_from(&r.col::<String>("tags")?)?,
+        description: r.col("description")?,
+        version: r.col("version")?,
+        pool: r.col("pool")?,
+        concurrency_limit: r.col("concurrency_limit")?,
+        memory_mb: r.col("memory_mb")?,
+        timeout_seconds: r.col("timeout_seconds")?,
+        allowed_hosts: tags_from(&r.col::<String>("allowed_hosts")?)?,
+        paused: r.flag("paused")?,
+        webhook_token_hash: r.col("webhook_token_hash")?,
+        webhook_secret: r.col("webhook_secret")?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+        updated: parse_ts(&r.col::<String>("updated")?)?,
     })
 }
 
-fn component_from_row(r: &SqliteRow) -> Result<ComponentRecord> {
+fn component_from_row(r: &impl DbRow) -> Result<ComponentRecord> {
     Ok(ComponentRecord {
-        digest: r.try_get("digest")?,
-        size: r.try_get("size")?,
-        manifest: parse_json(&r.try_get::<String, _>("manifest")?)?,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        digest: r.col("digest")?,
+        size: r.col("size")?,
+        manifest: parse_json(&r.col::<String>("manifest")?)?,
+        created: parse_ts(&r.col::<String>("created")?)?,
     })
 }
 
-fn pool_from_row(r: &SqliteRow) -> Result<PoolRecord> {
+fn pool_from_row(r: &impl DbRow) -> Result<PoolRecord> {
     Ok(PoolRecord {
-        name: r.try_get("name")?,
-        concurrency_limit: r.try_get("concurrency_limit")?,
-        paused: r.try_get::<i64, _>("paused")? != 0,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        name: r.col("name")?,
+        concurrency_limit: r.col("concurrency_limit")?,
+        paused: r.flag("paused")?,
+        created: parse_ts(&r.col::<String>("created")?)?,
     })
 }
 
@@ -118,16 +117,18 @@ pub enum Saved {
 impl Store {
     /// Makes a component visible to a workspace; false when it already was.
     pub async fn link_component(&self, workspace_id: &str, digest: &str) -> Result<bool> {
+        with_db!(&self.db, pool => {
         let done = sqlx::query(
-            "INSERT INTO workspace_components (workspace_id, digest, created) VALUES (?, ?, ?)
+            "INSERT INTO workspace_components (workspace_id, digest, created) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
         .bind(workspace_id)
         .bind(digest)
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 
     pub async fn workspace_component(
@@ -135,46 +136,51 @@ impl Store {
         workspace_id: &str,
         digest: &str,
     ) -> Result<Option<ComponentRecord>> {
+        with_db!(&self.db, pool => {
         let row = sqlx::query(
             "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
              JOIN components c ON c.digest = w.digest
-             WHERE w.workspace_id = ? AND w.digest = ?",
+             WHERE w.workspace_id = $1 AND w.digest = $2",
         )
         .bind(workspace_id)
         .bind(digest)
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?;
         row.map(|r| component_from_row(&r)).transpose()
+        })
     }
 
     pub async fn workspace_components(&self, workspace_id: &str) -> Result<Vec<ComponentRecord>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
              JOIN components c ON c.digest = w.digest
-             WHERE w.workspace_id = ? ORDER BY w.created DESC",
+             WHERE w.workspace_id = $1 ORDER BY w.created DESC",
         )
         .bind(workspace_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(component_from_row).collect()
+        })
     }
 
     /// Removes a component from a workspace unless a deployment of that workspace uses it.
     pub async fn unlink_component(&self, workspace_id: &str, digest: &str) -> Result<Saved> {
-        let mut tx = self.pool.begin().await?;
+        with_db!(&self.db, pool => {
+        let mut tx = pool.begin().await?;
         let used: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM deployments WHERE workspace_id = ? AND component_digest = ?",
+            "SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND component_digest = $2",
         )
         .bind(workspace_id)
         .bind(digest)
         .fetch_one(&mut *tx)
         .await?
-        .try_get(0)?;
+        .col("n")?;
         if used > 0 {
             return Ok(Saved::NameTaken);
         }
         let done =
-            sqlx::query("DELETE FROM workspace_components WHERE workspace_id = ? AND digest = ?")
+            sqlx::query("DELETE FROM workspace_components WHERE workspace_id = $1 AND digest = $2")
                 .bind(workspace_id)
                 .bind(digest)
                 .execute(&mut *tx)
@@ -185,29 +191,33 @@ impl Store {
         } else {
             Saved::Missing
         })
+        })
     }
 
     /// Digests of components no workspace links any more.
     pub async fn orphan_components(&self) -> Result<Vec<String>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT digest FROM components WHERE digest NOT IN (SELECT digest FROM workspace_components)
                AND digest NOT IN (SELECT component_digest FROM flow_runs WHERE workspace_id IS NOT NULL)",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get("digest")?)).collect()
+        rows.iter().map(|r| Ok(r.col("digest")?)).collect()
+        })
     }
 
     pub async fn insert_deployment(&self, d: &DeploymentRecord) -> Result<Saved> {
-        let mut tx = self.pool.begin().await?;
+        with_db!(&self.db, pool => {
+        let mut tx = pool.begin().await?;
         let query = sqlx::query(
             "INSERT INTO deployments (name, component_digest, flow, parameters, tags, description,
                version, pool, concurrency_limit, memory_mb, timeout_seconds, allowed_hosts,
                paused, webhook_token_hash, webhook_secret, updated, id, workspace_id, created)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
              ON CONFLICT (workspace_id, name) DO NOTHING",
         );
-        let done = bind_fields(query, d)
+        let done = bind_fields!(query, d)
             .bind(&d.id)
             .bind(&d.workspace_id)
             .bind(ts(d.created))
@@ -216,16 +226,18 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(Saved::NameTaken);
         }
-        add_version(&mut tx, &d.id, &d.component_digest, &d.flow).await?;
+        add_version!(&mut *tx, &d.id, &d.component_digest, &d.flow)?;
         tx.commit().await?;
         Ok(Saved::Done)
+        })
     }
 
     /// Saves every field of a deployment; a new component or flow adds a version.
     pub async fn update_deployment(&self, d: &DeploymentRecord) -> Result<Saved> {
-        let mut tx = self.pool.begin().await?;
+        with_db!(&self.db, pool => {
+        let mut tx = pool.begin().await?;
         let before = sqlx::query(
-            "SELECT component_digest, flow FROM deployments WHERE id = ? AND workspace_id = ?",
+            "SELECT component_digest, flow FROM deployments WHERE id = $1 AND workspace_id = $2",
         )
         .bind(&d.id)
         .bind(&d.workspace_id)
@@ -235,36 +247,37 @@ impl Store {
             return Ok(Saved::Missing);
         };
         let taken: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM deployments WHERE workspace_id = ? AND name = ? AND id != ?",
+            "SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND name = $2 AND id != $3",
         )
         .bind(&d.workspace_id)
         .bind(&d.name)
         .bind(&d.id)
         .fetch_one(&mut *tx)
         .await?
-        .try_get(0)?;
+        .col("n")?;
         if taken > 0 {
             return Ok(Saved::NameTaken);
         }
         let query = sqlx::query(
-            "UPDATE deployments SET name = ?, component_digest = ?, flow = ?, parameters = ?,
-               tags = ?, description = ?, version = ?, pool = ?, concurrency_limit = ?,
-               memory_mb = ?, timeout_seconds = ?, allowed_hosts = ?, paused = ?,
-               webhook_token_hash = ?, webhook_secret = ?, updated = ?
-             WHERE id = ? AND workspace_id = ?",
+            "UPDATE deployments SET name = $1, component_digest = $2, flow = $3, parameters = $4,
+               tags = $5, description = $6, version = $7, pool = $8, concurrency_limit = $9,
+               memory_mb = $10, timeout_seconds = $11, allowed_hosts = $12, paused = $13,
+               webhook_token_hash = $14, webhook_secret = $15, updated = $16
+             WHERE id = $17 AND workspace_id = $18",
         );
-        bind_fields(query, d)
+        bind_fields!(query, d)
             .bind(&d.id)
             .bind(&d.workspace_id)
             .execute(&mut *tx)
             .await?;
-        let old_digest: String = before.try_get("component_digest")?;
-        let old_flow: String = before.try_get("flow")?;
+        let old_digest: String = before.col("component_digest")?;
+        let old_flow: String = before.col("flow")?;
         if old_digest != d.component_digest || old_flow != d.flow {
-            add_version(&mut tx, &d.id, &d.component_digest, &d.flow).await?;
+            add_version!(&mut *tx, &d.id, &d.component_digest, &d.flow)?;
         }
         tx.commit().await?;
         Ok(Saved::Done)
+        })
     }
 
     /// A deployment of the workspace, by id or by name.
@@ -273,97 +286,114 @@ impl Store {
         workspace_id: &str,
         id_or_name: &str,
     ) -> Result<Option<DeploymentRecord>> {
+        with_db!(&self.db, pool => {
         let row = sqlx::query(
-            "SELECT * FROM deployments WHERE workspace_id = ? AND (id = ? OR name = ?)
-             ORDER BY id = ? DESC LIMIT 1",
+            "SELECT * FROM deployments WHERE workspace_id = $1 AND (id = $2 OR name = $3)
+             ORDER BY id = $4 DESC LIMIT 1",
         )
         .bind(workspace_id)
         .bind(id_or_name)
         .bind(id_or_name)
         .bind(id_or_name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?;
         row.map(|r| deployment_from_row(&r)).transpose()
+        })
     }
 
     /// A deployment by id, whatever its workspace (the executor's view).
     pub async fn deployment_by_id(&self, id: &str) -> Result<Option<DeploymentRecord>> {
-        let row = sqlx::query("SELECT * FROM deployments WHERE id = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM deployments WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| deployment_from_row(&r)).transpose()
+        })
     }
 
     pub async fn deployment_by_webhook(
         &self,
         token_hash: &str,
     ) -> Result<Option<DeploymentRecord>> {
-        let row = sqlx::query("SELECT * FROM deployments WHERE webhook_token_hash = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM deployments WHERE webhook_token_hash = $1")
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| deployment_from_row(&r)).transpose()
+        })
     }
 
     pub async fn deployments(&self, workspace_id: &str) -> Result<Vec<DeploymentRecord>> {
-        let rows = sqlx::query("SELECT * FROM deployments WHERE workspace_id = ? ORDER BY name")
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query("SELECT * FROM deployments WHERE workspace_id = $1 ORDER BY name")
             .bind(workspace_id)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter().map(deployment_from_row).collect()
+        })
     }
 
     pub async fn delete_deployment(&self, workspace_id: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM deployments WHERE workspace_id = ? AND id = ?")
+        with_db!(&self.db, pool => {
+        let done = sqlx::query("DELETE FROM deployments WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 
     pub async fn deployment_versions(&self, deployment_id: &str) -> Result<Vec<DeploymentVersion>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT * FROM deployment_versions WHERE deployment_id = ? ORDER BY version_no DESC",
+            "SELECT * FROM deployment_versions WHERE deployment_id = $1 ORDER BY version_no DESC",
         )
         .bind(deployment_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DeploymentVersion {
-                    version_no: r.try_get("version_no")?,
-                    component_digest: r.try_get("component_digest")?,
-                    flow: r.try_get("flow")?,
-                    created: parse_ts(&r.try_get::<String, _>("created")?)?,
+                    version_no: r.col("version_no")?,
+                    component_digest: r.col("component_digest")?,
+                    flow: r.col("flow")?,
+                    created: parse_ts(&r.col::<String>("created")?)?,
                 })
             })
             .collect()
+        })
     }
 
     pub async fn pools(&self, workspace_id: &str) -> Result<Vec<PoolRecord>> {
-        let rows = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = ? ORDER BY name")
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 ORDER BY name")
             .bind(workspace_id)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter().map(pool_from_row).collect()
+        })
     }
 
     pub async fn pool(&self, workspace_id: &str, name: &str) -> Result<Option<PoolRecord>> {
-        let row = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = ? AND name = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| pool_from_row(&r)).transpose()
+        })
     }
 
     /// Creates or replaces a pool.
     pub async fn put_pool(&self, workspace_id: &str, p: &PoolRecord) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
             "INSERT INTO work_pools (workspace_id, name, concurrency_limit, paused, created)
-             VALUES (?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (workspace_id, name) DO UPDATE SET
                concurrency_limit = excluded.concurrency_limit, paused = excluded.paused",
         )
@@ -372,31 +402,34 @@ impl Store {
         .bind(p.concurrency_limit)
         .bind(p.paused as i64)
         .bind(ts(p.created))
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 
     pub async fn delete_pool(&self, workspace_id: &str, name: &str) -> Result<Saved> {
+        with_db!(&self.db, pool => {
         let used: i64 =
-            sqlx::query("SELECT COUNT(*) FROM deployments WHERE workspace_id = ? AND pool = ?")
+            sqlx::query("SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND pool = $2")
                 .bind(workspace_id)
                 .bind(name)
-                .fetch_one(&self.pool)
+                .fetch_one(pool)
                 .await?
-                .try_get(0)?;
+                .col("n")?;
         if used > 0 {
             return Ok(Saved::NameTaken);
         }
-        let done = sqlx::query("DELETE FROM work_pools WHERE workspace_id = ? AND name = ?")
+        let done = sqlx::query("DELETE FROM work_pools WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(name)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(if done.rows_affected() == 1 {
             Saved::Done
         } else {
             Saved::Missing
+        })
         })
     }
 
@@ -404,20 +437,22 @@ impl Store {
         &self,
         workspace_id: &str,
     ) -> Result<Vec<ConcurrencyLimitRecord>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT tag, max_runs FROM concurrency_limits WHERE workspace_id = ? ORDER BY tag",
+            "SELECT tag, max_runs FROM concurrency_limits WHERE workspace_id = $1 ORDER BY tag",
         )
         .bind(workspace_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(ConcurrencyLimitRecord {
-                    tag: r.try_get("tag")?,
-                    limit: r.try_get("max_runs")?,
+                    tag: r.col("tag")?,
+                    limit: r.col("max_runs")?,
                 })
             })
             .collect()
+        })
     }
 
     pub async fn put_concurrency_limit(
@@ -426,67 +461,68 @@ impl Store {
         tag: &str,
         limit: i64,
     ) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
-            "INSERT INTO concurrency_limits (workspace_id, tag, max_runs) VALUES (?, ?, ?)
+            "INSERT INTO concurrency_limits (workspace_id, tag, max_runs) VALUES ($1, $2, $3)
              ON CONFLICT (workspace_id, tag) DO UPDATE SET max_runs = excluded.max_runs",
         )
         .bind(workspace_id)
         .bind(tag)
         .bind(limit)
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 
     pub async fn delete_concurrency_limit(&self, workspace_id: &str, tag: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM concurrency_limits WHERE workspace_id = ? AND tag = ?")
+        with_db!(&self.db, pool => {
+        let done = sqlx::query("DELETE FROM concurrency_limits WHERE workspace_id = $1 AND tag = $2")
             .bind(workspace_id)
             .bind(tag)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 }
 
 /// Binds the columns a deployment's insert and update share, from `name` to `updated`.
-fn bind_fields<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    d: &'q DeploymentRecord,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    q.bind(&d.name)
-        .bind(&d.component_digest)
-        .bind(&d.flow)
-        .bind(d.parameters.to_string())
-        .bind(serde_json::to_string(&d.tags).unwrap_or_default())
-        .bind(&d.description)
-        .bind(&d.version)
-        .bind(&d.pool)
-        .bind(d.concurrency_limit)
-        .bind(d.memory_mb)
-        .bind(d.timeout_seconds)
-        .bind(serde_json::to_string(&d.allowed_hosts).unwrap_or_default())
-        .bind(d.paused as i64)
-        .bind(&d.webhook_token_hash)
-        .bind(&d.webhook_secret)
-        .bind(ts(d.updated))
+macro_rules! bind_fields {
+    ($q:expr, $d:expr) => {
+        $q.bind(&$d.name)
+            .bind(&$d.component_digest)
+            .bind(&$d.flow)
+            .bind($d.parameters.to_string())
+            .bind(serde_json::to_string(&$d.tags).unwrap_or_default())
+            .bind(&$d.description)
+            .bind(&$d.version)
+            .bind(&$d.pool)
+            .bind($d.concurrency_limit)
+            .bind($d.memory_mb)
+            .bind($d.timeout_seconds)
+            .bind(serde_json::to_string(&$d.allowed_hosts).unwrap_or_default())
+            .bind($d.paused as i64)
+            .bind(&$d.webhook_token_hash)
+            .bind(&$d.webhook_secret)
+            .bind(ts($d.updated))
+    };
 }
+use bind_fields;
 
-async fn add_version(
-    conn: &mut sqlx::SqliteConnection,
-    deployment_id: &str,
-    digest: &str,
-    flow: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO deployment_versions (deployment_id, version_no, component_digest, flow, created)
-         VALUES (?, (SELECT COALESCE(MAX(version_no), 0) + 1 FROM deployment_versions WHERE deployment_id = ?), ?, ?, ?)",
-    )
-    .bind(deployment_id)
-    .bind(deployment_id)
-    .bind(digest)
-    .bind(flow)
-    .bind(ts(Utc::now()))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Adds the next version of a deployment, on a connection or in a transaction.
+macro_rules! add_version {
+    ($conn:expr, $deployment_id:expr, $digest:expr, $flow:expr) => {
+        sqlx::query(
+            "INSERT INTO deployment_versions (deployment_id, version_no, component_digest, flow, created)
+             VALUES ($1, (SELECT COALESCE(MAX(version_no), 0) + 1 FROM deployment_versions WHERE deployment_id = $1), $2, $3, $4)",
+        )
+        .bind($deployment_id)
+        .bind($digest)
+        .bind($flow)
+        .bind(ts(Utc::now()))
+        .execute($conn)
+        .await
+    };
 }
+use add_version;

@@ -5,6 +5,7 @@
 //! [`Store::flush`] waits until everything enqueued so far is durable. Reads go straight
 //! to the connection pool.
 
+mod db;
 mod deployments;
 mod queries;
 mod records;
@@ -21,12 +22,10 @@ pub use writer::Write;
 
 use crate::state::{State, StateType};
 use chrono::{DateTime, SecondsFormat, Utc};
+use db::{Db, DbRow, with_db};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -50,7 +49,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Handle to the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     writer: writer::Handle,
     /// Cache entries this process wrote, visible before the writer commits them, so a
     /// second identical call right after the first is a hit.
@@ -78,14 +77,30 @@ impl Store {
         Self::connect(options).await
     }
 
-    /// Opens a database from a `sqlite:` URL.
+    /// Opens a database from a URL: `sqlite:PATH` or `postgres://...`.
     pub async fn open_url(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url).await;
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
         Self::connect(options).await
+    }
+
+    /// Opens a PostgreSQL database (it must exist) and migrates it. Several Weir
+    /// servers may share it.
+    pub async fn open_postgres(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.application_name("weir");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(2)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Self::with_db(Db::Postgres(pool)).await
     }
 
     async fn connect(options: SqliteConnectOptions) -> Result<Self> {
@@ -95,12 +110,27 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        let writer = writer::spawn(pool.clone()).await?;
+        Self::with_db(Db::Sqlite(pool)).await
+    }
+
+    async fn with_db(db: Db) -> Result<Self> {
+        let writer = writer::spawn(db.clone()).await?;
         Ok(Self {
-            pool,
+            db,
             writer,
             recent_cache: Arc::default(),
         })
+    }
+
+    /// Whether this is a PostgreSQL database (several nodes may share it).
+    pub fn is_postgres(&self) -> bool {
+        self.db.is_postgres()
+    }
+
+    /// Closes the database's connections (after a flush).
+    pub async fn close(&self) {
+        let _ = self.flush().await;
+        self.db.close().await;
     }
 
     /// Enqueues a write. It is applied in the next batch; see [`Store::flush`].
@@ -121,68 +151,80 @@ impl Store {
     }
 
     pub async fn put_component(&self, digest: &str, size: usize, manifest: &Value) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
-            "INSERT INTO components (digest, size, manifest, created) VALUES (?, ?, ?, ?)
+            "INSERT INTO components (digest, size, manifest, created) VALUES ($1, $2, $3, $4)
              ON CONFLICT (digest) DO UPDATE SET manifest = excluded.manifest",
         )
         .bind(digest)
         .bind(size as i64)
         .bind(manifest.to_string())
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 
     pub async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>> {
-        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| flow_run_from_row(&r)).transpose()
+        })
     }
 
     /// Subflow runs of a flow run, in call order.
     pub async fn subflow_runs(&self, parent_id: &str) -> Result<Vec<FlowRunRecord>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT * FROM flow_runs WHERE parent_flow_run_id = ? ORDER BY parent_position, created",
+            "SELECT * FROM flow_runs WHERE parent_flow_run_id = $1 ORDER BY parent_position, created",
         )
         .bind(parent_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(flow_run_from_row).collect()
+        })
     }
 
     /// Task runs of a flow run, in call order.
     pub async fn task_runs(&self, flow_run_id: &str) -> Result<Vec<TaskRunRecord>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT * FROM task_runs WHERE flow_run_id = ? ORDER BY position IS NULL, position, created",
+            "SELECT * FROM task_runs WHERE flow_run_id = $1 ORDER BY position IS NULL, position, created",
         )
         .bind(flow_run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(task_run_from_row).collect()
+        })
     }
 
     pub async fn task_run(&self, id: &str) -> Result<Option<TaskRunRecord>> {
-        let row = sqlx::query("SELECT * FROM task_runs WHERE id = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM task_runs WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| task_run_from_row(&r)).transpose()
+        })
     }
 
     /// Every state a run went through, oldest first.
     pub async fn state_history(&self, run_id: &str) -> Result<Vec<State>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT type, name, message, timestamp FROM run_states WHERE run_id = ? ORDER BY seq",
+            "SELECT type, name, message, timestamp FROM run_states WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| state_from_row(r, "type", "name", "message", "timestamp"))
             .collect()
+        })
     }
 
     /// Logs of a flow run and its task runs, oldest first.
@@ -193,26 +235,31 @@ impl Store {
 
     /// Artifacts created by a flow run and its task runs, oldest first.
     pub async fn artifacts(&self, flow_run_id: &str) -> Result<Vec<ArtifactRecord>> {
+        with_db!(&self.db, pool => {
         let rows =
-            sqlx::query("SELECT * FROM artifacts WHERE flow_run_id = ? ORDER BY created, id")
+            sqlx::query("SELECT * FROM artifacts WHERE flow_run_id = $1 ORDER BY created, id")
                 .bind(flow_run_id)
-                .fetch_all(&self.pool)
+                .fetch_all(pool)
                 .await?;
         rows.iter().map(artifact_from_row).collect()
+        })
     }
 
     /// Versions of the artifact with `key`, latest first.
     pub async fn artifacts_by_key(&self, key: &str) -> Result<Vec<ArtifactRecord>> {
+        with_db!(&self.db, pool => {
         let rows =
-            sqlx::query("SELECT * FROM artifacts WHERE key = ? ORDER BY created DESC, id DESC")
+            sqlx::query("SELECT * FROM artifacts WHERE key = $1 ORDER BY created DESC, id DESC")
                 .bind(key)
-                .fetch_all(&self.pool)
+                .fetch_all(pool)
                 .await?;
         rows.iter().map(artifact_from_row).collect()
+        })
     }
 
     /// A cached task result under `key` that has not expired at `now`.
     pub async fn cached_result(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+        with_db!(&self.db, pool => {
         if let Some(entry) = self
             .recent_cache
             .lock()
@@ -223,34 +270,39 @@ impl Store {
             return Ok(Some(entry.result.clone()));
         }
         let row = sqlx::query(
-            "SELECT result FROM cache_entries WHERE key = ? AND (expires IS NULL OR expires > ?)",
+            "SELECT result FROM cache_entries WHERE key = $1 AND (expires IS NULL OR expires > $2)",
         )
         .bind(key)
         .bind(ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?;
-        Ok(row.map(|r| r.try_get("result")).transpose()?)
+        Ok(row.map(|r| r.col("result")).transpose()?)
+        })
     }
 
     pub async fn variable(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM variables WHERE name = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT value FROM variables WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        Ok(row.map(|r| r.col("value")).transpose()?)
+        })
     }
 
     pub async fn set_variable(&self, name: &str, value: &Value) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
-            "INSERT INTO variables (name, value, updated) VALUES (?, ?, ?)
+            "INSERT INTO variables (name, value, updated) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
         )
         .bind(name)
         .bind(value.to_string())
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 }
 
@@ -277,14 +329,14 @@ fn parse_opt_json(s: Option<String>) -> Result<Option<Value>> {
     s.as_deref().map(parse_json).transpose()
 }
 
-fn state_from_row(r: &SqliteRow, t: &str, n: &str, m: &str, at: &str) -> Result<State> {
-    let kind: String = r.try_get(t)?;
+fn state_from_row(r: &impl DbRow, t: &str, n: &str, m: &str, at: &str) -> Result<State> {
+    let kind: String = r.col(t)?;
     Ok(State {
         kind: StateType::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown state type {kind:?}")))?,
-        name: r.try_get(n)?,
-        message: r.try_get(m)?,
-        timestamp: parse_ts(&r.try_get::<String, _>(at)?)?,
+        name: r.col(n)?,
+        message: r.col(m)?,
+        timestamp: parse_ts(&r.col::<String>(at)?)?,
     })
 }
 
@@ -292,16 +344,16 @@ pub(crate) fn tags_from(s: &str) -> Result<Vec<String>> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad tags: {e}")))
 }
 
-pub(crate) fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
+pub(crate) fn flow_run_from_row(r: &impl DbRow) -> Result<FlowRunRecord> {
     Ok(FlowRunRecord {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        flow_name: r.try_get("flow_name")?,
-        component_digest: r.try_get("component_digest")?,
-        parameters: parse_json(&r.try_get::<String, _>("parameters")?)?,
-        tags: tags_from(&r.try_get::<String, _>("tags")?)?,
-        parent_flow_run_id: r.try_get("parent_flow_run_id")?,
-        parent_position: r.try_get("parent_position")?,
+        id: r.col("id")?,
+        name: r.col("name")?,
+        flow_name: r.col("flow_name")?,
+        component_digest: r.col("component_digest")?,
+        parameters: parse_json(&r.col::<String>("parameters")?)?,
+        tags: tags_from(&r.col::<String>("tags")?)?,
+        parent_flow_run_id: r.col("parent_flow_run_id")?,
+        parent_position: r.col("parent_position")?,
         state: state_from_row(
             r,
             "state_type",
@@ -309,29 +361,29 @@ pub(crate) fn flow_run_from_row(r: &SqliteRow) -> Result<FlowRunRecord> {
             "state_message",
             "state_timestamp",
         )?,
-        run_count: r.try_get("run_count")?,
-        result: parse_opt_json(r.try_get("result")?)?,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
-        start_time: parse_opt_ts(r.try_get("start_time")?)?,
-        end_time: parse_opt_ts(r.try_get("end_time")?)?,
-        workspace_id: r.try_get("workspace_id")?,
-        deployment_id: r.try_get("deployment_id")?,
-        idempotency_key: r.try_get("idempotency_key")?,
-        expected_start: parse_opt_ts(r.try_get("expected_start")?)?,
-        schedule_id: r.try_get("schedule_id")?,
+        run_count: r.col("run_count")?,
+        result: parse_opt_json(r.col("result")?)?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+        start_time: parse_opt_ts(r.col("start_time")?)?,
+        end_time: parse_opt_ts(r.col("end_time")?)?,
+        workspace_id: r.col("workspace_id")?,
+        deployment_id: r.col("deployment_id")?,
+        idempotency_key: r.col("idempotency_key")?,
+        expected_start: parse_opt_ts(r.col("expected_start")?)?,
+        schedule_id: r.col("schedule_id")?,
     })
 }
 
-fn task_run_from_row(r: &SqliteRow) -> Result<TaskRunRecord> {
+fn task_run_from_row(r: &impl DbRow) -> Result<TaskRunRecord> {
     Ok(TaskRunRecord {
-        id: r.try_get("id")?,
-        flow_run_id: r.try_get("flow_run_id")?,
-        position: r.try_get("position")?,
-        task_name: r.try_get("task_name")?,
-        name: r.try_get("name")?,
-        input_hash: r.try_get("input_hash")?,
-        cache_key: r.try_get("cache_key")?,
-        tags: tags_from(&r.try_get::<String, _>("tags")?)?,
+        id: r.col("id")?,
+        flow_run_id: r.col("flow_run_id")?,
+        position: r.col("position")?,
+        task_name: r.col("task_name")?,
+        name: r.col("name")?,
+        input_hash: r.col("input_hash")?,
+        cache_key: r.col("cache_key")?,
+        tags: tags_from(&r.col::<String>("tags")?)?,
         state: state_from_row(
             r,
             "state_type",
@@ -339,24 +391,24 @@ fn task_run_from_row(r: &SqliteRow) -> Result<TaskRunRecord> {
             "state_message",
             "state_timestamp",
         )?,
-        run_count: r.try_get("run_count")?,
-        result: parse_opt_json(r.try_get("result")?)?,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
-        start_time: parse_opt_ts(r.try_get("start_time")?)?,
-        end_time: parse_opt_ts(r.try_get("end_time")?)?,
+        run_count: r.col("run_count")?,
+        result: parse_opt_json(r.col("result")?)?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+        start_time: parse_opt_ts(r.col("start_time")?)?,
+        end_time: parse_opt_ts(r.col("end_time")?)?,
     })
 }
 
-pub(crate) fn artifact_from_row(r: &SqliteRow) -> Result<ArtifactRecord> {
+pub(crate) fn artifact_from_row(r: &impl DbRow) -> Result<ArtifactRecord> {
     Ok(ArtifactRecord {
-        id: r.try_get("id")?,
-        key: r.try_get("key")?,
-        kind: r.try_get("type")?,
-        description: r.try_get("description")?,
-        data: parse_json(&r.try_get::<String, _>("data")?)?,
-        flow_run_id: r.try_get("flow_run_id")?,
-        task_run_id: r.try_get("task_run_id")?,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
-        updated: parse_ts(&r.try_get::<String, _>("updated")?)?,
+        id: r.col("id")?,
+        key: r.col("key")?,
+        kind: r.col("type")?,
+        description: r.col("description")?,
+        data: parse_json(&r.col::<String>("data")?)?,
+        flow_run_id: r.col("flow_run_id")?,
+        task_run_id: r.col("task_run_id")?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+        updated: parse_ts(&r.col::<String>("updated")?)?,
     })
 }

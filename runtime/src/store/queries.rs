@@ -1,12 +1,13 @@
 //! Flow-run queries of the API: filtered, paginated lists, idempotent creation, logs
 //! by sequence, artifacts by key, counts by state.
 
+use super::db::{DbRow, with_db};
 use super::{FlowRunRecord, LogRecord, Result, Store, flow_run_from_row, parse_ts, ts};
 use crate::state::StateType;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::QueryBuilder;
 
 /// Filters of `GET /api/flow-runs`.
 #[derive(Debug, Default, Clone)]
@@ -45,10 +46,11 @@ impl Store {
         &self,
         runs: &[FlowRunRecord],
     ) -> Result<Vec<(FlowRunRecord, bool)>> {
-        let mut tx = self.pool.begin().await?;
+        with_db!(&self.db, pool, DB => {
+        let mut tx = pool.begin().await?;
         let mut inserted = std::collections::HashSet::new();
         for chunk in runs.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
                    workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
                    state_type, state_name, state_message, state_timestamp, run_count, created) ",
@@ -77,12 +79,12 @@ impl Store {
                   DO NOTHING RETURNING id",
             );
             for row in q.build().fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get::<String, _>("id")?);
+                inserted.insert(row.col::<String>("id")?);
             }
         }
         let new: Vec<&FlowRunRecord> = runs.iter().filter(|r| inserted.contains(&r.id)).collect();
         for chunk in new.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO run_states (run_id, type, name, message, timestamp) ",
             );
             q.push_values(chunk, |mut b, run| {
@@ -100,7 +102,7 @@ impl Store {
                 out.push((run.clone(), true));
             } else {
                 let row = sqlx::query(
-                    "SELECT * FROM flow_runs WHERE deployment_id = ? AND idempotency_key = ?",
+                    "SELECT * FROM flow_runs WHERE deployment_id = $1 AND idempotency_key = $2",
                 )
                 .bind(&run.deployment_id)
                 .bind(&run.idempotency_key)
@@ -111,6 +113,7 @@ impl Store {
         }
         tx.commit().await?;
         Ok(out)
+        })
     }
 
     /// A flow run of the workspace.
@@ -119,12 +122,14 @@ impl Store {
         workspace_id: &str,
         id: &str,
     ) -> Result<Option<FlowRunRecord>> {
-        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = ? AND workspace_id = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = $1 AND workspace_id = $2")
             .bind(id)
             .bind(workspace_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| flow_run_from_row(&r)).transpose()
+        })
     }
 
     /// Flow runs of a workspace, newest first.
@@ -133,7 +138,9 @@ impl Store {
         workspace_id: &str,
         f: &RunFilter,
     ) -> Result<Vec<FlowRunRecord>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM flow_runs WHERE workspace_id = ");
+        let postgres = self.db.is_postgres();
+        with_db!(&self.db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new("SELECT * FROM flow_runs WHERE workspace_id = ");
         q.push_bind(workspace_id.to_owned());
         if let Some(state) = f.state {
             q.push(" AND state_type = ").push_bind(state.as_str());
@@ -142,7 +149,11 @@ impl Store {
             q.push(" AND deployment_id = ").push_bind(d.clone());
         }
         if let Some(tag) = &f.tag {
-            q.push(" AND EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = ")
+            q.push(if postgres {
+                " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(flow_runs.tags::jsonb) AS t(value) WHERE value = "
+            } else {
+                " AND EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = "
+            })
                 .push_bind(tag.clone())
                 .push(")");
         }
@@ -156,20 +167,23 @@ impl Store {
             q.push(" AND id < ").push_bind(id.clone());
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(flow_run_from_row).collect()
+        })
     }
 
     /// Flow runs not yet final that the server should run (at start-up).
     pub async fn unfinished_deployment_runs(&self) -> Result<Vec<FlowRunRecord>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT * FROM flow_runs WHERE workspace_id IS NOT NULL AND parent_flow_run_id IS NULL
                AND state_type IN ('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING')
              ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(flow_run_from_row).collect()
+        })
     }
 
     /// Log lines of a flow run after sequence number `after`.
@@ -179,29 +193,31 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<LogLine>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT seq, flow_run_id, task_run_id, level, message, timestamp FROM logs
-             WHERE flow_run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+             WHERE flow_run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(flow_run_id)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(LogLine {
-                    seq: r.try_get("seq")?,
+                    seq: r.col("seq")?,
                     record: LogRecord {
-                        flow_run_id: r.try_get("flow_run_id")?,
-                        task_run_id: r.try_get("task_run_id")?,
-                        level: r.try_get("level")?,
-                        message: r.try_get("message")?,
-                        timestamp: parse_ts(&r.try_get::<String, _>("timestamp")?)?,
+                        flow_run_id: r.col("flow_run_id")?,
+                        task_run_id: r.col("task_run_id")?,
+                        level: r.col("level")?,
+                        message: r.col("message")?,
+                        timestamp: parse_ts(&r.col::<String>("timestamp")?)?,
                     },
                 })
             })
             .collect()
+        })
     }
 
     /// Versions of an artifact key within a workspace, latest first.
@@ -210,15 +226,17 @@ impl Store {
         workspace_id: &str,
         key: &str,
     ) -> Result<Vec<super::ArtifactRecord>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT a.* FROM artifacts a JOIN flow_runs f ON f.id = a.flow_run_id
-             WHERE f.workspace_id = ? AND a.key = ? ORDER BY a.created DESC, a.id DESC",
+             WHERE f.workspace_id = $1 AND a.key = $2 ORDER BY a.created DESC, a.id DESC",
         )
         .bind(workspace_id)
         .bind(key)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter().map(super::artifact_from_row).collect()
+        })
     }
 
     /// Creation time, end time and state type of every deployment run created at or
@@ -227,70 +245,78 @@ impl Store {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>, String)>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT created, end_time, state_type FROM flow_runs
-             WHERE deployment_id IS NOT NULL AND created >= ?",
+             WHERE deployment_id IS NOT NULL AND created >= $1",
         )
         .bind(ts(since))
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok((
-                    parse_ts(&r.try_get::<String, _>("created")?)?,
-                    super::parse_opt_ts(r.try_get("end_time")?)?,
-                    r.try_get("state_type")?,
+                    parse_ts(&r.col::<String>("created")?)?,
+                    super::parse_opt_ts(r.col("end_time")?)?,
+                    r.col("state_type")?,
                 ))
             })
             .collect()
+        })
     }
 
     /// For every run of a schedule due after `since`: how long after its fire time it
     /// was created (negative: ahead of time), in seconds.
     pub async fn schedule_run_lead_times(&self, since: DateTime<Utc>) -> Result<Vec<f64>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT created, expected_start FROM flow_runs
-             WHERE schedule_id IS NOT NULL AND expected_start > ?",
+             WHERE schedule_id IS NOT NULL AND expected_start > $1",
         )
         .bind(ts(since))
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
-                let created = parse_ts(&r.try_get::<String, _>("created")?)?;
-                let due = parse_ts(&r.try_get::<String, _>("expected_start")?)?;
+                let created = parse_ts(&r.col::<String>("created")?)?;
+                let due = parse_ts(&r.col::<String>("expected_start")?)?;
                 Ok((created - due).num_microseconds().unwrap_or(0) as f64 / 1e6)
             })
             .collect()
+        })
     }
 
     /// Flow runs by state type, over every workspace (for metrics).
     pub async fn flow_run_counts(&self) -> Result<Vec<(String, i64)>> {
+        with_db!(&self.db, pool => {
         let rows =
             sqlx::query("SELECT state_type, COUNT(*) AS n FROM flow_runs GROUP BY state_type")
-                .fetch_all(&self.pool)
+                .fetch_all(pool)
                 .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("state_type")?, r.try_get("n")?)))
+            .map(|r| Ok((r.col("state_type")?, r.col("n")?)))
             .collect()
+        })
     }
 
     /// Variables of a workspace (`None`: the local runs' variables).
     pub async fn variables(&self, workspace_id: &str) -> Result<Vec<(String, Value)>> {
+        with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT name, value FROM workspace_variables WHERE workspace_id = ? ORDER BY name",
+            "SELECT name, value FROM workspace_variables WHERE workspace_id = $1 ORDER BY name",
         )
         .bind(workspace_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get("name")?,
-                    super::parse_json(&r.try_get::<String, _>("value")?)?,
+                    r.col("name")?,
+                    super::parse_json(&r.col::<String>("value")?)?,
                 ))
             })
             .collect()
+        })
     }
 
     pub async fn workspace_variable(
@@ -298,14 +324,16 @@ impl Store {
         workspace_id: &str,
         name: &str,
     ) -> Result<Option<String>> {
+        with_db!(&self.db, pool => {
         let row = sqlx::query(
-            "SELECT value FROM workspace_variables WHERE workspace_id = ? AND name = ?",
+            "SELECT value FROM workspace_variables WHERE workspace_id = $1 AND name = $2",
         )
         .bind(workspace_id)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        Ok(row.map(|r| r.col("value")).transpose()?)
+        })
     }
 
     pub async fn put_workspace_variable(
@@ -314,8 +342,9 @@ impl Store {
         name: &str,
         value: &Value,
     ) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
-            "INSERT INTO workspace_variables (workspace_id, name, value, updated) VALUES (?, ?, ?, ?)
+            "INSERT INTO workspace_variables (workspace_id, name, value, updated) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, name) DO UPDATE SET value = excluded.value,
                updated = excluded.updated",
         )
@@ -323,43 +352,51 @@ impl Store {
         .bind(name)
         .bind(value.to_string())
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 
     pub async fn delete_workspace_variable(&self, workspace_id: &str, name: &str) -> Result<bool> {
+        with_db!(&self.db, pool => {
         let done =
-            sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = ? AND name = ?")
+            sqlx::query("DELETE FROM workspace_variables WHERE workspace_id = $1 AND name = $2")
                 .bind(workspace_id)
                 .bind(name)
-                .execute(&self.pool)
+                .execute(pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Names of a workspace's secrets.
     pub async fn secret_names(&self, workspace_id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT name FROM secrets WHERE workspace_id = ? ORDER BY name")
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query("SELECT name FROM secrets WHERE workspace_id = $1 ORDER BY name")
             .bind(workspace_id)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+        rows.iter().map(|r| Ok(r.col("name")?)).collect()
+        })
     }
 
     /// The ciphertext of a secret.
     pub async fn secret(&self, workspace_id: &str, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT ciphertext FROM secrets WHERE workspace_id = ? AND name = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT ciphertext FROM secrets WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
-        Ok(row.map(|r| r.try_get("ciphertext")).transpose()?)
+        Ok(row.map(|r| r.col("ciphertext")).transpose()?)
+        })
     }
 
     pub async fn put_secret(&self, workspace_id: &str, name: &str, ciphertext: &str) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
-            "INSERT INTO secrets (workspace_id, name, ciphertext, updated) VALUES (?, ?, ?, ?)
+            "INSERT INTO secrets (workspace_id, name, ciphertext, updated) VALUES ($1, $2, $3, $4)
              ON CONFLICT (workspace_id, name) DO UPDATE SET ciphertext = excluded.ciphertext,
                updated = excluded.updated",
         )
@@ -367,17 +404,20 @@ impl Store {
         .bind(name)
         .bind(ciphertext)
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 
     pub async fn delete_secret(&self, workspace_id: &str, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM secrets WHERE workspace_id = ? AND name = ?")
+        with_db!(&self.db, pool => {
+        let done = sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND name = $2")
             .bind(workspace_id)
             .bind(name)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 }

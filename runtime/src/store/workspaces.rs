@@ -1,10 +1,9 @@
 //! Workspaces, their API keys, and server settings (the admin token's hash).
 
+use super::db::{DbRow, with_db};
 use super::{Result, Store, parse_ts, ts};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkspaceRecord {
@@ -25,48 +24,54 @@ pub struct ApiKeyRecord {
     pub revoked: Option<DateTime<Utc>>,
 }
 
-fn key_from_row(r: &SqliteRow) -> Result<ApiKeyRecord> {
+fn key_from_row(r: &impl DbRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        prefix: r.try_get("prefix")?,
-        hash: r.try_get("hash")?,
-        name: r.try_get("name")?,
-        created: parse_ts(&r.try_get::<String, _>("created")?)?,
-        revoked: super::parse_opt_ts(r.try_get("revoked")?)?,
+        id: r.col("id")?,
+        workspace_id: r.col("workspace_id")?,
+        prefix: r.col("prefix")?,
+        hash: r.col("hash")?,
+        name: r.col("name")?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+        revoked: super::parse_opt_ts(r.col("revoked")?)?,
     })
 }
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
-        Ok(row.map(|r| r.try_get("value")).transpose()?)
+        Ok(row.map(|r| r.col("value")).transpose()?)
+        })
     }
 
     /// Stores a setting unless it is already set; returns whether it was stored.
     pub async fn init_setting(&self, key: &str, value: &str) -> Result<bool> {
+        with_db!(&self.db, pool => {
         let done =
-            sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(key)
                 .bind(value)
-                .execute(&self.pool)
+                .execute(pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 
     pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        with_db!(&self.db, pool => {
         sqlx::query(
-            "INSERT INTO settings (key, value) VALUES (?, ?)
+            "INSERT INTO settings (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(())
+        })
     }
 
     /// Creates a workspace with its first key; `None` when the name is taken.
@@ -75,9 +80,10 @@ impl Store {
         workspace: &WorkspaceRecord,
         key: &ApiKeyRecord,
     ) -> Result<Option<()>> {
-        let mut tx = self.pool.begin().await?;
+        with_db!(&self.db, pool => {
+        let mut tx = pool.begin().await?;
         let done = sqlx::query(
-            "INSERT INTO workspaces (id, name, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO workspaces (id, name, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(&workspace.id)
         .bind(&workspace.name)
@@ -87,73 +93,88 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        insert_key(&mut tx, key).await?;
+        insert_key!(&mut *tx, key)?;
         tx.commit().await?;
         Ok(Some(()))
+        })
     }
 
     pub async fn workspace_by_name(&self, name: &str) -> Result<Option<WorkspaceRecord>> {
-        let row = sqlx::query("SELECT * FROM workspaces WHERE name = ?")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| {
             Ok(WorkspaceRecord {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                created: parse_ts(&r.try_get::<String, _>("created")?)?,
+                id: r.col("id")?,
+                name: r.col("name")?,
+                created: parse_ts(&r.col::<String>("created")?)?,
             })
         })
         .transpose()
+        })
     }
 
     pub async fn create_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        insert_key(&mut conn, key).await
+        with_db!(&self.db, pool => {
+        let mut conn = pool.acquire().await?;
+        insert_key!(&mut *conn, key)?;
+            Ok(())
+        })
     }
 
     /// The live (not revoked) key with this prefix.
     pub async fn key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE prefix = ? AND revoked IS NULL")
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE prefix = $1 AND revoked IS NULL")
             .bind(prefix)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         row.map(|r| key_from_row(&r)).transpose()
+        })
     }
 
     pub async fn keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created")
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE workspace_id = $1 ORDER BY created")
             .bind(workspace_id)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter().map(key_from_row).collect()
+        })
     }
 
     /// Revokes a key of the workspace; false when there is no such live key.
     pub async fn revoke_key(&self, workspace_id: &str, id: &str) -> Result<bool> {
+        with_db!(&self.db, pool => {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked = ? WHERE id = ? AND workspace_id = ? AND revoked IS NULL",
+            "UPDATE api_keys SET revoked = $1 WHERE id = $2 AND workspace_id = $3 AND revoked IS NULL",
         )
         .bind(ts(Utc::now()))
         .bind(id)
         .bind(workspace_id)
-        .execute(&self.pool)
+        .execute(pool)
         .await?;
         Ok(done.rows_affected() == 1)
+        })
     }
 }
 
-async fn insert_key(conn: &mut sqlx::SqliteConnection, key: &ApiKeyRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, workspace_id, prefix, hash, name, created) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&key.id)
-    .bind(&key.workspace_id)
-    .bind(&key.prefix)
-    .bind(&key.hash)
-    .bind(&key.name)
-    .bind(ts(key.created))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Stores an API key, on a connection or in a transaction.
+macro_rules! insert_key {
+    ($conn:expr, $key:expr) => {
+        sqlx::query(
+            "INSERT INTO api_keys (id, workspace_id, prefix, hash, name, created) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&$key.id)
+        .bind(&$key.workspace_id)
+        .bind(&$key.prefix)
+        .bind(&$key.hash)
+        .bind(&$key.name)
+        .bind(ts($key.created))
+        .execute($conn)
+        .await
+    };
 }
+use insert_key;

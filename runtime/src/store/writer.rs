@@ -6,12 +6,13 @@
 //! transaction. A batch that fails is retried write by write, so one bad row never
 //! takes its neighbours with it.
 
+use super::db::Db;
 use super::{ArtifactRecord, CacheEntry, FlowRunRecord, LogRecord, RunKind, StateChange, ts};
 use super::{StoreError, TaskRunRecord};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,14 +60,23 @@ impl Handle {
 
 const MAX_BATCH: usize = 8192;
 
-pub(super) async fn spawn(pool: SqlitePool) -> Result<Handle, StoreError> {
-    let conn = pool.acquire().await?;
+/// The writer's own connection.
+enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+pub(super) async fn spawn(db: Db) -> Result<Handle, StoreError> {
+    let conn = match &db {
+        Db::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+        Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(run(conn, rx));
     Ok(Handle { tx })
 }
 
-async fn run(mut conn: PoolConnection<Sqlite>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn run(mut conn: Conn, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut msgs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
         let mut writes = Vec::with_capacity(msgs.len());
@@ -183,10 +193,14 @@ impl<'a> Batch<'a> {
             Write::CachePut(c) => self.cache.push(c),
         }
     }
+}
 
-    async fn execute(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+/// Applies a batch on one backend's connection (the same statements for both).
+macro_rules! batch_execute {
+    ($name:ident, $DB:ty, $Conn:ty) => {
+    async fn $name(&self, conn: &mut $Conn) -> Result<(), sqlx::Error> {
         for chunk in self.flows.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
                    workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
@@ -206,12 +220,12 @@ impl<'a> Batch<'a> {
                     .push_bind(&r.schedule_id)
                     .push_bind(&r.parent_flow_run_id)
                     .push_bind(r.parent_position);
-                bind_progress(&mut b, r.created, c);
+                bind_progress!(b, r.created, c);
             });
             q.build().execute(&mut *conn).await?;
         }
         for chunk in self.tasks.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO task_runs (id, flow_run_id, position, task_name, name, input_hash,
                    cache_key, tags, state_type, state_name, state_message, state_timestamp,
                    run_count, result, created, start_time, end_time) ",
@@ -225,25 +239,25 @@ impl<'a> Batch<'a> {
                     .push_bind(&r.input_hash)
                     .push_bind(&r.cache_key)
                     .push_bind(serde_json::to_string(&r.tags).unwrap_or_default());
-                bind_progress(&mut b, r.created, c);
+                bind_progress!(b, r.created, c);
             });
             q.build().execute(&mut *conn).await?;
         }
         for c in &self.updates {
             let sql = match c.kind {
                 RunKind::Flow => {
-                    "UPDATE flow_runs SET state_type = ?, state_name = ?, state_message = ?,
-                       state_timestamp = ?, run_count = COALESCE(?, run_count),
-                       start_time = COALESCE(?, start_time), end_time = COALESCE(?, end_time),
-                       result = COALESCE(?, result)
-                     WHERE id = ?"
+                    "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
+                       state_timestamp = $4, run_count = COALESCE($5, run_count),
+                       start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
+                       result = COALESCE($8, result)
+                     WHERE id = $9"
                 }
                 RunKind::Task => {
-                    "UPDATE task_runs SET state_type = ?, state_name = ?, state_message = ?,
-                       state_timestamp = ?, run_count = COALESCE(?, run_count),
-                       start_time = COALESCE(?, start_time), end_time = COALESCE(?, end_time),
-                       result = COALESCE(?, result)
-                     WHERE id = ?"
+                    "UPDATE task_runs SET state_type = $1, state_name = $2, state_message = $3,
+                       state_timestamp = $4, run_count = COALESCE($5, run_count),
+                       start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
+                       result = COALESCE($8, result)
+                     WHERE id = $9"
                 }
             };
             sqlx::query(sql)
@@ -260,7 +274,7 @@ impl<'a> Batch<'a> {
                 .await?;
         }
         for chunk in self.states.chunks(CHUNK * 2) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO run_states (run_id, type, name, message, timestamp) ",
             );
             q.push_values(chunk, |mut b, (id, s)| {
@@ -273,7 +287,7 @@ impl<'a> Batch<'a> {
             q.build().execute(&mut *conn).await?;
         }
         for chunk in self.logs.chunks(CHUNK * 2) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO logs (flow_run_id, task_run_id, level, message, timestamp) ",
             );
             q.push_values(chunk, |mut b, l| {
@@ -286,7 +300,7 @@ impl<'a> Batch<'a> {
             q.build().execute(&mut *conn).await?;
         }
         for chunk in self.artifacts.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO artifacts (id, key, type, description, data, flow_run_id,
                    task_run_id, created, updated) ",
             );
@@ -304,7 +318,7 @@ impl<'a> Batch<'a> {
             q.build().execute(&mut *conn).await?;
         }
         for (id, data, updated) in &self.artifact_updates {
-            sqlx::query("UPDATE artifacts SET data = ?, updated = ? WHERE id = ?")
+            sqlx::query("UPDATE artifacts SET data = $1, updated = $2 WHERE id = $3")
                 .bind(data.to_string())
                 .bind(ts(*updated))
                 .bind(*id)
@@ -314,7 +328,7 @@ impl<'a> Batch<'a> {
         for c in &self.cache {
             sqlx::query(
                 "INSERT INTO cache_entries (key, result, task_run_id, created, expires)
-                 VALUES (?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (key) DO UPDATE SET result = excluded.result,
                    task_run_id = excluded.task_run_id, created = excluded.created,
                    expires = excluded.expires",
@@ -329,32 +343,46 @@ impl<'a> Batch<'a> {
         }
         Ok(())
     }
+    };
 }
 
-/// The state columns both run tables end with, in table order (the creation time sits
-/// between the result and the start time).
-fn bind_progress(
-    b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
-    created: DateTime<Utc>,
-    c: &StateChange,
-) {
-    b.push_bind(c.state.kind.as_str())
-        .push_bind(&c.state.name)
-        .push_bind(&c.state.message)
-        .push_bind(ts(c.state.timestamp))
-        .push_bind(c.run_count.unwrap_or(0))
-        .push_bind(&c.result)
-        .push_bind(ts(created))
-        .push_bind(c.start_time.map(ts))
-        .push_bind(c.end_time.map(ts));
+impl Batch<'_> {
+    batch_execute!(execute_sqlite, Sqlite, SqliteConnection);
+    batch_execute!(execute_postgres, Postgres, PgConnection);
 }
 
-async fn apply_batch(conn: &mut SqliteConnection, writes: &[Write]) -> Result<(), sqlx::Error> {
+/// Binds the state columns both run tables end with, in table order (the creation
+/// time sits between the result and the start time).
+macro_rules! bind_progress {
+    ($b:expr, $created:expr, $c:expr) => {
+        $b.push_bind($c.state.kind.as_str())
+            .push_bind(&$c.state.name)
+            .push_bind(&$c.state.message)
+            .push_bind(ts($c.state.timestamp))
+            .push_bind($c.run_count.unwrap_or(0))
+            .push_bind(&$c.result)
+            .push_bind(ts($created))
+            .push_bind($c.start_time.map(ts))
+            .push_bind($c.end_time.map(ts))
+    };
+}
+use bind_progress;
+
+async fn apply_batch(conn: &mut Conn, writes: &[Write]) -> Result<(), sqlx::Error> {
     let mut batch = Batch::default();
     for w in writes {
         batch.add(w);
     }
-    let mut tx = conn.begin().await?;
-    batch.execute(&mut tx).await?;
-    tx.commit().await
+    match conn {
+        Conn::Sqlite(c) => {
+            let mut tx = c.begin().await?;
+            batch.execute_sqlite(&mut tx).await?;
+            tx.commit().await
+        }
+        Conn::Postgres(c) => {
+            let mut tx = c.begin().await?;
+            batch.execute_postgres(&mut tx).await?;
+            tx.commit().await
+        }
+    }
 }
