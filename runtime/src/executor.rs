@@ -1,6 +1,13 @@
 //! The executor: runs deployment flow runs when they are due, within pool, deployment
 //! and tag concurrency limits; cancels them; puts them back on shutdown.
 //!
+//! Runs are leased. A node holds the runs it claimed: the ones it created due now, due
+//! runs nobody holds (claimed every poll, `FOR UPDATE SKIP LOCKED` on PostgreSQL), and
+//! the runs of nodes that stopped heartbeating for longer than the lease (taken over:
+//! a run that had started resumes by replay, its interrupted task runs end Crashed,
+//! and after too many such restarts the run ends Crashed). Every claim raises the run's
+//! fencing token, so a node that was presumed dead cannot write to a run it lost.
+//!
 //! Every pool is a push pool: the server executes its runs itself as soon as they are
 //! due. A run waits (Scheduled) for its time, then for a slot under every limit that
 //! applies to it; slots are counted in memory and released by a guard, however the run
@@ -125,6 +132,8 @@ pub struct Executor {
     /// Pools and tag limits by workspace, and overlap policies by schedule, read at most
     /// once a second: thousands of runs due at once must not each query them.
     config: Mutex<ConfigCache>,
+    node: NodeConfig,
+    started: chrono::DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -148,8 +157,44 @@ const LATE_AFTER: Duration = Duration::from_secs(5);
 /// Slot key of the node-wide cap.
 const NODE: &str = "node";
 
+/// How a node takes part in leases.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id: a new one at every start unless given.
+    pub node_id: String,
+    /// A node silent this long is presumed dead, and its runs are taken over.
+    pub lease_ttl: Duration,
+    /// Takeovers of a started run (its node died) before it ends Crashed.
+    pub max_crash_restarts: i64,
+    /// How often the node claims due runs and looks for cancel requests.
+    pub poll_interval: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: uuid::Uuid::now_v7().to_string(),
+            lease_ttl: Duration::from_secs(30),
+            max_crash_restarts: 3,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs claimed per query.
+const CLAIM_BATCH: i64 = 1000;
+
 impl Executor {
     pub fn new(orch: Arc<Orchestrator>, components_dir: PathBuf, max_active: usize) -> Arc<Self> {
+        Self::with_node(orch, components_dir, max_active, NodeConfig::default())
+    }
+
+    pub fn with_node(
+        orch: Arc<Orchestrator>,
+        components_dir: PathBuf,
+        max_active: usize,
+        node: NodeConfig,
+    ) -> Arc<Self> {
         let executor = Arc::new(Self {
             orch,
             components_dir,
@@ -163,6 +208,8 @@ impl Executor {
             running: Mutex::default(),
             me: std::sync::OnceLock::new(),
             config: Mutex::default(),
+            node,
+            started: Utc::now(),
         });
         let _ = executor.me.set(Arc::downgrade(&executor));
         let runner: Arc<dyn crate::orchestrate::DeploymentRunner> = executor.clone();
@@ -184,6 +231,15 @@ impl Executor {
 
     pub fn slots(&self) -> &Arc<Slots> {
         &self.slots
+    }
+
+    /// This node's id in leases.
+    pub fn node_id(&self) -> &str {
+        &self.node.node_id
+    }
+
+    pub fn node_config(&self) -> &NodeConfig {
+        &self.node
     }
 
     /// Runs waiting for their time or a slot.
@@ -212,23 +268,38 @@ impl Executor {
         Ok(self.engine().load(&bytes).await?)
     }
 
-    /// Takes a stored run: it runs when due and when its slots are free.
+    /// Takes a stored run this node claimed: it runs when due and when its slots are
+    /// free. Its writes carry the claim's fencing token until it ends.
     pub fn submit(self: &Arc<Self>, run: FlowRunRecord, deployment: Option<DeploymentRecord>) {
         let (tx, rx) = watch::channel(Stop::Go);
-        self.runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run.id.clone(), tx);
+        {
+            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            if runs.contains_key(&run.id) {
+                return;
+            }
+            runs.insert(run.id.clone(), tx);
+        }
+        if run.node_id.as_deref() == Some(self.node_id()) {
+            self.store().hold(&run.id, run.fence);
+        }
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
         tokio::spawn(async move {
             let id = run.id.clone();
             this.clone().drive(run, deployment, rx).await;
+            let _ = this.store().flush().await;
+            this.store().unhold(&id);
             this.runs
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
         });
+    }
+
+    /// Whether a run due at `at` is claimed by the node creating it (else the node
+    /// that claims due runs first takes it, shortly before it is due).
+    fn due_soon(&self, at: Option<chrono::DateTime<Utc>>) -> bool {
+        at.is_none_or(|t| t <= Utc::now() + self.node.poll_interval * 2)
     }
 
     /// Creates a run of a deployment (validated, stored durably) and takes it. Returns
@@ -289,7 +360,13 @@ impl Executor {
                 .orch
                 .prepare_flow_run(&flow_request, State::new(StateType::Scheduled))
             {
-                Ok(r) => records.push(r),
+                Ok(mut r) => {
+                    if self.due_soon(r.expected_start) {
+                        r.node_id = Some(self.node_id().to_owned());
+                        r.fence = 1;
+                    }
+                    records.push(r)
+                }
                 Err(PrepareError::InvalidParameters { errors, .. }) => {
                     return Err(TriggerError::InvalidParameters(errors));
                 }
@@ -318,7 +395,7 @@ impl Executor {
             }
             out.extend(plain.into_iter().map(|r| (r, true)));
             for (record, new) in &out {
-                if *new {
+                if *new && record.node_id.as_deref() == Some(this.node_id()) {
                     this.submit(record.clone(), Some(deployment.clone()));
                 }
             }
@@ -606,15 +683,190 @@ impl Executor {
         self.slots.changed.notify_waiters();
     }
 
-    /// Submits the runs a previous process left unfinished: waiting ones, and ones it
-    /// was running (they resume by replaying their completed calls).
+    /// Joins the cluster: announces the node, takes over the runs of dead nodes (with
+    /// SQLite, every other node is a previous process on this database, so all of
+    /// them) and claims due runs, then keeps doing so in the background. Returns how
+    /// many runs it took.
     pub async fn recover(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let runs = self.store().unfinished_deployment_runs().await?;
-        let n = runs.len();
-        for run in runs {
-            self.submit(run, None);
-        }
+        let store = self.store();
+        store.heartbeat(self.node_id(), self.started).await?;
+        let cutoff = if store.is_postgres() {
+            Utc::now() - self.node.lease_ttl
+        } else {
+            Utc::now() + chrono::Duration::days(36500)
+        };
+        let mut n = self.take_over(cutoff).await?;
+        n += self.claim_due().await?;
+        let lost = store.lease_losses();
+        tokio::spawn(self.clone().maintain(lost));
         Ok(n)
+    }
+
+    /// Takes over the runs of nodes silent since `cutoff`.
+    async fn take_over(self: &Arc<Self>, cutoff: chrono::DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut n = 0;
+        loop {
+            let runs = self
+                .store()
+                .take_over(self.node_id(), cutoff, CLAIM_BATCH)
+                .await?;
+            let full = runs.len() as i64 == CLAIM_BATCH;
+            n += runs.len();
+            for run in runs {
+                self.adopt(run).await;
+            }
+            if !full {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// A run taken over from a dead node: resumed, or ended Crashed past the limit.
+    async fn adopt(self: &Arc<Self>, run: FlowRunRecord) {
+        let store = self.store();
+        if run.state.kind == StateType::Scheduled {
+            return self.submit(run, None);
+        }
+        let limit = self.node.max_crash_restarts;
+        let log = |message: String| {
+            store.write(Write::Log(crate::store::LogRecord {
+                flow_run_id: run.id.clone(),
+                task_run_id: None,
+                level: "warning".into(),
+                message,
+                timestamp: Utc::now(),
+            }))
+        };
+        if run.crash_count > limit {
+            let message = format!(
+                "the node running this flow run stopped {} times while running it (at most \
+                 {limit} restarts); it is not restarted again",
+                run.crash_count
+            );
+            if let Err(e) = store.crash_unfinished_children(&run.id, &message).await {
+                tracing::error!("cannot end the task runs of flow run {}: {e}", run.id);
+            }
+            store.hold(&run.id, run.fence);
+            let mut change = StateChange::new(
+                RunKind::Flow,
+                &run.id,
+                State::new(StateType::Crashed).with_message(message.clone()),
+            );
+            change.end_time = Some(Utc::now());
+            store.write(Write::StateChanged(change));
+            log(message);
+            let _ = store.flush().await;
+            store.unhold(&run.id);
+            return;
+        }
+        let message = "the node running this stopped; the flow run resumes by replay on another \
+                       node";
+        if let Err(e) = store.crash_unfinished_children(&run.id, message).await {
+            tracing::error!("cannot end the task runs of flow run {}: {e}", run.id);
+        }
+        log(format!(
+            "the node running this flow run stopped; node {} took it over (restart {} of at \
+             most {limit}) and resumes it, replaying its completed calls",
+            self.node_id(),
+            run.crash_count
+        ));
+        self.submit(run, None);
+    }
+
+    /// Claims the due runs nobody holds and takes them.
+    async fn claim_due(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let mut n = 0;
+        loop {
+            let until = Utc::now() + self.node.poll_interval * 2;
+            let runs = self
+                .store()
+                .claim_due(self.node_id(), until, CLAIM_BATCH)
+                .await?;
+            let full = runs.len() as i64 == CLAIM_BATCH;
+            n += runs.len();
+            for run in runs {
+                self.submit(run, None);
+            }
+            if !full {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// The node's background work: heartbeats, lease checks, takeovers, claims of due
+    /// runs, cancel requests from other nodes, stopping runs this node lost.
+    async fn maintain(self: Arc<Self>, mut lost: tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let ttl = self.node.lease_ttl;
+        let beat_every = (ttl / 3).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut last_beat = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.node.poll_interval.min(beat_every)) => {}
+                Some(id) = lost.recv() => {
+                    self.stop(&id, Stop::Lost);
+                    continue;
+                }
+                _ = until_stopped_node(&mut shutdown) => return,
+            }
+            let work = async {
+                if last_beat.elapsed() >= beat_every {
+                    self.store().heartbeat(self.node_id(), self.started).await?;
+                    last_beat = std::time::Instant::now();
+                    self.check_leases().await?;
+                    self.take_over(Utc::now() - ttl).await?;
+                    self.store()
+                        .forget_dead_nodes(Utc::now() - ttl * 10)
+                        .await?;
+                }
+                self.claim_due().await?;
+                for id in self.store().cancel_requests(self.node_id()).await? {
+                    self.cancel(&id);
+                }
+                anyhow::Ok(())
+            };
+            if let Err(e) = work.await {
+                tracing::error!("node {}: lease upkeep failed: {e:#}", self.node_id());
+            }
+        }
+    }
+
+    /// Finds the runs this node holds that another node took over (this node was
+    /// silent too long) and stops them.
+    async fn check_leases(&self) -> anyhow::Result<()> {
+        let ids: Vec<String> = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let held = self.store().still_held(self.node_id(), &ids).await?;
+        for id in ids {
+            if !held.contains_key(&id) {
+                // Ended meanwhile, or taken over: the writer tells them apart by fence.
+                if self.store().flow_run(&id).await?.is_some_and(|r| {
+                    !r.state.is_final() && r.node_id.as_deref() != Some(self.node_id())
+                }) {
+                    self.store().mark_lost(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&self, run_id: &str, why: Stop) {
+        if let Some(tx) = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(run_id)
+        {
+            tx.send_replace(why);
+        }
     }
 
     /// Stops taking runs, gives running ones `grace` to finish, then puts the rest back
@@ -629,6 +881,10 @@ impl Executor {
             let _ = tokio::time::timeout(Duration::from_secs(10), self.until_idle()).await;
         }
         let _ = self.store().flush().await;
+        // Runs still waiting, and the ones put back, go to whichever node claims them.
+        if let Err(e) = self.store().leave(self.node_id()).await {
+            tracing::error!("node {} could not let go of its runs: {e}", self.node_id());
+        }
     }
 
     async fn until_idle(&self) {

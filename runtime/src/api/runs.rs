@@ -512,8 +512,8 @@ pub async fn cancel(
             run.state.kind
         )));
     }
-    if !state.executor.cancel(&run.id) {
-        // Nobody holds it here (a subflow, or a run left by a stopped node): end it.
+    if !state.executor.cancel(&run.id) && !state.store().request_cancel(&run.id).await? {
+        // No node holds it (a subflow, a run nobody claimed yet): end it here.
         let mut change = StateChange::new(
             RunKind::Flow,
             &run.id,
@@ -551,14 +551,21 @@ pub async fn retry(
             "retry the parent flow run instead of its subflow".into(),
         ));
     }
-    let state_now = RunState::awaiting_retry("retried by request");
-    state.store().write(Write::StateChanged(StateChange::new(
-        RunKind::Flow,
-        &run.id,
-        state_now.clone(),
-    )));
-    state.store().flush().await?;
-    run.state = state_now;
+    let claimed = state
+        .store()
+        .claim_run(
+            &run.id,
+            state.executor.node_id(),
+            &[StateType::Failed, StateType::Crashed, StateType::Cancelled],
+            &RunState::awaiting_retry("retried by request"),
+        )
+        .await?;
+    let Some(claimed) = claimed else {
+        return Err(ApiError::Conflict(
+            "the flow run changed meanwhile; it is no longer final".into(),
+        ));
+    };
+    run = claimed;
     run.expected_start = None;
     state.executor.submit(run.clone(), None);
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))

@@ -181,6 +181,9 @@ impl Orchestrator {
             idempotency_key: request.idempotency_key.clone(),
             expected_start: request.expected_start,
             schedule_id: request.schedule_id.clone(),
+            node_id: None,
+            fence: 0,
+            crash_count: 0,
         };
         match prepared {
             Ok(_) => Ok(record),
@@ -378,7 +381,9 @@ impl Orchestrator {
 
             let mut change = StateChange::new(RunKind::Flow, &scope.id, state.clone());
             if !state.is_final() {
-                // Put back to run again (a shutdown): no end, no hooks.
+                // Put back to run again (a shutdown): no end, no hooks; any node may
+                // claim it.
+                change.release = true;
                 self.set_flow_state(&scope.name, change);
                 return FlowOutcome {
                     flow_run_id: scope.id.clone(),
@@ -466,7 +471,7 @@ impl Orchestrator {
                 drop(store);
                 self.settle_running(scope, false).await;
                 return match why {
-                    Stop::Shutdown => {
+                    Stop::Shutdown | Stop::Lost => {
                         let f = Failure::permanent(
                             "interrupted",
                             "the server shut down; the run resumes when it starts again",

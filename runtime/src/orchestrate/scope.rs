@@ -52,6 +52,9 @@ pub enum Stop {
     /// The server is shutting down: it is put back to run again (Scheduled), replaying
     /// what it completed.
     Shutdown,
+    /// Another node took the run over (this node was presumed dead): it stops without
+    /// a word, since its writes are rejected anyway.
+    Lost,
 }
 
 /// Where a flow run comes from and what it may use, beyond the flow's own options.

@@ -7,6 +7,7 @@
 
 mod db;
 mod deployments;
+mod leases;
 mod queries;
 mod records;
 mod schedules;
@@ -14,6 +15,7 @@ mod workspaces;
 mod writer;
 
 pub use deployments::*;
+pub use leases::NodeRecord;
 pub use queries::*;
 pub use records::*;
 pub use schedules::*;
@@ -54,6 +56,8 @@ pub struct Store {
     /// Cache entries this process wrote, visible before the writer commits them, so a
     /// second identical call right after the first is a hit.
     recent_cache: Arc<Mutex<HashMap<String, CacheEntry>>>,
+    /// Fencing tokens of the runs this node holds; the writer checks them.
+    fences: Arc<Mutex<leases::Fences>>,
 }
 
 const RECENT_CACHE_MAX: usize = 100_000;
@@ -114,11 +118,13 @@ impl Store {
     }
 
     async fn with_db(db: Db) -> Result<Self> {
-        let writer = writer::spawn(db.clone()).await?;
+        let fences = Arc::<Mutex<leases::Fences>>::default();
+        let writer = writer::spawn(db.clone(), fences.clone()).await?;
         Ok(Self {
             db,
             writer,
             recent_cache: Arc::default(),
+            fences,
         })
     }
 
@@ -371,6 +377,9 @@ pub(crate) fn flow_run_from_row(r: &impl DbRow) -> Result<FlowRunRecord> {
         idempotency_key: r.col("idempotency_key")?,
         expected_start: parse_opt_ts(r.col("expected_start")?)?,
         schedule_id: r.col("schedule_id")?,
+        node_id: r.col("node_id")?,
+        fence: r.col("fence")?,
+        crash_count: r.col("crash_count")?,
     })
 }
 

@@ -53,6 +53,7 @@ impl Store {
             let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
                    workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
+                   node_id, fence,
                    state_type, state_name, state_message, state_timestamp, run_count, created) ",
             );
             q.push_values(chunk, |mut b, run| {
@@ -67,6 +68,8 @@ impl Store {
                     .push_bind(run.idempotency_key.clone())
                     .push_bind(run.expected_start.map(ts))
                     .push_bind(run.schedule_id.clone())
+                    .push_bind(run.node_id.clone())
+                    .push_bind(run.fence)
                     .push_bind(run.state.kind.as_str())
                     .push_bind(run.state.name.clone())
                     .push_bind(run.state.message.clone())
@@ -168,20 +171,6 @@ impl Store {
         }
         q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
         let rows = q.build().fetch_all(pool).await?;
-        rows.iter().map(flow_run_from_row).collect()
-        })
-    }
-
-    /// Flow runs not yet final that the server should run (at start-up).
-    pub async fn unfinished_deployment_runs(&self) -> Result<Vec<FlowRunRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT * FROM flow_runs WHERE workspace_id IS NOT NULL AND parent_flow_run_id IS NULL
-               AND state_type IN ('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING')
-             ORDER BY id",
-        )
-        .fetch_all(pool)
-        .await?;
         rows.iter().map(flow_run_from_row).collect()
         })
     }

@@ -36,6 +36,13 @@ pub struct FlowRunRecord {
     pub expected_start: Option<DateTime<Utc>>,
     /// The schedule that created the run.
     pub schedule_id: Option<String>,
+    /// The server node holding the run (waiting for its time or slots, or running it).
+    pub node_id: Option<String>,
+    /// Grows with every claim of the run; writes of an older holder are rejected.
+    #[serde(skip)]
+    pub fence: i64,
+    /// How many times a node died while running it (each time another took it over).
+    pub crash_count: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +75,8 @@ pub struct StateChange {
     pub end_time: Option<DateTime<Utc>>,
     /// The result as JSON text, when the run completed and its result is persisted.
     pub result: Option<String>,
+    /// The holding node lets the run go (any node may claim it).
+    pub release: bool,
 }
 
 impl StateChange {
@@ -80,6 +89,7 @@ impl StateChange {
             start_time: None,
             end_time: None,
             result: None,
+            release: false,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! transaction. A batch that fails is retried write by write, so one bad row never
 //! takes its neighbours with it.
 
-use super::db::Db;
+use super::db::{Db, DbRow};
+use super::leases::Fences;
 use super::{ArtifactRecord, CacheEntry, FlowRunRecord, LogRecord, RunKind, StateChange, ts};
 use super::{StoreError, TaskRunRecord};
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// A write to apply.
@@ -66,17 +68,17 @@ enum Conn {
     Postgres(PoolConnection<Postgres>),
 }
 
-pub(super) async fn spawn(db: Db) -> Result<Handle, StoreError> {
+pub(super) async fn spawn(db: Db, fences: Arc<Mutex<Fences>>) -> Result<Handle, StoreError> {
     let conn = match &db {
         Db::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
         Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(conn, rx));
+    tokio::spawn(run(conn, rx, fences));
     Ok(Handle { tx })
 }
 
-async fn run(mut conn: Conn, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn run(mut conn: Conn, mut rx: mpsc::UnboundedReceiver<Msg>, fences: Arc<Mutex<Fences>>) {
     let mut msgs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
         let mut writes = Vec::with_capacity(msgs.len());
@@ -87,15 +89,18 @@ async fn run(mut conn: Conn, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 Msg::Flush(ack) => acks.push(ack),
             }
         }
+        let owners = owners_of(&writes, &fences);
         if !writes.is_empty()
-            && let Err(e) = apply_batch(&mut conn, &writes).await
+            && let Err(e) = apply_batch(&mut conn, &writes, &owners, &fences).await
         {
             tracing::warn!(
                 "batch of {} writes failed ({e}); retrying one by one",
                 writes.len()
             );
-            for w in &writes {
-                if let Err(e) = apply_batch(&mut conn, std::slice::from_ref(w)).await {
+            for (w, owner) in writes.iter().zip(&owners) {
+                let one = std::slice::from_ref(owner);
+                if let Err(e) = apply_batch(&mut conn, std::slice::from_ref(w), one, &fences).await
+                {
                     tracing::error!("write failed and was dropped: {e}: {w:?}");
                 }
             }
@@ -104,6 +109,26 @@ async fn run(mut conn: Conn, mut rx: mpsc::UnboundedReceiver<Msg>) {
             let _ = ack.send(());
         }
     }
+}
+
+/// The held flow run each write belongs to (`None`: not fenced), learning on the way
+/// which subflow and task runs belong to which held run.
+fn owners_of(writes: &[Write], fences: &Mutex<Fences>) -> Vec<Option<String>> {
+    let mut f = fences.lock().unwrap_or_else(|e| e.into_inner());
+    writes
+        .iter()
+        .map(|w| match w {
+            Write::FlowRunCreated(r) => match &r.parent_flow_run_id {
+                Some(parent) => f.adopt(&r.id, parent),
+                None => f.root_of(&r.id).map(str::to_owned),
+            },
+            Write::TaskRunCreated(r) => f.adopt(&r.id, &r.flow_run_id),
+            Write::StateChanged(c) => f.root_of(&c.run_id).map(str::to_owned),
+            Write::Log(l) => f.root_of(&l.flow_run_id).map(str::to_owned),
+            Write::ArtifactCreated(a) => f.root_of(&a.flow_run_id).map(str::to_owned),
+            Write::ArtifactUpdated { .. } | Write::CachePut(_) => None,
+        })
+        .collect()
 }
 
 /// Rows per multi-row INSERT: well inside SQLite's limit on bound values.
@@ -138,6 +163,7 @@ impl StateChange {
         if later.result.is_some() {
             self.result.clone_from(&later.result);
         }
+        self.release |= later.release;
     }
 
     /// The state columns of a run as it was created.
@@ -203,6 +229,7 @@ macro_rules! batch_execute {
             let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
                    workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
+                   node_id, fence, crash_count,
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
                    state_timestamp, run_count, result, created, start_time, end_time) ",
             );
@@ -218,6 +245,9 @@ macro_rules! batch_execute {
                     .push_bind(&r.idempotency_key)
                     .push_bind(r.expected_start.map(ts))
                     .push_bind(&r.schedule_id)
+                    .push_bind(if c.release { None } else { r.node_id.as_deref() })
+                    .push_bind(r.fence)
+                    .push_bind(r.crash_count)
                     .push_bind(&r.parent_flow_run_id)
                     .push_bind(r.parent_position);
                 bind_progress!(b, r.created, c);
@@ -245,6 +275,13 @@ macro_rules! batch_execute {
         }
         for c in &self.updates {
             let sql = match c.kind {
+                RunKind::Flow if c.release => {
+                    "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
+                       state_timestamp = $4, run_count = COALESCE($5, run_count),
+                       start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
+                       result = COALESCE($8, result), node_id = NULL
+                     WHERE id = $9"
+                }
                 RunKind::Flow => {
                     "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
                        state_timestamp = $4, run_count = COALESCE($5, run_count),
@@ -368,20 +405,71 @@ macro_rules! bind_progress {
 }
 use bind_progress;
 
-async fn apply_batch(conn: &mut Conn, writes: &[Write]) -> Result<(), sqlx::Error> {
-    let mut batch = Batch::default();
-    for w in writes {
-        batch.add(w);
+/// Applies writes in one transaction, after checking the fencing token of every held
+/// run they touch: the writes of a run another node took over are dropped.
+async fn apply_batch(
+    conn: &mut Conn,
+    writes: &[Write],
+    owners: &[Option<String>],
+    fences: &Mutex<Fences>,
+) -> Result<(), sqlx::Error> {
+    let mut tokens: HashMap<&str, i64> = HashMap::new();
+    let mut lost: std::collections::HashSet<&str> = Default::default();
+    {
+        let f = fences.lock().unwrap_or_else(|e| e.into_inner());
+        for root in owners.iter().flatten() {
+            if f.is_lost(root) {
+                lost.insert(root);
+            } else if let Some(t) = f.token(root) {
+                tokens.insert(root, t);
+            }
+        }
+    }
+    macro_rules! body {
+        ($tx:expr, $DB:ty, $lock:expr, $execute:ident) => {{
+            if !tokens.is_empty() {
+                let mut q =
+                    QueryBuilder::<$DB>::new("SELECT id, fence FROM flow_runs WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in tokens.keys() {
+                    list.push_bind(*id);
+                }
+                q.push(")").push($lock);
+                let rows = q.build().fetch_all(&mut *$tx).await?;
+                let mut f = fences.lock().unwrap_or_else(|e| e.into_inner());
+                // Rows not found are runs created in this batch.
+                for row in rows {
+                    let id: String = row.col("id")?;
+                    let fence: i64 = row.col("fence")?;
+                    if let Some((root, _)) = tokens
+                        .get_key_value(id.as_str())
+                        .filter(|(_, t)| **t != fence)
+                    {
+                        f.mark_lost(root);
+                        lost.insert(root);
+                    }
+                }
+                drop(f);
+            }
+            let mut batch = Batch::default();
+            for (w, owner) in writes.iter().zip(owners) {
+                if owner.as_deref().is_none_or(|o| !lost.contains(o)) {
+                    batch.add(w);
+                }
+            }
+            batch.$execute(&mut $tx).await?;
+        }};
     }
     match conn {
         Conn::Sqlite(c) => {
-            let mut tx = c.begin().await?;
-            batch.execute_sqlite(&mut tx).await?;
+            // Immediate: the fence check and the writes are one write transaction.
+            let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
+            body!(tx, Sqlite, "", execute_sqlite);
             tx.commit().await
         }
         Conn::Postgres(c) => {
             let mut tx = c.begin().await?;
-            batch.execute_postgres(&mut tx).await?;
+            body!(tx, Postgres, " FOR SHARE", execute_postgres);
             tx.commit().await
         }
     }

@@ -1,0 +1,21 @@
+-- Leases: every server node heartbeats in `nodes`; a flow run a node holds carries its
+-- id and a fencing token that grows with every claim, so a node that lost the run
+-- (it stopped heartbeating and another node took the run over) cannot write to it.
+-- `crash_count` counts the takeovers of a run that had started; `cancel_requested` asks
+-- the holding node, whichever it is, to cancel the run.
+
+CREATE TABLE nodes (
+    id         TEXT PRIMARY KEY,
+    started    TEXT NOT NULL,
+    heartbeat  TEXT NOT NULL
+);
+
+ALTER TABLE flow_runs ADD COLUMN node_id TEXT;
+ALTER TABLE flow_runs ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE flow_runs ADD COLUMN cancel_requested TEXT;
+ALTER TABLE flow_runs ADD COLUMN crash_count BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX flow_runs_node ON flow_runs (node_id) WHERE node_id IS NOT NULL;
+CREATE INDEX flow_runs_unclaimed ON flow_runs (expected_start)
+    WHERE node_id IS NULL AND state_type = 'SCHEDULED';
+CREATE INDEX task_runs_unfinished ON task_runs (flow_run_id)
+    WHERE state_type NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED');
