@@ -8,6 +8,8 @@
 //! period, then are put back (Scheduled, "Rescheduled") to resume by replay at the next
 //! start.
 
+mod pauses;
+
 use crate::engine::{Engine, LoadedComponent};
 use crate::orchestrate::{FlowRequest, Orchestrator, PrepareError, RunSettings, Stop};
 use crate::schedule::Overlap;
@@ -215,6 +217,7 @@ impl Executor {
     /// Takes a stored run: it runs when due and when its slots are free.
     pub fn submit(self: &Arc<Self>, run: FlowRunRecord, deployment: Option<DeploymentRecord>) {
         let (tx, rx) = watch::channel(Stop::Go);
+        let mine = tx.clone();
         self.runs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -224,10 +227,11 @@ impl Executor {
         tokio::spawn(async move {
             let id = run.id.clone();
             this.clone().drive(run, deployment, rx).await;
-            this.runs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            // A suspended run resumed at once may be held again already: keep that one.
+            let mut runs = this.runs.lock().unwrap_or_else(|e| e.into_inner());
+            if runs.get(&id).is_some_and(|tx| tx.same_channel(&mine)) {
+                runs.remove(&id);
+            }
         });
     }
 
@@ -451,14 +455,11 @@ impl Executor {
         let component = match self.component(&run.component_digest).await {
             Ok(c) => c,
             Err(e) => {
-                let mut change = StateChange::new(
-                    RunKind::Flow,
-                    &run.id,
-                    State::new(crate::state::StateType::Crashed).with_message(format!("{e:#}")),
-                );
-                change.end_time = Some(Utc::now());
-                self.store().write(Write::StateChanged(change));
-                let _ = self.store().flush().await;
+                let state =
+                    State::new(crate::state::StateType::Crashed).with_message(format!("{e:#}"));
+                if let Err(e) = self.end_run(&run, state).await {
+                    tracing::error!("flow run {} could not be stored: {e}", run.id);
+                }
                 return;
             }
         };

@@ -6,6 +6,7 @@
 //! to the connection pool.
 
 mod deployments;
+mod pauses;
 mod queries;
 mod records;
 mod schedules;
@@ -13,6 +14,7 @@ mod workspaces;
 mod writer;
 
 pub use deployments::*;
+pub use pauses::*;
 pub use queries::*;
 pub use records::*;
 pub use schedules::*;
