@@ -15,7 +15,11 @@ impl flows::Host for HostState {
             ));
         }
         let orch = scope.orch.clone();
-        Ok(orch.run_subflow(&scope, flow, &parameters).await.to_wit())
+        match orch.run_subflow(&scope, flow, &parameters).await {
+            Ok(outcome) => Ok(outcome.to_wit()),
+            // A replay mismatch stops the flow instance at once (the run fails with it).
+            Err(f) => Err(wasmtime::format_err!("{}", f.message)),
+        }
     }
 
     async fn pause(&mut self, request: PauseRequest) -> wasmtime::Result<Result<String, String>> {

@@ -721,17 +721,20 @@ impl Orchestrator {
                 };
                 let hooks = def.options.on_cancellation.clone();
                 if !hooks.is_empty() {
-                    hooks::run(
-                        &child,
-                        wit::RunKind::Flow,
-                        &child.flow_name,
-                        &child.id,
-                        &child.name,
-                        &state,
-                        &hooks,
-                        &child.parameters_json,
-                    )
-                    .await;
+                    // In the background: the parent's own cancellation is not held up.
+                    tokio::spawn(async move {
+                        hooks::run(
+                            &child,
+                            wit::RunKind::Flow,
+                            &child.flow_name,
+                            &child.id,
+                            &child.name,
+                            &state,
+                            &hooks,
+                            &child.parameters_json,
+                        )
+                        .await;
+                    });
                 }
             }
         })
@@ -786,26 +789,18 @@ impl Orchestrator {
     }
 
     /// Runs a subflow of `scope`'s flow run at the next call position, replaying it
-    /// when an earlier execution completed it.
+    /// when an earlier execution completed it; a replay mismatch is an error.
     pub(crate) async fn run_subflow(
         self: &Arc<Self>,
         scope: &Arc<FlowScope>,
         flow: String,
         parameters: &str,
-    ) -> FlowOutcome {
+    ) -> Result<FlowOutcome, Box<Failure>> {
         let (position, _) = scope.next_call(&flow);
-        match scope.replay_at(position, Call::Flow { name: &flow }) {
-            Ok(Some(Recorded::Flow { outcome, .. })) => return *outcome,
-            Ok(_) => {}
-            Err(f) => {
-                return FlowOutcome {
-                    flow_run_id: String::new(),
-                    flow_run_name: String::new(),
-                    state: State::failed(f.message.clone()),
-                    value: None,
-                    failure: Some(*f),
-                };
-            }
+        if let Some(Recorded::Flow { outcome, .. }) =
+            scope.replay_at(position, Call::Flow { name: &flow })?
+        {
+            return Ok(*outcome);
         }
         let parameters = match serde_json::from_str::<Value>(parameters) {
             Ok(v) => v,
@@ -816,7 +811,7 @@ impl Orchestrator {
             scope: scope.clone(),
             position,
         };
-        match self.start_flow(request, Some(parent)).await {
+        Ok(match self.start_flow(request, Some(parent)).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 scope.log(
@@ -833,7 +828,7 @@ impl Orchestrator {
                     failure: Some(f),
                 }
             }
-        }
+        })
     }
 }
 

@@ -213,7 +213,7 @@ impl Orchestrator {
             }
         };
 
-        let (position, _) = scope.next_call("pause");
+        let position = scope.next_position();
         match scope.replay_at(position, Call::Pause) {
             Ok(Some(Recorded::Pause { input })) => return Ok(Ok(input)),
             Ok(_) => {}
@@ -303,7 +303,15 @@ impl Orchestrator {
                         );
                         return Ok(Ok(p.input.unwrap_or_else(|| "null".to_owned())));
                     }
-                    Some(_) => return Ok(Err(self.fail_pause(scope, &p))),
+                    Some(PauseResolution::TimedOut) => {
+                        return Ok(Err(self.fail_pause(scope, &p)));
+                    }
+                    Some(PauseResolution::Cancelled) => {
+                        // Ended elsewhere (cancelled through a node that does not hold
+                        // this instance): its final state and hooks are done.
+                        scope.claim_end();
+                        return Err(wasmtime::format_err!("the flow run was cancelled"));
+                    }
                     None => {}
                 },
                 Ok(None) => {

@@ -313,6 +313,14 @@ impl FlowScope {
         (position, n)
     }
 
+    /// The next call position, for calls that have no run name (pauses).
+    pub(crate) fn next_position(&self) -> i64 {
+        let mut calls = self.calls();
+        let position = calls.next_position;
+        calls.next_position += 1;
+        position
+    }
+
     /// A name counter only, for calls that have no position (tasks called from tasks).
     pub(crate) fn next_name_index(&self, name: &str) -> u64 {
         let mut calls = self.calls();
