@@ -449,3 +449,59 @@ async fn local_runs_pause_until_their_timeout_and_cannot_suspend() {
         out.state
     );
 }
+
+#[tokio::test]
+async fn paused_and_suspended_runs_keep_their_deadlines_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (ws, digest) = setup(&s, "pause-restart").await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "plain", "component": digest, "flow": "plain_pause",
+               "parameters": {"timeout": 120}}),
+    )
+    .await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "suspender", "component": digest, "flow": "suspender",
+               "parameters": {"label": "r", "timeout": 1}}),
+    )
+    .await;
+    let paused = trigger(&s, &ws, "plain", json!({})).await;
+    let suspended = trigger(&s, &ws, "suspender", json!({})).await;
+    let before = s
+        .wait_for(&ws.key, &paused, |r| is_state(r, "PAUSED", "Paused"))
+        .await;
+    s.wait_for(&ws.key, &suspended, |r| is_state(r, "PAUSED", "Suspended"))
+        .await;
+    let key = ws.key.clone();
+    s.stop().await;
+    // The suspended run's timeout passes while no server runs.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let s = TestServer::start(dir.path()).await;
+
+    // Failed by the start-up sweep, before anything else ran.
+    let (_, run) = s.get(&format!("/api/flow-runs/{suspended}"), &key).await;
+    assert_eq!(run["state"]["type"], "FAILED", "{run}");
+    assert_eq!(
+        run["state"]["message"],
+        "the flow run was suspended for 1 s and not resumed"
+    );
+
+    // The paused run was put back at shutdown and waits again, on the same pause.
+    let after = s
+        .wait_for(&key, &paused, |r| {
+            is_state(r, "PAUSED", "Paused") && r["run_count"] == 2
+        })
+        .await;
+    assert_eq!(after["pause"]["timeout_at"], before["pause"]["timeout_at"]);
+    assert!(
+        history(&after).contains(&"Rescheduled".to_owned()),
+        "{after}"
+    );
+    let (status, _) = resume(&s, &key, &paused, json!({})).await;
+    assert_eq!(status, 202);
+    let run = s.wait_final(&key, &paused).await;
+    assert_eq!(run["result"], "resumed", "{run}");
+    s.stop().await;
+}
