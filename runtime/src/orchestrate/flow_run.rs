@@ -567,66 +567,67 @@ impl Orchestrator {
             }
         };
         let max = self.engine.limits().max_result_bytes;
-        let interrupt = scope.take_interrupt();
-        let (state, value, failure) = match (interrupt, result) {
-            (Some(Interrupt::Suspend(state)), _) => (state, None, None),
-            (Some(Interrupt::Fail(f)), _) => (State::failed(f.message.clone()), None, Some(f)),
-            (None, result) => match result {
-                None => {
-                    let secs = timeout.unwrap_or_default();
-                    let f = Failure::new(
-                        "timeout",
-                        format!("Flow run exceeded timeout of {secs} second(s)"),
-                    );
-                    (State::timed_out(f.message.clone()), None, Some(f))
-                }
-                Some(Ok(Ok(output))) if output.value.len() > max => {
+        let (state, value, failure) = match result {
+            None => {
+                let secs = timeout.unwrap_or_default();
+                let f = Failure::new(
+                    "timeout",
+                    format!("Flow run exceeded timeout of {secs} second(s)"),
+                );
+                (State::timed_out(f.message.clone()), None, Some(f))
+            }
+            Some(Ok(Ok(output))) if output.value.len() > max => {
+                let f = Failure::permanent(
+                    "limit",
+                    format!(
+                        "the result is {} bytes, over the limit of {max} bytes",
+                        output.value.len()
+                    ),
+                );
+                (State::failed(f.message.clone()), None, Some(f))
+            }
+            Some(Ok(Ok(output))) => match output.state {
+                Some(s) if !state_type_from_wit(s.type_).is_final() => {
                     let f = Failure::permanent(
-                        "limit",
+                        "state",
                         format!(
-                            "the result is {} bytes, over the limit of {max} bytes",
-                            output.value.len()
+                            "the flow returned a {} state; a flow must end in a final state",
+                            state_type_from_wit(s.type_)
                         ),
                     );
                     (State::failed(f.message.clone()), None, Some(f))
                 }
-                Some(Ok(Ok(output))) => match output.state {
-                    Some(s) if !state_type_from_wit(s.type_).is_final() => {
-                        let f = Failure::permanent(
+                Some(s) => {
+                    let kind = state_type_from_wit(s.type_);
+                    let mut state = State::new(kind);
+                    if !s.name.is_empty() {
+                        state.name = s.name;
+                    }
+                    state.message = s.message;
+                    let failure = (kind != StateType::Completed).then(|| {
+                        Failure::new(
                             "state",
-                            format!(
-                                "the flow returned a {} state; a flow must end in a final state",
-                                state_type_from_wit(s.type_)
-                            ),
-                        );
-                        (State::failed(f.message.clone()), None, Some(f))
-                    }
-                    Some(s) => {
-                        let kind = state_type_from_wit(s.type_);
-                        let mut state = State::new(kind);
-                        if !s.name.is_empty() {
-                            state.name = s.name;
-                        }
-                        state.message = s.message;
-                        let failure = (kind != StateType::Completed).then(|| {
-                            Failure::new(
-                                "state",
-                                state.message.clone().unwrap_or_else(|| state.name.clone()),
-                            )
-                        });
-                        (state, Some(output.value), failure)
-                    }
-                    None => (State::completed(), Some(output.value), None),
-                },
-                Some(Ok(Err(f))) => {
-                    let f = Failure::from_wit(f);
-                    (State::failed(f.message.clone()), None, Some(f))
+                            state.message.clone().unwrap_or_else(|| state.name.clone()),
+                        )
+                    });
+                    (state, Some(output.value), failure)
                 }
-                Some(Err(e)) => {
-                    let f = Failure::from_guest_error(&e, &store);
-                    (State::failed(f.message.clone()), None, Some(f))
-                }
+                None => (State::completed(), Some(output.value), None),
             },
+            Some(Ok(Err(f))) => {
+                let f = Failure::from_wit(f);
+                (State::failed(f.message.clone()), None, Some(f))
+            }
+            Some(Err(e)) => {
+                let f = Failure::from_guest_error(&e, &store);
+                (State::failed(f.message.clone()), None, Some(f))
+            }
+        };
+        // What the host decided overrides what the guest did.
+        let (state, value, failure) = match scope.take_interrupt() {
+            Some(Interrupt::Suspend(state)) => (state, None, None),
+            Some(Interrupt::Fail(f)) => (State::failed(f.message.clone()), None, Some(f)),
+            None => (state, value, failure),
         };
         drop(store);
         // A flow that returned waits for the task runs it started; one that was stopped
