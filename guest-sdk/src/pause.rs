@@ -133,8 +133,9 @@ impl Pause {
 /// ("the flow run was paused for N s and not resumed"). The run shows as Paused; its
 /// instance stays alive, blocked in this call, and keeps its slots.
 ///
-/// Errors when the pause cannot be made or timed out; the run then fails whatever the
-/// flow does with the error, so returning it with `?` is all there is to do.
+/// Errors when the pause cannot be made (a timeout that is not a positive number of
+/// seconds, a call from a task) or when it timed out. After a timeout the run fails
+/// whatever the flow does with the error, so returning it with `?` is all there is to do.
 ///
 /// ```no_run
 /// # fn f() -> weir_sdk::Result<()> {

@@ -364,3 +364,50 @@ impl FlowScope {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(name: &str) -> Recorded {
+        Recorded::Task {
+            name: name.into(),
+            input_hash: String::new(),
+            outcome: Arc::new(TaskOutcome {
+                task_run_id: "t".into(),
+                state: State::completed(),
+                value: None,
+                failure: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn calls_match_records_of_their_kind_and_name() {
+        let double = Call::Task {
+            name: "double",
+            arguments: "{}",
+        };
+        assert!(double.same_kind_and_name(&task("double")));
+        assert!(!double.same_kind_and_name(&task("triple")));
+        assert!(Call::Pause.same_kind_and_name(&Recorded::Pause {
+            input: "null".into()
+        }));
+        assert!(!Call::Pause.same_kind_and_name(&task("double")));
+        assert!(!Call::Flow { name: "double" }.same_kind_and_name(&task("double")));
+    }
+
+    #[test]
+    fn mismatches_name_both_calls() {
+        assert_eq!(task("double").describe(), "task `double`");
+        assert_eq!(Call::Flow { name: "child" }.describe(), "subflow `child`");
+        assert_eq!(Call::Pause.describe(), "a pause");
+        assert_eq!(
+            Recorded::Pause {
+                input: "null".into()
+            }
+            .describe(),
+            "a pause"
+        );
+    }
+}
