@@ -14,7 +14,7 @@ pub enum RunKind {
     Task,
 }
 
-/// What a state hook (`on_completion = [..]`, `on_failure = [..]`) receives.
+/// What a state hook (`on_completion`, `on_failure`, `on_cancellation`, `on_crashed`) receives.
 ///
 /// Hooks run in their own call after the state change, so they cannot change the run's
 /// outcome; a hook that panics ends that call only.

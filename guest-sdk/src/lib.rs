@@ -41,6 +41,11 @@
 //!
 //! A flow `f` gives `f(..)` (a subflow call), `f::call_state(..)` and `f::body(..)`.
 //!
+//! A flow can wait for a person or another system: [`pause_flow_run`] keeps its instance
+//! until the run is resumed, [`suspend_flow_run`] releases it and runs the flow again on
+//! resume (completed calls replay); the `_with_input` forms return typed input that the
+//! resume must bring (Prefect's `wait_for_input`). See [`Pause`].
+//!
 //! Flows and tasks are items of a module (not of a function body): the generated `mod f` reaches
 //! the function's types with `use super::*`.
 //!
@@ -52,6 +57,7 @@
 //! - `task`, `flow`: orchestrated calls (futures, maps, call options, subflows).
 //! - `state`, `error`: states and errors as guests see them.
 //! - `schema`: the JSON Schema of parameters.
+//! - `pause`: pausing and suspending the flow run until a resume brings its input.
 //! - `logging`, [`artifacts`], `context`, [`variables`], [`http`], `hooks`: the run's services.
 
 #![warn(missing_docs)]
@@ -68,6 +74,7 @@ mod hooks;
 pub mod http;
 pub use deployments::run_deployment;
 mod logging;
+mod pause;
 mod registry;
 mod run;
 mod schema;
@@ -79,6 +86,9 @@ pub use context::{RunContext, context};
 pub use error::{Error, Result};
 pub use hooks::{CacheKeyContext, HookContext, RunKind};
 pub use logging::{Level, Logger, log, logger};
+pub use pause::{
+    Pause, pause_flow_run, pause_flow_run_with_input, suspend_flow_run, suspend_flow_run_with_input,
+};
 pub use state::{FlowState, State, StateType, TaskState};
 pub use task::{CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmapped, wait_all};
 
@@ -87,7 +97,9 @@ pub use task::{CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmap
 /// Options (Prefect's `@flow` arguments): `name`, `description` (default: the doc comment),
 /// `version`, `flow_run_name = "run-{param}"`, `retries`, `retry_delay_seconds = 2` or
 /// `= [1, 2.5]`, `retry_jitter_factor`, `timeout_seconds`, `tags = ["a"]`, `log_prints`,
-/// `persist_result`, `on_completion = [hook]`, `on_failure = [hook]`.
+/// `persist_result`, `on_completion = [hook]`, `on_failure = [hook]`, and for flows only
+/// `on_cancellation = [hook]` (the run ended Cancelled: cancelled by request, or its parent
+/// was) and `on_crashed = [hook]` (the run ended Crashed: the host could not run it).
 ///
 /// Parameters are owned `Serialize + DeserializeOwned + JsonSchema` types; `#[default(expr)]`
 /// on a parameter gives it a default. The flow may return a value, a `Result<T, E>` (with `E`

@@ -33,6 +33,8 @@ pub struct Options {
     pub run_name_template: Option<&'static str>,
     pub on_completion: &'static [&'static str],
     pub on_failure: &'static [&'static str],
+    pub on_cancellation: &'static [&'static str],
+    pub on_crashed: &'static [&'static str],
 }
 
 impl Options {
@@ -50,6 +52,8 @@ impl Options {
         run_name_template: None,
         on_completion: &[],
         on_failure: &[],
+        on_cancellation: &[],
+        on_crashed: &[],
     };
 }
 
@@ -128,6 +132,8 @@ impl Registration {
                 run_name_template: options.run_name_template.map(str::to_owned),
                 on_completion: strings(options.on_completion),
                 on_failure: strings(options.on_failure),
+                on_cancellation: strings(options.on_cancellation),
+                on_crashed: strings(options.on_crashed),
             },
         }
     }
@@ -201,6 +207,7 @@ mod tests {
                 retry_delay_seconds: &[0.5, 1.0],
                 cache_policy: CachePolicy::Custom,
                 on_failure: &["notify"],
+                on_cancellation: &["cleanup"],
                 ..Options::DEFAULT
             },
             parameters_schema: || serde_json::json!({"type": "object"}),
@@ -220,6 +227,11 @@ mod tests {
             bindings::CachePolicy::Custom
         ));
         assert_eq!(definition.options.on_failure, vec!["notify".to_owned()]);
+        assert_eq!(
+            definition.options.on_cancellation,
+            vec!["cleanup".to_owned()]
+        );
+        assert!(definition.options.on_crashed.is_empty());
     }
 
     #[test]

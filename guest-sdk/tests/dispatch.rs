@@ -74,6 +74,20 @@ fn skip(day: String) -> State {
         .with_value(0)
 }
 
+static CANCELLATIONS: AtomicU32 = AtomicU32::new(0);
+
+fn count_cancellation(ctx: &HookContext) {
+    assert_eq!(ctx.state.name, "Cancelled");
+    CANCELLATIONS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn on_crash(_: &HookContext) {}
+
+#[flow(on_cancellation = [count_cancellation], on_crashed = [on_crash, count_cancellation])]
+fn guarded() -> u32 {
+    1
+}
+
 #[flow(timeout_seconds = 1.5, log_prints = true)]
 fn plain(#[default("x")] label: String, times: Option<u8>) -> Vec<String> {
     vec![label; times.unwrap_or(1) as usize]
@@ -139,6 +153,13 @@ fn describe_lists_flows_and_tasks_with_their_options() {
         vec!["count_completion", "count_failure"]
     );
     assert_eq!(skip.options.on_failure, vec!["count_failure"]);
+    assert!(skip.options.on_cancellation.is_empty() && skip.options.on_crashed.is_empty());
+    let guarded = find(&manifest.flows, "guarded");
+    assert_eq!(guarded.options.on_cancellation, vec!["count_cancellation"]);
+    assert_eq!(
+        guarded.options.on_crashed,
+        vec!["on_crash", "count_cancellation"]
+    );
     let plain = find(&manifest.flows, "plain");
     assert_eq!(plain.options.timeout_seconds, Some(1.5));
     assert!(plain.options.log_prints);
@@ -250,4 +271,23 @@ fn on_state_runs_the_named_hooks_in_order() {
     Component::on_state(event);
     assert_eq!(COMPLETIONS.load(Ordering::SeqCst), 1);
     assert_eq!(FAILURES.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn on_state_runs_cancellation_hooks() {
+    let event = StateEvent {
+        kind: RunKind::Flow,
+        name: "guarded".into(),
+        run_id: "r2".into(),
+        run_name: "guarded-1".into(),
+        state: WitState {
+            type_: StateType::Cancelled,
+            name: "Cancelled".into(),
+            message: Some("cancelled by request".into()),
+        },
+        hooks: vec!["count_cancellation".into()],
+        parameters: "{}".into(),
+    };
+    Component::on_state(event);
+    assert_eq!(CANCELLATIONS.load(Ordering::SeqCst), 1);
 }

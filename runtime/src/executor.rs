@@ -15,6 +15,8 @@
 //! period, then are put back (Scheduled, "Rescheduled") to resume by replay at the next
 //! start.
 
+mod pauses;
+
 use crate::engine::{Engine, LoadedComponent};
 use crate::orchestrate::{FlowRequest, Orchestrator, PrepareError, RunSettings, Stop};
 use crate::schedule::Overlap;
@@ -272,15 +274,14 @@ impl Executor {
     /// free. Its writes carry the claim's fencing token until it ends.
     pub fn submit(self: &Arc<Self>, run: FlowRunRecord, deployment: Option<DeploymentRecord>) {
         let (tx, rx) = watch::channel(Stop::Go);
-        {
-            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-            if runs.contains_key(&run.id) {
-                return;
-            }
-            runs.insert(run.id.clone(), tx);
-        }
-        if run.node_id.as_deref() == Some(self.node_id()) {
-            self.store().hold(&run.id, run.fence);
+        let mine = tx.clone();
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.id.clone(), tx);
+        let fence = (run.node_id.as_deref() == Some(self.node_id())).then_some(run.fence);
+        if let Some(fence) = fence {
+            self.store().hold(&run.id, fence);
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
@@ -288,11 +289,14 @@ impl Executor {
             let id = run.id.clone();
             this.clone().drive(run, deployment, rx).await;
             let _ = this.store().flush().await;
-            this.store().unhold(&id);
-            this.runs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+            if let Some(fence) = fence {
+                this.store().unhold(&id, fence);
+            }
+            // A suspended run resumed at once may be held again already: keep that one.
+            let mut runs = this.runs.lock().unwrap_or_else(|e| e.into_inner());
+            if runs.get(&id).is_some_and(|tx| tx.same_channel(&mine)) {
+                runs.remove(&id);
+            }
         });
     }
 
@@ -528,14 +532,11 @@ impl Executor {
         let component = match self.component(&run.component_digest).await {
             Ok(c) => c,
             Err(e) => {
-                let mut change = StateChange::new(
-                    RunKind::Flow,
-                    &run.id,
-                    State::new(crate::state::StateType::Crashed).with_message(format!("{e:#}")),
-                );
-                change.end_time = Some(Utc::now());
-                self.store().write(Write::StateChanged(change));
-                let _ = self.store().flush().await;
+                let state =
+                    State::new(crate::state::StateType::Crashed).with_message(format!("{e:#}"));
+                if let Err(e) = self.end_run(&run, state).await {
+                    tracing::error!("flow run {} could not be stored: {e}", run.id);
+                }
                 return;
             }
         };
@@ -746,17 +747,13 @@ impl Executor {
             if let Err(e) = store.crash_unfinished_children(&run.id, &message).await {
                 tracing::error!("cannot end the task runs of flow run {}: {e}", run.id);
             }
+            log(message.clone());
             store.hold(&run.id, run.fence);
-            let mut change = StateChange::new(
-                RunKind::Flow,
-                &run.id,
-                State::new(StateType::Crashed).with_message(message.clone()),
-            );
-            change.end_time = Some(Utc::now());
-            store.write(Write::StateChanged(change));
-            log(message);
-            let _ = store.flush().await;
-            store.unhold(&run.id);
+            let crashed = State::new(StateType::Crashed).with_message(message);
+            if let Err(e) = self.end_run(&run, crashed).await {
+                tracing::error!("cannot end flow run {} Crashed: {e}", run.id);
+            }
+            store.unhold(&run.id, run.fence);
             return;
         }
         let message = "the node running this stopped; the flow run resumes by replay on another \

@@ -6,15 +6,18 @@
 //!   (memory, CPU, stack, host-call limits; stdout/stderr captured into logs).
 //! - [`host`]: the host side of the `weir:flow` WIT world, one module per interface.
 //! - [`orchestrate`]: the state machine of flow and task runs: Prefect's states,
-//!   retries, timeouts, caching, results, hooks, final-state rules, replay by position.
+//!   retries, timeouts, caching, results, hooks, final-state rules, replay by position,
+//!   pauses and suspends, cancellation of whole run trees.
 //! - [`store`]: every SQL statement (SQLite, WAL, one batched writer).
 //! - [`state`], [`manifest`], [`limits`]: the shared vocabulary.
 //! - [`executor`]: runs deployment flow runs when due, within pool, deployment and tag
-//!   concurrency limits; cancellation; graceful shutdown and recovery.
+//!   concurrency limits; cancellation; graceful shutdown and recovery; suspended runs
+//!   resumed, and runs ended without an instance (with their hooks).
 //! - [`schedule`]: schedule specs (cron, interval, RRULE in a timezone) and the scheduler
 //!   that creates their runs exactly once per fire time.
 //! - [`api`]: the HTTP API (axum), one module per resource, problem details, OpenAPI.
-//! - [`server`]: `weir server`, tying the API, the executor and the store together.
+//! - [`server`]: `weir server`, tying the API, the executor and the store together, and
+//!   its periodic upkeep (paused runs past their timeout).
 //! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
 //! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, client commands).
 

@@ -60,11 +60,30 @@ pub struct Options {
     pub run_name_template: Option<String>,
     pub on_completion: Vec<String>,
     pub on_failure: Vec<String>,
+    /// Flows only: hooks run when a flow run ends Cancelled.
+    #[serde(default)]
+    pub on_cancellation: Vec<String>,
+    /// Flows only: hooks run when a flow run ends Crashed.
+    #[serde(default)]
+    pub on_crashed: Vec<String>,
 }
 
 impl Options {
     /// Results are persisted unless the flow or task opts out.
     pub fn persists_result(&self) -> bool {
         self.persist_result.unwrap_or(true)
+    }
+
+    /// The hooks a run that reached a final state of type `kind` runs (Prefect's
+    /// `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`).
+    pub fn hooks_for(&self, kind: crate::state::StateType) -> &[String] {
+        use crate::state::StateType;
+        match kind {
+            StateType::Completed => &self.on_completion,
+            StateType::Failed => &self.on_failure,
+            StateType::Cancelled => &self.on_cancellation,
+            StateType::Crashed => &self.on_crashed,
+            _ => &[],
+        }
     }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod adversarial;
 mod caching;
+mod cancellation;
 mod cli;
 mod client;
 mod concurrency;
@@ -14,6 +15,8 @@ mod final_state;
 mod limits;
 mod observability;
 mod params;
+mod pauses;
+mod replay;
 mod retries;
 mod schedules;
 mod server;

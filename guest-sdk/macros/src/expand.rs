@@ -397,6 +397,14 @@ impl Generator {
             let names = o.on_failure.iter().map(path_name);
             fields.push(quote!(on_failure: &[#(#names),*]));
         }
+        if !o.on_cancellation.is_empty() {
+            let names = o.on_cancellation.iter().map(path_name);
+            fields.push(quote!(on_cancellation: &[#(#names),*]));
+        }
+        if !o.on_crashed.is_empty() {
+            let names = o.on_crashed.iter().map(path_name);
+            fields.push(quote!(on_crashed: &[#(#names),*]));
+        }
 
         let retry_condition = match &o.retry_condition {
             Some(path) => quote_spanned! {path.span()=>
@@ -408,7 +416,13 @@ impl Generator {
         // One arm per distinct hook, checked to have the hook signature.
         let mut hook_names: Vec<String> = Vec::new();
         let mut hook_arms = Vec::new();
-        for path in o.on_completion.iter().chain(&o.on_failure) {
+        for path in o
+            .on_completion
+            .iter()
+            .chain(&o.on_failure)
+            .chain(&o.on_cancellation)
+            .chain(&o.on_crashed)
+        {
             let hook_name = path_name(path);
             if hook_names.contains(&hook_name) {
                 continue;

@@ -30,7 +30,7 @@ const TASK_ONLY: &[&str] = &[
     "cache_expiration",
     "refresh_cache",
 ];
-const FLOW_ONLY: &[&str] = &["flow_run_name"];
+const FLOW_ONLY: &[&str] = &["flow_run_name", "on_cancellation", "on_crashed"];
 
 /// How a task's results are cached.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,6 +54,8 @@ pub struct Options {
     pub log_prints: bool,
     pub on_completion: Vec<ExprPath>,
     pub on_failure: Vec<ExprPath>,
+    pub on_cancellation: Vec<ExprPath>,
+    pub on_crashed: Vec<ExprPath>,
     pub run_name: Option<LitStr>,
     pub retry_condition: Option<ExprPath>,
     pub cache_policy: Option<(CachePolicy, Span)>,
@@ -189,6 +191,8 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
         "log_prints" => options.log_prints = lit_bool(name, value)?,
         "on_completion" => options.on_completion = path_list(name, value)?,
         "on_failure" => options.on_failure = path_list(name, value)?,
+        "on_cancellation" => options.on_cancellation = path_list(name, value)?,
+        "on_crashed" => options.on_crashed = path_list(name, value)?,
         "task_run_name" | "flow_run_name" => {
             options.run_name = Some(non_empty(lit_str(name, value)?)?)
         }

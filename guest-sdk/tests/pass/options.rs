@@ -86,6 +86,8 @@ fn keyed(rows: Vec<Row>) -> usize {
     tags = ["nightly"],
     on_completion = [notify],
     on_failure = [notify],
+    on_cancellation = [notify],
+    on_crashed = [notify],
 )]
 fn pipeline(#[default("monday")] day: String) -> weir_sdk::Result<usize> {
     weir_sdk::info!("day {day}");

@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(runs::artifacts))
         .routes(routes!(runs::cancel))
         .routes(routes!(runs::retry))
+        .routes(routes!(runs::resume))
         .routes(routes!(runs::artifacts_by_key))
         .routes(routes!(webhooks::trigger_hook))
         .routes(routes!(variables::list_variables))

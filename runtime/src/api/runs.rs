@@ -1,13 +1,14 @@
 //! Flow runs: trigger a deployment, list and read runs with their task runs, logs
-//! (paged, or followed as server-sent events) and artifacts; cancel and retry.
+//! (paged, or followed as server-sent events) and artifacts; cancel, retry and resume.
 
 use super::deployments::find as find_deployment;
 use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
 use crate::executor::{TriggerError, TriggerRequest};
+use crate::orchestrate::pause::validate_input;
 use crate::state::{State as RunState, StateType};
 use crate::store::{
-    ArtifactRecord, DeploymentRecord, FlowRunRecord, RunFilter, RunKind, StateChange,
-    TaskRunRecord, Write,
+    ArtifactRecord, DeploymentRecord, FlowRunRecord, PauseRecord, PauseResolution, RunFilter,
+    TaskRunRecord,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -65,6 +66,36 @@ pub struct FlowRun {
     pub expected_start: Option<DateTime<Utc>>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// What a paused run waits for (only while it is paused, on a single run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+}
+
+/// The pause a paused flow run waits on.
+#[derive(Serialize, ToSchema)]
+pub struct Pause {
+    pub key: Option<String>,
+    pub description: Option<String>,
+    /// JSON Schema of the input a resume must bring; `null`: it brings none.
+    #[schema(value_type = Object)]
+    pub input_schema: Option<Value>,
+    /// Whether the run released its instance (it runs again, replaying, on resume).
+    pub suspended: bool,
+    pub timeout_seconds: f64,
+    pub timeout_at: DateTime<Utc>,
+}
+
+impl From<PauseRecord> for Pause {
+    fn from(p: PauseRecord) -> Self {
+        Self {
+            key: p.key,
+            description: p.description,
+            input_schema: p.input_schema,
+            suspended: p.suspend,
+            timeout_seconds: p.timeout_seconds,
+            timeout_at: p.timeout_at,
+        }
+    }
 }
 
 pub(crate) fn run_json(r: &FlowRunRecord, history: Option<Vec<RunState>>) -> FlowRun {
@@ -86,6 +117,7 @@ pub(crate) fn run_json(r: &FlowRunRecord, history: Option<Vec<RunState>>) -> Flo
         expected_start: r.expected_start,
         start_time: r.start_time,
         end_time: r.end_time,
+        pause: None,
     }
 }
 
@@ -248,7 +280,11 @@ pub async fn get(
 ) -> ApiResult<Json<FlowRun>> {
     let run = find_run(&state, &auth.workspace_id, &id).await?;
     let history = state.store().state_history(&run.id).await?;
-    Ok(Json(run_json(&run, Some(history))))
+    let mut json = run_json(&run, Some(history));
+    if run.state.kind == StateType::Paused {
+        json.pause = state.store().open_pause(&run.id).await?.map(Into::into);
+    }
+    Ok(Json(json))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -513,15 +549,16 @@ pub async fn cancel(
         )));
     }
     if !state.executor.cancel(&run.id) && !state.store().request_cancel(&run.id).await? {
-        // No node holds it (a subflow, a run nobody claimed yet): end it here.
-        let mut change = StateChange::new(
-            RunKind::Flow,
-            &run.id,
-            RunState::cancelled("cancelled by request"),
-        );
-        change.end_time = Some(Utc::now());
-        state.store().write(Write::StateChanged(change));
-        state.store().flush().await?;
+        // No node holds it (a suspended run, a subflow, a run nobody claimed yet): end
+        // it here, with its flow's on_cancellation hooks.
+        state
+            .store()
+            .resolve_open_pauses(&run.id, PauseResolution::Cancelled)
+            .await?;
+        state
+            .executor
+            .end_run(&run, RunState::cancelled("cancelled by request"))
+            .await?;
     }
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
 }
@@ -551,6 +588,11 @@ pub async fn retry(
             "retry the parent flow run instead of its subflow".into(),
         ));
     }
+    // A pause the run left open belongs to the execution that ended.
+    state
+        .store()
+        .resolve_open_pauses(&run.id, PauseResolution::Cancelled)
+        .await?;
     let claimed = state
         .store()
         .claim_run(
@@ -568,5 +610,67 @@ pub async fn retry(
     run = claimed;
     run.expected_start = None;
     state.executor.submit(run.clone(), None);
+    Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRun {
+    /// The input the pause asks for; it must match the pause's input schema. Leave it
+    /// out for a pause that takes none.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Option<Value>,
+}
+
+/// Resumes a paused or suspended run with input that matches the pause's schema (422
+/// otherwise, and nothing changes). A paused run continues in its instance; a suspended
+/// run runs again from the start, replaying what it completed, and its pause returns
+/// the input.
+#[utoipa::path(post, path = "/api/flow-runs/{id}/resume", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ResumeRun,
+    responses((status = 202, body = FlowRun), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn resume(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<ResumeRun>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let not_paused = || {
+        ApiError::Conflict(format!(
+            "only a paused flow run can be resumed; this one is {}",
+            run.state.kind
+        ))
+    };
+    if run.state.kind != StateType::Paused {
+        return Err(not_paused());
+    }
+    let Some(pause) = state.store().open_pause(&run.id).await? else {
+        return Err(not_paused());
+    };
+    let input = body.unwrap_or_default().input.unwrap_or(Value::Null);
+    validate_input(pause.input_schema.as_ref(), &input)
+        .map_err(|errors| ApiError::invalid("Invalid input", errors))?;
+    let resumed = state
+        .store()
+        .resolve_pause(
+            &pause.id,
+            PauseResolution::Resumed,
+            Some(&input.to_string()),
+            Utc::now(),
+        )
+        .await?;
+    if !resumed {
+        return Err(ApiError::Conflict(
+            "the pause ended meanwhile (resumed, timed out or cancelled)".into(),
+        ));
+    }
+    if pause.suspend {
+        state.executor.resume_suspended(run.clone()).await?;
+    } else {
+        state.executor.orchestrator().notify_resumed(&run.id);
+    }
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
 }

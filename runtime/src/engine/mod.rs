@@ -340,6 +340,8 @@ fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, LoadError> {
                 run_name_template: o.run_name_template,
                 on_completion: o.on_completion,
                 on_failure: o.on_failure,
+                on_cancellation: o.on_cancellation,
+                on_crashed: o.on_crashed,
             },
         })
     };

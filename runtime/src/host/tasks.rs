@@ -10,6 +10,11 @@ pub struct TaskFutureHandle {
     task_run_id: String,
 }
 
+/// A replay mismatch stops the flow instance at once (the run fails with it).
+fn mismatch(f: &orchestrate::Failure) -> wasmtime::Error {
+    wasmtime::format_err!("{}", f.message)
+}
+
 fn options(o: CallOptions) -> orchestrate::CallOptions {
     orchestrate::CallOptions {
         wait_for: o
@@ -34,7 +39,9 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<TaskOutcome> {
         self.charge()?;
         let scope = self.scope("tasks.call")?;
-        let call = scope.register_call(task, arguments, options(opts), self.task.is_none());
+        let call = scope
+            .register_call(task, arguments, options(opts), self.task.is_none())
+            .map_err(|f| mismatch(&f))?;
         Ok(scope.run_task(call).await.to_wit())
     }
 
@@ -46,7 +53,9 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<Resource<TaskFutureHandle>> {
         self.charge()?;
         let scope = self.scope("tasks.submit")?;
-        let call = scope.register_call(task, arguments, options(opts), self.task.is_none());
+        let call = scope
+            .register_call(task, arguments, options(opts), self.task.is_none())
+            .map_err(|f| mismatch(&f))?;
         let task_run_id = scope.spawn_task(call);
         Ok(self.table.push(TaskFutureHandle { task_run_id })?)
     }
@@ -63,7 +72,9 @@ impl tasks::Host for HostState {
         let positioned = self.task.is_none();
         let mut futures = Vec::with_capacity(arguments.len());
         for args in arguments {
-            let call = scope.register_call(task.clone(), args, opts.clone(), positioned);
+            let call = scope
+                .register_call(task.clone(), args, opts.clone(), positioned)
+                .map_err(|f| mismatch(&f))?;
             let task_run_id = scope.spawn_task(call);
             futures.push(self.table.push(TaskFutureHandle { task_run_id })?);
         }

@@ -2,7 +2,7 @@
 //! Prefect's final-state rules, flow retries that replay completed calls, subflows.
 
 use super::failure::Failure;
-use super::scope::{FlowScope, Recorded};
+use super::scope::{Call, FlowScope, Interrupt, Recorded};
 use super::scope::{RunSettings, Stop};
 use super::task_run::TaskOutcome;
 use super::{Event, LogLevel, Orchestrator, hooks, names, params};
@@ -111,11 +111,13 @@ pub enum PrepareError {
 
 /// The run and call position a subflow belongs to.
 pub(crate) struct Parent {
-    pub flow_run_id: String,
+    pub scope: Arc<FlowScope>,
     pub position: i64,
-    pub depth: u32,
-    pub settings: RunSettings,
 }
+
+/// The name of the Scheduled state of a suspended run that was resumed: its next
+/// execution enters Running (not Retrying), replaying what it completed.
+pub const RESUMING: &str = "Resuming";
 
 type BoxedRun<'a> = Pin<Box<dyn Future<Output = Result<FlowOutcome, RunError>> + Send + 'a>>;
 
@@ -209,13 +211,15 @@ impl Orchestrator {
                 Err(PrepareError::InvalidParameters { errors, record }) => (*record, Some(errors)),
             };
             if let Some(p) = &parent {
-                record.parent_flow_run_id = Some(p.flow_run_id.clone());
+                record.parent_flow_run_id = Some(p.scope.id.clone());
                 record.parent_position = Some(p.position);
-                record.workspace_id.clone_from(&p.settings.workspace_id);
+                record
+                    .workspace_id
+                    .clone_from(&p.scope.settings.workspace_id);
             }
             self.record_created(&record);
 
-            let depth = parent.as_ref().map_or(0, |p| p.depth + 1);
+            let depth = parent.as_ref().map_or(0, |p| p.scope.depth + 1);
             let max_depth = self.engine.limits().max_subflow_depth;
             let early_failure = match invalid {
                 Some(errors) => Some(Failure::permanent(
@@ -239,10 +243,23 @@ impl Orchestrator {
                 self.store.flush().await?;
                 return Ok(outcome);
             }
-            let settings = parent.map(|p| p.settings).unwrap_or_default();
-            let outcome = self
-                .execute_at_depth(&record, component, settings, depth)
-                .await;
+            let outcome = match parent {
+                Some(p) => {
+                    let settings = RunSettings {
+                        timeout_seconds: None,
+                        ..p.scope.settings.clone()
+                    };
+                    let outcome = self
+                        .execute_at_depth(&record, component, settings, depth, Some(&p.scope))
+                        .await;
+                    p.scope.calls().children.retain(|c| c.id != record.id);
+                    outcome
+                }
+                None => {
+                    self.execute_at_depth(&record, component, RunSettings::default(), 0, None)
+                        .await
+                }
+            };
             self.store.flush().await?;
             Ok(outcome)
         })
@@ -266,7 +283,9 @@ impl Orchestrator {
         component: Arc<LoadedComponent>,
         settings: RunSettings,
     ) -> Result<FlowOutcome, StoreError> {
-        let outcome = self.execute_at_depth(record, component, settings, 0).await;
+        let outcome = self
+            .execute_at_depth(record, component, settings, 0, None)
+            .await;
         self.store.flush().await?;
         Ok(outcome)
     }
@@ -277,6 +296,7 @@ impl Orchestrator {
         component: Arc<LoadedComponent>,
         settings: RunSettings,
         depth: u32,
+        parent: Option<&Arc<FlowScope>>,
     ) -> FlowOutcome {
         let Some(def) = component.flow(&record.flow_name).cloned() else {
             let f = Failure::permanent(
@@ -302,11 +322,62 @@ impl Orchestrator {
             depth,
             def.options.log_prints,
         ));
+        if let Some(parent) = parent {
+            parent.calls().children.push(scope.clone());
+        }
         let first_attempt = record.run_count.max(0) as u32 + 1;
-        self.execute_flow(&scope, &def, first_attempt).await
+        let resumed = record.state.kind == StateType::Scheduled && record.state.name == RESUMING;
+        self.execute_flow(&scope, &def, first_attempt, resumed)
+            .await
     }
 
-    fn set_flow_state(&self, run_name: &str, change: StateChange) {
+    /// Runs the hooks a flow defines for the final state its run reached
+    /// (`on_completion`, `on_failure`, `on_cancellation`, `on_crashed`) in a fresh
+    /// instance, for a run that ended without an instance of its own: ended through the
+    /// API, by a sweep, or by crash recovery. A failing hook is logged on the run.
+    pub async fn run_final_hooks(
+        self: &Arc<Self>,
+        record: &FlowRunRecord,
+        component: Arc<LoadedComponent>,
+        state: &State,
+    ) {
+        let Some(def) = component.flow(&record.flow_name).cloned() else {
+            return;
+        };
+        let hooks = def.options.hooks_for(state.kind);
+        if hooks.is_empty() {
+            return;
+        }
+        let scope = Arc::new(FlowScope::new(
+            self.clone(),
+            component,
+            RunSettings {
+                workspace_id: record.workspace_id.clone(),
+                ..RunSettings::default()
+            },
+            record.id.clone(),
+            record.name.clone(),
+            def.name.clone(),
+            record.parameters.clone(),
+            record.tags.clone(),
+            record.parent_flow_run_id.clone(),
+            0,
+            def.options.log_prints,
+        ));
+        hooks::run(
+            &scope,
+            wit::RunKind::Flow,
+            &def.name,
+            &scope.id,
+            &scope.name,
+            state,
+            hooks,
+            &scope.parameters_json,
+        )
+        .await;
+    }
+
+    pub(crate) fn set_flow_state(&self, run_name: &str, change: StateChange) {
         let state = change.state.clone();
         let id = change.run_id.clone();
         self.store.write(Write::StateChanged(change));
@@ -322,6 +393,7 @@ impl Orchestrator {
         scope: &Arc<FlowScope>,
         def: &Definition,
         first_attempt: u32,
+        resumed: bool,
     ) -> FlowOutcome {
         let options = &def.options;
         let mut attempt = first_attempt;
@@ -331,7 +403,7 @@ impl Orchestrator {
             let mut running = StateChange::new(
                 RunKind::Flow,
                 &scope.id,
-                if attempt == 1 {
+                if attempt == 1 || (resumed && attempt == first_attempt) {
                     State::running()
                 } else {
                     State::retrying()
@@ -381,10 +453,20 @@ impl Orchestrator {
 
             let mut change = StateChange::new(RunKind::Flow, &scope.id, state.clone());
             if !state.is_final() {
-                // Put back to run again (a shutdown): no end, no hooks; any node may
-                // claim it.
+                // Put back to run again (a shutdown) or suspended: no end, no hooks;
+                // any node may claim it.
                 change.release = true;
                 self.set_flow_state(&scope.name, change);
+                return FlowOutcome {
+                    flow_run_id: scope.id.clone(),
+                    flow_run_name: scope.name.clone(),
+                    state,
+                    value,
+                    failure,
+                };
+            }
+            if !scope.claim_end() {
+                // Its parent ended it already (the parent stopped abruptly).
                 return FlowOutcome {
                     flow_run_id: scope.id.clone(),
                     flow_run_name: scope.name.clone(),
@@ -398,11 +480,7 @@ impl Orchestrator {
                 change.result = value.clone();
             }
             self.set_flow_state(&scope.name, change);
-            let hooks: &[String] = match state.kind {
-                StateType::Completed => &options.on_completion,
-                StateType::Failed | StateType::Crashed => &options.on_failure,
-                _ => &[],
-            };
+            let hooks = options.hooks_for(state.kind);
             if !hooks.is_empty() {
                 hooks::run(
                     scope,
@@ -456,7 +534,13 @@ impl Orchestrator {
             .settings
             .timeout_seconds
             .or(def.options.timeout_seconds);
-        let mut stop = scope.settings.stop.clone();
+        // Only the top of a run tree watches the stop signal: it ends its subflows in
+        // progress itself, so none is left half-stopped.
+        let mut stop = if scope.depth == 0 {
+            scope.settings.stop.clone()
+        } else {
+            None
+        };
         let limited = async {
             match timeout {
                 Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call)
@@ -469,9 +553,10 @@ impl Orchestrator {
             r = limited => r,
             why = stopped(&mut stop) => {
                 drop(store);
-                self.settle_running(scope, false).await;
+                scope.take_interrupt();
                 return match why {
                     Stop::Shutdown | Stop::Lost => {
+                        self.stop_tree(scope, Abort::Shutdown).await;
                         let f = Failure::permanent(
                             "interrupted",
                             "the server shut down; the run resumes when it starts again",
@@ -479,6 +564,7 @@ impl Orchestrator {
                         (State::named(StateType::Scheduled, "Rescheduled").with_message(f.message.clone()), None, Some(f))
                     }
                     _ => {
+                        self.stop_tree(scope, Abort::Cancel).await;
                         let f = Failure::permanent("cancelled", "the flow run was cancelled");
                         (State::cancelled(f.message.clone()), None, Some(f))
                     }
@@ -542,6 +628,12 @@ impl Orchestrator {
                 (State::failed(f.message.clone()), None, Some(f))
             }
         };
+        // What the host decided overrides what the guest did.
+        let (state, value, failure) = match scope.take_interrupt() {
+            Some(Interrupt::Suspend(state)) => (state, None, None),
+            Some(Interrupt::Fail(f)) => (State::failed(f.message.clone()), None, Some(f)),
+            None => (state, value, failure),
+        };
         drop(store);
         // A flow that returned waits for the task runs it started; one that was stopped
         // (timeout, trap) takes them down with it.
@@ -556,42 +648,102 @@ impl Orchestrator {
                     | "stack-overflow"
                     | "limit"
                     | "instantiate"
+                    | "replay-mismatch"
+                    | "pause-timeout"
             )
         });
-        self.settle_running(scope, returned).await;
+        if returned {
+            self.join_running(scope).await;
+        } else {
+            self.stop_tree(scope, Abort::Stopped).await;
+        }
         (state, value, failure)
     }
 
-    /// Joins (or, when the flow was stopped, cancels) the task runs still going.
-    async fn settle_running(&self, scope: &Arc<FlowScope>, join: bool) {
+    /// Waits for the task runs the flow submitted and did not wait for.
+    async fn join_running(&self, scope: &Arc<FlowScope>) {
         loop {
             let running = std::mem::take(&mut scope.calls().running);
             if running.is_empty() {
                 return;
             }
-            for (id, handle) in running {
-                if join {
-                    let _ = handle.await;
-                    continue;
-                }
-                handle.abort();
+            for (_, handle) in running {
                 let _ = handle.await;
-                let finished = scope
-                    .calls()
-                    .outcomes
-                    .get(&id)
-                    .is_some_and(|rx| rx.borrow().is_some());
-                if !finished {
-                    let mut change = StateChange::new(
-                        RunKind::Task,
-                        &id,
-                        State::cancelled("the flow run stopped before this task run finished"),
-                    );
-                    change.end_time = Some(Utc::now());
-                    self.store.write(Write::StateChanged(change));
-                }
             }
         }
+    }
+
+    /// Ends what a flow run that stopped abruptly (cancelled, shut down, timed out,
+    /// trapped) leaves in progress: its task runs (submitted, called, or called from
+    /// tasks) and its subflow runs, all the way down, end Cancelled. The instances
+    /// running them are gone already or aborted here.
+    fn stop_tree<'a>(
+        &'a self,
+        scope: &'a Arc<FlowScope>,
+        why: Abort,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            loop {
+                let running = std::mem::take(&mut scope.calls().running);
+                if running.is_empty() {
+                    break;
+                }
+                // Abort all first: an await cut short must not leave one running.
+                for (_, handle) in &running {
+                    handle.abort();
+                }
+                for (_, handle) in running {
+                    let _ = handle.await;
+                }
+            }
+            let (live, children) = {
+                let mut calls = scope.calls();
+                (
+                    std::mem::take(&mut calls.live_tasks),
+                    std::mem::take(&mut calls.children),
+                )
+            };
+            let now = Utc::now();
+            for id in live {
+                let mut change =
+                    StateChange::new(RunKind::Task, &id, State::cancelled(why.task_message()));
+                change.end_time = Some(now);
+                self.store.write(Write::StateChanged(change));
+            }
+            for child in children {
+                self.stop_tree(&child, why).await;
+                if !child.claim_end() {
+                    continue;
+                }
+                let state = State::cancelled(why.subflow_message());
+                let mut change = StateChange::new(RunKind::Flow, &child.id, state.clone());
+                change.end_time = Some(Utc::now());
+                self.set_flow_state(&child.name, change);
+                if why != Abort::Cancel {
+                    continue;
+                }
+                let Some(def) = child.component.flow(&child.flow_name) else {
+                    continue;
+                };
+                let hooks = def.options.on_cancellation.clone();
+                if !hooks.is_empty() {
+                    // In the background: the parent's own cancellation is not held up.
+                    tokio::spawn(async move {
+                        hooks::run(
+                            &child,
+                            wit::RunKind::Flow,
+                            &child.flow_name,
+                            &child.id,
+                            &child.name,
+                            &state,
+                            &hooks,
+                            &child.parameters_json,
+                        )
+                        .await;
+                    });
+                }
+            }
+        })
     }
 
     /// Completed calls of earlier executions of a flow run, by position.
@@ -618,6 +770,9 @@ impl Orchestrator {
                 },
             );
         }
+        for (position, input) in self.store.resumed_pauses(flow_run_id).await? {
+            out.insert(position, Recorded::Pause { input });
+        }
         for f in self.store.subflow_runs(flow_run_id).await? {
             let (Some(position), true) = (f.parent_position, f.state.is_completed()) else {
                 continue;
@@ -640,34 +795,18 @@ impl Orchestrator {
     }
 
     /// Runs a subflow of `scope`'s flow run at the next call position, replaying it
-    /// when an earlier execution completed it.
+    /// when an earlier execution completed it; a replay mismatch is an error.
     pub(crate) async fn run_subflow(
         self: &Arc<Self>,
         scope: &Arc<FlowScope>,
         flow: String,
         parameters: &str,
-    ) -> FlowOutcome {
+    ) -> Result<FlowOutcome, Box<Failure>> {
         let (position, _) = scope.next_call(&flow);
-        match scope.replayed(position) {
-            Some(Recorded::Flow { name, outcome }) if name == flow => return *outcome,
-            Some(Recorded::Task { name, .. }) | Some(Recorded::Flow { name, .. }) => {
-                let f = Failure::permanent(
-                    "replay-mismatch",
-                    format!(
-                        "replay mismatch at call position {position}: the run recorded a call to \
-                         '{name}' there, but the flow now calls flow '{flow}' (its code changed \
-                         or is not deterministic)"
-                    ),
-                );
-                return FlowOutcome {
-                    flow_run_id: String::new(),
-                    flow_run_name: String::new(),
-                    state: State::failed(f.message.clone()),
-                    value: None,
-                    failure: Some(f),
-                };
-            }
-            None => {}
+        if let Some(Recorded::Flow { outcome, .. }) =
+            scope.replay_at(position, Call::Flow { name: &flow })?
+        {
+            return Ok(*outcome);
         }
         let parameters = match serde_json::from_str::<Value>(parameters) {
             Ok(v) => v,
@@ -675,15 +814,10 @@ impl Orchestrator {
         };
         let request = FlowRequest::new(scope.component.clone(), &flow, parameters);
         let parent = Parent {
-            flow_run_id: scope.id.clone(),
+            scope: scope.clone(),
             position,
-            depth: scope.depth,
-            settings: RunSettings {
-                timeout_seconds: None,
-                ..scope.settings.clone()
-            },
         };
-        match self.start_flow(request, Some(parent)).await {
+        Ok(match self.start_flow(request, Some(parent)).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 scope.log(
@@ -700,7 +834,7 @@ impl Orchestrator {
                     failure: Some(f),
                 }
             }
-        }
+        })
     }
 }
 
@@ -715,6 +849,35 @@ fn state_type_from_wit(t: wit::StateType) -> StateType {
         wit::StateType::Cancelling => StateType::Cancelling,
         wit::StateType::Cancelled => StateType::Cancelled,
         wit::StateType::Crashed => StateType::Crashed,
+    }
+}
+
+/// Why a flow run's unfinished work is ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abort {
+    Cancel,
+    Shutdown,
+    /// The flow itself stopped: it timed out, trapped or hit a limit.
+    Stopped,
+}
+
+impl Abort {
+    fn task_message(self) -> &'static str {
+        match self {
+            Abort::Cancel => "the flow run was cancelled",
+            Abort::Shutdown => "the server shut down before this task run finished",
+            Abort::Stopped => "the flow run stopped before this task run finished",
+        }
+    }
+
+    fn subflow_message(self) -> &'static str {
+        match self {
+            Abort::Cancel => "the parent flow run was cancelled",
+            Abort::Shutdown => {
+                "the server shut down; the parent flow run resumes at the next start"
+            }
+            Abort::Stopped => "the parent flow run stopped before this subflow run finished",
+        }
     }
 }
 

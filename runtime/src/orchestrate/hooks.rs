@@ -1,6 +1,6 @@
-//! Guest callbacks the host invokes: state hooks (`on_completion`, `on_failure`) and
-//! retry conditions. Each runs in a fresh instance, so a trapped or timed-out attempt
-//! never has to be re-entered.
+//! Guest callbacks the host invokes: state hooks (`on_completion`, `on_failure`,
+//! `on_cancellation`, `on_crashed`) and retry conditions. Each runs in a fresh instance,
+//! so a trapped or timed-out attempt never has to be re-entered.
 
 use super::LogLevel;
 use super::failure::Failure;

@@ -3,8 +3,9 @@
 //!
 //! A flow run is one instance alive for the run ([`flow_run`]); every task attempt is a
 //! fresh instance ([`task_run`]). Each call a flow makes gets a stable position, and
-//! completed calls are recorded by position, so a flow that runs again (a flow retry)
-//! replays completed work instead of redoing it.
+//! completed calls are recorded by position, so a flow that runs again (a flow retry, a
+//! restart, a resume after a suspend) replays completed work instead of redoing it.
+//! Pauses ([`pause`]) are such calls too.
 
 pub mod cache;
 mod events;
@@ -14,12 +15,14 @@ mod hooks;
 pub mod metrics;
 pub mod names;
 pub mod params;
+pub mod pause;
 mod scope;
 mod task_run;
 
 pub use events::{Event, EventSink};
 pub use failure::Failure;
-pub use flow_run::{FlowOutcome, FlowRequest, PrepareError, RunError};
+pub use flow_run::{FlowOutcome, FlowRequest, PrepareError, RESUMING, RunError};
+pub use pause::{PauseRequest, SUSPENDED};
 pub use scope::{FlowScope, RunSettings, Stop, TaskAttempt};
 pub use task_run::{CallOptions, Dependency, TaskOutcome};
 
@@ -67,6 +70,8 @@ pub struct Orchestrator {
     pub(crate) secrets: Option<crate::secrets::SecretBox>,
     /// Starts runs of deployments for guests (the server's executor).
     runner: std::sync::OnceLock<std::sync::Weak<dyn DeploymentRunner>>,
+    /// Paused instances of this process, woken by resumes.
+    pub(crate) waiters: pause::Waiters,
 }
 
 /// Starts a run of a deployment on behalf of a flow.
@@ -100,6 +105,7 @@ impl Orchestrator {
             durations: metrics::Histogram::default(),
             secrets: None,
             runner: std::sync::OnceLock::new(),
+            waiters: pause::Waiters::default(),
         })
     }
 

@@ -1,10 +1,12 @@
 //! What every instance of one flow run shares: the run's identity, its call positions,
 //! the outcomes of its task runs (for futures and `wait_for`), and its log budget.
 
+use super::failure::Failure;
 use super::task_run::TaskOutcome;
 use super::{LogLevel, Orchestrator};
 use crate::engine::LoadedComponent;
 use crate::limits::Limits;
+use crate::state::State;
 use crate::store::{LogRecord, Write};
 use chrono::Utc;
 use serde_json::Value;
@@ -26,6 +28,62 @@ pub(crate) enum Recorded {
         name: String,
         outcome: Box<super::FlowOutcome>,
     },
+    /// A pause that was resumed, with the resume's input (JSON text).
+    Pause { input: String },
+}
+
+impl Recorded {
+    /// The call as a user reads it in a replay mismatch: "task `double`".
+    fn describe(&self) -> String {
+        match self {
+            Recorded::Task { name, .. } => format!("task `{name}`"),
+            Recorded::Flow { name, .. } => format!("subflow `{name}`"),
+            Recorded::Pause { .. } => "a pause".to_owned(),
+        }
+    }
+}
+
+/// A call a flow makes at a position, to compare with what was recorded there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Call<'a> {
+    /// A task and its arguments (JSON text).
+    Task {
+        name: &'a str,
+        arguments: &'a str,
+    },
+    Flow {
+        name: &'a str,
+    },
+    Pause,
+}
+
+impl Call<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Call::Task { name, .. } => format!("task `{name}`"),
+            Call::Flow { name } => format!("subflow `{name}`"),
+            Call::Pause => "a pause".to_owned(),
+        }
+    }
+
+    fn same_kind_and_name(&self, recorded: &Recorded) -> bool {
+        match (self, recorded) {
+            (Call::Task { name, .. }, Recorded::Task { name: r, .. }) => name == r,
+            (Call::Flow { name }, Recorded::Flow { name: r, .. }) => name == r,
+            (Call::Pause, Recorded::Pause { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What stops an execution of a flow run from the host's side, whatever the flow does
+/// next: set by a host call, read when the execution ends.
+#[derive(Debug, Clone)]
+pub(crate) enum Interrupt {
+    /// The run suspends: its instance is dropped, and it leaves in this (Paused) state.
+    Suspend(State),
+    /// The run fails with this failure (a replay mismatch, a pause that timed out).
+    Fail(Failure),
 }
 
 pub(crate) type OutcomeRx = watch::Receiver<Option<Arc<TaskOutcome>>>;
@@ -41,6 +99,15 @@ pub(crate) struct Calls {
     pub(crate) running: Vec<(String, JoinHandle<()>)>,
     /// Progress artifacts this run created (only those may be updated).
     pub(crate) progress_artifacts: HashSet<String>,
+    /// Set once a positioned call of this execution ran instead of being replayed: from
+    /// then on the flow may legitimately differ from the record (a failed task that
+    /// succeeds this time can send it down another branch), so a different call at a
+    /// recorded position is no longer a mismatch.
+    diverged: bool,
+    /// Task runs created and not yet final: cancelled when the run stops abruptly.
+    pub(crate) live_tasks: HashSet<String>,
+    /// Subflow runs in progress, ended with their parent when it stops abruptly.
+    pub(crate) children: Vec<Arc<FlowScope>>,
 }
 
 /// Why a running flow run must stop.
@@ -91,6 +158,9 @@ pub struct FlowScope {
     pub(crate) calls: Mutex<Calls>,
     log_bytes: AtomicUsize,
     log_capped: AtomicBool,
+    interrupt: Mutex<Option<Interrupt>>,
+    /// Set by whoever writes the run's final state, so it is written once.
+    ended: AtomicBool,
 }
 
 /// One task attempt.
@@ -140,6 +210,8 @@ impl FlowScope {
             calls: Mutex::new(Calls::default()),
             log_bytes: AtomicUsize::new(0),
             log_capped: AtomicBool::new(false),
+            interrupt: Mutex::new(None),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -156,6 +228,80 @@ impl FlowScope {
             progress_artifacts: std::mem::take(&mut calls.progress_artifacts),
             ..Calls::default()
         };
+        drop(calls);
+        *self.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Stops the current execution from the host's side (the first interrupt wins).
+    pub(crate) fn interrupt(&self, why: Interrupt) {
+        let mut slot = self.interrupt.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(why);
+        }
+    }
+
+    pub(crate) fn take_interrupt(&self) -> Option<Interrupt> {
+        self.interrupt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Claims the writing of the run's final state; false when it was written already.
+    pub(crate) fn claim_end(&self) -> bool {
+        !self.ended.swap(true, Ordering::AcqRel)
+    }
+
+    /// Compares a call with what an earlier execution recorded at its position. Returns
+    /// the record to replay, `None` to run the call, or the failure of a replay mismatch
+    /// (which also interrupts the execution: the run fails whatever the flow does).
+    pub(crate) fn replay_at(
+        &self,
+        position: i64,
+        call: Call<'_>,
+    ) -> Result<Option<Recorded>, Box<Failure>> {
+        let mut calls = self.calls();
+        let Some(recorded) = calls.replay.get(&position) else {
+            calls.diverged = true;
+            return Ok(None);
+        };
+        if !call.same_kind_and_name(recorded) {
+            if calls.diverged {
+                return Ok(None);
+            }
+            let failure = Failure::permanent(
+                "replay-mismatch",
+                format!(
+                    "replay mismatch at call {position}: the recorded run called {} there, \
+                     this run called {} (the flow's code changed or it is not deterministic)",
+                    recorded.describe(),
+                    call.describe()
+                ),
+            );
+            drop(calls);
+            self.interrupt(Interrupt::Fail(failure.clone()));
+            return Err(Box::new(failure));
+        }
+        if let (Call::Task { name, arguments }, Recorded::Task { input_hash, .. }) =
+            (call, recorded)
+        {
+            let args: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
+            let hash = super::cache::input_hash(&super::cache::canonical_json(&args));
+            if &hash != input_hash {
+                calls.diverged = true;
+                drop(calls);
+                self.log(
+                    None,
+                    LogLevel::Warning,
+                    format!(
+                        "call {position} to task '{name}' has other inputs than when it was \
+                         recorded; running it again"
+                    ),
+                );
+                return Ok(None);
+            }
+        }
+        Ok(Some(recorded.clone()))
     }
 
     /// The next call position and the run's default name for a call of `task`
@@ -170,6 +316,14 @@ impl FlowScope {
         (position, n)
     }
 
+    /// The next call position, for calls that have no run name (pauses).
+    pub(crate) fn next_position(&self) -> i64 {
+        let mut calls = self.calls();
+        let position = calls.next_position;
+        calls.next_position += 1;
+        position
+    }
+
     /// A name counter only, for calls that have no position (tasks called from tasks).
     pub(crate) fn next_name_index(&self, name: &str) -> u64 {
         let mut calls = self.calls();
@@ -177,10 +331,6 @@ impl FlowScope {
         let n = *counter;
         *counter += 1;
         n
-    }
-
-    pub(crate) fn replayed(&self, position: i64) -> Option<Recorded> {
-        self.calls().replay.get(&position).cloned()
     }
 
     /// Writes a log line of this run (or of one of its task attempts), within the
@@ -215,5 +365,52 @@ impl FlowScope {
             message,
             timestamp: Utc::now(),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(name: &str) -> Recorded {
+        Recorded::Task {
+            name: name.into(),
+            input_hash: String::new(),
+            outcome: Arc::new(TaskOutcome {
+                task_run_id: "t".into(),
+                state: State::completed(),
+                value: None,
+                failure: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn calls_match_records_of_their_kind_and_name() {
+        let double = Call::Task {
+            name: "double",
+            arguments: "{}",
+        };
+        assert!(double.same_kind_and_name(&task("double")));
+        assert!(!double.same_kind_and_name(&task("triple")));
+        assert!(Call::Pause.same_kind_and_name(&Recorded::Pause {
+            input: "null".into()
+        }));
+        assert!(!Call::Pause.same_kind_and_name(&task("double")));
+        assert!(!Call::Flow { name: "double" }.same_kind_and_name(&task("double")));
+    }
+
+    #[test]
+    fn mismatches_name_both_calls() {
+        assert_eq!(task("double").describe(), "task `double`");
+        assert_eq!(Call::Flow { name: "child" }.describe(), "subflow `child`");
+        assert_eq!(Call::Pause.describe(), "a pause");
+        assert_eq!(
+            Recorded::Pause {
+                input: "null".into()
+            }
+            .describe(),
+            "a pause"
+        );
     }
 }

@@ -4,7 +4,7 @@ use super::cache;
 use super::failure::Failure;
 use super::hooks;
 use super::names;
-use super::scope::{FlowScope, Recorded};
+use super::scope::{Call, FlowScope, Recorded};
 use super::{Event, TaskAttempt};
 use crate::engine::sandbox::HostState;
 use crate::host::wit;
@@ -91,43 +91,57 @@ pub(crate) struct TaskCall {
     /// Stable position in the flow run; `None` for tasks called from tasks.
     pub position: Option<i64>,
     pub name_index: u64,
+    /// The recorded outcome, when an earlier execution completed this call.
+    replay: Option<Arc<TaskOutcome>>,
     tx: watch::Sender<Option<Arc<TaskOutcome>>>,
 }
 
 impl FlowScope {
     /// Gives a call its position, name index and id, and registers its outcome so that
-    /// futures and `wait_for` can find it.
+    /// futures and `wait_for` can find it. A call at a recorded position is replayed; a
+    /// replay mismatch is an error (and fails the run).
     pub(crate) fn register_call(
         &self,
         task: String,
         arguments: String,
         options: CallOptions,
         positioned: bool,
-    ) -> TaskCall {
+    ) -> Result<TaskCall, Box<Failure>> {
         let (position, name_index) = if positioned {
             let (p, n) = self.next_call(&task);
             (Some(p), n)
         } else {
             (None, self.next_name_index(&task))
         };
-        let replayed_id = position.and_then(|p| match self.replayed(p) {
-            Some(Recorded::Task { name, outcome, .. }) if name == task => {
-                Some(outcome.task_run_id.clone())
-            }
-            _ => None,
-        });
-        let id = replayed_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let replay = match position {
+            Some(p) => match self.replay_at(
+                p,
+                Call::Task {
+                    name: &task,
+                    arguments: &arguments,
+                },
+            )? {
+                Some(Recorded::Task { outcome, .. }) => Some(outcome),
+                _ => None,
+            },
+            None => None,
+        };
+        let id = match &replay {
+            Some(outcome) => outcome.task_run_id.clone(),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
         let (tx, rx) = watch::channel(None);
         self.calls().outcomes.insert(id.clone(), rx);
-        TaskCall {
+        Ok(TaskCall {
             id,
             task,
             arguments,
             options,
             position,
             name_index,
+            replay,
             tx,
-        }
+        })
     }
 
     /// Runs a registered call to its final state.
@@ -155,47 +169,8 @@ impl FlowScope {
 
     async fn execute_task(self: &Arc<Self>, call: TaskCall) -> TaskOutcome {
         // Replay: a completed call recorded at this position returns its result.
-        if let Some(position) = call.position {
-            match self.replayed(position) {
-                Some(Recorded::Task {
-                    name,
-                    input_hash,
-                    outcome,
-                }) if name == call.task => {
-                    let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-                    if input_hash == cache::input_hash(&cache::canonical_json(&args)) {
-                        return (*outcome).clone();
-                    }
-                    self.log(
-                        None,
-                        super::LogLevel::Warning,
-                        format!(
-                            "call #{position} to task '{name}' has other inputs than when it \
-                             was recorded; running it again"
-                        ),
-                    );
-                }
-                Some(recorded) => {
-                    let (kind, name) = match &recorded {
-                        Recorded::Task { name, .. } => ("task", name),
-                        Recorded::Flow { name, .. } => ("flow", name),
-                    };
-                    return TaskOutcome::failed(
-                        &call.id,
-                        State::failed("replay mismatch"),
-                        Failure::permanent(
-                            "replay-mismatch",
-                            format!(
-                                "replay mismatch at call position {position}: the run recorded \
-                                 a call to {kind} '{name}' there, but the flow now calls task \
-                                 '{}' (its code changed or is not deterministic)",
-                                call.task
-                            ),
-                        ),
-                    );
-                }
-                None => {}
-            }
+        if let Some(outcome) = &call.replay {
+            return (**outcome).clone();
         }
 
         let Some(def) = self.component.task(&call.task) else {
@@ -285,6 +260,7 @@ impl FlowScope {
             start_time: None,
             end_time: None,
         }));
+        self.calls().live_tasks.insert(run.id.clone());
         self.orch.emit(|| Event::TaskRunCreated {
             flow_run_name: self.name.clone(),
             id: run.id.clone(),
@@ -339,6 +315,7 @@ impl TaskRun {
 
     /// Records a final state (with the result, when persisted) and runs the hooks.
     fn finish(&self, state: State, result: Option<&str>, attempts: Option<i64>) {
+        self.scope.calls().live_tasks.remove(&self.id);
         let mut change = StateChange::new(RunKind::Task, &self.id, state);
         change.end_time = Some(Utc::now());
         change.run_count = attempts;

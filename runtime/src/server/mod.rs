@@ -6,6 +6,7 @@
 //! a grace period before putting them back to run again.
 
 pub mod demo;
+pub mod maintenance;
 
 use crate::api::{self, AppState, BodyLimits, Shared};
 use crate::engine::Engine;
@@ -114,6 +115,7 @@ impl Server {
             },
         };
         let recovered = executor.recover().await?;
+        maintenance::pass(&executor).await;
         let scheduler = Scheduler::new(
             executor.clone(),
             config.clock.clone(),
@@ -148,6 +150,10 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (upkeep_tx, upkeep_rx) = tokio::sync::oneshot::channel::<()>();
+        let upkeep = tokio::spawn(maintenance::run(self.executor.clone(), async {
+            let _ = upkeep_rx.await;
+        }));
         let scheduler = self.run_scheduler.then(|| {
             let s = self.scheduler.clone();
             tokio::spawn(s.run(async {
@@ -158,9 +164,11 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await?;
         drop(stop_tx);
+        drop(upkeep_tx);
         if let Some(s) = scheduler {
             let _ = s.await;
         }
+        let _ = upkeep.await;
         self.executor.shutdown(self.grace).await;
         Ok(())
     }

@@ -95,9 +95,13 @@ impl Store {
         f.lost.remove(run_id);
     }
 
-    /// Forgets a held run (after its last write was flushed).
-    pub fn unhold(&self, run_id: &str) {
+    /// Forgets a held run (after its last write was flushed), unless it was claimed
+    /// again since (a newer fence).
+    pub fn unhold(&self, run_id: &str, fence: i64) {
         let mut f = self.fences();
+        if f.held.get(run_id).is_some_and(|t| *t != fence) {
+            return;
+        }
         f.held.remove(run_id);
         f.lost.remove(run_id);
         for id in f.owned.remove(run_id).unwrap_or_default() {

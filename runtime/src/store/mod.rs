@@ -8,6 +8,7 @@
 mod db;
 mod deployments;
 mod leases;
+mod pauses;
 mod queries;
 mod records;
 mod schedules;
@@ -16,6 +17,7 @@ mod writer;
 
 pub use deployments::*;
 pub use leases::NodeRecord;
+pub use pauses::*;
 pub use queries::*;
 pub use records::*;
 pub use schedules::*;

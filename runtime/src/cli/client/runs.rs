@@ -76,6 +76,13 @@ pub enum RunsCommand {
     Cancel { id: String },
     /// Run a failed, crashed or cancelled flow run again, replaying its completed tasks.
     Retry { id: String },
+    /// Resume a paused or suspended flow run.
+    Resume {
+        id: String,
+        /// The input the pause asks for, as JSON (checked against the pause's schema).
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+    },
 }
 
 /// The body of `POST /api/deployments/{id}/runs`.
@@ -219,7 +226,36 @@ pub async fn dispatch(opts: &ClientOpts, command: RunsCommand) -> anyhow::Result
         RunsCommand::Logs { id, follow } => logs(&api, opts.json, &id, follow).await,
         RunsCommand::Cancel { id } => act(&api, opts.json, &id, "cancel", "Cancelling").await,
         RunsCommand::Retry { id } => act(&api, opts.json, &id, "retry", "Retrying").await,
+        RunsCommand::Resume { id, input } => resume(&api, opts.json, &id, input.as_deref()).await,
     }
+}
+
+/// The body of `POST /api/flow-runs/{id}/resume`.
+fn resume_body(input: Option<&str>) -> anyhow::Result<Value> {
+    Ok(match input {
+        Some(text) => {
+            let input: Value = serde_json::from_str(text)
+                .with_context(|| format!("--input {text:?} is not JSON"))?;
+            json!({ "input": input })
+        }
+        None => json!({}),
+    })
+}
+
+async fn resume(
+    api: &Api,
+    as_json: bool,
+    id: &str,
+    input: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let body = resume_body(input)?;
+    let (_, answer) = api.post(&["api", "flow-runs", id, "resume"], body).await?;
+    if as_json {
+        print_json(&answer);
+    } else {
+        println!("Resuming flow run {id}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `completed`, `Completed` or `awaiting-retry` as the API's `COMPLETED`, `AWAITING_RETRY`.
@@ -310,6 +346,25 @@ async fn show(api: &Api, as_json: bool, id: &str) -> anyhow::Result<ExitCode> {
         format!("sha256:{}", text(&run["component_digest"])),
     );
     field("State", format!("{}{message}", state_label(state)));
+    if let Some(p) = run.get("pause").filter(|p| p.is_object()) {
+        let input = if p["input_schema"].is_null() {
+            "no input".to_owned()
+        } else {
+            format!("input {}", p["input_schema"])
+        };
+        field(
+            "Pause",
+            format!(
+                "{}until {}, {input}; weir runs resume {} --input '<json>'",
+                p["key"]
+                    .as_str()
+                    .map(|k| format!("'{k}' "))
+                    .unwrap_or_default(),
+                time(&p["timeout_at"]),
+                text(&run["id"])
+            ),
+        );
+    }
     field("Parameters", run["parameters"].to_string());
     if let Some(tags) = run["tags"].as_array().filter(|t| !t.is_empty()) {
         field("Tags", tags.iter().map(text).collect::<Vec<_>>().join(", "));
@@ -576,6 +631,21 @@ mod tests {
         assert_eq!(new_states(&run, &mut printed), vec![done.clone()]);
         assert!(new_states(&run, &mut printed).is_empty());
         assert!(is_final(&done) && !is_final(&running));
+    }
+
+    #[test]
+    fn resume_body_carries_the_input() {
+        assert_eq!(
+            resume_body(Some(r#"{"approved": true}"#)).unwrap(),
+            json!({"input": {"approved": true}})
+        );
+        assert_eq!(resume_body(None).unwrap(), json!({}));
+        assert!(
+            resume_body(Some("{nope"))
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
     }
 
     #[test]

@@ -510,3 +510,109 @@ fn fetch(url: String) -> Result<String> {
 fn launcher(target: String, n: u64) -> Result<String> {
     weir_sdk::run_deployment(&target, &serde_json::json!({ "n": n }), None)
 }
+
+// ---- pause, suspend, cancellation, replay ------------------------------------------------
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Approval {
+    pub approved: bool,
+    pub reviewer: String,
+}
+
+/// Loads, waits for an approval (typed input), and reports the decision.
+#[flow]
+fn approval(rows: u64, timeout: f64) -> Result<String> {
+    let loaded = square(rows)?;
+    let a: Approval = weir_sdk::Pause::new(timeout)
+        .key("approval")
+        .description("Approve the load")
+        .pause_with_input()?;
+    Ok(format!(
+        "{} {loaded} rows by {}",
+        if a.approved { "published" } else { "dropped" },
+        a.reviewer
+    ))
+}
+
+/// Waits for a resume without input.
+#[flow]
+fn plain_pause(timeout: f64) -> Result<String> {
+    weir_sdk::pause_flow_run(timeout)?;
+    Ok("resumed".into())
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct Budget {
+    pub limit: u64,
+}
+
+/// A completed task, a suspend that releases the instance, then work with the input.
+#[flow]
+fn suspender(label: String, timeout: f64) -> Result<String> {
+    let first = side_effect(label)?;
+    let budget: Budget = weir_sdk::suspend_flow_run_with_input(timeout)?;
+    let scaled = scale(budget.limit, 2)?;
+    Ok(format!("{first}:{scaled}"))
+}
+
+/// A subflow cannot suspend; it reports what the host said.
+#[flow]
+fn suspending_child() -> Result<String> {
+    Ok(match weir_sdk::suspend_flow_run(60) {
+        Ok(()) => "suspended".into(),
+        Err(e) => e.message().to_owned(),
+    })
+}
+
+#[flow]
+fn suspend_in_subflow() -> Result<String> {
+    suspending_child()
+}
+
+fn cancellation_hook(ctx: &weir_sdk::HookContext) {
+    weir_sdk::info!("cancel hook: {} {}", ctx.name, ctx.state.name);
+}
+
+/// A subflow that waits in a long task.
+#[flow(on_cancellation = [cancellation_hook])]
+fn cancel_child(millis: u64) -> Result<u64> {
+    Ok(slow(millis)?.end)
+}
+
+/// A task in the background and a subflow in the foreground, both long.
+#[flow(on_cancellation = [cancellation_hook])]
+fn cancel_parent(millis: u64) -> Result<u64> {
+    let background = slow::submit(millis);
+    let child = cancel_child(millis)?;
+    Ok(child + background.wait()?.end)
+}
+
+fn crash_hook(ctx: &weir_sdk::HookContext) {
+    weir_sdk::info!("crash hook: {} {}", ctx.name, ctx.state.name);
+}
+
+#[flow(on_crashed = [crash_hook], on_cancellation = [cancellation_hook])]
+fn crash_hooked() -> Result<u32> {
+    Ok(1)
+}
+
+#[task]
+fn double(x: i64) -> i64 {
+    x * 2
+}
+
+#[task]
+fn triple(x: i64) -> i64 {
+    x * 3
+}
+
+/// Not deterministic on purpose: its second attempt calls another task where the first
+/// completed one.
+#[flow(retries = 1, retry_delay_seconds = 0.1)]
+fn replay_mismatch(x: i64) -> Result<i64> {
+    if weir_sdk::context().attempt == 1 {
+        double(x)?;
+        weir_sdk::bail!("the first attempt fails after its task");
+    }
+    triple(x)
+}
