@@ -264,9 +264,20 @@ impl Executor {
             return Ok(c);
         }
         let path = self.component_path(digest);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| {
-            anyhow::anyhow!("component {digest} is not stored ({}): {e}", path.display())
-        })?;
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            // Another node sharing the database received it.
+            Err(e) => match self.store().component_bytes(digest).await? {
+                Some(bytes) => {
+                    let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
+                    if tokio::fs::write(&tmp, &bytes).await.is_ok() {
+                        let _ = tokio::fs::rename(&tmp, &path).await;
+                    }
+                    bytes
+                }
+                None => anyhow::bail!("component {digest} is not stored ({}): {e}", path.display()),
+            },
+        };
         Ok(self.engine().load(&bytes).await?)
     }
 

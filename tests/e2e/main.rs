@@ -10,6 +10,7 @@ mod cancellation;
 mod cli;
 mod client;
 mod concurrency;
+mod durability;
 mod examples;
 mod final_state;
 mod limits;

@@ -5,6 +5,7 @@
 //! `WEIR_TEST_DB=postgres`, a fresh PostgreSQL database on the server at
 //! `WEIR_TEST_POSTGRES_URL` (default `postgres://weir:weir@127.0.0.1:5432/postgres`).
 
+pub mod node;
 pub mod server;
 
 use std::path::{Path, PathBuf};

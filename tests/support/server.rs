@@ -10,9 +10,14 @@ use weir::server::{Server, ServerConfig};
 
 pub const ADMIN: &str = "test-admin-token";
 
-pub struct TestServer {
+/// A client of a Weir server's API.
+pub struct Api {
     pub url: String,
     pub client: reqwest::Client,
+}
+
+pub struct TestServer {
+    pub api: Api,
     /// The server's scheduler and runtime, to tick it by hand.
     pub scheduler: Arc<Scheduler>,
     rt: tokio::runtime::Handle,
@@ -62,10 +67,9 @@ impl TestServer {
         });
         let (url, scheduler, rt) = ready_rx.await.expect("the server starts");
         Self {
-            url,
+            api: Api::new(url),
             scheduler,
             rt,
-            client: reqwest::Client::new(),
             stop: Some(tx),
             handle: Some(thread),
         }
@@ -92,6 +96,23 @@ impl TestServer {
                 .unwrap()
                 .expect("the server thread ends")
                 .expect("the server stops cleanly");
+        }
+    }
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            client: reqwest::Client::new(),
         }
     }
 

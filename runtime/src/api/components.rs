@@ -78,6 +78,7 @@ pub async fn upload(
     }
     let manifest = serde_json::to_value(&loaded.manifest).map_err(ApiError::internal)?;
     let store = state.store();
+    store.put_component_bytes(&loaded.digest, &bytes).await?;
     store
         .put_component(&loaded.digest, loaded.size, &manifest)
         .await?;

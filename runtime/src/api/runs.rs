@@ -66,6 +66,10 @@ pub struct FlowRun {
     pub expected_start: Option<DateTime<Utc>>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// The server node holding the run (waiting for its time or slots, or running it).
+    pub node_id: Option<String>,
+    /// How many times a node died while running it and another took it over.
+    pub crash_count: i64,
     /// What a paused run waits for (only while it is paused, on a single run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<Pause>,
@@ -117,6 +121,8 @@ pub(crate) fn run_json(r: &FlowRunRecord, history: Option<Vec<RunState>>) -> Flo
         expected_start: r.expected_start,
         start_time: r.start_time,
         end_time: r.end_time,
+        node_id: r.node_id.clone(),
+        crash_count: r.crash_count,
         pause: None,
     }
 }

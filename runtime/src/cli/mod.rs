@@ -57,9 +57,21 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "WEIR_ADDR", default_value = "127.0.0.1:4200")]
         addr: String,
-        /// A `sqlite:` database URL (default: DATA_DIR/weir.db).
+        /// The database: a `sqlite:` URL (default: DATA_DIR/weir.db), or a
+        /// `postgres://` URL that several servers may share.
         #[arg(long, env = "WEIR_DB")]
         db: Option<String>,
+        /// This node's id among the servers sharing the database (default: a new one
+        /// at every start).
+        #[arg(long, env = "WEIR_NODE_ID")]
+        node_id: Option<String>,
+        /// Seconds without a heartbeat after which a node is presumed dead and its
+        /// runs are taken over.
+        #[arg(long, env = "WEIR_LEASE_SECONDS", default_value_t = 30.0)]
+        lease_seconds: f64,
+        /// Times a run may be taken over after its node died before it ends Crashed.
+        #[arg(long, default_value_t = 3)]
+        max_crash_restarts: i64,
         /// Set up a "demo" workspace with the example components in DIR deployed.
         #[arg(long, value_name = "DIR")]
         demo: Option<PathBuf>,
@@ -155,9 +167,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             upload_limit_mb,
             grace_seconds,
             max_active_runs,
+            node_id,
+            lease_seconds,
+            max_crash_restarts,
         } => {
             let mut config = crate::server::ServerConfig::new(cli.data_dir.clone());
             config.db = db;
+            if let Some(id) = node_id {
+                config.node.node_id = id;
+            }
+            if !(lease_seconds.is_finite() && lease_seconds > 0.0) {
+                anyhow::bail!("--lease-seconds must be a positive number of seconds");
+            }
+            config.node.lease_ttl = std::time::Duration::from_secs_f64(lease_seconds);
+            config.node.max_crash_restarts = max_crash_restarts.max(0);
             config.admin_token = std::env::var("WEIR_ADMIN_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty());

@@ -27,8 +27,10 @@ use tokio::net::TcpListener;
 pub struct ServerConfig {
     /// Database, compiled components, uploaded components, the secret key.
     pub data_dir: PathBuf,
-    /// A `sqlite:` URL; `DATA_DIR/weir.db` by default.
+    /// A `sqlite:` or `postgres://` URL; `DATA_DIR/weir.db` by default.
     pub db: Option<String>,
+    /// This node's id, lease and crash-restart settings.
+    pub node: crate::executor::NodeConfig,
     /// The admin token (`WEIR_ADMIN_TOKEN`); generated at first start when absent.
     pub admin_token: Option<String>,
     /// The master key for secrets (`WEIR_SECRET_KEY`, base64 of 32 bytes).
@@ -51,6 +53,7 @@ impl ServerConfig {
         Self {
             data_dir,
             db: None,
+            node: crate::executor::NodeConfig::default(),
             admin_token: None,
             secret_key: None,
             limits: Limits::default(),
@@ -91,7 +94,12 @@ impl Server {
         let engine = Engine::new(config.limits.clone(), Some(dir.join("compiled")))?;
         let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), dir)?;
         let orch = Orchestrator::with_secrets(engine, store.clone(), secrets.clone());
-        let executor = Executor::new(orch, dir.join("components"), config.max_active_runs);
+        let executor = Executor::with_node(
+            orch,
+            dir.join("components"),
+            config.max_active_runs,
+            config.node.clone(),
+        );
 
         let mut generated_admin_token = None;
         let admin_hash = match &config.admin_token {

@@ -56,6 +56,35 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// Opening a transaction that writes.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+
+    /// On SQLite `BEGIN IMMEDIATE`: the transaction takes the write lock up front
+    /// (waiting for it under the busy timeout) instead of failing when a read inside
+    /// it would have to become a write while another connection writes.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// A column type both backends decode the same way.
 pub(crate) trait Col: Sized {
     fn from_sqlite(row: &SqliteRow, col: &str) -> Result<Self, sqlx::Error>;
@@ -74,7 +103,15 @@ macro_rules! col_types {
         }
     )*};
 }
-col_types!(String, Option<String>, i64, Option<i64>, f64, Option<f64>);
+col_types!(
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    f64,
+    Option<f64>,
+    Vec<u8>
+);
 
 /// A row of either backend.
 pub(crate) trait DbRow {

@@ -1,7 +1,7 @@
 //! Deployments and their versions, the components a workspace may use, work pools and
 //! tag concurrency limits.
 
-use super::db::{DbRow, with_db};
+use super::db::{BeginWrite, DbRow, with_db};
 use super::{Result, Store, parse_json, parse_ts, tags_from, ts};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -167,7 +167,7 @@ impl Store {
     /// Removes a component from a workspace unless a deployment of that workspace uses it.
     pub async fn unlink_component(&self, workspace_id: &str, digest: &str) -> Result<Saved> {
         with_db!(&self.db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let used: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND component_digest = $2",
         )
@@ -209,7 +209,7 @@ impl Store {
 
     pub async fn insert_deployment(&self, d: &DeploymentRecord) -> Result<Saved> {
         with_db!(&self.db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let query = sqlx::query(
             "INSERT INTO deployments (name, component_digest, flow, parameters, tags, description,
                version, pool, concurrency_limit, memory_mb, timeout_seconds, allowed_hosts,
@@ -235,7 +235,7 @@ impl Store {
     /// Saves every field of a deployment; a new component or flow adds a version.
     pub async fn update_deployment(&self, d: &DeploymentRecord) -> Result<Saved> {
         with_db!(&self.db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let before = sqlx::query(
             "SELECT component_digest, flow FROM deployments WHERE id = $1 AND workspace_id = $2",
         )

@@ -8,7 +8,7 @@
 //! on PostgreSQL, so a concurrent takeover waits or wins outright), and drops the
 //! writes of runs whose fence moved on.
 
-use super::db::{DbRow, with_db};
+use super::db::{BeginWrite, DbRow, with_db};
 use super::{FlowRunRecord, Result, Store, flow_run_from_row, ts};
 use crate::state::{State, StateType};
 use chrono::{DateTime, Utc};
@@ -256,7 +256,7 @@ impl Store {
     /// it is shutting down and another node (or its next start) claims them.
     pub async fn leave(&self, node: &str) -> Result<()> {
         with_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE flow_runs SET node_id = NULL WHERE node_id = $1 AND state_type = 'SCHEDULED'",
             )
@@ -302,7 +302,7 @@ impl Store {
         let state = State::new(StateType::Crashed).with_message(message);
         let now = ts(state.timestamp);
         with_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut parents = vec![root_id.to_owned()];
             while let Some(parent) = parents.pop() {
                 let subflows: Vec<String> =
@@ -408,7 +408,7 @@ impl Store {
              RETURNING *"
         );
         with_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(node)
                 .bind(state.kind.as_str())

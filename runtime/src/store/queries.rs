@@ -1,7 +1,7 @@
 //! Flow-run queries of the API: filtered, paginated lists, idempotent creation, logs
 //! by sequence, artifacts by key, counts by state.
 
-use super::db::{DbRow, with_db};
+use super::db::{BeginWrite, DbRow, with_db};
 use super::{FlowRunRecord, LogRecord, Result, Store, flow_run_from_row, parse_ts, ts};
 use crate::state::StateType;
 use chrono::{DateTime, Utc};
@@ -47,7 +47,7 @@ impl Store {
         runs: &[FlowRunRecord],
     ) -> Result<Vec<(FlowRunRecord, bool)>> {
         with_db!(&self.db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let mut inserted = std::collections::HashSet::new();
         for chunk in runs.chunks(500) {
             let mut q = QueryBuilder::<DB>::new(

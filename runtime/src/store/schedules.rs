@@ -1,6 +1,6 @@
 //! Deployment schedules and the bookkeeping of what they have created.
 
-use super::db::{DbRow, with_db};
+use super::db::{BeginWrite, DbRow, with_db};
 use super::{Result, Store, parse_json, parse_opt_ts, parse_ts, ts};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -118,7 +118,7 @@ impl Store {
     /// one transaction.
     pub async fn advance_schedules(&self, ids: &[&str], until: DateTime<Utc>) -> Result<()> {
         with_db!(&self.db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         for id in ids {
             sqlx::query(
                 "UPDATE schedules SET scheduled_until = $1

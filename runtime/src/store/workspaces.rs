@@ -1,6 +1,6 @@
 //! Workspaces, their API keys, and server settings (the admin token's hash).
 
-use super::db::{DbRow, with_db};
+use super::db::{BeginWrite, DbRow, with_db};
 use super::{Result, Store, parse_ts, ts};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -81,7 +81,7 @@ impl Store {
         key: &ApiKeyRecord,
     ) -> Result<Option<()>> {
         with_db!(&self.db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO workspaces (id, name, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )

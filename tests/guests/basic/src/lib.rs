@@ -616,3 +616,27 @@ fn replay_mismatch(x: i64) -> Result<i64> {
     }
     triple(x)
 }
+
+// ---- durability: crash recovery, takeover ----------------------------------------------
+
+/// One step with a witness: tells the HTTP witness at `url` that step `i` of this flow
+/// run starts, works for `millis`, then tells it the step is done.
+#[task]
+fn witnessed_step(url: String, i: u64, millis: u64) -> Result<u64> {
+    let run = weir_sdk::context().flow_run_id;
+    let event = serde_json::json!({ "run": run, "i": i });
+    weir_sdk::http::post_json(&format!("{url}/start"), &event)?;
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    weir_sdk::http::post_json(&format!("{url}/done"), &event)?;
+    Ok(i)
+}
+
+/// Five witnessed steps in a row: the crash-recovery tests kill the server among them.
+#[flow]
+fn durable_five(url: String, millis: u64) -> Result<u64> {
+    let mut sum = 0;
+    for i in 0..5 {
+        sum += witnessed_step(url.clone(), i, millis)?;
+    }
+    Ok(sum)
+}
