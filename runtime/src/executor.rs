@@ -68,8 +68,15 @@ pub struct SlotGuard {
     keys: Vec<String>,
 }
 
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
+impl SlotGuard {
+    /// Gives the slots back without waking the runs waiting for them (the run could
+    /// not start for another reason, which a wake-up would not change).
+    fn give_back_quietly(mut self) {
+        self.give_back();
+        self.keys.clear();
+    }
+
+    fn give_back(&mut self) {
         let mut counts = self.slots.counts.lock().unwrap_or_else(|e| e.into_inner());
         for k in &self.keys {
             if let Some(n) = counts.get_mut(k) {
@@ -79,8 +86,38 @@ impl Drop for SlotGuard {
                 }
             }
         }
-        drop(counts);
-        self.slots.changed.notify_waiters();
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        if !self.keys.is_empty() {
+            self.give_back();
+            self.slots.changed.notify_waiters();
+        }
+    }
+}
+
+/// Slots a run holds in the database (nodes sharing PostgreSQL count them together);
+/// dropping it gives them back.
+struct SharedSlots {
+    store: Store,
+    run_id: String,
+    node: String,
+}
+
+impl Drop for SharedSlots {
+    fn drop(&mut self) {
+        let (store, run_id, node) = (
+            self.store.clone(),
+            std::mem::take(&mut self.run_id),
+            std::mem::take(&mut self.node),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = store.release_slots(&run_id, &node).await {
+                tracing::error!("cannot give back the slots of flow run {run_id}: {e}");
+            }
+        });
     }
 }
 
@@ -524,7 +561,15 @@ impl Executor {
             if let Some(wants) = &wants
                 && let Some(guard) = self.slots.try_take(wants)
             {
-                break guard;
+                match self.take_shared_slots(&run.id, wants).await {
+                    Ok(shared) => break (guard, shared),
+                    Err(e) => {
+                        if let Some(e) = e {
+                            tracing::error!("cannot take the slots of flow run {}: {e}", run.id);
+                        }
+                        guard.give_back_quietly();
+                    }
+                }
             }
             tokio::select! {
                 _ = notified => {}
@@ -571,6 +616,36 @@ impl Executor {
         };
         if let Err(e) = self.orch.execute_flow_run(&run, component, settings).await {
             tracing::error!("flow run {} could not be stored: {e}", run.id);
+        }
+    }
+
+    /// With PostgreSQL, takes the run's limited slots in the database too, so limits
+    /// hold across nodes. `Err(None)`: a limit is reached on another node.
+    async fn take_shared_slots(
+        &self,
+        run_id: &str,
+        wants: &[(String, usize)],
+    ) -> Result<Option<SharedSlots>, Option<crate::store::StoreError>> {
+        let shared: Vec<(String, i64)> = wants
+            .iter()
+            .filter(|(k, _)| k != NODE)
+            .map(|(k, limit)| (k.clone(), *limit as i64))
+            .collect();
+        if shared.is_empty() || !self.store().is_postgres() {
+            return Ok(None);
+        }
+        match self
+            .store()
+            .take_slots(run_id, self.node_id(), &shared)
+            .await
+        {
+            Ok(true) => Ok(Some(SharedSlots {
+                store: self.store().clone(),
+                run_id: run_id.to_owned(),
+                node: self.node_id().to_owned(),
+            })),
+            Ok(false) => Err(None),
+            Err(e) => Err(Some(e)),
         }
     }
 
@@ -707,6 +782,7 @@ impl Executor {
         } else {
             Utc::now() + chrono::Duration::days(36500)
         };
+        store.release_dead_slots(self.node_id(), cutoff).await?;
         let mut n = self.take_over(cutoff).await?;
         n += self.claim_due().await?;
         let lost = store.lease_losses();
@@ -822,6 +898,9 @@ impl Executor {
                     self.store().heartbeat(self.node_id(), self.started).await?;
                     last_beat = std::time::Instant::now();
                     self.check_leases().await?;
+                    self.store()
+                        .release_dead_slots(self.node_id(), Utc::now() - ttl)
+                        .await?;
                     self.take_over(Utc::now() - ttl).await?;
                     self.store()
                         .forget_dead_nodes(Utc::now() - ttl * 10)

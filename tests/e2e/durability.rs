@@ -389,15 +389,43 @@ async fn two_nodes_share_runs_and_a_frozen_node_is_taken_over_its_late_writes_re
     }
     eprintln!("runs claimed per node: {by_node:?}");
 
-    // A run held by node a; a freezes mid-step, b takes over after the lease.
-    let (status, _) = a
-        .req(reqwest::Method::PATCH, "/api/deployments/five", &ws.key)
-        .json(&json!({"parameters": {"url": witness_url, "millis": 400}}))
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), ()))
-        .unwrap();
-    assert_eq!(status, 200);
+    // A limit of one run at a time holds across both nodes.
+    let patch = |millis: u64| {
+        a.req(reqwest::Method::PATCH, "/api/deployments/five", &ws.key)
+            .json(
+                &json!({"parameters": {"url": witness_url, "millis": millis},
+                          "concurrency_limit": 1}),
+            )
+            .send()
+    };
+    assert_eq!(patch(30).await.unwrap().status().as_u16(), 200);
+    let mut limited = Vec::new();
+    for _ in 0..2 {
+        limited.push(trigger(&a, &ws).await);
+        limited.push(trigger(&b, &ws).await);
+    }
+    let mut spans = Vec::new();
+    for run in &limited {
+        let r = wait_final(&a, &ws, run, Duration::from_secs(30)).await;
+        assert_eq!(r["state"]["type"], "COMPLETED", "{r}");
+        let events = witness.events();
+        let first = events.iter().filter(|e| e.run == *run).map(|e| e.at).min();
+        let last = events.iter().filter(|e| e.run == *run).map(|e| e.at).max();
+        spans.push((first.unwrap(), last.unwrap(), r["node_id"].clone()));
+    }
+    spans.sort_by_key(|s| s.0);
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "two runs of a deployment limited to one ran at once: {pair:?}"
+        );
+    }
+    let nodes: HashSet<_> = spans.iter().map(|s| s.2.to_string()).collect();
+    assert_eq!(nodes.len(), 2, "both nodes ran some: {spans:?}");
+
+    // A run held by node a (with the deployment's one slot); a freezes mid-step, b
+    // takes the run and its slot over after the lease.
+    assert_eq!(patch(400).await.unwrap().status().as_u16(), 200);
     let run = trigger(&a, &ws).await;
     let (_, r) = a.get(&format!("/api/flow-runs/{run}"), &ws.key).await;
     assert_eq!(r["node_id"], "node-a", "{r}");
@@ -454,6 +482,12 @@ async fn two_nodes_share_runs_and_a_frozen_node_is_taken_over_its_late_writes_re
         log.contains("late writes to it are rejected"),
         "node a never noticed it lost the run:\n{log}"
     );
+    // Node a giving up the run gave back nothing of node b's: the slot is free and
+    // the next run goes through.
+    assert_eq!(patch(0).await.unwrap().status().as_u16(), 200);
+    let next = trigger(&b, &ws).await;
+    let r = wait_final(&b, &ws, &next, Duration::from_secs(30)).await;
+    assert_eq!(r["state"]["type"], "COMPLETED", "{r}");
     a.kill().await;
     b.kill().await;
 }
