@@ -1,5 +1,6 @@
 //! `weir bench`: the orchestration overhead of the workloads Prefect's side runs too
-//! (`chain`, `map`, `flows`), every state persisted to a SQLite file database.
+//! (`chain`, `map`, `flows`), every state persisted to a SQLite file database, or to a
+//! PostgreSQL database with `--db postgres://...`.
 
 use crate::engine::Engine;
 use crate::limits::Limits;
@@ -12,17 +13,31 @@ use std::time::Instant;
 
 /// Runs one workload and returns the report line:
 /// `weir chain n=1000 seconds=0.123 per_task_ms=0.123 peak_rss_mb=80`.
-pub async fn run(workload: &str, n: u64, component: &Path) -> anyhow::Result<String> {
+pub async fn run(
+    workload: &str,
+    n: u64,
+    component: &Path,
+    db: Option<&str>,
+) -> anyhow::Result<String> {
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    let result = run_in(workload, n, component, &dir).await;
+    let result = run_in(workload, n, component, &dir, db).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn run_in(workload: &str, n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> {
+async fn run_in(
+    workload: &str,
+    n: u64,
+    component: &Path,
+    dir: &Path,
+    db: Option<&str>,
+) -> anyhow::Result<String> {
     let engine = Engine::new(Limits::default(), Some(dir.join("compiled")))?;
-    let store = Store::open_sqlite(&dir.join("weir.db")).await?;
+    let store = match db {
+        Some(url) => Store::open_url(url).await?,
+        None => Store::open_sqlite(&dir.join("weir.db")).await?,
+    };
     let orch = Orchestrator::new(engine, store);
     let bytes = std::fs::read(component).with_context(|| {
         format!(
@@ -96,11 +111,12 @@ fn peak_rss_mb() -> Option<u64> {
 /// `weir bench runs`: what happened to the deployment runs created since a time, read
 /// from a server's database: how many, how fast they completed, trigger-to-completed
 /// latency percentiles, and how many are not final.
-pub async fn runs_report(
-    db: &Path,
-    since: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<String> {
-    let store = Store::open_sqlite(db).await?;
+pub async fn runs_report(db: &str, since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<String> {
+    let store = if db.contains("://") || db.starts_with("sqlite:") {
+        Store::open_url(db).await?
+    } else {
+        Store::open_sqlite(Path::new(db)).await?
+    };
     let rows = store.run_timings(since).await?;
     ensure!(
         !rows.is_empty(),

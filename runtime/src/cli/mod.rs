@@ -92,9 +92,10 @@ enum Command {
         workload: String,
         #[arg(default_value_t = 0)]
         n: u64,
-        /// `runs`: the server's database.
+        /// `chain`, `map`, `flows`: a `postgres://` database to store in (default: a
+        /// SQLite file); `runs`: the server's database (a path or URL).
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<String>,
         /// `runs`: count runs created at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<chrono::DateTime<chrono::Utc>>,
@@ -206,7 +207,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let db = db.context("bench runs needs --db PATH")?;
                 crate::bench::runs_report(&db, since.unwrap_or_default()).await?
             } else {
-                crate::bench::run(&workload, n, &component).await?
+                crate::bench::run(&workload, n, &component, db.as_deref()).await?
             };
             println!("{report}");
             Ok(ExitCode::SUCCESS)

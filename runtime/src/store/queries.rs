@@ -46,6 +46,10 @@ impl Store {
         &self,
         runs: &[FlowRunRecord],
     ) -> Result<Vec<(FlowRunRecord, bool)>> {
+        if runs.is_empty() {
+            // No transaction: on SQLite it would take the write lock for nothing.
+            return Ok(Vec::new());
+        }
         with_db!(&self.db, pool, DB => {
         let mut tx = pool.begin_write().await?;
         let mut inserted = std::collections::HashSet::new();
