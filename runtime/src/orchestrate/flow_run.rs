@@ -313,14 +313,9 @@ impl Orchestrator {
             self.clone(),
             component,
             settings,
-            record.id.clone(),
-            record.name.clone(),
-            def.name.clone(),
-            record.parameters.clone(),
-            record.tags.clone(),
-            record.parent_flow_run_id.clone(),
+            record,
+            &def,
             depth,
-            def.options.log_prints,
         ));
         if let Some(parent) = parent {
             parent.calls().children.push(scope.clone());
@@ -355,14 +350,9 @@ impl Orchestrator {
                 workspace_id: record.workspace_id.clone(),
                 ..RunSettings::default()
             },
-            record.id.clone(),
-            record.name.clone(),
-            def.name.clone(),
-            record.parameters.clone(),
-            record.tags.clone(),
-            record.parent_flow_run_id.clone(),
+            record,
+            &def,
             0,
-            def.options.log_prints,
         ));
         hooks::run(
             &scope,

@@ -174,19 +174,15 @@ pub struct TaskAttempt {
 }
 
 impl FlowScope {
-    #[allow(clippy::too_many_arguments)]
+    /// The scope of one execution of the flow run `record` of flow `def`, `depth`
+    /// subflow levels down.
     pub(crate) fn new(
         orch: Arc<Orchestrator>,
         component: Arc<LoadedComponent>,
         settings: RunSettings,
-        id: String,
-        name: String,
-        flow_name: String,
-        parameters: Value,
-        tags: Vec<String>,
-        parent_flow_run_id: Option<String>,
+        record: &crate::store::FlowRunRecord,
+        def: &crate::manifest::Definition,
         depth: u32,
-        log_prints: bool,
     ) -> Self {
         let mut limits = orch.engine.limits().clone();
         if let Some(m) = settings.memory_bytes {
@@ -197,15 +193,15 @@ impl FlowScope {
             component,
             settings,
             limits,
-            id,
-            name,
-            flow_name,
-            parameters_json: parameters.to_string(),
-            parameters,
-            tags,
-            parent_flow_run_id,
+            id: record.id.clone(),
+            name: record.name.clone(),
+            flow_name: def.name.clone(),
+            parameters_json: record.parameters.to_string(),
+            parameters: record.parameters.clone(),
+            tags: record.tags.clone(),
+            parent_flow_run_id: record.parent_flow_run_id.clone(),
             depth,
-            log_prints,
+            log_prints: def.options.log_prints,
             attempt: AtomicU32::new(0),
             calls: Mutex::new(Calls::default()),
             log_bytes: AtomicUsize::new(0),

@@ -127,6 +127,16 @@ impl Store {
         rx
     }
 
+    /// Claims skip the rows another node is claiming (PostgreSQL); SQLite has one
+    /// writer at a time anyway.
+    fn skip_locked(&self) -> &'static str {
+        if self.db.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
+    }
+
     fn fences(&self) -> std::sync::MutexGuard<'_, Fences> {
         self.fences.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -173,11 +183,7 @@ impl Store {
         until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<FlowRunRecord>> {
-        let lock = if self.db.is_postgres() {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
+        let lock = self.skip_locked();
         let sql = format!(
             "UPDATE flow_runs SET node_id = $1, fence = fence + 1
              WHERE node_id IS NULL AND state_type = 'SCHEDULED' AND id IN (
@@ -208,11 +214,7 @@ impl Store {
         cutoff: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<FlowRunRecord>> {
-        let lock = if self.db.is_postgres() {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
+        let lock = self.skip_locked();
         let sql = format!(
             "UPDATE flow_runs SET node_id = $1, fence = fence + 1,
                crash_count = crash_count
