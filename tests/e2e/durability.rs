@@ -435,6 +435,19 @@ async fn two_nodes_share_runs_and_a_frozen_node_is_taken_over_its_late_writes_re
                 .any(|e| e.kind == "start" && e.run == run && e.step == 1)
         })
         .await;
+    // Its task run is stored as running before node a freezes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !task_runs(&a, &ws, &run)
+        .await
+        .iter()
+        .any(|t| t["position"] == json!(1) && t["state"]["type"] == json!("RUNNING"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "step 1 never showed as running"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     a.freeze();
     let frozen_at = std::time::Instant::now();
     let r = wait_final(&b, &ws, &run, Duration::from_secs(30)).await;
