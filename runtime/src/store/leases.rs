@@ -206,8 +206,8 @@ impl Store {
     }
 
     /// Claims for `node` the unfinished runs of nodes whose last heartbeat is older
-    /// than `cutoff` (every other node's, with a cutoff in the future), up to `limit`.
-    /// A run that had started counts one more crash.
+    /// than `cutoff` (every other node's, with a cutoff in the future), and started runs
+    /// nobody holds, up to `limit`. A run that had started counts one more crash.
     pub async fn take_over(
         &self,
         node: &str,
@@ -221,9 +221,12 @@ impl Store {
                  + CASE WHEN state_type = 'SCHEDULED' THEN 0 ELSE 1 END
              WHERE id IN (
                SELECT id FROM flow_runs
-               WHERE node_id IS NOT NULL AND node_id != $1
-                 AND state_type IN {HELD_STATES} AND parent_flow_run_id IS NULL
-                 AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat >= $2)
+               WHERE state_type IN {HELD_STATES} AND parent_flow_run_id IS NULL
+                 AND ((node_id IS NOT NULL AND node_id != $1
+                       AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat >= $2))
+                      -- Started but held by nobody: left by a server before leases.
+                      OR (node_id IS NULL AND workspace_id IS NOT NULL
+                          AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')))
                ORDER BY id LIMIT $3{lock})
              RETURNING *"
         );
