@@ -163,6 +163,8 @@ pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Resu
     let store = Store::open_sqlite(&dir.join("weir.db")).await?;
     let orch = Orchestrator::new(engine, store.clone());
     let executor = Executor::new(orch, dir.join("components"), 64);
+    // As in the server: the node heartbeats and claims the runs as they come due.
+    executor.recover().await?;
     let bytes = std::fs::read(component).with_context(|| {
         format!(
             "cannot read {} (build it with scripts/build-guests)",

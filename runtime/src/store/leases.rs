@@ -36,10 +36,10 @@ pub(crate) struct Fences {
 impl Fences {
     /// The held run a run (held, subflow or task run) belongs to.
     pub(crate) fn root_of(&self, run_id: &str) -> Option<&str> {
-        if self.held.contains_key(run_id) {
-            return Some(self.held.get_key_value(run_id)?.0);
+        match self.held.get_key_value(run_id) {
+            Some((root, _)) => Some(root),
+            None => self.owner.get(run_id).map(String::as_str),
         }
-        self.owner.get(run_id).map(String::as_str)
     }
 
     /// Records that `child` (a subflow or task run) belongs to whatever `parent`
@@ -527,5 +527,32 @@ impl Store {
             .await?;
             Ok(done.rows_affected())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subflows_and_tasks_belong_to_their_held_run_and_a_loss_is_told_once() {
+        let mut f = Fences::default();
+        f.held.insert("run".into(), 3);
+        assert_eq!(f.adopt("sub", "run").as_deref(), Some("run"));
+        assert_eq!(f.adopt("task", "sub").as_deref(), Some("run"));
+        assert_eq!(f.root_of("task"), Some("run"));
+        assert_eq!(f.token("run"), Some(3));
+        assert_eq!(f.adopt("stray", "not-held"), None);
+        assert_eq!(f.root_of("stray"), None);
+        assert_eq!(f.owned["run"], ["sub", "task"]);
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        f.on_lost = Some(tx);
+        assert!(!f.is_lost("run"));
+        f.mark_lost("run");
+        f.mark_lost("run");
+        assert!(f.is_lost("run"));
+        assert_eq!(rx.try_recv().as_deref(), Ok("run"));
+        assert!(rx.try_recv().is_err(), "told once");
     }
 }

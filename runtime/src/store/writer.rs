@@ -223,7 +223,7 @@ impl<'a> Batch<'a> {
 
 /// Applies a batch on one backend's connection (the same statements for both).
 macro_rules! batch_execute {
-    ($name:ident, $DB:ty, $Conn:ty) => {
+    ($name:ident, $DB:ty, $Conn:ty, $multi_row:expr) => {
     async fn $name(&self, conn: &mut $Conn) -> Result<(), sqlx::Error> {
         for chunk in self.flows.chunks(CHUNK) {
             let mut q = QueryBuilder::<$DB>::new(
@@ -273,42 +273,85 @@ macro_rules! batch_execute {
             });
             q.build().execute(&mut *conn).await?;
         }
-        for c in &self.updates {
-            let sql = match c.kind {
-                RunKind::Flow if c.release => {
-                    "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
-                       state_timestamp = $4, run_count = COALESCE($5, run_count),
-                       start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
-                       result = COALESCE($8, result), node_id = NULL
-                     WHERE id = $9"
+        // State changes of runs created in earlier batches. On PostgreSQL one multi-row
+        // UPDATE per table and chunk (a statement per run would cost a round trip each);
+        // SQLite, in process, runs one small prepared statement per run.
+        if $multi_row {
+            for (kind, table) in [(RunKind::Flow, "flow_runs"), (RunKind::Task, "task_runs")] {
+                let rows: Vec<&StateChange> =
+                    self.updates.iter().filter(|c| c.kind == kind).collect();
+                for chunk in rows.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<$DB>::new(format!(
+                        "UPDATE {table} SET state_type = v.state_type, state_name = v.state_name,
+                           state_message = v.state_message, state_timestamp = v.state_timestamp,
+                           run_count = COALESCE(v.run_count, {table}.run_count),
+                           start_time = COALESCE(v.start_time, {table}.start_time),
+                           end_time = COALESCE(v.end_time, {table}.end_time),
+                           result = COALESCE(v.result, {table}.result){release}
+                         FROM (",
+                        release = if kind == RunKind::Flow {
+                            ", node_id = CASE WHEN v.let_go = 1 THEN NULL ELSE flow_runs.node_id END"
+                        } else {
+                            ""
+                        }
+                    ));
+                    for (i, c) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            q.push(" UNION ALL ");
+                        }
+                        q.push("SELECT ").push_bind(&c.run_id).push(" AS id, ");
+                        q.push_bind(c.state.kind.as_str()).push(" AS state_type, ");
+                        q.push_bind(&c.state.name).push(" AS state_name, ");
+                        q.push_bind(&c.state.message).push(" AS state_message, ");
+                        q.push_bind(ts(c.state.timestamp)).push(" AS state_timestamp, ");
+                        q.push_bind(c.run_count).push(" AS run_count, ");
+                        q.push_bind(c.start_time.map(ts)).push(" AS start_time, ");
+                        q.push_bind(c.end_time.map(ts)).push(" AS end_time, ");
+                        q.push_bind(&c.result).push(" AS result, ");
+                        q.push_bind(c.release as i64).push(" AS let_go");
+                    }
+                    q.push(format!(") AS v WHERE {table}.id = v.id"));
+                    q.build().execute(&mut *conn).await?;
                 }
-                RunKind::Flow => {
-                    "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
-                       state_timestamp = $4, run_count = COALESCE($5, run_count),
-                       start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
-                       result = COALESCE($8, result)
-                     WHERE id = $9"
-                }
-                RunKind::Task => {
-                    "UPDATE task_runs SET state_type = $1, state_name = $2, state_message = $3,
-                       state_timestamp = $4, run_count = COALESCE($5, run_count),
-                       start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
-                       result = COALESCE($8, result)
-                     WHERE id = $9"
-                }
-            };
-            sqlx::query(sql)
-                .bind(c.state.kind.as_str())
-                .bind(&c.state.name)
-                .bind(&c.state.message)
-                .bind(ts(c.state.timestamp))
-                .bind(c.run_count)
-                .bind(c.start_time.map(ts))
-                .bind(c.end_time.map(ts))
-                .bind(&c.result)
-                .bind(&c.run_id)
-                .execute(&mut *conn)
-                .await?;
+            }
+        } else {
+            for c in &self.updates {
+                let sql = match c.kind {
+                    RunKind::Flow if c.release => {
+                        "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
+                           state_timestamp = $4, run_count = COALESCE($5, run_count),
+                           start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
+                           result = COALESCE($8, result), node_id = NULL
+                         WHERE id = $9"
+                    }
+                    RunKind::Flow => {
+                        "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
+                           state_timestamp = $4, run_count = COALESCE($5, run_count),
+                           start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
+                           result = COALESCE($8, result)
+                         WHERE id = $9"
+                    }
+                    RunKind::Task => {
+                        "UPDATE task_runs SET state_type = $1, state_name = $2, state_message = $3,
+                           state_timestamp = $4, run_count = COALESCE($5, run_count),
+                           start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
+                           result = COALESCE($8, result)
+                         WHERE id = $9"
+                    }
+                };
+                sqlx::query(sql)
+                    .bind(c.state.kind.as_str())
+                    .bind(&c.state.name)
+                    .bind(&c.state.message)
+                    .bind(ts(c.state.timestamp))
+                    .bind(c.run_count)
+                    .bind(c.start_time.map(ts))
+                    .bind(c.end_time.map(ts))
+                    .bind(&c.result)
+                    .bind(&c.run_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
         }
         for chunk in self.states.chunks(CHUNK * 2) {
             let mut q = QueryBuilder::<$DB>::new(
@@ -384,8 +427,8 @@ macro_rules! batch_execute {
 }
 
 impl Batch<'_> {
-    batch_execute!(execute_sqlite, Sqlite, SqliteConnection);
-    batch_execute!(execute_postgres, Postgres, PgConnection);
+    batch_execute!(execute_sqlite, Sqlite, SqliteConnection, false);
+    batch_execute!(execute_postgres, Postgres, PgConnection, true);
 }
 
 /// Binds the state columns both run tables end with, in table order (the creation
