@@ -18,6 +18,23 @@ use tokio::sync::mpsc;
 /// States of a run a node may be holding.
 const HELD_STATES: &str = "('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')";
 
+/// Records a state in a run's history, on a connection or in a transaction.
+macro_rules! insert_state {
+    ($conn:expr, $run_id:expr, $state:expr, $at:expr) => {
+        sqlx::query(
+            "INSERT INTO run_states (run_id, type, name, message, timestamp)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($run_id)
+        .bind($state.kind.as_str())
+        .bind(&$state.name)
+        .bind(&$state.message)
+        .bind($at)
+        .execute($conn)
+        .await
+    };
+}
+
 /// The fencing tokens of the runs this node holds, shared with the writer.
 #[derive(Default)]
 pub(crate) struct Fences {
@@ -315,43 +332,33 @@ impl Store {
                         .bind(&parent)
                         .fetch_all(&mut *tx)
                         .await?;
-                let unfinished = format!(
-                    "SELECT id FROM task_runs WHERE flow_run_id = $1 AND state_type NOT IN
-                       ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')
-                     UNION ALL
-                     SELECT id FROM flow_runs WHERE parent_flow_run_id = $1 AND state_type IN {HELD_STATES}"
-                );
-                let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(unfinished))
-                    .bind(&parent)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for id in &ids {
-                    for table in ["task_runs", "flow_runs"] {
-                        let sql = format!(
-                            "UPDATE {table} SET state_type = $1, state_name = $2,
-                               state_message = $3, state_timestamp = $4, end_time = $4
-                             WHERE id = $5"
-                        );
-                        sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(state.kind.as_str())
-                            .bind(&state.name)
-                            .bind(&state.message)
-                            .bind(&now)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
+                // Each table once: its unfinished children under `parent` end Crashed.
+                let ends = [
+                    "UPDATE task_runs SET state_type = $1, state_name = $2, state_message = $3,
+                       state_timestamp = $4, end_time = $4
+                     WHERE flow_run_id = $5
+                       AND state_type NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')
+                     RETURNING id"
+                        .to_owned(),
+                    format!(
+                        "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
+                           state_timestamp = $4, end_time = $4
+                         WHERE parent_flow_run_id = $5 AND state_type IN {HELD_STATES}
+                         RETURNING id"
+                    ),
+                ];
+                for sql in ends {
+                    let ended: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(state.kind.as_str())
+                        .bind(&state.name)
+                        .bind(&state.message)
+                        .bind(&now)
+                        .bind(&parent)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for id in &ended {
+                        insert_state!(&mut *tx, id, &state, &now)?;
                     }
-                    sqlx::query(
-                        "INSERT INTO run_states (run_id, type, name, message, timestamp)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(id)
-                    .bind(state.kind.as_str())
-                    .bind(&state.name)
-                    .bind(&state.message)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
                 }
                 parents.extend(subflows);
             }
@@ -426,17 +433,7 @@ impl Store {
             let Some(row) = row else {
                 return Ok(None);
             };
-            sqlx::query(
-                "INSERT INTO run_states (run_id, type, name, message, timestamp)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(run_id)
-            .bind(state.kind.as_str())
-            .bind(&state.name)
-            .bind(&state.message)
-            .bind(ts(state.timestamp))
-            .execute(&mut *tx)
-            .await?;
+            insert_state!(&mut *tx, run_id, state, &ts(state.timestamp))?;
             tx.commit().await?;
             Ok(Some(flow_run_from_row(&row)?))
         })
