@@ -3,7 +3,7 @@
 //! PostgreSQL database with `--db postgres://...`.
 
 use crate::engine::Engine;
-use crate::limits::Limits;
+use crate::model::limits::Limits;
 use crate::orchestrate::{FlowRequest, Orchestrator};
 use crate::store::Store;
 use anyhow::{Context, bail, ensure};

@@ -18,9 +18,9 @@
 mod pauses;
 
 use crate::engine::{Engine, LoadedComponent};
+use crate::model::state::{State, StateType};
 use crate::orchestrate::{FlowRequest, Orchestrator, PrepareError, RunSettings, Stop};
 use crate::schedule::Overlap;
-use crate::state::{State, StateType};
 use crate::store::{DeploymentRecord, FlowRunRecord, RunKind, StateChange, Store, Write};
 use chrono::Utc;
 use std::collections::HashMap;
@@ -523,7 +523,7 @@ impl Executor {
                             .with_message("the previous run of the deployment was still running"),
                     );
                     change.end_time = Some(Utc::now());
-                    self.store().write(Write::StateChanged(change));
+                    self.orch.set_flow_state(&run.name, change);
                     let _ = self.store().flush().await;
                     return;
                 }
@@ -549,11 +549,14 @@ impl Executor {
             });
             if !late && (Utc::now() - due).to_std().unwrap_or_default() >= LATE_AFTER {
                 late = true;
-                self.store().write(Write::StateChanged(StateChange::new(
-                    RunKind::Flow,
-                    &run.id,
-                    State::named(StateType::Scheduled, "Late"),
-                )));
+                self.orch.set_flow_state(
+                    &run.name,
+                    StateChange::new(
+                        RunKind::Flow,
+                        &run.id,
+                        State::named(StateType::Scheduled, "Late"),
+                    ),
+                );
             }
             let notified = self.slots.changed.notified();
             tokio::pin!(notified);
@@ -588,19 +591,18 @@ impl Executor {
         let component = match self.component(&run.component_digest).await {
             Ok(c) => c,
             Err(e) => {
-                let state =
-                    State::new(crate::state::StateType::Crashed).with_message(format!("{e:#}"));
+                let state = State::new(crate::model::state::StateType::Crashed)
+                    .with_message(format!("{e:#}"));
                 if let Err(e) = self.end_run(&run, state).await {
                     tracing::error!("flow run {} could not be stored: {e}", run.id);
                 }
                 return;
             }
         };
-        self.store().write(Write::StateChanged(StateChange::new(
-            RunKind::Flow,
-            &run.id,
-            State::pending(),
-        )));
+        self.orch.set_flow_state(
+            &run.name,
+            StateChange::new(RunKind::Flow, &run.id, State::pending()),
+        );
         let settings = RunSettings {
             workspace_id: run.workspace_id.clone(),
             stop: Some(stop),
@@ -657,7 +659,7 @@ impl Executor {
             State::cancelled("the flow run was cancelled before it started"),
         );
         change.end_time = Some(Utc::now());
-        self.store().write(Write::StateChanged(change));
+        self.orch.set_flow_state(&run.name, change);
         let _ = self.store().flush().await;
     }
 

@@ -1,15 +1,21 @@
 //! Weir: a workflow orchestrator whose flows and tasks are WebAssembly components.
 //!
 //! # Layout
+//! - [`model`]: Weir's own vocabulary, importing nothing else of Weir: run states and
+//!   the transitions allowed between them (final states are left only by a retry),
+//!   failures (host-made kinds are an enum a guest cannot forge), the manifest and its
+//!   validated options, durations bounded where they enter, sandbox limits.
 //! - [`engine`]: wasmtime configuration, component loading by digest (compiled code
 //!   cached on disk, `InstancePre` cached in memory), the sandbox of one instance
 //!   (memory, CPU, stack, host-call limits; stdout/stderr captured into logs).
-//! - [`host`]: the host side of the `weir:flow` WIT world, one module per interface.
+//! - [`host`]: the host side of the `weir:flow` WIT world, one module per interface;
+//!   every conversion between WIT types and Weir's in `host::convert`.
 //! - [`orchestrate`]: the state machine of flow and task runs: Prefect's states,
 //!   retries, timeouts, caching, results, hooks, final-state rules, replay by position,
-//!   pauses and suspends, cancellation of whole run trees.
-//! - [`store`]: every SQL statement (SQLite, WAL, one batched writer).
-//! - [`state`], [`manifest`], [`limits`]: the shared vocabulary.
+//!   pauses and suspends, cancellation of whole run trees. `orchestrate::transition`
+//!   is the one way a running run's state changes.
+//! - [`store`]: every SQL statement (SQLite, WAL, one batched writer; PostgreSQL for
+//!   several nodes). Every state update is guarded in SQL: a final state stays final.
 //! - [`executor`]: runs deployment flow runs when due, within pool, deployment and tag
 //!   concurrency limits; cancellation; graceful shutdown and recovery; suspended runs
 //!   resumed, and runs ended without an instance (with their hooks).
@@ -27,13 +33,11 @@ pub mod cli;
 pub mod engine;
 pub mod executor;
 pub mod host;
-pub mod limits;
-pub mod manifest;
+pub mod model;
 pub mod orchestrate;
 pub mod schedule;
 pub mod secrets;
 pub mod server;
-pub mod state;
 pub mod store;
 
 /// The async runtime Weir runs on. Guests yield at every epoch tick; the I/O driver is

@@ -3,7 +3,7 @@
 
 use super::*;
 use serde_json::json;
-use weir::state::StateType;
+use weir::model::state::StateType;
 
 async fn fails_with(flow: &str, params: serde_json::Value, needle: &str) {
     let h = harness().await;

@@ -56,7 +56,7 @@ async fn a_failed_upstream_leaves_downstream_not_ready() {
     let h = harness().await;
     let c = h.load(BASIC).await;
     let out = h.run(&c, "not_ready_flow", json!({})).await;
-    assert_eq!(out.state.kind, weir::state::StateType::Failed);
+    assert_eq!(out.state.kind, weir::model::state::StateType::Failed);
     let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
     let down = tasks.iter().find(|t| t.task_name == "square").unwrap();
     assert_eq!(down.state.name, "NotReady");

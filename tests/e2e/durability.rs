@@ -274,7 +274,7 @@ async fn claims_raced_from_two_stores_never_give_a_run_to_both() {
             tags: vec![],
             parent_flow_run_id: None,
             parent_position: None,
-            state: weir::state::State::new(weir::state::StateType::Scheduled),
+            state: weir::model::state::State::new(weir::model::state::StateType::Scheduled),
             run_count: 0,
             result: None,
             created: now,

@@ -3,8 +3,8 @@
 
 use super::*;
 use serde_json::json;
-use weir::limits::Limits;
-use weir::state::StateType;
+use weir::model::limits::Limits;
+use weir::model::state::StateType;
 
 #[tokio::test]
 async fn a_guest_past_its_host_call_budget_fails() {

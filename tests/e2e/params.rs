@@ -1,6 +1,6 @@
 use super::*;
 use serde_json::json;
-use weir::state::StateType;
+use weir::model::state::StateType;
 
 #[tokio::test]
 async fn parameters_are_coerced_and_defaulted() {

@@ -3,7 +3,7 @@
 
 use crate::{BASIC, harness, state_of};
 use serde_json::json;
-use weir::state::{State, StateType};
+use weir::model::state::{State, StateType};
 
 #[tokio::test]
 async fn a_different_call_at_a_recorded_position_fails_the_run_clearly() {

@@ -1,6 +1,6 @@
 use super::*;
 use serde_json::json;
-use weir::state::StateType;
+use weir::model::state::StateType;
 
 #[tokio::test]
 async fn a_flaky_task_is_retried_with_its_delays_until_it_succeeds() {

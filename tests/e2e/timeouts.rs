@@ -9,7 +9,7 @@ async fn a_spinning_task_is_stopped_at_its_timeout() {
     let start = Instant::now();
     let out = h.run(&c, "timeout_flow", json!({})).await;
     let took = start.elapsed();
-    assert_eq!(out.state.kind, weir::state::StateType::Failed);
+    assert_eq!(out.state.kind, weir::model::state::StateType::Failed);
     let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
     assert_eq!(tasks[0].state.name, "TimedOut");
     assert!(

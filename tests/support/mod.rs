@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use weir::engine::{Engine, LoadedComponent};
-use weir::limits::Limits;
+use weir::model::limits::Limits;
 use weir::orchestrate::{FlowOutcome, FlowRequest, Orchestrator};
 use weir::store::Store;
 

@@ -185,8 +185,10 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
         "tags" => options.tags = str_list(name, value)?,
         "retries" => options.retries = Some(lit_u32(name, value)?),
         "retry_delay_seconds" => options.retry_delay_seconds = number_or_list(name, value)?,
-        "retry_jitter_factor" => options.retry_jitter_factor = Some(number(name, value)?),
-        "timeout_seconds" => options.timeout_seconds = Some(number(name, value)?),
+        "retry_jitter_factor" => {
+            options.retry_jitter_factor = Some(bounded(name, value, MAX_JITTER, "")?)
+        }
+        "timeout_seconds" => options.timeout_seconds = Some(seconds(name, value)?),
         "persist_result" => options.persist_result = Some(lit_bool(name, value)?),
         "log_prints" => options.log_prints = lit_bool(name, value)?,
         "on_completion" => options.on_completion = path_list(name, value)?,
@@ -214,7 +216,7 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
             options.cache_policy = Some((parsed, policy.span()));
         }
         "cache_key_fn" => options.cache_key_fn = Some(path(name, value)?),
-        "cache_expiration" => options.cache_expiration = Some(number(name, value)?),
+        "cache_expiration" => options.cache_expiration = Some(seconds(name, value)?),
         "refresh_cache" => options.refresh_cache = lit_bool(name, value)?,
         _ => unreachable!("option names are checked first"),
     }
@@ -285,11 +287,33 @@ fn number(name: &str, value: &Expr) -> syn::Result<f64> {
     }
 }
 
+/// The longest duration the host accepts (ten years), checked here so that a component
+/// that would be refused at upload does not compile.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
+const MAX_JITTER: f64 = 1000.0;
+
+fn bounded(name: &str, value: &Expr, max: f64, unit: &str) -> syn::Result<f64> {
+    let n = number(name, value)?;
+    if n > max {
+        return Err(error(
+            value,
+            format!("`{name}` must be at most {max}{unit}, not {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// A number of seconds within the host's bound. `timeout_seconds = 0` means no
+/// timeout, as in Prefect.
+fn seconds(name: &str, value: &Expr) -> syn::Result<f64> {
+    bounded(name, value, MAX_SECONDS, " seconds (ten years)")
+}
+
 fn number_or_list(name: &str, value: &Expr) -> syn::Result<Vec<f64>> {
     match value {
-        Expr::Array(array) => array.elems.iter().map(|e| number(name, e)).collect(),
+        Expr::Array(array) => array.elems.iter().map(|e| seconds(name, e)).collect(),
         _ => match number(name, value) {
-            Ok(n) => Ok(vec![n]),
+            Ok(_) => Ok(vec![seconds(name, value)?]),
             Err(_) => Err(error(
                 value,
                 format!(

@@ -18,7 +18,8 @@ use utoipa::ToSchema;
 pub struct ResourceLimits {
     /// Linear memory per instance, in MiB (at most the server's limit).
     pub memory_mb: Option<i64>,
-    /// Replaces the flow's own timeout.
+    /// Replaces the flow's own timeout: seconds from 0 to ten years; 0 or none leaves
+    /// the flow's own.
     pub timeout_seconds: Option<f64>,
 }
 
@@ -182,7 +183,7 @@ fn issue_webhook(state: &AppState, d: &mut DeploymentRecord, spec: &WebhookSpec)
 }
 
 /// Checks a deployment against its component and the server's limits.
-async fn validate(state: &AppState, d: &DeploymentRecord) -> ApiResult<()> {
+async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
     let mut errors = Vec::new();
     if !super::workspaces::valid_name(&d.name) {
         errors.push("'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into());
@@ -196,10 +197,10 @@ async fn validate(state: &AppState, d: &DeploymentRecord) -> ApiResult<()> {
     {
         errors.push(format!("'limits.memory_mb' must be between 1 and {max_mb}"));
     }
-    if d.timeout_seconds
-        .is_some_and(|t| !(t > 0.0 && t.is_finite()))
-    {
-        errors.push("'limits.timeout_seconds' must be a positive number".into());
+    // 0 is no timeout (the flow's own applies), as in Prefect.
+    match crate::model::duration::timeout("limits.timeout_seconds", d.timeout_seconds) {
+        Ok(t) => d.timeout_seconds = t,
+        Err(e) => errors.push(e.to_string()),
     }
     for host in &d.allowed_hosts {
         if host.is_empty() || host.contains('/') || host.contains(' ') {
@@ -292,7 +293,7 @@ pub async fn create(
         created: now,
         updated: now,
     };
-    validate(&state, &d).await?;
+    validate(&state, &mut d).await?;
     let issued = issue_webhook(&state, &mut d, &body.webhook);
     match state.store().insert_deployment(&d).await? {
         Saved::Done => Ok((StatusCode::CREATED, Json(to_json(&d, issued)))),
@@ -392,7 +393,7 @@ pub async fn update(
         d.paused = p;
     }
     d.updated = Utc::now();
-    validate(&state, &d).await?;
+    validate(&state, &mut d).await?;
     // A webhook keeps its token unless it is switched on, off, or signing changes.
     let issued = match &body.webhook {
         Some(spec)

@@ -4,8 +4,8 @@
 use super::deployments::find as find_deployment;
 use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
 use crate::executor::{TriggerError, TriggerRequest};
+use crate::model::state::{State as RunState, StateType};
 use crate::orchestrate::pause::validate_input;
-use crate::state::{State as RunState, StateType};
 use crate::store::{
     ArtifactRecord, DeploymentRecord, FlowRunRecord, PauseRecord, PauseResolution, RunFilter,
     TaskRunRecord,
@@ -561,10 +561,18 @@ pub async fn cancel(
             .store()
             .resolve_open_pauses(&run.id, PauseResolution::Cancelled)
             .await?;
-        state
+        let ended = state
             .executor
             .end_run(&run, RunState::cancelled("cancelled by request"))
             .await?;
+        if !ended {
+            // It reached a final state meanwhile; that state stands.
+            let now = find_run(&state, &auth.workspace_id, &id).await?;
+            return Err(ApiError::Conflict(format!(
+                "the flow run is already {}",
+                now.state.kind
+            )));
+        }
     }
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
 }
@@ -604,6 +612,7 @@ pub async fn retry(
         .claim_run(
             &run.id,
             state.executor.node_id(),
+            crate::model::state::Transition::Retry,
             &[StateType::Failed, StateType::Crashed, StateType::Cancelled],
             &RunState::awaiting_retry("retried by request"),
         )

@@ -3,10 +3,10 @@
 mod client;
 
 use crate::engine::{Engine, LoadedComponent};
-use crate::limits::Limits;
-use crate::manifest::Definition;
+use crate::model::limits::Limits;
+use crate::model::manifest::Definition;
+use crate::model::state::State;
 use crate::orchestrate::{Event, FlowRequest, LogLevel, Orchestrator};
-use crate::state::State;
 use crate::store::Store;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -177,10 +177,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(id) = node_id {
                 config.node.node_id = id;
             }
-            if !(lease_seconds.is_finite() && lease_seconds > 0.0) {
+            let lease = crate::model::duration::check("--lease-seconds", lease_seconds)?;
+            if lease <= 0.0 {
                 anyhow::bail!("--lease-seconds must be a positive number of seconds");
             }
-            config.node.lease_ttl = std::time::Duration::from_secs_f64(lease_seconds);
+            config.node.lease_ttl = crate::model::duration::to_std(lease);
             config.node.max_crash_restarts = max_crash_restarts.max(0);
             config.admin_token = std::env::var("WEIR_ADMIN_TOKEN")
                 .ok()
@@ -386,7 +387,9 @@ fn printer(to_stderr: bool) -> crate::orchestrate::EventSink {
 
 fn level_of(state: &State) -> LogLevel {
     match state.kind {
-        crate::state::StateType::Failed | crate::state::StateType::Crashed => LogLevel::Error,
+        crate::model::state::StateType::Failed | crate::model::state::StateType::Crashed => {
+            LogLevel::Error
+        }
         _ => LogLevel::Info,
     }
 }
@@ -579,7 +582,7 @@ fn describe_definition(d: &Definition) {
     if let Some(t) = o.timeout_seconds {
         opts.push(format!("timeout={t}s"));
     }
-    if o.cache_policy != crate::manifest::CachePolicy::None {
+    if o.cache_policy != crate::model::manifest::CachePolicy::None {
         opts.push(format!(
             "cache={:?} expiration={:?}",
             o.cache_policy, o.cache_expiration_seconds

@@ -5,10 +5,11 @@
 pub mod http;
 pub(crate) mod linker;
 pub mod sandbox;
+pub(crate) mod trap;
 
-use crate::host::{FlowWorld, FlowWorldPre, wit};
-use crate::limits::Limits;
-use crate::manifest::{CachePolicy, Definition, Manifest, Options};
+use crate::host::{FlowWorld, FlowWorldPre};
+use crate::model::limits::Limits;
+use crate::model::manifest::{Definition, Manifest};
 use sandbox::HostState;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -260,7 +261,7 @@ impl Engine {
             .await
             .map_err(|_| LoadError::Describe("describe did not return within 10 s".into()))?
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        manifest_from_wit(m)
+        crate::host::convert::manifest_from_wit(m).map_err(LoadError::Describe)
     }
 
     /// A fresh instance in a fresh store with Weir's limits applied.
@@ -304,58 +305,4 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
         return Err(LoadError::CoreModule);
     }
     Ok(())
-}
-
-fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, LoadError> {
-    let convert = |d: wit::Definition, kind: &str| -> Result<Definition, LoadError> {
-        let parameters: serde_json::Value =
-            serde_json::from_str(&d.parameters_schema).map_err(|e| {
-                LoadError::Describe(format!(
-                    "{kind} '{}' has a parameter schema that is not JSON: {e}",
-                    d.name
-                ))
-            })?;
-        let o = d.options;
-        Ok(Definition {
-            name: d.name,
-            description: d.description,
-            version: d.version,
-            parameters,
-            options: Options {
-                tags: o.tags,
-                retries: o.retries,
-                retry_delay_seconds: o.retry_delay_seconds,
-                retry_jitter_factor: o.retry_jitter_factor,
-                has_retry_condition: o.has_retry_condition,
-                timeout_seconds: o.timeout_seconds,
-                cache_policy: match o.cache_policy {
-                    wit::CachePolicy::None => CachePolicy::None,
-                    wit::CachePolicy::Inputs => CachePolicy::Inputs,
-                    wit::CachePolicy::Custom => CachePolicy::Custom,
-                },
-                cache_expiration_seconds: o.cache_expiration_seconds,
-                refresh_cache: o.refresh_cache,
-                persist_result: o.persist_result,
-                log_prints: o.log_prints,
-                run_name_template: o.run_name_template,
-                on_completion: o.on_completion,
-                on_failure: o.on_failure,
-                on_cancellation: o.on_cancellation,
-                on_crashed: o.on_crashed,
-            },
-        })
-    };
-    Ok(Manifest {
-        sdk: m.sdk,
-        flows: m
-            .flows
-            .into_iter()
-            .map(|d| convert(d, "flow"))
-            .collect::<Result<_, _>>()?,
-        tasks: m
-            .tasks
-            .into_iter()
-            .map(|d| convert(d, "task"))
-            .collect::<Result<_, _>>()?,
-    })
 }

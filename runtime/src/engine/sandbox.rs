@@ -40,7 +40,7 @@ pub enum SandboxError {
 
 impl HostState {
     pub(crate) fn new(
-        limits: &crate::limits::Limits,
+        limits: &crate::model::limits::Limits,
         scope: Option<Arc<FlowScope>>,
         task: Option<Arc<TaskAttempt>>,
     ) -> Self {

@@ -3,10 +3,10 @@
 //! end before (or without) an execution, with their flow's final-state hooks.
 
 use super::Executor;
+use crate::model::state::{State, StateType, Transition};
 use crate::orchestrate::RESUMING;
 use crate::orchestrate::pause;
-use crate::state::{State, StateType};
-use crate::store::{FlowRunRecord, PauseResolution, RunKind, StateChange, StoreError, Write};
+use crate::store::{FlowRunRecord, PauseResolution, StoreError};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,13 @@ impl Executor {
         // runs takes it too.
         let claimed = self
             .store()
-            .claim_run(&run.id, self.node_id(), &[StateType::Paused], &state)
+            .claim_run(
+                &run.id,
+                self.node_id(),
+                Transition::Forward,
+                &[StateType::Paused],
+                &state,
+            )
             .await?;
         let Some(claimed) = claimed else {
             return Ok(()); // resumed or ended meanwhile
@@ -42,16 +48,16 @@ impl Executor {
     /// Ends a run that has no instance here (suspended, waiting, paused on a node that
     /// is gone, or one whose component cannot be loaded) in a final state, then runs the
     /// flow's hooks for that state (`on_failure`, `on_cancellation`, `on_crashed`, ...)
-    /// in the background. The state is durable when this returns.
+    /// in the background. The state is durable when this returns. False when the run
+    /// was final already (it ended meanwhile): then nothing changed and no hook runs.
     pub async fn end_run(
         self: &Arc<Self>,
         run: &FlowRunRecord,
         state: State,
-    ) -> Result<(), StoreError> {
-        let mut change = StateChange::new(RunKind::Flow, &run.id, state.clone());
-        change.end_time = Some(Utc::now());
-        self.store().write(Write::StateChanged(change));
-        self.store().flush().await?;
+    ) -> Result<bool, StoreError> {
+        if !self.store().end_flow_run(&run.id, &state).await? {
+            return Ok(false);
+        }
         let this = self.clone();
         let run = run.clone();
         tokio::spawn(async move {
@@ -66,7 +72,7 @@ impl Executor {
                 ),
             }
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Fails paused runs whose timeout passed with no instance waiting on them:
@@ -91,8 +97,9 @@ impl Executor {
                 continue;
             }
             let failure = pause::timed_out(&p);
-            self.end_run(&run, State::failed(failure.message)).await?;
-            ended += 1;
+            if self.end_run(&run, State::failed(failure.message)).await? {
+                ended += 1;
+            }
         }
         Ok(ended)
     }

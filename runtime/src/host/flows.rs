@@ -16,7 +16,7 @@ impl flows::Host for HostState {
         }
         let orch = scope.orch.clone();
         match orch.run_subflow(&scope, flow, &parameters).await {
-            Ok(outcome) => Ok(outcome.to_wit()),
+            Ok(outcome) => Ok(super::convert::flow_outcome_to_wit(&outcome)),
             // A replay mismatch stops the flow instance at once (the run fails with it).
             Err(f) => Err(wasmtime::format_err!("{}", f.message)),
         }

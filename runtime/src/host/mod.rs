@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod context;
+pub(crate) mod convert;
 mod deployments;
 mod flows;
 mod logging;

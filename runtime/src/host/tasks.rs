@@ -42,7 +42,9 @@ impl tasks::Host for HostState {
         let call = scope
             .register_call(task, arguments, options(opts), self.task.is_none())
             .map_err(|f| mismatch(&f))?;
-        Ok(scope.run_task(call).await.to_wit())
+        Ok(super::convert::task_outcome_to_wit(
+            &*scope.run_task(call).await,
+        ))
     }
 
     async fn submit(
@@ -101,7 +103,7 @@ impl tasks::HostTaskFuture for HostState {
             .map_err(|_| wasmtime::format_err!("task run {id} ended without an outcome"))?
             .clone()
             .expect("waited for Some");
-        Ok(outcome.to_wit())
+        Ok(super::convert::task_outcome_to_wit(&outcome))
     }
 
     async fn drop(&mut self, this: Resource<TaskFutureHandle>) -> wasmtime::Result<()> {

@@ -1,7 +1,7 @@
 //! Run events as they happen, for whoever watches (the CLI prints them).
 
 use super::LogLevel;
-use crate::state::State;
+use crate::model::state::State;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! Flow runs: parameters validated before the run starts, one instance per execution,
 //! Prefect's final-state rules, flow retries that replay completed calls, subflows.
 
-use super::failure::Failure;
 use super::scope::{Call, FlowScope, Interrupt, Recorded};
 use super::scope::{RunSettings, Stop};
 use super::task_run::TaskOutcome;
@@ -9,8 +8,9 @@ use super::{Event, LogLevel, Orchestrator, hooks, names, params};
 use crate::engine::LoadedComponent;
 use crate::engine::sandbox::HostState;
 use crate::host::wit;
-use crate::manifest::Definition;
-use crate::state::{State, StateType};
+use crate::model::failure::{Failure, FailureKind};
+use crate::model::manifest::Definition;
+use crate::model::state::{State, StateType};
 use crate::store::{FlowRunRecord, RunKind, StateChange, StoreError, Write};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A flow to run.
 pub struct FlowRequest {
@@ -63,15 +62,6 @@ pub struct FlowOutcome {
 }
 
 impl FlowOutcome {
-    pub(crate) fn to_wit(&self) -> crate::host::weir::flow::flows::FlowOutcome {
-        crate::host::weir::flow::flows::FlowOutcome {
-            flow_run_id: self.flow_run_id.clone(),
-            state: super::task_run::state_to_wit(&self.state),
-            value: self.value.clone(),
-            failure: self.failure.as_ref().map(Failure::to_wit),
-        }
-    }
-
     fn failed(record: &FlowRunRecord, failure: Failure) -> Self {
         Self {
             flow_run_id: record.id.clone(),
@@ -223,14 +213,14 @@ impl Orchestrator {
             let max_depth = self.engine.limits().max_subflow_depth;
             let early_failure = match invalid {
                 Some(errors) => Some(Failure::permanent(
-                    "invalid-parameters",
+                    FailureKind::InvalidParameters,
                     format!(
                         "Validation of flow parameters failed: {}",
                         errors.join("; ")
                     ),
                 )),
                 None if depth > max_depth => Some(Failure::permanent(
-                    "limit",
+                    FailureKind::Limit,
                     format!("subflows nest deeper than {max_depth} levels"),
                 )),
                 None => None,
@@ -300,7 +290,7 @@ impl Orchestrator {
     ) -> FlowOutcome {
         let Some(def) = component.flow(&record.flow_name).cloned() else {
             let f = Failure::permanent(
-                "unknown",
+                FailureKind::Unknown,
                 format!("the component has no flow '{}'", record.flow_name),
             );
             let outcome = FlowOutcome::failed(record, f);
@@ -365,17 +355,6 @@ impl Orchestrator {
             &scope.parameters_json,
         )
         .await;
-    }
-
-    pub(crate) fn set_flow_state(&self, run_name: &str, change: StateChange) {
-        let state = change.state.clone();
-        let id = change.run_id.clone();
-        self.store.write(Write::StateChanged(change));
-        self.emit(|| Event::FlowRunState {
-            id,
-            name: run_name.to_owned(),
-            state,
-        });
     }
 
     async fn execute_flow(
@@ -508,7 +487,10 @@ impl Orchestrator {
         {
             Ok(v) => v,
             Err(e) => {
-                let f = Failure::new("instantiate", format!("cannot start an instance: {e:#}"));
+                let f = Failure::new(
+                    FailureKind::Instantiate,
+                    format!("cannot start an instance: {e:#}"),
+                );
                 return (
                     State::new(StateType::Crashed).with_message(f.message.clone()),
                     None,
@@ -520,10 +502,12 @@ impl Orchestrator {
             world
                 .weir_flow_guest()
                 .call_run_flow(&mut store, &def.name, &scope.parameters_json);
+        // A timeout of 0 is none (Prefect's `None`).
         let timeout = scope
             .settings
             .timeout_seconds
-            .or(def.options.timeout_seconds);
+            .or(def.options.timeout_seconds)
+            .filter(|s| *s > 0.0);
         // Only the top of a run tree watches the stop signal: it ends its subflows in
         // progress itself, so none is left half-stopped.
         let mut stop = if scope.depth == 0 {
@@ -533,7 +517,7 @@ impl Orchestrator {
         };
         let limited = async {
             match timeout {
-                Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call)
+                Some(secs) => tokio::time::timeout(crate::model::duration::to_std(secs), call)
                     .await
                     .ok(),
                 None => Some(call.await),
@@ -548,14 +532,14 @@ impl Orchestrator {
                     Stop::Shutdown | Stop::Lost => {
                         self.stop_tree(scope, Abort::Shutdown).await;
                         let f = Failure::permanent(
-                            "interrupted",
+                            FailureKind::Interrupted,
                             "the server shut down; the run resumes when it starts again",
                         );
                         (State::named(StateType::Scheduled, "Rescheduled").with_message(f.message.clone()), None, Some(f))
                     }
                     _ => {
                         self.stop_tree(scope, Abort::Cancel).await;
-                        let f = Failure::permanent("cancelled", "the flow run was cancelled");
+                        let f = Failure::permanent(FailureKind::Cancelled, "the flow run was cancelled");
                         (State::cancelled(f.message.clone()), None, Some(f))
                     }
                 };
@@ -566,14 +550,14 @@ impl Orchestrator {
             None => {
                 let secs = timeout.unwrap_or_default();
                 let f = Failure::new(
-                    "timeout",
+                    FailureKind::Timeout,
                     format!("Flow run exceeded timeout of {secs} second(s)"),
                 );
                 (State::timed_out(f.message.clone()), None, Some(f))
             }
             Some(Ok(Ok(output))) if output.value.len() > max => {
                 let f = Failure::permanent(
-                    "limit",
+                    FailureKind::Limit,
                     format!(
                         "the result is {} bytes, over the limit of {max} bytes",
                         output.value.len()
@@ -582,18 +566,18 @@ impl Orchestrator {
                 (State::failed(f.message.clone()), None, Some(f))
             }
             Some(Ok(Ok(output))) => match output.state {
-                Some(s) if !state_type_from_wit(s.type_).is_final() => {
+                Some(s) if !crate::host::convert::state_type_from_wit(s.type_).is_final() => {
                     let f = Failure::permanent(
-                        "state",
+                        FailureKind::State,
                         format!(
                             "the flow returned a {} state; a flow must end in a final state",
-                            state_type_from_wit(s.type_)
+                            crate::host::convert::state_type_from_wit(s.type_)
                         ),
                     );
                     (State::failed(f.message.clone()), None, Some(f))
                 }
                 Some(s) => {
-                    let kind = state_type_from_wit(s.type_);
+                    let kind = crate::host::convert::state_type_from_wit(s.type_);
                     let mut state = State::new(kind);
                     if !s.name.is_empty() {
                         state.name = s.name;
@@ -601,7 +585,7 @@ impl Orchestrator {
                     state.message = s.message;
                     let failure = (kind != StateType::Completed).then(|| {
                         Failure::new(
-                            "state",
+                            FailureKind::State,
                             state.message.clone().unwrap_or_else(|| state.name.clone()),
                         )
                     });
@@ -610,11 +594,11 @@ impl Orchestrator {
                 None => (State::completed(), Some(output.value), None),
             },
             Some(Ok(Err(f))) => {
-                let f = Failure::from_wit(f);
+                let f = crate::host::convert::failure_from_wit(f);
                 (State::failed(f.message.clone()), None, Some(f))
             }
             Some(Err(e)) => {
-                let f = Failure::from_guest_error(&e, &store);
+                let f = crate::engine::trap::explain(&e, &store);
                 (State::failed(f.message.clone()), None, Some(f))
             }
         };
@@ -627,21 +611,7 @@ impl Orchestrator {
         drop(store);
         // A flow that returned waits for the task runs it started; one that was stopped
         // (timeout, trap) takes them down with it.
-        let returned = failure.as_ref().is_none_or(|f| {
-            !matches!(
-                f.kind.as_str(),
-                "timeout"
-                    | "trap"
-                    | "panic"
-                    | "memory"
-                    | "cpu"
-                    | "stack-overflow"
-                    | "limit"
-                    | "instantiate"
-                    | "replay-mismatch"
-                    | "pause-timeout"
-            )
-        });
+        let returned = failure.as_ref().is_none_or(|f| !f.kind.stopped_by_host());
         if returned {
             self.join_running(scope).await;
         } else {
@@ -694,11 +664,11 @@ impl Orchestrator {
                 )
             };
             let now = Utc::now();
-            for id in live {
+            for (id, name) in live {
                 let mut change =
                     StateChange::new(RunKind::Task, &id, State::cancelled(why.task_message()));
                 change.end_time = Some(now);
-                self.store.write(Write::StateChanged(change));
+                self.set_task_state(&scope.name, &name, change);
             }
             for child in children {
                 self.stop_tree(&child, why).await;
@@ -815,7 +785,7 @@ impl Orchestrator {
                     LogLevel::Error,
                     format!("subflow '{flow}' could not start: {e}"),
                 );
-                let f = Failure::permanent("unknown", e.to_string());
+                let f = Failure::permanent(FailureKind::Unknown, e.to_string());
                 FlowOutcome {
                     flow_run_id: String::new(),
                     flow_run_name: String::new(),
@@ -825,20 +795,6 @@ impl Orchestrator {
                 }
             }
         })
-    }
-}
-
-fn state_type_from_wit(t: wit::StateType) -> StateType {
-    match t {
-        wit::StateType::Scheduled => StateType::Scheduled,
-        wit::StateType::Pending => StateType::Pending,
-        wit::StateType::Running => StateType::Running,
-        wit::StateType::Paused => StateType::Paused,
-        wit::StateType::Completed => StateType::Completed,
-        wit::StateType::Failed => StateType::Failed,
-        wit::StateType::Cancelling => StateType::Cancelling,
-        wit::StateType::Cancelled => StateType::Cancelled,
-        wit::StateType::Crashed => StateType::Crashed,
     }
 }
 

@@ -3,11 +3,11 @@
 //! so a trapped or timed-out attempt never has to be re-entered.
 
 use super::LogLevel;
-use super::failure::Failure;
 use super::scope::FlowScope;
 use crate::engine::sandbox::HostState;
 use crate::host::wit;
-use crate::state::State;
+use crate::model::failure::Failure;
+use crate::model::state::State;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ pub(crate) async fn run(
         name: name.to_owned(),
         run_id: run_id.to_owned(),
         run_name: run_name.to_owned(),
-        state: super::task_run::state_to_wit(state),
+        state: crate::host::convert::state_to_wit(state),
         hooks: hooks.to_vec(),
         parameters: parameters.to_owned(),
     };
@@ -48,7 +48,7 @@ pub(crate) async fn run(
         match tokio::time::timeout(HOOK_TIMEOUT, call).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::anyhow!(
-                Failure::from_guest_error(&e, &store).message
+                crate::engine::trap::explain(&e, &store).message
             )),
             Err(_) => Err(anyhow::anyhow!("did not finish within {HOOK_TIMEOUT:?}")),
         }
@@ -80,14 +80,14 @@ pub(crate) async fn retry_condition(
             .instantiate_component(&scope.component, host)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
-        let failure = failure.to_wit();
+        let failure = crate::host::convert::failure_to_wit(failure);
         let call = world
             .weir_flow_guest()
             .call_retry_condition(&mut store, task, &failure, attempt);
         match tokio::time::timeout(HOOK_TIMEOUT, call).await {
             Ok(Ok(retry)) => Ok(retry),
             Ok(Err(e)) => Err(anyhow::anyhow!(
-                Failure::from_guest_error(&e, &store).message
+                crate::engine::trap::explain(&e, &store).message
             )),
             Err(_) => Err(anyhow::anyhow!("did not finish within {HOOK_TIMEOUT:?}")),
         }

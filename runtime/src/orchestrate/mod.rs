@@ -9,7 +9,6 @@
 
 pub mod cache;
 mod events;
-mod failure;
 mod flow_run;
 mod hooks;
 pub mod metrics;
@@ -18,9 +17,10 @@ pub mod params;
 pub mod pause;
 mod scope;
 mod task_run;
+mod transition;
 
+pub use crate::model::failure::{Failure, FailureKind};
 pub use events::{Event, EventSink};
-pub use failure::Failure;
 pub use flow_run::{FlowOutcome, FlowRequest, PrepareError, RESUMING, RunError};
 pub use pause::{PauseRequest, SUSPENDED};
 pub use scope::{FlowScope, RunSettings, Stop, TaskAttempt};

@@ -8,10 +8,10 @@
 //! drops the instance: a resume executes the run again from the start, its completed
 //! calls replay from their records, and this call returns the stored input.
 
-use super::failure::Failure;
 use super::scope::{Call, FlowScope, Interrupt, Recorded};
 use super::{LogLevel, Orchestrator};
-use crate::state::{State, StateType};
+use crate::model::failure::{Failure, FailureKind};
+use crate::model::state::{State, StateType};
 use crate::store::{PauseRecord, PauseResolution, RunKind, StateChange};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -136,7 +136,7 @@ fn state_message(p: &PauseRecord) -> String {
 pub(crate) fn timed_out(p: &PauseRecord) -> Failure {
     let verb = if p.suspend { "suspended" } else { "paused" };
     Failure::permanent(
-        "pause-timeout",
+        FailureKind::PauseTimeout,
         format!(
             "the flow run was {verb} for {} s and not resumed",
             p.timeout_seconds

@@ -1,12 +1,12 @@
 //! What every instance of one flow run shares: the run's identity, its call positions,
 //! the outcomes of its task runs (for futures and `wait_for`), and its log budget.
 
-use super::failure::Failure;
 use super::task_run::TaskOutcome;
 use super::{LogLevel, Orchestrator};
 use crate::engine::LoadedComponent;
-use crate::limits::Limits;
-use crate::state::State;
+use crate::model::failure::{Failure, FailureKind};
+use crate::model::limits::Limits;
+use crate::model::state::State;
 use crate::store::{LogRecord, Write};
 use chrono::Utc;
 use serde_json::Value;
@@ -104,8 +104,9 @@ pub(crate) struct Calls {
     /// succeeds this time can send it down another branch), so a different call at a
     /// recorded position is no longer a mismatch.
     diverged: bool,
-    /// Task runs created and not yet final: cancelled when the run stops abruptly.
-    pub(crate) live_tasks: HashSet<String>,
+    /// Task runs created and not yet final (id, name): cancelled when the run stops
+    /// abruptly.
+    pub(crate) live_tasks: HashMap<String, String>,
     /// Subflow runs in progress, ended with their parent when it stops abruptly.
     pub(crate) children: Vec<Arc<FlowScope>>,
 }
@@ -181,7 +182,7 @@ impl FlowScope {
         component: Arc<LoadedComponent>,
         settings: RunSettings,
         record: &crate::store::FlowRunRecord,
-        def: &crate::manifest::Definition,
+        def: &crate::model::manifest::Definition,
         depth: u32,
     ) -> Self {
         let mut limits = orch.engine.limits().clone();
@@ -266,7 +267,7 @@ impl FlowScope {
                 return Ok(None);
             }
             let failure = Failure::permanent(
-                "replay-mismatch",
+                FailureKind::ReplayMismatch,
                 format!(
                     "replay mismatch at call {position}: the recorded run called {} there, \
                      this run called {} (the flow's code changed or it is not deterministic)",

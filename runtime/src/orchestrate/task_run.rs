@@ -1,15 +1,16 @@
 //! Task runs: replay, dependencies, cache, attempts with retries and timeouts, hooks.
 
 use super::cache;
-use super::failure::Failure;
 use super::hooks;
 use super::names;
 use super::scope::{Call, FlowScope, Recorded};
 use super::{Event, TaskAttempt};
 use crate::engine::sandbox::HostState;
 use crate::host::wit;
-use crate::manifest::{CachePolicy, Definition};
-use crate::state::{State, StateType};
+use crate::model::duration;
+use crate::model::failure::{Failure, FailureKind};
+use crate::model::manifest::{CachePolicy, Definition};
+use crate::model::state::State;
 use crate::store::{CacheEntry, RunKind, StateChange, TaskRunRecord, Write};
 use chrono::Utc;
 use rand::Rng;
@@ -52,33 +53,6 @@ impl TaskOutcome {
             value: None,
             failure: Some(failure),
         }
-    }
-
-    pub(crate) fn to_wit(&self) -> crate::host::weir::flow::tasks::TaskOutcome {
-        crate::host::weir::flow::tasks::TaskOutcome {
-            task_run_id: self.task_run_id.clone(),
-            state: state_to_wit(&self.state),
-            value: self.value.clone(),
-            failure: self.failure.as_ref().map(Failure::to_wit),
-        }
-    }
-}
-
-pub(crate) fn state_to_wit(s: &State) -> wit::State {
-    wit::State {
-        type_: match s.kind {
-            StateType::Scheduled => wit::StateType::Scheduled,
-            StateType::Pending => wit::StateType::Pending,
-            StateType::Running => wit::StateType::Running,
-            StateType::Paused => wit::StateType::Paused,
-            StateType::Completed => wit::StateType::Completed,
-            StateType::Failed => wit::StateType::Failed,
-            StateType::Cancelling => wit::StateType::Cancelling,
-            StateType::Cancelled => wit::StateType::Cancelled,
-            StateType::Crashed => wit::StateType::Crashed,
-        },
-        name: s.name.clone(),
-        message: s.message.clone(),
     }
 }
 
@@ -185,7 +159,7 @@ impl FlowScope {
                 &call.id,
                 State::failed("unknown task"),
                 Failure::permanent(
-                    "unknown",
+                    FailureKind::Unknown,
                     format!(
                         "the component has no task '{}'; its tasks are: {}",
                         call.task,
@@ -202,7 +176,7 @@ impl FlowScope {
                     &call.id,
                     State::failed("invalid arguments"),
                     Failure::permanent(
-                        "invalid-parameters",
+                        FailureKind::InvalidParameters,
                         format!("arguments are not JSON: {e}"),
                     ),
                 );
@@ -260,7 +234,9 @@ impl FlowScope {
             start_time: None,
             end_time: None,
         }));
-        self.calls().live_tasks.insert(run.id.clone());
+        self.calls()
+            .live_tasks
+            .insert(run.id.clone(), run.name.clone());
         self.orch.emit(|| Event::TaskRunCreated {
             flow_run_name: self.name.clone(),
             id: run.id.clone(),
@@ -304,13 +280,9 @@ struct TaskRun {
 
 impl TaskRun {
     fn set_state(&self, change: StateChange) {
-        let state = change.state.clone();
-        self.scope.orch.store.write(Write::StateChanged(change));
-        self.scope.orch.emit(|| Event::TaskRunState {
-            flow_run_name: self.scope.name.clone(),
-            name: self.name.clone(),
-            state,
-        });
+        self.scope
+            .orch
+            .set_task_state(&self.scope.name, &self.name, change);
     }
 
     /// Records a final state (with the result, when persisted) and runs the hooks.
@@ -340,7 +312,7 @@ impl TaskRun {
                 return Some(TaskOutcome::failed(
                     &self.id,
                     state,
-                    Failure::permanent("upstream", msg),
+                    Failure::permanent(FailureKind::Upstream, msg),
                 ));
             };
             let upstream = match rx.wait_for(Option::is_some).await {
@@ -357,7 +329,7 @@ impl TaskRun {
                 return Some(TaskOutcome::failed(
                     &self.id,
                     state,
-                    Failure::permanent("upstream", msg),
+                    Failure::permanent(FailureKind::Upstream, msg),
                 ));
             }
         }
@@ -406,11 +378,9 @@ impl TaskRun {
                             result: value.clone(),
                             task_run_id: self.id.clone(),
                             created,
-                            expires: options.cache_expiration_seconds.and_then(|s| {
-                                chrono::Duration::from_std(Duration::from_secs_f64(s.max(0.0)))
-                                    .ok()
-                                    .map(|d| created + d)
-                            }),
+                            expires: options
+                                .cache_expiration_seconds
+                                .map(|s| duration::after(created, s)),
                         }));
                     }
                     self.run_hooks(&state, &options.on_completion, arguments)
@@ -474,7 +444,7 @@ impl TaskRun {
             Err(e) => {
                 return (
                     Err(Failure::new(
-                        "instantiate",
+                        FailureKind::Instantiate,
                         format!("cannot start an instance: {e:#}"),
                     )),
                     false,
@@ -485,35 +455,34 @@ impl TaskRun {
         let call = world
             .weir_flow_guest()
             .call_run_task(&mut store, &self.def.name, &arguments);
-        let result = match self.def.options.timeout_seconds {
-            Some(secs) => {
-                match tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), call).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        return (
-                            Err(Failure::new(
-                                "timeout",
-                                format!("Task run exceeded timeout of {secs} second(s)"),
-                            )),
-                            true,
-                        );
-                    }
+        // A timeout of 0 is none (Prefect's `None`); manifests are normalized at upload.
+        let result = match self.def.options.timeout_seconds.filter(|s| *s > 0.0) {
+            Some(secs) => match tokio::time::timeout(duration::to_std(secs), call).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return (
+                        Err(Failure::new(
+                            FailureKind::Timeout,
+                            format!("Task run exceeded timeout of {secs} second(s)"),
+                        )),
+                        true,
+                    );
                 }
-            }
+            },
             None => call.await,
         };
         let max = orch.engine.limits().max_result_bytes;
         let out = match result {
             Ok(Ok(value)) if value.len() > max => Err(Failure::permanent(
-                "limit",
+                FailureKind::Limit,
                 format!(
                     "the result is {} bytes, over the limit of {max} bytes",
                     value.len()
                 ),
             )),
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(f)) => Err(Failure::from_wit(f)),
-            Err(e) => Err(Failure::from_guest_error(&e, &store)),
+            Ok(Err(f)) => Err(crate::host::convert::failure_from_wit(f)),
+            Err(e) => Err(crate::engine::trap::explain(&e, &store)),
         };
         (out, false)
     }
@@ -552,15 +521,15 @@ pub(crate) fn retry_delay(delays: &[f64], jitter: Option<f64>, attempt: u32) -> 
     let Some(&base) = delays.get(attempt as usize - 1).or(delays.last()) else {
         return Duration::ZERO;
     };
-    let base = base.max(0.0);
+    let base = duration::to_std(base).as_secs_f64();
     let secs = match jitter {
-        Some(f) if f > 0.0 && base > 0.0 => {
+        Some(f) if f.is_finite() && f > 0.0 && base > 0.0 => {
             let spread = base * f;
             (base + rand::rng().random_range(-spread..=spread)).max(0.0)
         }
         _ => base,
     };
-    Duration::from_secs_f64(secs)
+    duration::to_std(secs)
 }
 
 #[cfg(test)]
@@ -574,6 +543,15 @@ mod tests {
         assert_eq!(retry_delay(&d, None, 3), Duration::from_secs(4));
         assert_eq!(retry_delay(&d, None, 7), Duration::from_secs(4));
         assert_eq!(retry_delay(&[], None, 1), Duration::ZERO);
+    }
+
+    #[test]
+    fn absurd_delays_saturate_instead_of_panicking() {
+        let max = Duration::from_secs_f64(duration::MAX_SECONDS);
+        assert_eq!(retry_delay(&[1e20], None, 1), max);
+        assert_eq!(retry_delay(&[f64::NAN], Some(0.5), 1), Duration::ZERO);
+        assert!(retry_delay(&[1e20], Some(1e20), 1) <= max);
+        assert!(retry_delay(&[5.0], Some(f64::INFINITY), 1) <= Duration::from_secs(5));
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod maintenance;
 use crate::api::{self, AppState, BodyLimits, Shared};
 use crate::engine::Engine;
 use crate::executor::Executor;
-use crate::limits::Limits;
+use crate::model::limits::Limits;
 use crate::orchestrate::Orchestrator;
 use crate::schedule::{Clock, Scheduler, SchedulerConfig, SystemClock};
 use crate::secrets::{self, SecretBox};

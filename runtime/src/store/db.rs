@@ -134,3 +134,21 @@ impl DbRow for PgRow {
         T::from_pg(self, col)
     }
 }
+
+/// Records a state in a run's history, on a connection or in a transaction.
+macro_rules! insert_state {
+    ($conn:expr, $run_id:expr, $state:expr, $at:expr) => {
+        sqlx::query(
+            "INSERT INTO run_states (run_id, type, name, message, timestamp)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($run_id)
+        .bind($state.kind.as_str())
+        .bind(&$state.name)
+        .bind(&$state.message)
+        .bind($at)
+        .execute($conn)
+        .await
+    };
+}
+pub(crate) use insert_state;

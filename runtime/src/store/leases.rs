@@ -8,32 +8,14 @@
 //! on PostgreSQL, so a concurrent takeover waits or wins outright), and drops the
 //! writes of runs whose fence moved on.
 
-use super::db::{BeginWrite, Db, DbRow, with_db};
+use super::db::{BeginWrite, Db, DbRow, insert_state, with_db};
 use super::{FlowRunRecord, Result, Store, flow_run_from_row, ts};
-use crate::state::{State, StateType};
+use crate::model::state::{State, StateType, Transition};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
 
-/// States of a run a node may be holding.
-const HELD_STATES: &str = "('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')";
-
-/// Records a state in a run's history, on a connection or in a transaction.
-macro_rules! insert_state {
-    ($conn:expr, $run_id:expr, $state:expr, $at:expr) => {
-        sqlx::query(
-            "INSERT INTO run_states (run_id, type, name, message, timestamp)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind($run_id)
-        .bind($state.kind.as_str())
-        .bind(&$state.name)
-        .bind(&$state.message)
-        .bind($at)
-        .execute($conn)
-        .await
-    };
-}
+use crate::model::state::HELD_SQL as HELD_STATES;
 
 /// The fencing tokens of the runs this node holds, shared with the writer.
 #[derive(Default)]
@@ -399,14 +381,23 @@ impl Store {
     }
 
     /// Claims a run for `node` when its state is one of `from`, moving it to `state`
-    /// (a retry of a finished run, a resumed suspended run). Returns it as claimed.
+    /// by `transition` (a retry of a finished run, a resumed suspended run). Returns it
+    /// as claimed. States of `from` the transition does not allow leaving are ignored.
     pub async fn claim_run(
         &self,
         run_id: &str,
         node: &str,
+        transition: Transition,
         from: &[StateType],
         state: &State,
     ) -> Result<Option<FlowRunRecord>> {
+        let from: Vec<&StateType> = from
+            .iter()
+            .filter(|f| transition.allows(**f, state.kind))
+            .collect();
+        if from.is_empty() {
+            return Ok(None);
+        }
         let from = from
             .iter()
             .map(|s| format!("'{}'", s.as_str()))

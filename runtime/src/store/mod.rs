@@ -11,6 +11,7 @@ mod leases;
 mod pauses;
 mod queries;
 mod records;
+mod runs;
 mod schedules;
 mod workspaces;
 mod writer;
@@ -24,7 +25,7 @@ pub use schedules::*;
 pub use workspaces::*;
 pub use writer::Write;
 
-use crate::state::{State, StateType};
+use crate::model::state::{State, StateType};
 use chrono::{DateTime, SecondsFormat, Utc};
 use db::{Db, DbRow, with_db};
 use serde_json::Value;

@@ -238,7 +238,7 @@ impl Store {
                  OR (p.suspend = 0 AND p.timeout_at <= $3))
              ORDER BY p.timeout_at LIMIT 500",
         )
-        .bind(crate::state::StateType::Paused.as_str())
+        .bind(crate::model::state::StateType::Paused.as_str())
         .bind(ts(now))
         .bind(ts(abandoned_before))
         .fetch_all(pool)

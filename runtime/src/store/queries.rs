@@ -3,7 +3,7 @@
 
 use super::db::{BeginWrite, DbRow, with_db};
 use super::{FlowRunRecord, LogRecord, Result, Store, flow_run_from_row, parse_ts, ts};
-use crate::state::StateType;
+use crate::model::state::StateType;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

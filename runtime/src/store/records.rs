@@ -1,6 +1,6 @@
 //! Rows as the rest of Weir sees them.
 
-use crate::state::State;
+use crate::model::state::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

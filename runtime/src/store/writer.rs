@@ -10,11 +10,12 @@ use super::db::{Db, DbRow};
 use super::leases::Fences;
 use super::{ArtifactRecord, CacheEntry, FlowRunRecord, LogRecord, RunKind, StateChange, ts};
 use super::{StoreError, TaskRunRecord};
+use crate::model::state::{FINAL_SQL, Transition, final_sql};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -146,7 +147,7 @@ struct Batch<'a> {
     /// State changes of runs created in earlier batches, merged per run.
     updates: Vec<StateChange>,
     updated: HashMap<&'a str, usize>,
-    states: Vec<(&'a str, &'a crate::state::State)>,
+    states: Vec<(&'a str, &'a crate::model::state::State)>,
     logs: Vec<&'a LogRecord>,
     artifacts: Vec<ArtifactRecord>,
     artifact_updates: Vec<(&'a str, &'a Value, DateTime<Utc>)>,
@@ -167,7 +168,12 @@ impl StateChange {
     }
 
     /// The state columns of a run as it was created.
-    fn initial(kind: RunKind, id: &str, state: &crate::state::State, run_count: i64) -> Self {
+    fn initial(
+        kind: RunKind,
+        id: &str,
+        state: &crate::model::state::State,
+        run_count: i64,
+    ) -> Self {
         let mut c = StateChange::new(kind, id, state.clone());
         c.run_count = Some(run_count);
         c
@@ -192,18 +198,26 @@ impl<'a> Batch<'a> {
                 self.states.push((&r.id, &r.state));
             }
             Write::StateChanged(c) => {
-                self.states.push((&c.run_id, &c.state));
-                match self.created.get(c.run_id.as_str()) {
-                    Some((RunKind::Flow, i)) => self.flows[*i].1.absorb(c),
-                    Some((RunKind::Task, i)) => self.tasks[*i].1.absorb(c),
-                    None => match self.updated.get(c.run_id.as_str()) {
-                        Some(i) => self.updates[*i].absorb(c),
-                        None => {
-                            self.updated.insert(&c.run_id, self.updates.len());
-                            self.updates.push(c.clone());
-                        }
-                    },
+                // A run that reached a final state earlier in this batch stays there: a
+                // later change is dropped, history row and all (the SQL guards the
+                // same rule against what earlier batches committed).
+                let earlier = match self.created.get(c.run_id.as_str()) {
+                    Some((RunKind::Flow, i)) => Some(&mut self.flows[*i].1),
+                    Some((RunKind::Task, i)) => Some(&mut self.tasks[*i].1),
+                    None => self
+                        .updated
+                        .get(c.run_id.as_str())
+                        .map(|i| &mut self.updates[*i]),
+                };
+                match earlier {
+                    Some(e) if !Transition::Forward.allows(e.state.kind, c.state.kind) => return,
+                    Some(e) => e.absorb(c),
+                    None => {
+                        self.updated.insert(&c.run_id, self.updates.len());
+                        self.updates.push(c.clone());
+                    }
                 }
+                self.states.push((&c.run_id, &c.state));
             }
             Write::Log(l) => self.logs.push(l),
             Write::ArtifactCreated(a) => self.artifacts.push(a.clone()),
@@ -225,6 +239,8 @@ impl<'a> Batch<'a> {
 macro_rules! batch_execute {
     ($name:ident, $DB:ty, $Conn:ty, $multi_row:expr) => {
     async fn $name(&self, conn: &mut $Conn) -> Result<(), sqlx::Error> {
+        // Runs whose update the SQL refused: they were final already.
+        let mut rejected: HashSet<String> = HashSet::new();
         for chunk in self.flows.chunks(CHUNK) {
             let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
@@ -310,36 +326,58 @@ macro_rules! batch_execute {
                         q.push_bind(&c.result).push(" AS result, ");
                         q.push_bind(c.release as i64).push(" AS let_go");
                     }
-                    q.push(format!(") AS v WHERE {table}.id = v.id"));
-                    q.build().execute(&mut *conn).await?;
+                    q.push(format!(
+                        ") AS v WHERE {table}.id = v.id AND {table}.state_type NOT IN {FINAL_SQL}
+                         RETURNING {table}.id"
+                    ));
+                    let applied: Vec<String> =
+                        q.build_query_scalar().fetch_all(&mut *conn).await?;
+                    if applied.len() < chunk.len() {
+                        let applied: HashSet<&str> = applied.iter().map(String::as_str).collect();
+                        rejected.extend(
+                            chunk
+                                .iter()
+                                .filter(|c| !applied.contains(c.run_id.as_str()))
+                                .map(|c| c.run_id.clone()),
+                        );
+                    }
                 }
             }
         } else {
             for c in &self.updates {
                 let sql = match c.kind {
                     RunKind::Flow if c.release => {
+                        concat!(
                         "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
                            state_timestamp = $4, run_count = COALESCE($5, run_count),
                            start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
                            result = COALESCE($8, result), node_id = NULL
-                         WHERE id = $9"
+                         WHERE id = $9 AND state_type NOT IN ",
+                        final_sql!()
+                    )
                     }
                     RunKind::Flow => {
+                        concat!(
                         "UPDATE flow_runs SET state_type = $1, state_name = $2, state_message = $3,
                            state_timestamp = $4, run_count = COALESCE($5, run_count),
                            start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
                            result = COALESCE($8, result)
-                         WHERE id = $9"
+                         WHERE id = $9 AND state_type NOT IN ",
+                        final_sql!()
+                    )
                     }
                     RunKind::Task => {
+                        concat!(
                         "UPDATE task_runs SET state_type = $1, state_name = $2, state_message = $3,
                            state_timestamp = $4, run_count = COALESCE($5, run_count),
                            start_time = COALESCE($6, start_time), end_time = COALESCE($7, end_time),
                            result = COALESCE($8, result)
-                         WHERE id = $9"
+                         WHERE id = $9 AND state_type NOT IN ",
+                        final_sql!()
+                    )
                     }
                 };
-                sqlx::query(sql)
+                let done = sqlx::query(sql)
                     .bind(c.state.kind.as_str())
                     .bind(&c.state.name)
                     .bind(&c.state.message)
@@ -351,14 +389,29 @@ macro_rules! batch_execute {
                     .bind(&c.run_id)
                     .execute(&mut *conn)
                     .await?;
+                if done.rows_affected() == 0 {
+                    rejected.insert(c.run_id.clone());
+                }
             }
         }
-        for chunk in self.states.chunks(CHUNK * 2) {
+        if !rejected.is_empty() {
+            tracing::debug!(
+                "{} state changes of runs already final were refused",
+                rejected.len()
+            );
+        }
+        // History rows only for the changes that were applied.
+        let states: Vec<&(&str, &crate::model::state::State)> = self
+            .states
+            .iter()
+            .filter(|(id, _)| rejected.is_empty() || !rejected.contains(*id))
+            .collect();
+        for chunk in states.chunks(CHUNK * 2) {
             let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO run_states (run_id, type, name, message, timestamp) ",
             );
             q.push_values(chunk, |mut b, (id, s)| {
-                b.push_bind(*id)
+                b.push_bind(id)
                     .push_bind(s.kind.as_str())
                     .push_bind(&s.name)
                     .push_bind(&s.message)

@@ -212,6 +212,27 @@ fn not_ready_flow() -> Result<u64> {
 
 // ---- final-state rules ---------------------------------------------------------------
 
+/// A timeout of 0 is no timeout (Prefect stores `None` for it).
+#[task(timeout_seconds = 0)]
+fn untimed(millis: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    millis
+}
+
+#[flow(timeout_seconds = 0)]
+fn zero_timeout(millis: u64) -> Result<u64> {
+    untimed(millis)
+}
+
+/// Submits a slow task and returns at once with an error that names a host kind: the
+/// host must treat it as the guest's own error (and wait for the task run), not as
+/// its own timeout or trap (which would take the task run down).
+#[flow]
+fn forged_kind(kind: String, millis: u64) -> Result<u32> {
+    let _pending = slow::submit(millis);
+    Err(Error::msg("a guest error dressed as the host's").kind(kind))
+}
+
 #[flow]
 fn returns_error() -> Result<u32> {
     weir_sdk::bail!("the flow gave up")

@@ -1,4 +1,13 @@
-//! Prefect's run states: a type, a name (sub-state) and a message, stamped in UTC.
+//! Prefect's run states: a type, a name (sub-state) and a message, stamped in UTC; the
+//! transitions Weir allows between them; and the sets of state types the store's SQL
+//! guards with.
+//!
+//! A final state (Completed, Failed, Cancelled, Crashed) is never left, except by an
+//! explicit retry of the run ([`Transition::Retry`]): a late write (a cancel racing a
+//! completion, a node that lost its run still writing) must not change how a run ended.
+//! The store enforces this in SQL with [`FINAL_SQL`] on every state update, and the
+//! batched writer folds several changes of one run in a batch with [`State::absorb`]'s
+//! rule, so the database and the engine agree on the one allowed path.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -70,6 +79,47 @@ impl StateType {
             self,
             Self::Completed | Self::Failed | Self::Cancelled | Self::Crashed
         )
+    }
+}
+
+/// The final state types as a SQL list, for `concat!` in static statements.
+macro_rules! final_sql {
+    () => {
+        "('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')"
+    };
+}
+pub(crate) use final_sql;
+
+/// The final state types, as a SQL list: `state_type NOT IN {FINAL_SQL}` guards every
+/// update of a run's state.
+pub const FINAL_SQL: &str = final_sql!();
+
+/// The state types of a flow run a node may be holding (claimed, not final), as a SQL
+/// list.
+pub const HELD_SQL: &str = "('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')";
+
+/// How a run's state may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The ordinary path: any state that is not final may move to any state.
+    Forward,
+    /// A user retries a finished run (Failed, Crashed or Cancelled): it leaves its final
+    /// state for Scheduled. The only way out of a final state.
+    Retry,
+}
+
+impl Transition {
+    /// Whether a run in `from` may move to `to` this way.
+    pub fn allows(self, from: StateType, to: StateType) -> bool {
+        match self {
+            Self::Forward => !from.is_final(),
+            Self::Retry => {
+                matches!(
+                    from,
+                    StateType::Failed | StateType::Crashed | StateType::Cancelled
+                ) && to == StateType::Scheduled
+            }
+        }
     }
 }
 
@@ -183,6 +233,31 @@ mod tests {
             State::timed_out("late").to_string(),
             "TimedOut(\"late\", type=FAILED)"
         );
+    }
+
+    #[test]
+    fn final_states_are_left_only_by_a_retry() {
+        use StateType::*;
+        let all = [
+            Scheduled, Pending, Running, Paused, Completed, Failed, Cancelling, Cancelled, Crashed,
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(Transition::Forward.allows(from, to), !from.is_final());
+            }
+        }
+        assert!(Transition::Retry.allows(Failed, Scheduled));
+        assert!(Transition::Retry.allows(Cancelled, Scheduled));
+        assert!(!Transition::Retry.allows(Completed, Scheduled));
+        assert!(!Transition::Retry.allows(Failed, Running));
+        assert!(!Transition::Retry.allows(Running, Scheduled));
+        // The SQL lists say the same as the types.
+        for t in all {
+            assert_eq!(
+                FINAL_SQL.contains(&format!("'{}'", t.as_str())),
+                t.is_final()
+            );
+        }
     }
 
     #[test]

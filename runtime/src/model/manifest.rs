@@ -68,7 +68,50 @@ pub struct Options {
     pub on_crashed: Vec<String>,
 }
 
+/// Retry delays one flow or task may list.
+pub const MAX_RETRY_DELAYS: usize = 1000;
+/// The largest retry jitter factor (a delay spread by more than this is no delay).
+pub const MAX_JITTER: f64 = 1000.0;
+
 impl Options {
+    /// Checks the durations and factors a component declared, as they enter Weir (at
+    /// upload, or when `weir run` loads the component), and normalizes them: a timeout of
+    /// `0` is no timeout, as in Prefect. Returns one message per bad field, naming it.
+    pub fn validate(&mut self) -> Vec<String> {
+        use super::duration;
+        let mut errors = Vec::new();
+        if self.retry_delay_seconds.len() > MAX_RETRY_DELAYS {
+            errors.push(format!(
+                "'retry_delay_seconds' lists {} delays; at most {MAX_RETRY_DELAYS} are allowed",
+                self.retry_delay_seconds.len()
+            ));
+        } else if let Some(e) = self
+            .retry_delay_seconds
+            .iter()
+            .find_map(|d| duration::check("retry_delay_seconds", *d).err())
+        {
+            errors.push(e.to_string());
+        }
+        if let Some(j) = self.retry_jitter_factor
+            && !(j.is_finite() && (0.0..=MAX_JITTER).contains(&j))
+        {
+            errors.push(format!(
+                "'retry_jitter_factor' must be a number from 0 to {MAX_JITTER}, not {j}"
+            ));
+        }
+        match duration::timeout("timeout_seconds", self.timeout_seconds) {
+            Ok(t) => self.timeout_seconds = t,
+            Err(e) => errors.push(e.to_string()),
+        }
+        if let Some(Err(e)) = self
+            .cache_expiration_seconds
+            .map(|e| duration::check("cache_expiration", e))
+        {
+            errors.push(e.to_string());
+        }
+        errors
+    }
+
     /// Results are persisted unless the flow or task opts out.
     pub fn persists_result(&self) -> bool {
         self.persist_result.unwrap_or(true)
@@ -76,8 +119,8 @@ impl Options {
 
     /// The hooks a run that reached a final state of type `kind` runs (Prefect's
     /// `on_completion`, `on_failure`, `on_cancellation`, `on_crashed`).
-    pub fn hooks_for(&self, kind: crate::state::StateType) -> &[String] {
-        use crate::state::StateType;
+    pub fn hooks_for(&self, kind: crate::model::state::StateType) -> &[String] {
+        use crate::model::state::StateType;
         match kind {
             StateType::Completed => &self.on_completion,
             StateType::Failed => &self.on_failure,
