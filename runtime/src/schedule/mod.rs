@@ -5,7 +5,7 @@
 pub mod scheduler;
 pub mod spec;
 
-pub use scheduler::{
-    Catchup, Clock, ManualClock, Overlap, Scheduler, SchedulerConfig, SystemClock,
-};
+pub use crate::model::clock::{Clock, ManualClock, SystemClock};
+pub use crate::model::schedule::{Catchup, Overlap};
+pub use scheduler::{Scheduler, SchedulerConfig};
 pub use spec::*;

@@ -10,104 +10,14 @@
 
 use super::{CompiledSchedule, ScheduleSpec};
 use crate::executor::{Executor, TriggerError, TriggerRequest};
+use crate::model::clock::Clock;
+use crate::model::schedule::Catchup;
 use crate::store::{DeploymentRecord, FlowRunRecord, ScheduleRecord};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-
-/// Where the scheduler reads the time: the system clock, or a clock tests move by hand.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that moves only when told to.
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn new(t: DateTime<Utc>) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(t)))
-    }
-
-    pub fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = t;
-    }
-
-    pub fn advance(&self, d: chrono::Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *t += d;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// What happens to fire times missed while no scheduler ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Catchup {
-    /// Missed fire times get no run.
-    Skip,
-    /// Only the latest missed fire time gets a run.
-    Latest,
-    /// Every missed fire time gets a run, up to the schedule's limit (the latest ones).
-    All,
-}
-
-/// What happens when a scheduled run is due while the previous run of its deployment
-/// is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Overlap {
-    /// Both run.
-    Allow,
-    /// The new run is skipped (it ends Cancelled, named Skipped).
-    Skip,
-    /// The previous run is cancelled; the new one runs.
-    Cancel,
-    /// The new run waits until the previous one ends.
-    Queue,
-}
-
-impl Catchup {
-    pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Skip => "skip",
-            Self::Latest => "latest",
-            Self::All => "all",
-        }
-    }
-}
-
-impl Overlap {
-    pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Skip => "skip",
-            Self::Cancel => "cancel",
-            Self::Queue => "queue",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
