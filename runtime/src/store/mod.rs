@@ -4,30 +4,44 @@
 //! in batched transactions, so orchestration never waits on a commit per state change.
 //! [`Store::flush`] waits until everything enqueued so far is durable. Reads go straight
 //! to the connection pool.
+//!
+//! One file per resource, like `api/`: [`runs`] (flow runs), [`task_runs`], [`logs`],
+//! [`artifacts`], [`cache`], [`components`], [`deployments`] (with pools and tag
+//! limits), [`variables`] (and secrets), [`workspaces`] (and keys, settings),
+//! [`leases`] (nodes, claims, takeover, fencing, shared slots), [`pauses`],
+//! [`schedules`]; row decoding shared in [`rows`], the backends in [`db`].
 
+mod artifacts;
+mod cache;
+mod components;
 mod db;
 mod deployments;
 mod leases;
+mod logs;
 mod pauses;
-mod queries;
 mod records;
+mod rows;
 mod runs;
 mod schedules;
+mod task_runs;
+mod variables;
 mod workspaces;
 mod writer;
 
 pub use deployments::*;
 pub use leases::NodeRecord;
+pub use logs::LogLine;
 pub use pauses::*;
-pub use queries::*;
 pub use records::*;
+pub(crate) use rows::*;
+pub use runs::RunFilter;
 pub use schedules::*;
 pub use workspaces::*;
 pub use writer::Write;
 
 use crate::model::state::{State, StateType};
 use chrono::{DateTime, SecondsFormat, Utc};
-use db::{Db, DbRow, with_db};
+use db::Db;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -158,296 +172,4 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         self.writer.flush().await
     }
-
-    pub async fn put_component(&self, digest: &str, size: usize, manifest: &Value) -> Result<()> {
-        with_db!(&self.db, pool => {
-        sqlx::query(
-            "INSERT INTO components (digest, size, manifest, created) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (digest) DO UPDATE SET manifest = excluded.manifest",
-        )
-        .bind(digest)
-        .bind(size as i64)
-        .bind(manifest.to_string())
-        .bind(ts(Utc::now()))
-        .execute(pool)
-        .await?;
-        Ok(())
-        })
-    }
-
-    /// Keeps a component's bytes in the database, where every node sharing it finds
-    /// them (PostgreSQL only: a single SQLite server reads them from its disk).
-    pub async fn put_component_bytes(&self, digest: &str, bytes: &[u8]) -> Result<()> {
-        let Db::Postgres(pool) = &self.db else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO component_blobs (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(digest)
-        .bind(bytes)
-        .execute(pool)
-        .await?;
-        Ok(())
-    }
-
-    /// A component's bytes kept by [`Store::put_component_bytes`].
-    pub async fn component_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
-        with_db!(&self.db, pool => {
-            let row = sqlx::query("SELECT bytes FROM component_blobs WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row.map(|r| r.col("bytes")).transpose()?)
-        })
-    }
-
-    pub async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>> {
-        with_db!(&self.db, pool => {
-        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-        row.map(|r| flow_run_from_row(&r)).transpose()
-        })
-    }
-
-    /// Subflow runs of a flow run, in call order.
-    pub async fn subflow_runs(&self, parent_id: &str) -> Result<Vec<FlowRunRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT * FROM flow_runs WHERE parent_flow_run_id = $1 ORDER BY parent_position, created",
-        )
-        .bind(parent_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(flow_run_from_row).collect()
-        })
-    }
-
-    /// Task runs of a flow run, in call order.
-    pub async fn task_runs(&self, flow_run_id: &str) -> Result<Vec<TaskRunRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT * FROM task_runs WHERE flow_run_id = $1 ORDER BY position IS NULL, position, created",
-        )
-        .bind(flow_run_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(task_run_from_row).collect()
-        })
-    }
-
-    pub async fn task_run(&self, id: &str) -> Result<Option<TaskRunRecord>> {
-        with_db!(&self.db, pool => {
-        let row = sqlx::query("SELECT * FROM task_runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-        row.map(|r| task_run_from_row(&r)).transpose()
-        })
-    }
-
-    /// Every state a run went through, oldest first.
-    pub async fn state_history(&self, run_id: &str) -> Result<Vec<State>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT type, name, message, timestamp FROM run_states WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(run_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter()
-            .map(|r| state_from_row(r, "type", "name", "message", "timestamp"))
-            .collect()
-        })
-    }
-
-    /// Logs of a flow run and its task runs, oldest first.
-    pub async fn logs(&self, flow_run_id: &str) -> Result<Vec<LogRecord>> {
-        let lines = self.logs_after(flow_run_id, 0, i64::MAX).await?;
-        Ok(lines.into_iter().map(|l| l.record).collect())
-    }
-
-    /// Artifacts created by a flow run and its task runs, oldest first.
-    pub async fn artifacts(&self, flow_run_id: &str) -> Result<Vec<ArtifactRecord>> {
-        with_db!(&self.db, pool => {
-        let rows =
-            sqlx::query("SELECT * FROM artifacts WHERE flow_run_id = $1 ORDER BY created, id")
-                .bind(flow_run_id)
-                .fetch_all(pool)
-                .await?;
-        rows.iter().map(artifact_from_row).collect()
-        })
-    }
-
-    /// Versions of the artifact with `key`, latest first.
-    pub async fn artifacts_by_key(&self, key: &str) -> Result<Vec<ArtifactRecord>> {
-        with_db!(&self.db, pool => {
-        let rows =
-            sqlx::query("SELECT * FROM artifacts WHERE key = $1 ORDER BY created DESC, id DESC")
-                .bind(key)
-                .fetch_all(pool)
-                .await?;
-        rows.iter().map(artifact_from_row).collect()
-        })
-    }
-
-    /// A cached task result under `key` that has not expired at `now`.
-    pub async fn cached_result(&self, key: &str, now: DateTime<Utc>) -> Result<Option<String>> {
-        with_db!(&self.db, pool => {
-        if let Some(entry) = self
-            .recent_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            && entry.expires.is_none_or(|t| t > now)
-        {
-            return Ok(Some(entry.result.clone()));
-        }
-        let row = sqlx::query(
-            "SELECT result FROM cache_entries WHERE key = $1 AND (expires IS NULL OR expires > $2)",
-        )
-        .bind(key)
-        .bind(ts(now))
-        .fetch_optional(pool)
-        .await?;
-        Ok(row.map(|r| r.col("result")).transpose()?)
-        })
-    }
-
-    pub async fn variable(&self, name: &str) -> Result<Option<String>> {
-        with_db!(&self.db, pool => {
-        let row = sqlx::query("SELECT value FROM variables WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-        Ok(row.map(|r| r.col("value")).transpose()?)
-        })
-    }
-
-    pub async fn set_variable(&self, name: &str, value: &Value) -> Result<()> {
-        with_db!(&self.db, pool => {
-        sqlx::query(
-            "INSERT INTO variables (name, value, updated) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-        )
-        .bind(name)
-        .bind(value.to_string())
-        .bind(ts(Utc::now()))
-        .execute(pool)
-        .await?;
-        Ok(())
-        })
-    }
-}
-
-/// Formats a timestamp so that text order is time order.
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("bad timestamp {s:?}: {e}")))
-}
-
-pub(crate) fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>> {
-    s.as_deref().map(parse_ts).transpose()
-}
-
-pub(crate) fn parse_json(s: &str) -> Result<Value> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad JSON: {e}")))
-}
-
-fn parse_opt_json(s: Option<String>) -> Result<Option<Value>> {
-    s.as_deref().map(parse_json).transpose()
-}
-
-fn state_from_row(r: &impl DbRow, t: &str, n: &str, m: &str, at: &str) -> Result<State> {
-    let kind: String = r.col(t)?;
-    Ok(State {
-        kind: StateType::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown state type {kind:?}")))?,
-        name: r.col(n)?,
-        message: r.col(m)?,
-        timestamp: parse_ts(&r.col::<String>(at)?)?,
-    })
-}
-
-pub(crate) fn tags_from(s: &str) -> Result<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad tags: {e}")))
-}
-
-pub(crate) fn flow_run_from_row(r: &impl DbRow) -> Result<FlowRunRecord> {
-    Ok(FlowRunRecord {
-        id: r.col("id")?,
-        name: r.col("name")?,
-        flow_name: r.col("flow_name")?,
-        component_digest: r.col("component_digest")?,
-        parameters: parse_json(&r.col::<String>("parameters")?)?,
-        tags: tags_from(&r.col::<String>("tags")?)?,
-        parent_flow_run_id: r.col("parent_flow_run_id")?,
-        parent_position: r.col("parent_position")?,
-        state: state_from_row(
-            r,
-            "state_type",
-            "state_name",
-            "state_message",
-            "state_timestamp",
-        )?,
-        run_count: r.col("run_count")?,
-        result: parse_opt_json(r.col("result")?)?,
-        created: parse_ts(&r.col::<String>("created")?)?,
-        start_time: parse_opt_ts(r.col("start_time")?)?,
-        end_time: parse_opt_ts(r.col("end_time")?)?,
-        workspace_id: r.col("workspace_id")?,
-        deployment_id: r.col("deployment_id")?,
-        idempotency_key: r.col("idempotency_key")?,
-        expected_start: parse_opt_ts(r.col("expected_start")?)?,
-        schedule_id: r.col("schedule_id")?,
-        node_id: r.col("node_id")?,
-        fence: r.col("fence")?,
-        crash_count: r.col("crash_count")?,
-    })
-}
-
-fn task_run_from_row(r: &impl DbRow) -> Result<TaskRunRecord> {
-    Ok(TaskRunRecord {
-        id: r.col("id")?,
-        flow_run_id: r.col("flow_run_id")?,
-        position: r.col("position")?,
-        task_name: r.col("task_name")?,
-        name: r.col("name")?,
-        input_hash: r.col("input_hash")?,
-        cache_key: r.col("cache_key")?,
-        tags: tags_from(&r.col::<String>("tags")?)?,
-        state: state_from_row(
-            r,
-            "state_type",
-            "state_name",
-            "state_message",
-            "state_timestamp",
-        )?,
-        run_count: r.col("run_count")?,
-        result: parse_opt_json(r.col("result")?)?,
-        created: parse_ts(&r.col::<String>("created")?)?,
-        start_time: parse_opt_ts(r.col("start_time")?)?,
-        end_time: parse_opt_ts(r.col("end_time")?)?,
-    })
-}
-
-pub(crate) fn artifact_from_row(r: &impl DbRow) -> Result<ArtifactRecord> {
-    Ok(ArtifactRecord {
-        id: r.col("id")?,
-        key: r.col("key")?,
-        kind: r.col("type")?,
-        description: r.col("description")?,
-        data: parse_json(&r.col::<String>("data")?)?,
-        flow_run_id: r.col("flow_run_id")?,
-        task_run_id: r.col("task_run_id")?,
-        created: parse_ts(&r.col::<String>("created")?)?,
-        updated: parse_ts(&r.col::<String>("updated")?)?,
-    })
 }

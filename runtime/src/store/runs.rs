@@ -1,11 +1,272 @@
-//! Flow run states changed outside the batched writer, under the same rule as its
-//! writes: a run in a final state stays there.
+//! Flow runs: idempotent creation, reads, the filtered and paged lists of the API,
+//! timings and counts for metrics, and states changed outside the batched writer, under
+//! the same rule as its writes: a run in a final state stays there.
 
-use super::db::{BeginWrite, insert_state, with_db};
-use super::{Result, Store, ts};
-use crate::model::state::{State, final_sql};
+use super::db::{BeginWrite, DbRow, insert_state, with_db};
+use super::*;
+use crate::model::state::final_sql;
+use sqlx::QueryBuilder;
+
+/// Filters of `GET /api/flow-runs`.
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    pub state: Option<StateType>,
+    pub deployment_id: Option<String>,
+    pub tag: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Runs older than this one (ids sort by creation time).
+    pub before_id: Option<String>,
+    pub limit: i64,
+}
 
 impl Store {
+    /// Stores a run unless its deployment already has a run with the same idempotency
+    /// key; returns the stored run either way, and whether it is new.
+    pub async fn insert_flow_run_once(&self, run: &FlowRunRecord) -> Result<(FlowRunRecord, bool)> {
+        let mut out = self
+            .insert_flow_runs_once(std::slice::from_ref(run))
+            .await?;
+        Ok(out.pop().expect("one run in, one out"))
+    }
+
+    /// [`Store::insert_flow_run_once`] for many runs: a few multi-row statements in
+    /// one transaction, whatever the number of runs.
+    pub async fn insert_flow_runs_once(
+        &self,
+        runs: &[FlowRunRecord],
+    ) -> Result<Vec<(FlowRunRecord, bool)>> {
+        if runs.is_empty() {
+            // No transaction: on SQLite it would take the write lock for nothing.
+            return Ok(Vec::new());
+        }
+        with_db!(&self.db, pool, DB => {
+        let mut tx = pool.begin_write().await?;
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in runs.chunks(500) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
+                   workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
+                   node_id, fence,
+                   state_type, state_name, state_message, state_timestamp, run_count, created) ",
+            );
+            q.push_values(chunk, |mut b, run| {
+                b.push_bind(run.id.clone())
+                    .push_bind(run.name.clone())
+                    .push_bind(run.flow_name.clone())
+                    .push_bind(run.component_digest.clone())
+                    .push_bind(run.parameters.to_string())
+                    .push_bind(serde_json::to_string(&run.tags).unwrap_or_default())
+                    .push_bind(run.workspace_id.clone())
+                    .push_bind(run.deployment_id.clone())
+                    .push_bind(run.idempotency_key.clone())
+                    .push_bind(run.expected_start.map(ts))
+                    .push_bind(run.schedule_id.clone())
+                    .push_bind(run.node_id.clone())
+                    .push_bind(run.fence)
+                    .push_bind(run.state.kind.as_str())
+                    .push_bind(run.state.name.clone())
+                    .push_bind(run.state.message.clone())
+                    .push_bind(ts(run.state.timestamp))
+                    .push_bind(0i64)
+                    .push_bind(ts(run.created));
+            });
+            q.push(
+                " ON CONFLICT (deployment_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                  DO NOTHING RETURNING id",
+            );
+            for row in q.build().fetch_all(&mut *tx).await? {
+                inserted.insert(row.col::<String>("id")?);
+            }
+        }
+        let new: Vec<&FlowRunRecord> = runs.iter().filter(|r| inserted.contains(&r.id)).collect();
+        for chunk in new.chunks(500) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO run_states (run_id, type, name, message, timestamp) ",
+            );
+            q.push_values(chunk, |mut b, run| {
+                b.push_bind(run.id.clone())
+                    .push_bind(run.state.kind.as_str())
+                    .push_bind(run.state.name.clone())
+                    .push_bind(run.state.message.clone())
+                    .push_bind(ts(run.state.timestamp));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs {
+            if inserted.contains(&run.id) {
+                out.push((run.clone(), true));
+            } else {
+                let row = sqlx::query(
+                    "SELECT * FROM flow_runs WHERE deployment_id = $1 AND idempotency_key = $2",
+                )
+                .bind(&run.deployment_id)
+                .bind(&run.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+                out.push((flow_run_from_row(&row)?, false));
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+        })
+    }
+
+    pub async fn flow_run(&self, id: &str) -> Result<Option<FlowRunRecord>> {
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|r| flow_run_from_row(&r)).transpose()
+        })
+    }
+
+    /// A flow run of the workspace.
+    pub async fn workspace_flow_run(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<FlowRunRecord>> {
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM flow_runs WHERE id = $1 AND workspace_id = $2")
+            .bind(id)
+            .bind(workspace_id)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|r| flow_run_from_row(&r)).transpose()
+        })
+    }
+
+    /// Flow runs of a workspace, newest first.
+    pub async fn list_flow_runs(
+        &self,
+        workspace_id: &str,
+        f: &RunFilter,
+    ) -> Result<Vec<FlowRunRecord>> {
+        let postgres = self.db.is_postgres();
+        with_db!(&self.db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new("SELECT * FROM flow_runs WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(state) = f.state {
+            q.push(" AND state_type = ").push_bind(state.as_str());
+        }
+        if let Some(d) = &f.deployment_id {
+            q.push(" AND deployment_id = ").push_bind(d.clone());
+        }
+        if let Some(tag) = &f.tag {
+            q.push(if postgres {
+                " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(flow_runs.tags::jsonb) AS t(value) WHERE value = "
+            } else {
+                " AND EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = "
+            })
+                .push_bind(tag.clone())
+                .push(")");
+        }
+        if let Some(t) = f.since {
+            q.push(" AND created >= ").push_bind(ts(t));
+        }
+        if let Some(t) = f.until {
+            q.push(" AND created < ").push_bind(ts(t));
+        }
+        if let Some(id) = &f.before_id {
+            q.push(" AND id < ").push_bind(id.clone());
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        let rows = q.build().fetch_all(pool).await?;
+        rows.iter().map(flow_run_from_row).collect()
+        })
+    }
+
+    /// Subflow runs of a flow run, in call order.
+    pub async fn subflow_runs(&self, parent_id: &str) -> Result<Vec<FlowRunRecord>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT * FROM flow_runs WHERE parent_flow_run_id = $1 ORDER BY parent_position, created",
+        )
+        .bind(parent_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(flow_run_from_row).collect()
+        })
+    }
+
+    /// Every state a run went through, oldest first.
+    pub async fn state_history(&self, run_id: &str) -> Result<Vec<State>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT type, name, message, timestamp FROM run_states WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| state_from_row(r, "type", "name", "message", "timestamp"))
+            .collect()
+        })
+    }
+
+    /// Creation time, end time and state type of every deployment run created at or
+    /// after `since` (for the load benchmark's report).
+    pub async fn run_timings(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, Option<DateTime<Utc>>, String)>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT created, end_time, state_type FROM flow_runs
+             WHERE deployment_id IS NOT NULL AND created >= $1",
+        )
+        .bind(ts(since))
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parse_ts(&r.col::<String>("created")?)?,
+                    super::parse_opt_ts(r.col("end_time")?)?,
+                    r.col("state_type")?,
+                ))
+            })
+            .collect()
+        })
+    }
+
+    /// For every run of a schedule due after `since`: how long after its fire time it
+    /// was created (negative: ahead of time), in seconds.
+    pub async fn schedule_run_lead_times(&self, since: DateTime<Utc>) -> Result<Vec<f64>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT created, expected_start FROM flow_runs
+             WHERE schedule_id IS NOT NULL AND expected_start > $1",
+        )
+        .bind(ts(since))
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let created = parse_ts(&r.col::<String>("created")?)?;
+                let due = parse_ts(&r.col::<String>("expected_start")?)?;
+                Ok((created - due).num_microseconds().unwrap_or(0) as f64 / 1e6)
+            })
+            .collect()
+        })
+    }
+
+    /// Flow runs by state type, over every workspace (for metrics).
+    pub async fn flow_run_counts(&self) -> Result<Vec<(String, i64)>> {
+        with_db!(&self.db, pool => {
+        let rows =
+            sqlx::query("SELECT state_type, COUNT(*) AS n FROM flow_runs GROUP BY state_type")
+                .fetch_all(pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.col("state_type")?, r.col("n")?)))
+            .collect()
+        })
+    }
+
     /// Ends a flow run in the final `state` unless it is final already (it completed,
     /// failed or was ended by someone else first): one guarded UPDATE and its history
     /// row, committed when this returns. Returns whether the run changed.
