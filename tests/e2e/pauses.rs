@@ -453,7 +453,9 @@ async fn local_runs_pause_until_their_timeout_and_cannot_suspend() {
 #[tokio::test]
 async fn paused_and_suspended_runs_keep_their_deadlines_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path()).await;
+    let clock = weir::schedule::ManualClock::new(chrono::Utc::now());
+    let with_clock = |c: &mut weir::server::ServerConfig| c.clock = clock.clone();
+    let s = TestServer::start_with(dir.path(), with_clock).await;
     let (ws, digest) = setup(&s, "pause-restart").await;
     s.deploy(
         &ws.key,
@@ -477,8 +479,8 @@ async fn paused_and_suspended_runs_keep_their_deadlines_across_a_restart() {
     let key = ws.key.clone();
     s.stop().await;
     // The suspended run's timeout passes while no server runs.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let s = TestServer::start(dir.path()).await;
+    clock.set(chrono::Utc::now() + chrono::Duration::seconds(2));
+    let s = TestServer::start_with(dir.path(), with_clock).await;
 
     // Failed by the start-up sweep, before anything else ran.
     let (_, run) = s.get(&format!("/api/flow-runs/{suspended}"), &key).await;

@@ -444,8 +444,13 @@ async fn a_run_not_started_by_its_time_shows_as_late() {
     s.deploy(&ws.key, json!({"name": "d", "component": digest, "flow": "map_flow", "parameters": {"n": 1}, "pool": "held"})).await;
     let (_, run) = s.post("/api/deployments/d/runs", &ws.key, json!({})).await;
     let id = run["id"].as_str().unwrap();
+    // Not started 5 s after its time: the executor reads the server's clock, which
+    // moves on here instead of the test waiting.
     let late = s
-        .wait_for(&ws.key, id, |r| r["state"]["name"] == "Late")
+        .wait_for(&ws.key, id, |r| {
+            clock.advance(chrono::Duration::seconds(6));
+            r["state"]["name"] == "Late"
+        })
         .await;
     assert_eq!(late["state"]["type"], "SCHEDULED");
     send(

@@ -105,6 +105,17 @@ impl ApiError {
     }
 }
 
+impl From<crate::executor::CommandError> for ApiError {
+    fn from(e: crate::executor::CommandError) -> Self {
+        use crate::executor::CommandError;
+        match e {
+            CommandError::Conflict(m) => ApiError::Conflict(m),
+            CommandError::InvalidInput(errors) => ApiError::invalid("Invalid input", errors),
+            CommandError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         Self::Internal(anyhow::Error::new(e))

@@ -5,10 +5,8 @@ use super::deployments::find as find_deployment;
 use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
 use crate::executor::{TriggerError, TriggerRequest};
 use crate::model::state::{State as RunState, StateType};
-use crate::orchestrate::pause::validate_input;
 use crate::store::{
-    ArtifactRecord, DeploymentRecord, FlowRunRecord, PauseRecord, PauseResolution, RunFilter,
-    TaskRunRecord,
+    ArtifactRecord, DeploymentRecord, FlowRunRecord, PauseRecord, RunFilter, TaskRunRecord,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -548,32 +546,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<FlowRun>)> {
     let run = find_run(&state, &auth.workspace_id, &id).await?;
-    if run.state.is_final() {
-        return Err(ApiError::Conflict(format!(
-            "the flow run is already {}",
-            run.state.kind
-        )));
-    }
-    if !state.executor.cancel(&run.id) && !state.store().request_cancel(&run.id).await? {
-        // No node holds it (a suspended run, a subflow, a run nobody claimed yet): end
-        // it here, with its flow's on_cancellation hooks.
-        state
-            .store()
-            .resolve_open_pauses(&run.id, PauseResolution::Cancelled)
-            .await?;
-        let ended = state
-            .executor
-            .end_run(&run, RunState::cancelled("cancelled by request"))
-            .await?;
-        if !ended {
-            // It reached a final state meanwhile; that state stands.
-            let now = find_run(&state, &auth.workspace_id, &id).await?;
-            return Err(ApiError::Conflict(format!(
-                "the flow run is already {}",
-                now.state.kind
-            )));
-        }
-    }
+    state.executor.cancel_run(&run).await?;
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
 }
 
@@ -587,44 +560,8 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<FlowRun>)> {
-    let mut run = find_run(&state, &auth.workspace_id, &id).await?;
-    if !matches!(
-        run.state.kind,
-        StateType::Failed | StateType::Crashed | StateType::Cancelled
-    ) {
-        return Err(ApiError::Conflict(format!(
-            "only a failed, crashed or cancelled run can be retried; this one is {}",
-            run.state.kind
-        )));
-    }
-    if run.parent_flow_run_id.is_some() {
-        return Err(ApiError::Conflict(
-            "retry the parent flow run instead of its subflow".into(),
-        ));
-    }
-    // A pause the run left open belongs to the execution that ended.
-    state
-        .store()
-        .resolve_open_pauses(&run.id, PauseResolution::Cancelled)
-        .await?;
-    let claimed = state
-        .store()
-        .claim_run(
-            &run.id,
-            state.executor.node_id(),
-            crate::model::state::Transition::Retry,
-            &[StateType::Failed, StateType::Crashed, StateType::Cancelled],
-            &RunState::awaiting_retry("retried by request"),
-        )
-        .await?;
-    let Some(claimed) = claimed else {
-        return Err(ApiError::Conflict(
-            "the flow run changed meanwhile; it is no longer final".into(),
-        ));
-    };
-    run = claimed;
-    run.expected_start = None;
-    state.executor.submit(run.clone(), None);
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let run = state.executor.retry_run(&run).await?;
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
 }
 
@@ -653,39 +590,7 @@ pub async fn resume(
     MaybeJson(body): MaybeJson<ResumeRun>,
 ) -> ApiResult<(StatusCode, Json<FlowRun>)> {
     let run = find_run(&state, &auth.workspace_id, &id).await?;
-    let not_paused = || {
-        ApiError::Conflict(format!(
-            "only a paused flow run can be resumed; this one is {}",
-            run.state.kind
-        ))
-    };
-    if run.state.kind != StateType::Paused {
-        return Err(not_paused());
-    }
-    let Some(pause) = state.store().open_pause(&run.id).await? else {
-        return Err(not_paused());
-    };
     let input = body.unwrap_or_default().input.unwrap_or(Value::Null);
-    validate_input(pause.input_schema.as_ref(), &input)
-        .map_err(|errors| ApiError::invalid("Invalid input", errors))?;
-    let resumed = state
-        .store()
-        .resolve_pause(
-            &pause.id,
-            PauseResolution::Resumed,
-            Some(&input.to_string()),
-            Utc::now(),
-        )
-        .await?;
-    if !resumed {
-        return Err(ApiError::Conflict(
-            "the pause ended meanwhile (resumed, timed out or cancelled)".into(),
-        ));
-    }
-    if pause.suspend {
-        state.executor.resume_suspended(run.clone()).await?;
-    } else {
-        state.executor.orchestrator().notify_resumed(&run.id);
-    }
+    state.executor.resume_run(&run, input).await?;
     Ok((StatusCode::ACCEPTED, Json(run_json(&run, None))))
 }

@@ -7,7 +7,7 @@ use crate::model::state::{State, StateType, Transition};
 use crate::orchestrate::RESUMING;
 use crate::orchestrate::pause;
 use crate::store::{FlowRunRecord, PauseResolution, StoreError};
-use chrono::Utc;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ impl Executor {
     /// Fails paused runs whose timeout passed with no instance waiting on them:
     /// suspended ones, and paused ones whose process went away. Returns how many.
     pub async fn sweep_pauses(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let abandoned =
             now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or(chrono::Duration::zero());
         let mut ended = 0;

@@ -94,11 +94,12 @@ impl Server {
         let engine = Engine::new(config.limits.clone(), Some(dir.join("compiled")))?;
         let secrets = SecretBox::load_or_create(config.secret_key.as_deref(), dir)?;
         let orch = Orchestrator::with_secrets(engine, store.clone(), secrets.clone());
-        let executor = Executor::with_node(
+        let executor = Executor::with_clock(
             orch,
             dir.join("components"),
             config.max_active_runs,
             config.node.clone(),
+            config.clock.clone(),
         );
 
         let mut generated_admin_token = None;

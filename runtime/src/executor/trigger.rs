@@ -1,0 +1,176 @@
+//! Creating runs of a deployment: validated, stored durably, then taken by the node
+//! that created them when they are due soon (the API, webhooks, the scheduler, and flows
+//! starting deployments).
+
+use super::*;
+
+/// A run of a deployment to create.
+#[derive(Debug, Default)]
+pub struct TriggerRequest {
+    /// Merged over the deployment's default parameters.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// The same key returns the same run.
+    pub idempotency_key: Option<String>,
+    /// Run at this time instead of now.
+    pub scheduled_at: Option<chrono::DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub schedule_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("deployment '{0}' is paused")]
+    Paused(String),
+    #[error("invalid parameters: {}", .0.join("; "))]
+    InvalidParameters(Vec<String>),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Executor {
+    /// Whether a run due at `at` is claimed by the node creating it (else the node
+    /// that claims due runs first takes it, shortly before it is due).
+    pub(super) fn due_soon(&self, at: Option<chrono::DateTime<Utc>>) -> bool {
+        at.is_none_or(|t| t <= Utc::now() + self.node.poll_interval * 2)
+    }
+
+    /// Creates a run of a deployment (validated, stored durably) and takes it. Returns
+    /// the run and whether it is new (an idempotency key may return an earlier one).
+    pub async fn trigger(
+        self: &Arc<Self>,
+        deployment: &DeploymentRecord,
+        request: TriggerRequest,
+    ) -> Result<(FlowRunRecord, bool), TriggerError> {
+        let mut out = self.trigger_many(deployment, vec![request]).await?;
+        Ok(out.pop().expect("one request in, one run out"))
+    }
+
+    /// [`Executor::trigger`] for many runs of one deployment, stored in one transaction
+    /// when they have idempotency keys (the scheduler's case).
+    pub async fn trigger_many(
+        self: &Arc<Self>,
+        deployment: &DeploymentRecord,
+        requests: Vec<TriggerRequest>,
+    ) -> Result<Vec<(FlowRunRecord, bool)>, TriggerError> {
+        if deployment.paused {
+            return Err(TriggerError::Paused(deployment.name.clone()));
+        }
+        let component = self.component(&deployment.component_digest).await?;
+        let mut records = Vec::with_capacity(requests.len());
+        for request in requests {
+            if request
+                .idempotency_key
+                .as_deref()
+                .is_some_and(|k| k.is_empty() || k.len() > 256)
+            {
+                return Err(TriggerError::Invalid(
+                    "'idempotency_key' must be 1 to 256 characters".into(),
+                ));
+            }
+            let mut parameters = deployment
+                .parameters
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            parameters.extend(request.parameters);
+            let mut tags = deployment.tags.clone();
+            tags.extend(request.tags);
+            let flow_request = FlowRequest {
+                tags,
+                workspace_id: Some(deployment.workspace_id.clone()),
+                deployment_id: Some(deployment.id.clone()),
+                idempotency_key: request.idempotency_key,
+                expected_start: request.scheduled_at,
+                schedule_id: request.schedule_id,
+                ..FlowRequest::new(
+                    component.clone(),
+                    &deployment.flow,
+                    serde_json::Value::Object(parameters),
+                )
+            };
+            match self
+                .orch
+                .prepare_flow_run(&flow_request, State::new(StateType::Scheduled))
+            {
+                Ok(mut r) => {
+                    if self.due_soon(r.expected_start) {
+                        r.node_id = Some(self.node_id().to_owned());
+                        r.fence = 1;
+                    }
+                    records.push(r)
+                }
+                Err(PrepareError::InvalidParameters { errors, .. }) => {
+                    return Err(TriggerError::InvalidParameters(errors));
+                }
+                Err(PrepareError::UnknownFlow { flow, available }) => {
+                    return Err(TriggerError::Invalid(format!(
+                        "the component has no flow '{flow}'; its flows are: {}",
+                        available.join(", ")
+                    )));
+                }
+            }
+        }
+        // Storing and handing over happen in a task of their own: a caller that goes
+        // away mid-request must not leave a stored run that nobody executes.
+        let this = self.clone();
+        let deployment = deployment.clone();
+        tokio::spawn(async move {
+            let (keyed, plain): (Vec<_>, Vec<_>) = records
+                .into_iter()
+                .partition(|r| r.idempotency_key.is_some());
+            let mut out = this.store().insert_flow_runs_once(&keyed).await?;
+            for record in &plain {
+                this.orch.record_created(record);
+            }
+            if !plain.is_empty() {
+                this.store().flush().await?;
+            }
+            out.extend(plain.into_iter().map(|r| (r, true)));
+            for (record, new) in &out {
+                if *new && record.node_id.as_deref() == Some(this.node_id()) {
+                    this.submit(record.clone(), Some(deployment.clone()));
+                }
+            }
+            Ok::<_, crate::store::StoreError>(out)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .map_err(|e| TriggerError::Internal(e.into()))
+    }
+}
+
+impl crate::orchestrate::DeploymentRunner for Executor {
+    fn run_deployment<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        deployment: &'a str,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        scheduled_at: Option<chrono::DateTime<Utc>>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let this = self
+                .me
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .ok_or("the executor is stopping")?;
+            let d = self
+                .store()
+                .deployment(workspace_id, deployment)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no deployment named '{deployment}' in this workspace"))?;
+            let request = TriggerRequest {
+                parameters,
+                scheduled_at,
+                ..TriggerRequest::default()
+            };
+            this.trigger(&d, request)
+                .await
+                .map(|(run, _)| run.id)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
