@@ -19,6 +19,7 @@ mod params;
 mod pauses;
 mod replay;
 mod retries;
+mod schedule_pauses;
 mod schedules;
 mod server;
 mod subflows;

@@ -34,6 +34,7 @@ macro_rules! insert_state {
         .await
     };
 }
+pub(super) use insert_state;
 
 /// The fencing tokens of the runs this node holds, shared with the writer.
 #[derive(Default)]
