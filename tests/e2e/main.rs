@@ -9,6 +9,7 @@ mod caching;
 mod cancellation;
 mod cli;
 mod client;
+mod components;
 mod concurrency;
 mod durability;
 mod examples;
