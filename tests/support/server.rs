@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use weir::engine::Engine;
 use weir::schedule::Scheduler;
 use weir::server::{Server, ServerConfig};
 
@@ -20,10 +21,14 @@ pub struct TestServer {
     pub api: Api,
     /// The server's scheduler and runtime, to tick it by hand.
     pub scheduler: Arc<Scheduler>,
+    /// The server's engine, to watch its compilations and component cache.
+    pub engine: Arc<Engine>,
     rt: tokio::runtime::Handle,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
+
+type Ready = (String, Arc<Scheduler>, Arc<Engine>, tokio::runtime::Handle);
 
 /// A workspace and its key.
 pub struct Ws {
@@ -38,6 +43,16 @@ impl TestServer {
     /// Starts the server on its own runtime (as `weir server` runs), so that guests
     /// keeping its workers busy never stall the test's client.
     pub async fn start_with(dir: &Path, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(dir, None, tweak).await
+    }
+
+    /// [`TestServer::start_with`] on a runtime with `workers` async worker threads
+    /// (default: Weir's runtime, one per core).
+    pub async fn start_on(
+        dir: &Path,
+        workers: Option<usize>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let mut config = ServerConfig::new(dir.to_owned());
         config.admin_token = Some(ADMIN.into());
         config.limits = super::test_limits();
@@ -45,10 +60,16 @@ impl TestServer {
         config.db = super::database_url(dir).await;
         tweak(&mut config);
         let (tx, rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) =
-            oneshot::channel::<(String, Arc<Scheduler>, tokio::runtime::Handle)>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
-            let rt = weir::runtime()?;
+            let rt = match workers {
+                None => weir::runtime()?,
+                Some(n) => tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .enable_all()
+                    .event_interval(4)
+                    .build()?,
+            };
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let url = format!("http://{}", listener.local_addr()?);
@@ -56,6 +77,7 @@ impl TestServer {
                 let _ = ready_tx.send((
                     url,
                     server.scheduler.clone(),
+                    server.executor.engine().clone(),
                     tokio::runtime::Handle::current(),
                 ));
                 server
@@ -65,10 +87,11 @@ impl TestServer {
                     .await
             })
         });
-        let (url, scheduler, rt) = ready_rx.await.expect("the server starts");
+        let (url, scheduler, engine, rt) = ready_rx.await.expect("the server starts");
         Self {
             api: Api::new(url),
             scheduler,
+            engine,
             rt,
             stop: Some(tx),
             handle: Some(thread),

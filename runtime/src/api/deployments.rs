@@ -4,7 +4,7 @@
 use super::{ApiError, ApiJson, ApiResult, AppState, Auth};
 use crate::orchestrate::params;
 use crate::secrets;
-use crate::store::{DeploymentRecord, DeploymentVersion, Saved};
+use crate::store::{DeploymentRecord, DeploymentVersion, Saved, Unstarted};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -343,7 +343,9 @@ pub async fn get(
     )))
 }
 
-/// Changes any fields; a new component or flow adds a version.
+/// Changes any fields; a new component or flow adds a version. Pausing (`"paused":
+/// true`) cancels the runs its schedules created that have not started; resuming makes
+/// its schedules create runs again from now on.
 #[utoipa::path(patch, path = "/api/deployments/{id}", tag = "deployments", security(("bearer" = [])),
     params(("id" = String, Path, description = "The id or the name")), request_body = UpdateDeployment,
     responses((status = 200, body = Deployment), (status = 404, body = super::Problem),
@@ -355,6 +357,7 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateDeployment>,
 ) -> ApiResult<Json<Deployment>> {
     let mut d = find(&state, &auth.workspace_id, &id).await?;
+    let was_paused = d.paused;
     if let Some(v) = body.name {
         d.name = v;
     }
@@ -405,13 +408,47 @@ pub async fn update(
         _ => None,
     };
     match state.store().update_deployment(&d).await? {
-        Saved::Done => Ok(Json(to_json(&d, issued))),
+        Saved::Done => {
+            if d.paused != was_paused {
+                paused_or_resumed(&state, &d).await?;
+            }
+            Ok(Json(to_json(&d, issued)))
+        }
         Saved::Missing => Err(ApiError::NotFound("deployment")),
         Saved::NameTaken => Err(ApiError::Conflict(format!(
             "a deployment named '{}' exists",
             d.name
         ))),
     }
+}
+
+/// After a deployment was paused: its schedules' runs not yet started end Cancelled,
+/// whichever node holds them (as Prefect deletes a paused deployment's auto-scheduled
+/// runs, so none of them runs); runs triggered through the API or a webhook, even for
+/// later, are kept. After it was resumed: its schedules create runs again for fire
+/// times from now on.
+async fn paused_or_resumed(state: &AppState, d: &DeploymentRecord) -> ApiResult<()> {
+    if d.paused {
+        // The deployment is stored paused first: a run another node's scheduler creates
+        // meanwhile is refused when due.
+        let ids = state
+            .store()
+            .cancel_unstarted_runs(
+                Unstarted::Deployment(&d.id),
+                "the deployment was paused before this run started",
+            )
+            .await?;
+        for id in ids {
+            state.executor.cancel(&id);
+        }
+    } else {
+        state
+            .store()
+            .restart_deployment_schedules(&d.id, state.scheduler.clock().now())
+            .await?;
+    }
+    state.scheduler.schedules_changed();
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/api/deployments/{id}", tag = "deployments", security(("bearer" = [])),

@@ -4,7 +4,7 @@
 use super::deployments::find as find_deployment;
 use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page};
 use crate::schedule::{Catchup, Overlap, ScheduleSpec};
-use crate::store::ScheduleRecord;
+use crate::store::{ScheduleRecord, Unstarted};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -238,9 +238,18 @@ pub async fn update(
         let spec = parse_spec(&merged)?;
         record.spec = serde_json::to_value(&spec).map_err(ApiError::internal)?;
     }
+    let was_active = record.active;
     apply_policies(&mut record, &body)?;
-    record.updated = state.scheduler.clock().now();
+    let now = state.scheduler.clock().now();
+    if record.active && !was_active {
+        // Resuming starts from now: what a pause skipped is not caught up.
+        record.scheduled_until = Some(now);
+    }
+    record.updated = now;
     state.store().put_schedule(&record).await?;
+    if was_active && !record.active {
+        cancel_unstarted_runs(&state, &record, PAUSED).await?;
+    }
     state.executor.schedule_changed(&record.id);
     state.scheduler.schedules_changed();
     Ok(Json(to_json(&state, &record)))
@@ -256,23 +265,33 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let record = find(&state, &auth.workspace_id, &id).await?;
-    drop_future_runs(&state, &record).await?;
+    // Gone first: a run another node's scheduler creates from it meanwhile is refused
+    // when due, since its schedule no longer exists.
     state
         .store()
         .delete_schedule(&auth.workspace_id, &record.id)
         .await?;
+    cancel_unstarted_runs(&state, &record, DELETED).await?;
     state.scheduler.schedules_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn drop_future_runs(state: &AppState, record: &ScheduleRecord) -> ApiResult<()> {
-    let now = state.scheduler.clock().now();
-    for run in state
+const PAUSED: &str = "the schedule was paused before this run started";
+const DELETED: &str = "the schedule was deleted before this run started";
+
+/// Cancels the schedule's runs that have not started, whichever node holds them; this
+/// node lets go at once of those it holds waiting, the others drop theirs when due.
+async fn cancel_unstarted_runs(
+    state: &AppState,
+    record: &ScheduleRecord,
+    why: &str,
+) -> ApiResult<()> {
+    let ids = state
         .store()
-        .cancel_future_schedule_runs(&record.id, now)
-        .await?
-    {
-        state.executor.cancel(&run);
+        .cancel_unstarted_runs(Unstarted::Schedule(&record.id), why)
+        .await?;
+    for id in ids {
+        state.executor.cancel(&id);
     }
     Ok(())
 }
@@ -285,20 +304,26 @@ async fn set_active(
 ) -> ApiResult<Json<Schedule>> {
     let mut record = find(state, workspace_id, id).await?;
     let now = state.scheduler.clock().now();
-    if !active {
-        drop_future_runs(state, &record).await?;
-    } else if !record.active {
+    let was_active = record.active;
+    if active && !was_active {
         // Resuming starts from now: what a pause skipped is not caught up.
         record.scheduled_until = Some(now);
     }
     record.active = active;
     record.updated = now;
+    // Inactive first: a run another node's scheduler creates meanwhile is refused when
+    // due, since its schedule is no longer active.
     state.store().put_schedule(&record).await?;
+    if !active {
+        cancel_unstarted_runs(state, &record, PAUSED).await?;
+    }
     state.scheduler.schedules_changed();
     Ok(Json(to_json(state, &record)))
 }
 
-/// Pauses a schedule without deleting it; its runs not yet started are cancelled.
+/// Pauses a schedule without deleting it. Its runs not yet started end Cancelled ("the
+/// schedule was paused before this run started"), on whichever node holds them; runs
+/// already going keep going. Resuming creates runs again from the time of the resume.
 #[utoipa::path(post, path = "/api/schedules/{id}/pause", tag = "schedules", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Schedule), (status = 404, body = super::Problem)))]
@@ -310,6 +335,8 @@ pub async fn pause(
     set_active(&state, &auth.workspace_id, &id, false).await
 }
 
+/// Resumes a paused schedule: it creates runs again for fire times from now on (the
+/// ones the pause skipped get none).
 #[utoipa::path(post, path = "/api/schedules/{id}/resume", tag = "schedules", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, body = Schedule), (status = 404, body = super::Problem)))]

@@ -84,6 +84,16 @@ enum Command {
         /// Flow runs executing at once.
         #[arg(long, default_value_t = 64)]
         max_active_runs: usize,
+        /// Components kept compiled in memory; the least recently used beyond this
+        /// (or beyond --component-cache-mb) are reloaded from disk when used again.
+        #[arg(long, default_value_t = 256)]
+        component_cache_count: usize,
+        /// Compiled code of the components kept in memory, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        component_cache_mb: usize,
+        /// Components compiled at once (default: one per core).
+        #[arg(long)]
+        max_concurrent_compiles: Option<usize>,
     },
     /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
     /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
@@ -171,6 +181,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             node_id,
             lease_seconds,
             max_crash_restarts,
+            component_cache_count,
+            component_cache_mb,
+            max_concurrent_compiles,
         } => {
             let mut config = crate::server::ServerConfig::new(cli.data_dir.clone());
             config.db = db;
@@ -192,6 +205,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config.body_limits.upload = upload_limit_mb << 20;
             config.grace = std::time::Duration::from_secs(grace_seconds);
             config.max_active_runs = max_active_runs.max(1);
+            config.limits.max_loaded_components = component_cache_count.max(1);
+            config.limits.max_loaded_component_bytes = component_cache_mb << 20;
+            if let Some(n) = max_concurrent_compiles {
+                config.limits.max_concurrent_compiles = n.max(1);
+            }
             serve(config, &addr, demo.as_deref()).await
         }
         Command::Bench {

@@ -1,7 +1,13 @@
 //! The wasmtime side of Weir: one configured engine, the linker, compiled components
-//! cached by digest (in memory as pre-instantiated templates, on disk as compiled
-//! code), and the epoch ticker that bounds CPU time.
+//! cached by digest (in memory as pre-instantiated templates, the least recently used
+//! evicted past a bound; on disk as compiled code), and the epoch ticker that bounds CPU
+//! time.
+//!
+//! Compiling a component takes a core for up to seconds, so it never runs on the async
+//! workers that serve requests and drive runs: compilations (and loads of compiled code
+//! from disk) go to tokio's blocking pool, a few at a time.
 
+mod cache;
 pub mod http;
 pub(crate) mod linker;
 pub mod sandbox;
@@ -14,8 +20,8 @@ use sandbox::HostState;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
@@ -68,12 +74,72 @@ impl LoadedComponent {
 
 pub struct Engine {
     wasmtime: wasmtime::Engine,
-    linker: Linker<HostState>,
+    linker: Arc<Linker<HostState>>,
     limits: Limits,
     cache_dir: Option<PathBuf>,
     engine_hash: String,
-    loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    /// Components in memory (`Limits::max_loaded_components`, `max_loaded_component_bytes`).
+    loaded: Mutex<cache::Lru<Arc<LoadedComponent>>>,
+    /// One load of a digest at a time: the others wait for it and take its result.
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Compilations under way at once (`Limits::max_concurrent_compiles`).
+    compile_permits: Arc<tokio::sync::Semaphore>,
+    compiles: Arc<CompileCounters>,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// Compilations of an engine, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// Compiling (or loading compiled code from disk) right now, in the blocking pool.
+    pub running: usize,
+    /// Waiting for their turn (more than `Limits::max_concurrent_compiles` at once).
+    pub waiting: usize,
+    /// The most that ever ran at once.
+    pub peak: usize,
+    /// Compilations from WebAssembly so far (loads of compiled code from disk are not).
+    pub compiled: u64,
+}
+
+#[derive(Default)]
+struct CompileCounters {
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+    peak: AtomicUsize,
+    compiled: AtomicU64,
+}
+
+/// Counts a compilation as running while it lives. It moves into the blocking task
+/// with the permit, so a caller that goes away ends neither early.
+struct Running(Arc<CompileCounters>);
+
+impl Running {
+    fn new(c: &Arc<CompileCounters>) -> Self {
+        let now = c.running.fetch_add(1, Ordering::SeqCst) + 1;
+        c.peak.fetch_max(now, Ordering::SeqCst);
+        Self(c.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Waiting<'a>(&'a CompileCounters);
+
+impl<'a> Waiting<'a> {
+    fn new(c: &'a CompileCounters) -> Self {
+        c.waiting.fetch_add(1, Ordering::SeqCst);
+        Self(c)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Engine {
@@ -150,11 +216,16 @@ impl Engine {
 
         Ok(Arc::new(Self {
             wasmtime,
-            linker,
+            linker: Arc::new(linker),
+            compile_permits: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_concurrent_compiles.max(1),
+            )),
             limits,
             cache_dir,
             engine_hash,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::default(),
+            loading: Mutex::default(),
+            compiles: Arc::default(),
             ticker_stop,
         }))
     }
@@ -168,30 +239,101 @@ impl Engine {
         hex::encode(Sha256::digest(bytes))
     }
 
-    /// A component already loaded in this process.
+    /// A component loaded in this process and still in memory.
     pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(digest)
-            .cloned()
+    }
+
+    /// How many components are in memory, and the size of their compiled code.
+    pub fn loaded_size(&self) -> (usize, usize) {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        (loaded.len(), loaded.bytes())
+    }
+
+    pub fn compile_stats(&self) -> CompileStats {
+        let c = &self.compiles;
+        CompileStats {
+            running: c.running.load(Ordering::SeqCst),
+            waiting: c.waiting.load(Ordering::SeqCst),
+            peak: c.peak.load(Ordering::SeqCst),
+            compiled: c.compiled.load(Ordering::SeqCst),
+        }
     }
 
     /// Validates, compiles (or reuses the on-disk compiled code), links and describes a
-    /// component. Loading the same bytes twice returns the same component.
+    /// component. Loading the same bytes twice returns the same component while it is
+    /// in memory. The compilation runs in the blocking pool, at most
+    /// `Limits::max_concurrent_compiles` at once, and the caller waits for it without
+    /// holding an async worker.
     pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
-        let digest = Self::digest(bytes);
+        check_header(bytes)?;
+        let bytes = bytes.to_vec();
+        let (digest, bytes) = blocking(move || (Self::digest(&bytes), bytes)).await?;
         if let Some(c) = self.loaded(&digest) {
             return Ok(c);
         }
-        check_header(bytes)?;
-        let (component, from_cache) = self.compile(&digest, bytes)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let pre =
-            FlowWorldPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let gate = self
+            .loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let loaded = {
+            let _one_at_a_time = gate.lock().await;
+            match self.loaded(&digest) {
+                Some(c) => Ok(c),
+                None => self.load_new(digest.clone(), bytes).await,
+            }
+        };
+        let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if loading.get(&digest).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            loading.remove(&digest);
+        }
+        loaded
+    }
+
+    async fn load_new(
+        &self,
+        digest: String,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<LoadedComponent>, LoadError> {
+        let permit = {
+            let _waiting = Waiting::new(&self.compiles);
+            self.compile_permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| LoadError::Invalid("the engine is shutting down".into()))?
+        };
+        let running = Running::new(&self.compiles);
+        let (wasmtime, linker) = (self.wasmtime.clone(), self.linker.clone());
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_hash)));
+        let size = bytes.len();
+        let compiles = self.compiles.clone();
+        let (pre, from_cache, code_bytes) = blocking(move || {
+            // Dropped in order: no longer counted running before the next may start.
+            let _held = (running, permit);
+            let (component, from_cache) = compile(&wasmtime, cached.as_deref(), &bytes)?;
+            if !from_cache {
+                compiles.compiled.fetch_add(1, Ordering::SeqCst);
+            }
+            let code = component.image_range();
+            let code_bytes = (code.end as usize).saturating_sub(code.start as usize);
+            let instance_pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            let pre = FlowWorldPre::new(instance_pre)
+                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            Ok::<_, LoadError>((pre, from_cache, code_bytes))
+        })
+        .await??;
         let manifest = self.describe(&pre).await?;
         let mut validators = HashMap::new();
         for flow in &manifest.flows {
@@ -204,51 +346,25 @@ impl Engine {
             validators.insert(flow.name.clone(), Arc::new(v));
         }
         let loaded = Arc::new(LoadedComponent {
-            digest: digest.clone(),
-            size: bytes.len(),
+            digest,
+            size,
             from_cache,
             manifest,
             pre,
             validators,
         });
-        let mut map = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(map.entry(digest).or_insert(loaded).clone())
-    }
-
-    fn compile(&self, digest: &str, bytes: &[u8]) -> Result<(Component, bool), LoadError> {
-        let cached = self
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_hash)));
-        if let Some(path) = &cached
-            && path.exists()
-        {
-            // SAFETY: the file was written by `Component::serialize` of an engine with
-            // the same compatibility hash, into Weir's own cache directory.
-            match unsafe { Component::deserialize_file(&self.wasmtime, path) } {
-                Ok(c) => return Ok((c, true)),
-                Err(e) => {
-                    tracing::warn!("ignoring unusable compiled cache {}: {e}", path.display())
-                }
-            }
-        }
-        let component = Component::new(&self.wasmtime, bytes)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if let Some(path) = &cached {
-            match component.serialize() {
-                Ok(code) => {
-                    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                    if std::fs::write(&tmp, code)
-                        .and_then(|_| std::fs::rename(&tmp, path))
-                        .is_err()
-                    {
-                        tracing::warn!("cannot write compiled cache {}", path.display());
-                    }
-                }
-                Err(e) => tracing::warn!("cannot serialize compiled component: {e}"),
-            }
-        }
-        Ok((component, false))
+        let limits = &self.limits;
+        Ok(self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                &loaded.digest.clone(),
+                loaded,
+                code_bytes.max(size),
+                limits.max_loaded_components,
+                limits.max_loaded_component_bytes,
+            ))
     }
 
     async fn describe(&self, pre: &FlowWorldPre<HostState>) -> Result<Manifest, LoadError> {
@@ -294,6 +410,55 @@ impl Engine {
     ) -> wasmtime::Result<(Store<HostState>, FlowWorld)> {
         self.instantiate(&component.pre, state).await
     }
+}
+
+/// Runs `f` in tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LoadError::Invalid(format!("the compilation stopped: {e}")))
+}
+
+/// Compiles a component, or loads its compiled code from `cached` (written there by an
+/// engine with the same compatibility hash). Blocking: seconds of CPU for a large one.
+fn compile(
+    engine: &wasmtime::Engine,
+    cached: Option<&Path>,
+    bytes: &[u8],
+) -> Result<(Component, bool), LoadError> {
+    if let Some(path) = cached
+        && path.exists()
+    {
+        // SAFETY: the file was written by `Component::serialize` of an engine with
+        // the same compatibility hash, into Weir's own cache directory.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(c) => return Ok((c, true)),
+            Err(e) => {
+                tracing::warn!("ignoring unusable compiled cache {}: {e}", path.display())
+            }
+        }
+    }
+    let component =
+        Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    if let Some(path) = cached {
+        match component.serialize() {
+            Ok(code) => {
+                // A name of its own: two engines (or processes) may write at once.
+                let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
+                if std::fs::write(&tmp, code)
+                    .and_then(|_| std::fs::rename(&tmp, path))
+                    .is_err()
+                {
+                    let _ = std::fs::remove_file(&tmp);
+                    tracing::warn!("cannot write compiled cache {}", path.display());
+                }
+            }
+            Err(e) => tracing::warn!("cannot serialize compiled component: {e}"),
+        }
+    }
+    Ok((component, false))
 }
 
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {

@@ -3,6 +3,7 @@
 
 use super::overlap::RunningGuard;
 use super::*;
+use crate::store::Start;
 
 impl Executor {
     /// Takes a stored run this node claimed: it runs when due and when its slots are
@@ -145,6 +146,33 @@ impl Executor {
                 _ = until_stopped_node(&mut shutdown) => return,
             }
         };
+        // A schedule's run starts only if it still is what this node claimed, in one
+        // guarded statement: one cancelled meanwhile (its schedule or deployment paused,
+        // through any node) or claimed by another node is dropped here, before any guest
+        // code runs. Other runs are cancelled only by the node holding them, so their
+        // start is just recorded, batched (thousands of webhook runs start a second).
+        if run.schedule_id.is_none() {
+            self.orch.set_flow_state(
+                &run.name,
+                StateChange::new(RunKind::Flow, &run.id, State::pending()),
+            );
+        } else {
+            if late {
+                let _ = self.store().flush().await;
+            }
+            loop {
+                match self.store().start_run(&run, &State::pending()).await {
+                    Ok(Start::Started) => break,
+                    Ok(Start::Gone | Start::Cancelled) => return,
+                    Err(e) => tracing::error!("cannot start flow run {}: {e}", run.id),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = until_stopped(&mut stop) => return self.end_waiting(&run).await,
+                    _ = until_stopped_node(&mut shutdown) => return,
+                }
+            }
+        }
         drop(waiting);
         self.active.fetch_add(1, Ordering::Relaxed);
         let _active = ActiveGuard(&self);
@@ -161,10 +189,6 @@ impl Executor {
                 return;
             }
         };
-        self.orch.set_flow_state(
-            &run.name,
-            StateChange::new(RunKind::Flow, &run.id, State::pending()),
-        );
         let settings = RunSettings {
             workspace_id: run.workspace_id.clone(),
             stop: Some(stop),
@@ -183,15 +207,14 @@ impl Executor {
         }
     }
 
-    /// A run cancelled before it started.
+    /// A run cancelled before it started. Guarded like the start: a run already
+    /// cancelled (its schedule paused) or taken over keeps the state it has.
     pub(super) async fn end_waiting(&self, run: &FlowRunRecord) {
-        let mut change = StateChange::new(
-            RunKind::Flow,
-            &run.id,
-            State::cancelled("the flow run was cancelled before it started"),
-        );
-        change.end_time = Some(Utc::now());
-        self.orch.set_flow_state(&run.name, change);
+        // A Late state still queued must not land after this one.
         let _ = self.store().flush().await;
+        let state = State::cancelled("the flow run was cancelled before it started");
+        if let Err(e) = self.store().end_unstarted_run(run, &state).await {
+            tracing::error!("cannot cancel flow run {}: {e}", run.id);
+        }
     }
 }

@@ -31,6 +31,13 @@ pub struct Limits {
     pub epoch_tick: Duration,
     /// Subflow nesting depth.
     pub max_subflow_depth: u32,
+    /// Components kept in memory, compiled and linked; past it the least recently used
+    /// is dropped, and read back from the compiled code on disk when used again.
+    pub max_loaded_components: usize,
+    /// Compiled code of the components kept in memory, in bytes (the same eviction).
+    pub max_loaded_component_bytes: usize,
+    /// Components compiled at once, in the blocking pool; more wait their turn.
+    pub max_concurrent_compiles: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +55,9 @@ impl Default for Limits {
             max_active_task_runs: 4096,
             epoch_tick: Duration::from_millis(10),
             max_subflow_depth: 32,
+            max_loaded_components: 256,
+            max_loaded_component_bytes: 1 << 30,
+            max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }

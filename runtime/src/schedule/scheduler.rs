@@ -215,8 +215,8 @@ impl Scheduler {
                     d
                 }
             };
-            // A paused deployment fires nothing; its schedules wait where they are, and
-            // their catch-up policy decides when it is resumed.
+            // A paused deployment fires nothing; its schedules wait where they are until
+            // it is resumed, which restarts them from then (api/deployments.rs).
             if deployment.is_none_or(|d| d.paused) {
                 continue;
             }
