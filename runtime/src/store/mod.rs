@@ -37,7 +37,7 @@ pub(crate) use rows::*;
 pub use runs::RunFilter;
 pub use schedules::*;
 pub use workspaces::*;
-pub use writer::Write;
+pub use writer::{NotStored, Receipt, Unavailable, Write, WriterFailing, WriterHealth};
 
 use crate::model::state::{State, StateType};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -61,6 +61,27 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// A write was refused for good by the database, so a flush cannot promise that
+    /// everything enqueued before it is durable.
+    #[error("{count} enqueued writes were dropped (the database refused them); the first: {first}")]
+    WritesDropped { count: u64, first: String },
+}
+
+impl StoreError {
+    /// Whether trying again may succeed: the database was away or busy, the data was
+    /// not at fault.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(e) => writer::is_transient(e),
+            _ => false,
+        }
+    }
+
+    /// Whether the database server itself answered with this error (then a COMMIT it
+    /// answered so did not commit).
+    pub(crate) fn is_server_answer(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(_)))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -153,10 +174,12 @@ impl Store {
     /// Closes the database's connections (after a flush).
     pub async fn close(&self) {
         let _ = self.flush().await;
+        self.writer.close().await;
         self.db.close().await;
     }
 
-    /// Enqueues a write. It is applied in the next batch; see [`Store::flush`].
+    /// Enqueues a write. It is applied in the next batch; see [`Store::flush`]. Never
+    /// waits and never refuses: the writes of work already admitted must be recorded.
     pub fn write(&self, write: Write) {
         if let Write::CachePut(entry) = &write {
             let mut recent = self.recent_cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -168,8 +191,31 @@ impl Store {
         self.writer.send(write);
     }
 
-    /// Waits until every write enqueued before this call is committed.
+    /// Waits until every write enqueued before this call is committed. Fails if any of
+    /// them was dropped (refused for good by the database): then not everything before
+    /// it is durable, and never will be.
     pub async fn flush(&self) -> Result<()> {
         self.writer.flush().await
+    }
+
+    /// Enqueues writes to commit in one transaction, answered on their own: see
+    /// [`Receipt::wait`]. For new work (a triggered run) whose creator must know it is
+    /// stored before saying so.
+    pub fn write_acked(&self, writes: Vec<Write>) -> Result<Receipt> {
+        self.writer.send_acked(writes)
+    }
+
+    /// How the writer is doing: queue depth, whether it is failing. Admission of new
+    /// work asks [`WriterHealth::admits`].
+    pub fn writer_health(&self) -> WriterHealth {
+        self.writer.health()
+    }
+
+    /// Returns once the writer's queue is under its bound: async producers of new work
+    /// (a task run a flow starts) wait here while the database falls behind.
+    pub async fn room(&self) {
+        if self.writer.is_full() {
+            self.writer.room().await;
+        }
     }
 }

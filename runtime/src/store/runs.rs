@@ -20,6 +20,19 @@ pub struct RunFilter {
     pub limit: i64,
 }
 
+/// How far [`Store::insert_flow_runs_once_until`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum InsertStage {
+    /// Waiting for a connection, or beginning: nothing sent that could be written.
+    Connecting,
+    /// Inserting: an earlier transaction inserting the same keys is waited for here.
+    Inserting,
+    /// The inserts went through (any earlier transaction with the same keys is over).
+    Inserted,
+    /// COMMIT sent.
+    Committing,
+}
+
 impl Store {
     /// Stores a run unless its deployment already has a run with the same idempotency
     /// key; returns the stored run either way, and whether it is new.
@@ -36,12 +49,33 @@ impl Store {
         &self,
         runs: &[FlowRunRecord],
     ) -> Result<Vec<(FlowRunRecord, bool)>> {
+        self.insert_flow_runs_once_until(runs, None, &mut InsertStage::Connecting)
+            .await
+    }
+
+    /// [`Store::insert_flow_runs_once`] that waits for a connection until `until` at
+    /// most (then fails with nothing written), and tells in `stage` how far it got, so
+    /// that a caller can tell a failure that wrote nothing from one that may have
+    /// committed (a COMMIT left unanswered).
+    pub(crate) async fn insert_flow_runs_once_until(
+        &self,
+        runs: &[FlowRunRecord],
+        until: Option<std::time::Instant>,
+        stage: &mut InsertStage,
+    ) -> Result<Vec<(FlowRunRecord, bool)>> {
+        *stage = InsertStage::Connecting;
         if runs.is_empty() {
             // No transaction: on SQLite it would take the write lock for nothing.
             return Ok(Vec::new());
         }
         with_db!(&self.db, pool, DB => {
-        let mut tx = pool.begin_write().await?;
+        let mut tx = match until {
+            Some(t) => tokio::time::timeout_at(t.into(), pool.begin_write())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
+            None => pool.begin_write().await?,
+        };
+        *stage = InsertStage::Inserting;
         let mut inserted = std::collections::HashSet::new();
         for chunk in runs.chunks(500) {
             let mut q = QueryBuilder::<DB>::new(
@@ -79,6 +113,7 @@ impl Store {
                 inserted.insert(row.col::<String>("id")?);
             }
         }
+        *stage = InsertStage::Inserted;
         let new: Vec<&FlowRunRecord> = runs.iter().filter(|r| inserted.contains(&r.id)).collect();
         for chunk in new.chunks(500) {
             let mut q = QueryBuilder::<DB>::new(
@@ -108,6 +143,7 @@ impl Store {
                 out.push((flow_run_from_row(&row)?, false));
             }
         }
+        *stage = InsertStage::Committing;
         tx.commit().await?;
         Ok(out)
         })

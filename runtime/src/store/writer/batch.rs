@@ -1,120 +1,63 @@
-//! The single writer: applies enqueued writes in batched transactions.
+//! One batch as SQL: coalesced into multi-row statements and applied in one
+//! transaction, after the fencing tokens of the held runs it touches are checked.
 //!
-//! SQLite has one writer at a time; committing once per state change would cost a
-//! commit (and a trip to sqlx's connection thread) per row. The engine enqueues
-//! writes without waiting, and this task drains whatever has queued up into one
-//! transaction. A batch that fails is retried write by write, so one bad row never
-//! takes its neighbours with it.
+//! Applying a batch twice changes nothing the first time did not: runs and artifacts
+//! are inserted `ON CONFLICT (id) DO NOTHING`, updates set the same values again. On
+//! PostgreSQL a COMMIT whose answer was lost may have committed, and history rows and
+//! logs have no natural key, so every transaction there also inserts its batch's row in
+//! `write_batches`; the retry inserts the same row first, which waits for the lost
+//! transaction if it is still alive and tells whether it committed.
 
-use super::db::{Db, DbRow};
-use super::leases::Fences;
-use super::{ArtifactRecord, CacheEntry, FlowRunRecord, LogRecord, RunKind, StateChange, ts};
-use super::{StoreError, TaskRunRecord};
+use super::Write;
 use crate::model::state::{FINAL_SQL, Transition, final_sql};
+use crate::store::TaskRunRecord;
+use crate::store::db::DbRow;
+use crate::store::leases::Fences;
+use crate::store::{
+    ArtifactRecord, CacheEntry, FlowRunRecord, LogRecord, RunKind, StateChange, ts,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
-
-/// A write to apply.
-#[derive(Debug)]
-pub enum Write {
-    FlowRunCreated(FlowRunRecord),
-    TaskRunCreated(TaskRunRecord),
-    StateChanged(StateChange),
-    Log(LogRecord),
-    ArtifactCreated(ArtifactRecord),
-    ArtifactUpdated {
-        id: String,
-        data: Value,
-        updated: DateTime<Utc>,
-    },
-    CachePut(CacheEntry),
-}
-
-enum Msg {
-    Write(Box<Write>),
-    Flush(oneshot::Sender<()>),
-}
-
-#[derive(Clone)]
-pub(super) struct Handle {
-    tx: mpsc::UnboundedSender<Msg>,
-}
-
-impl Handle {
-    pub(super) fn send(&self, write: Write) {
-        if self.tx.send(Msg::Write(Box::new(write))).is_err() {
-            tracing::error!("store writer has stopped; a write was dropped");
-        }
-    }
-
-    pub(super) async fn flush(&self) -> Result<(), StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(ack))
-            .map_err(|_| StoreError::WriterGone)?;
-        done.await.map_err(|_| StoreError::WriterGone)
-    }
-}
-
-const MAX_BATCH: usize = 8192;
+use std::sync::Mutex;
 
 /// The writer's own connection.
-enum Conn {
+pub(super) enum Conn {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
 }
 
-pub(super) async fn spawn(db: Db, fences: Arc<Mutex<Fences>>) -> Result<Handle, StoreError> {
-    let conn = match &db {
-        Db::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
-        Db::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(conn, rx, fences));
-    Ok(Handle { tx })
-}
+impl Conn {
+    /// Closes a connection that failed, without waiting for a peer that may never answer
+    /// (the pool opens a replacement).
+    pub(super) fn discard(self) {
+        match self {
+            Conn::Sqlite(c) => drop(c.detach()),
+            Conn::Postgres(c) => drop(c.detach()),
+        }
+    }
 
-async fn run(mut conn: Conn, mut rx: mpsc::UnboundedReceiver<Msg>, fences: Arc<Mutex<Fences>>) {
-    let mut msgs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
-        let mut writes = Vec::with_capacity(msgs.len());
-        let mut acks = Vec::new();
-        for msg in msgs.drain(..) {
-            match msg {
-                Msg::Write(w) => writes.push(*w),
-                Msg::Flush(ack) => acks.push(ack),
-            }
-        }
-        let owners = owners_of(&writes, &fences);
-        if !writes.is_empty()
-            && let Err(e) = apply_batch(&mut conn, &writes, &owners, &fences).await
-        {
-            tracing::warn!(
-                "batch of {} writes failed ({e}); retrying one by one",
-                writes.len()
-            );
-            for (w, owner) in writes.iter().zip(&owners) {
-                let one = std::slice::from_ref(owner);
-                if let Err(e) = apply_batch(&mut conn, std::slice::from_ref(w), one, &fences).await
-                {
-                    tracing::error!("write failed and was dropped: {e}: {w:?}");
-                }
-            }
-        }
-        for ack in acks {
-            let _ = ack.send(());
+    pub(super) fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Postgres(_))
+    }
+
+    /// Whether the database takes writes again, writing nothing: on SQLite the write
+    /// lock is taken and given back; PostgreSQL only has to answer (in `timeout`).
+    pub(super) async fn probe(&mut self, timeout: std::time::Duration) -> Result<(), sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => c.begin_with("BEGIN IMMEDIATE").await?.rollback().await,
+            Conn::Postgres(c) => tokio::time::timeout(timeout, c.ping())
+                .await
+                .unwrap_or_else(|_| Err(super::timed_out())),
         }
     }
 }
 
 /// The held flow run each write belongs to (`None`: not fenced), learning on the way
 /// which subflow and task runs belong to which held run.
-fn owners_of(writes: &[Write], fences: &Mutex<Fences>) -> Vec<Option<String>> {
+pub(super) fn owners_of(writes: &[Write], fences: &Mutex<Fences>) -> Vec<Option<String>> {
     let mut f = fences.lock().unwrap_or_else(|e| e.into_inner());
     writes
         .iter()
@@ -268,6 +211,7 @@ macro_rules! batch_execute {
                     .push_bind(r.parent_position);
                 bind_progress!(b, r.created, c);
             });
+            q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *conn).await?;
         }
         for chunk in self.tasks.chunks(CHUNK) {
@@ -287,6 +231,7 @@ macro_rules! batch_execute {
                     .push_bind(serde_json::to_string(&r.tags).unwrap_or_default());
                 bind_progress!(b, r.created, c);
             });
+            q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *conn).await?;
         }
         // State changes of runs created in earlier batches. On PostgreSQL one multi-row
@@ -448,6 +393,7 @@ macro_rules! batch_execute {
                     .push_bind(ts(a.created))
                     .push_bind(ts(a.updated));
             });
+            q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *conn).await?;
         }
         for (id, data, updated) in &self.artifact_updates {
@@ -501,19 +447,58 @@ macro_rules! bind_progress {
 }
 use bind_progress;
 
-/// Applies writes in one transaction, after checking the fencing token of every held
-/// run they touch: the writes of a run another node took over are dropped.
-async fn apply_batch(
+/// How far an attempt got. A failure while writing left nothing behind; one while
+/// committing (or while finding out whether an earlier COMMIT went through) may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    Resolving,
+    Writing,
+    Committing,
+}
+
+/// A batch's row in `write_batches` (PostgreSQL only).
+pub(super) struct Marker {
+    id: String,
+    created: String,
+    /// An earlier attempt may have committed: find out first.
+    pub(super) resolving: bool,
+}
+
+impl Marker {
+    pub(super) fn new() -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            created: ts(Utc::now()),
+            resolving: false,
+        }
+    }
+}
+
+/// How long `write_batches` rows are kept: far longer than a retry waits to resolve.
+const MARKER_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+pub(super) enum Applied {
+    Committed,
+    /// An earlier attempt, whose COMMIT went unanswered, had committed.
+    AlreadyCommitted,
+}
+
+/// Applies writes (each with the held run it belongs to) in one transaction, after
+/// checking the fencing token of every held run they touch: the writes of a run another
+/// node took over are left out. `prune` also deletes old `write_batches` rows.
+pub(super) async fn apply(
     conn: &mut Conn,
-    writes: &[Write],
-    owners: &[Option<String>],
+    items: &[(&Write, Option<&str>)],
     fences: &Mutex<Fences>,
-) -> Result<(), sqlx::Error> {
+    marker: &Marker,
+    prune: bool,
+    stage: &mut Stage,
+) -> Result<Applied, sqlx::Error> {
     let mut tokens: HashMap<&str, i64> = HashMap::new();
     let mut lost: std::collections::HashSet<&str> = Default::default();
     {
         let f = fences.lock().unwrap_or_else(|e| e.into_inner());
-        for root in owners.iter().flatten() {
+        for root in items.iter().filter_map(|(_, owner)| *owner) {
             if f.is_lost(root) {
                 lost.insert(root);
             } else if let Some(t) = f.token(root) {
@@ -548,8 +533,8 @@ async fn apply_batch(
                 drop(f);
             }
             let mut batch = Batch::default();
-            for (w, owner) in writes.iter().zip(owners) {
-                if owner.as_deref().is_none_or(|o| !lost.contains(o)) {
+            for (w, owner) in items {
+                if owner.is_none_or(|o| !lost.contains(o)) {
                     batch.add(w);
                 }
             }
@@ -558,15 +543,51 @@ async fn apply_batch(
     }
     match conn {
         Conn::Sqlite(c) => {
+            *stage = Stage::Writing;
             // Immediate: the fence check and the writes are one write transaction.
             let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
             body!(tx, Sqlite, "", execute_sqlite);
-            tx.commit().await
+            *stage = Stage::Committing;
+            tx.commit().await?;
         }
         Conn::Postgres(c) => {
-            let mut tx = c.begin().await?;
+            let mut tx = if marker.resolving {
+                *stage = Stage::Resolving;
+                let mut tx = c.begin().await?;
+                // Waits for the earlier attempt's transaction if it still runs.
+                let fresh = sqlx::query(
+                    "INSERT INTO write_batches (id, created) VALUES ($1, $2)
+                     ON CONFLICT (id) DO NOTHING RETURNING id",
+                )
+                .bind(&marker.id)
+                .bind(&marker.created)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if fresh.is_none() {
+                    let _ = tx.rollback().await;
+                    return Ok(Applied::AlreadyCommitted);
+                }
+                tx
+            } else {
+                // The marker rides on BEGIN (one round trip for both). Both values are
+                // made here (a UUID and a timestamp), none comes from outside.
+                c.begin_with(sqlx::AssertSqlSafe(format!(
+                    "BEGIN; INSERT INTO write_batches (id, created) VALUES ('{}', '{}')",
+                    marker.id, marker.created
+                )))
+                .await?
+            };
+            *stage = Stage::Writing;
+            if prune {
+                sqlx::query("DELETE FROM write_batches WHERE created < $1")
+                    .bind(ts(Utc::now() - MARKER_TTL))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             body!(tx, Postgres, " FOR SHARE", execute_postgres);
-            tx.commit().await
+            *stage = Stage::Committing;
+            tx.commit().await?;
         }
     }
+    Ok(Applied::Committed)
 }
