@@ -76,12 +76,6 @@ impl StoreError {
             _ => false,
         }
     }
-
-    /// Whether the database server itself answered with this error (then a COMMIT it
-    /// answered so did not commit).
-    pub(crate) fn is_server_answer(&self) -> bool {
-        matches!(self, Self::Database(sqlx::Error::Database(_)))
-    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
