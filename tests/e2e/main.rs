@@ -21,6 +21,7 @@ mod replay;
 mod retries;
 mod schedules;
 mod server;
+mod store_faults;
 mod subflows;
 mod timeouts;
 
