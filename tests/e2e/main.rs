@@ -25,6 +25,7 @@ mod retries;
 mod schedule_pauses;
 mod schedules;
 mod server;
+mod store_faults;
 mod subflows;
 mod timeouts;
 

@@ -6,6 +6,8 @@
 //! `WEIR_TEST_POSTGRES_URL` (default `postgres://weir:weir@127.0.0.1:5432/postgres`).
 
 pub mod node;
+pub mod postgres;
+pub mod proxy;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -35,7 +35,11 @@ impl Node {
             .append(true)
             .open(dir.join(format!("node-{id}.log")))
             .expect("node log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        // WEIR_TEST_BIN runs the tests against another build (an older one, to see a
+        // test fail without its fix).
+        let bin =
+            std::env::var("WEIR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_weir").into());
+        let mut cmd = Command::new(bin);
         cmd.arg("server")
             .arg("--data-dir")
             .arg(dir)

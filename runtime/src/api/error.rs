@@ -42,6 +42,13 @@ pub enum ApiError {
     /// 422: the request is well formed but invalid.
     #[error("{title}")]
     Invalid { title: String, errors: Vec<String> },
+    /// 503 with `Retry-After`: the server cannot take this now (its database is away
+    /// or behind); nothing was done, and the same request may be sent again later.
+    #[error("{detail}")]
+    Unavailable {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     /// 500: logged with its cause; the caller sees no internals.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -95,6 +102,12 @@ impl ApiError {
                     errors.clone(),
                 )
             }
+            Self::Unavailable { detail, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                detail.clone(),
+                vec![],
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error",
@@ -117,7 +130,16 @@ impl From<crate::executor::CommandError> for ApiError {
 }
 
 impl From<crate::store::StoreError> for ApiError {
+    /// A database that is away or busy (restarting, unreachable, its disk full) is a 503
+    /// to retry, not a server bug.
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_transient() {
+            tracing::warn!("request failed on the database: {e}");
+            return Self::Unavailable {
+                detail: "the database is unavailable; try again later".into(),
+                retry_after: std::time::Duration::from_secs(2),
+            };
+        }
         Self::Internal(anyhow::Error::new(e))
     }
 }
@@ -127,6 +149,10 @@ impl IntoResponse for ApiError {
         if let Self::Internal(e) = &self {
             tracing::error!("request failed: {e:#}");
         }
+        let retry_after = match &self {
+            Self::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
         let (status, title, detail, errors) = self.parts();
         let body = Problem {
             kind: "about:blank",
@@ -140,6 +166,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

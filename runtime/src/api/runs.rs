@@ -169,6 +169,10 @@ impl From<TriggerError> for ApiError {
                 ApiError::invalid("Invalid parameters", errors)
             }
             TriggerError::Invalid(msg) => ApiError::invalid("Invalid run", vec![msg]),
+            TriggerError::Unavailable(u) => ApiError::Unavailable {
+                detail: format!("the run cannot be stored now: {}", u.reason),
+                retry_after: u.retry_after,
+            },
             TriggerError::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -179,7 +183,8 @@ impl From<TriggerError> for ApiError {
     params(("id" = String, Path, description = "The deployment's id or name")), request_body = CreateRun,
     responses((status = 201, body = FlowRun), (status = 200, body = FlowRun, description = "The run of this idempotency key"),
               (status = 404, body = super::Problem), (status = 409, body = super::Problem),
-              (status = 422, body = super::Problem)))]
+              (status = 422, body = super::Problem),
+              (status = 503, body = super::Problem, description = "The run cannot be stored now (see Retry-After); none was created")))]
 pub async fn create(
     auth: Auth,
     State(state): State<AppState>,

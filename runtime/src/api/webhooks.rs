@@ -22,7 +22,8 @@ pub struct Accepted {
         description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>, when signing is on")),
     request_body(content = Object, description = "The run's parameters"),
     responses((status = 202, body = Accepted), (status = 401, body = super::Problem),
-              (status = 404, body = super::Problem), (status = 422, body = super::Problem)))]
+              (status = 404, body = super::Problem), (status = 422, body = super::Problem),
+              (status = 503, body = super::Problem, description = "The run cannot be stored now (see Retry-After); none was created")))]
 pub async fn trigger_hook(
     State(state): State<AppState>,
     Path(token): Path<String>,

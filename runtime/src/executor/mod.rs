@@ -102,6 +102,9 @@ pub struct NodeConfig {
     pub max_crash_restarts: i64,
     /// How often the node claims due runs and looks for cancel requests.
     pub poll_interval: Duration,
+    /// How long a trigger waits for its run to be stored before it answers that it
+    /// cannot be (and withdraws it: a run refused is never created later).
+    pub store_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -111,6 +114,7 @@ impl Default for NodeConfig {
             lease_ttl: Duration::from_secs(30),
             max_crash_restarts: 3,
             poll_interval: Duration::from_secs(1),
+            store_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -15,7 +15,17 @@ impl Executor {
             }
             let _ = tokio::time::timeout(Duration::from_secs(10), self.until_idle()).await;
         }
-        let _ = self.store().flush().await;
+        // The writer retries until the database takes the writes; a database that stays
+        // away must not hold the shutdown forever.
+        match tokio::time::timeout(grace.max(Duration::from_secs(10)), self.store().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("not every write reached the database: {e}"),
+            Err(_) => tracing::error!(
+                "the database did not take the last {} writes before shutdown; they are lost \
+                 (runs they belong to resume from their last stored state)",
+                self.store().writer_health().queued
+            ),
+        }
         // Runs still waiting, and the ones put back, go to whichever node claims them.
         if let Err(e) = self.store().leave(self.node_id()).await {
             tracing::error!("node {} could not let go of its runs: {e}", self.node_id());

@@ -3,6 +3,7 @@
 //! starting deployments).
 
 use super::*;
+use crate::store::{InsertStage, NotStored, StoreError, Unavailable};
 
 /// A run of a deployment to create.
 #[derive(Debug, Default)]
@@ -25,6 +26,10 @@ pub enum TriggerError {
     InvalidParameters(Vec<String>),
     #[error("{0}")]
     Invalid(String),
+    /// The run cannot be stored now (the database is away or behind): nothing was
+    /// created; ask again later.
+    #[error("the run cannot be stored now: {0}")]
+    Unavailable(#[from] Unavailable),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -112,6 +117,9 @@ impl Executor {
                 }
             }
         }
+        // A run that cannot be stored now is refused before anything is enqueued.
+        self.store().writer_health().admits()?;
+        let deadline = std::time::Instant::now() + self.node.store_timeout;
         // Storing and handing over happen in a task of their own: a caller that goes
         // away mid-request must not leave a stored run that nobody executes.
         let this = self.clone();
@@ -120,24 +128,122 @@ impl Executor {
             let (keyed, plain): (Vec<_>, Vec<_>) = records
                 .into_iter()
                 .partition(|r| r.idempotency_key.is_some());
-            let mut out = this.store().insert_flow_runs_once(&keyed).await?;
-            for record in &plain {
-                this.orch.record_created(record);
-            }
-            if !plain.is_empty() {
-                this.store().flush().await?;
-            }
-            out.extend(plain.into_iter().map(|r| (r, true)));
-            for (record, new) in &out {
-                if *new && record.node_id.as_deref() == Some(this.node_id()) {
-                    this.submit(record.clone(), Some(deployment.clone()));
+            let take = |out: &[(FlowRunRecord, bool)]| {
+                for (record, new) in out {
+                    if *new && record.node_id.as_deref() == Some(this.node_id()) {
+                        this.submit(record.clone(), Some(deployment.clone()));
+                    }
                 }
+            };
+            // Each stored run is taken at once, whatever happens to the others.
+            let mut out = this.store_keyed(&keyed, deadline).await?;
+            take(&out);
+            if !plain.is_empty() {
+                this.store_plain(&plain, deadline).await?;
+                let plain: Vec<_> = plain.into_iter().map(|r| (r, true)).collect();
+                take(&plain);
+                out.extend(plain);
             }
-            Ok::<_, crate::store::StoreError>(out)
+            Ok::<_, TriggerError>(out)
         })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .map_err(|e| TriggerError::Internal(e.into()))
+    }
+
+    /// Stores new runs through the writer, all in one transaction, and waits for their
+    /// commit until `deadline`: past it they are withdrawn (never written) unless an
+    /// attempt at them is under way, whose outcome is then waited for.
+    pub(super) async fn store_plain(
+        &self,
+        runs: &[FlowRunRecord],
+        deadline: std::time::Instant,
+    ) -> Result<(), TriggerError> {
+        let writes = runs.iter().cloned().map(Write::FlowRunCreated).collect();
+        let receipt = self
+            .store()
+            .write_acked(writes)
+            .map_err(|e| TriggerError::Internal(e.into()))?;
+        match receipt.wait(deadline).await {
+            Ok(()) => {}
+            Err(NotStored::TimedOut) => {
+                let why = match self.store().writer_health().failing {
+                    Some(f) => format!("; it fails with: {}", f.error),
+                    None => String::new(),
+                };
+                return Err(TriggerError::Unavailable(Unavailable {
+                    reason: format!(
+                        "the database did not store it within {:.1} s{why} (the run was \
+                         withdrawn: none was created)",
+                        self.node.store_timeout.as_secs_f64()
+                    ),
+                    retry_after: Duration::from_secs(2),
+                }));
+            }
+            Err(e @ NotStored::Refused(_)) => return Err(TriggerError::Internal(e.into())),
+        }
+        for r in runs {
+            self.orch
+                .emit(|| crate::orchestrate::Event::FlowRunCreated {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    flow: r.flow_name.clone(),
+                });
+        }
+        Ok(())
+    }
+
+    /// Stores runs with idempotency keys (in one transaction, straight to the database),
+    /// retrying transient failures until `deadline`. Returns each run with whether this
+    /// trigger created it. An attempt whose COMMIT went unanswered may have committed:
+    /// then the trigger does not give up but inserts again (waiting for that attempt's
+    /// transaction if it is still alive) and finds its own runs by their ids.
+    pub(super) async fn store_keyed(
+        &self,
+        runs: &[FlowRunRecord],
+        deadline: std::time::Instant,
+    ) -> Result<Vec<(FlowRunRecord, bool)>, TriggerError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut backoff = Duration::from_millis(20);
+        let mut unsure = false;
+        loop {
+            let mut stage = InsertStage::Connecting;
+            let until = (!unsure).then_some(deadline);
+            let err = match self
+                .store()
+                .insert_flow_runs_once_until(runs, until, &mut stage)
+                .await
+            {
+                Ok(out) => {
+                    let ids: std::collections::HashSet<&str> =
+                        runs.iter().map(|r| r.id.as_str()).collect();
+                    return Ok(out
+                        .into_iter()
+                        .map(|(r, new)| {
+                            let mine = new || ids.contains(r.id.as_str());
+                            (r, mine)
+                        })
+                        .collect());
+                }
+                Err(e) => e,
+            };
+            let lost_commit = self.store().is_postgres()
+                && stage == InsertStage::Committing
+                && !err.is_server_answer();
+            // An earlier unsure attempt is settled once an insert of the same keys
+            // went through.
+            unsure = lost_commit || (unsure && stage < InsertStage::Inserted);
+            if !err.is_transient() && !unsure {
+                return Err(TriggerError::Internal(err.into()));
+            }
+            if !unsure && std::time::Instant::now() + backoff >= deadline {
+                return Err(unavailable(&err));
+            }
+            tracing::warn!("storing triggered runs failed ({err}); trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
     }
 }
 
@@ -173,4 +279,11 @@ impl crate::orchestrate::DeploymentRunner for Executor {
                 .map_err(|e| e.to_string())
         })
     }
+}
+
+fn unavailable(e: &StoreError) -> TriggerError {
+    TriggerError::Unavailable(Unavailable {
+        reason: format!("the database is not accepting writes ({e})"),
+        retry_after: Duration::from_secs(2),
+    })
 }

@@ -9,6 +9,8 @@ impl flows::Host for HostState {
     async fn call(&mut self, flow: String, parameters: String) -> wasmtime::Result<FlowOutcome> {
         self.charge()?;
         let scope = self.scope("flows.call")?;
+        // As for task runs: a subflow run waits for room in the store's queue.
+        scope.orch.store().room().await;
         if self.task.is_some() {
             return Err(wasmtime::format_err!(
                 "a task cannot start a subflow; call the flow from the flow instead"

@@ -1,4 +1,8 @@
 //! `weir:flow/tasks`: orchestrated task runs started from a flow (or a task).
+//!
+//! A call that creates task runs first waits while the store's queue is at its bound
+//! (the database is behind or away): the flow slows down instead of the queue growing
+//! without limit. The check is one atomic load when there is room.
 
 use super::HostState;
 use super::weir::flow::tasks::{self, CallOptions, TaskOutcome};
@@ -39,6 +43,7 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<TaskOutcome> {
         self.charge()?;
         let scope = self.scope("tasks.call")?;
+        scope.orch.store().room().await;
         let call = scope
             .register_call(task, arguments, options(opts), self.task.is_none())
             .map_err(|f| mismatch(&f))?;
@@ -55,6 +60,7 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<Resource<TaskFutureHandle>> {
         self.charge()?;
         let scope = self.scope("tasks.submit")?;
+        scope.orch.store().room().await;
         let call = scope
             .register_call(task, arguments, options(opts), self.task.is_none())
             .map_err(|f| mismatch(&f))?;
@@ -70,6 +76,7 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<Vec<Resource<TaskFutureHandle>>> {
         self.charge()?;
         let scope = self.scope("tasks.map")?;
+        scope.orch.store().room().await;
         let opts = options(opts);
         let positioned = self.task.is_none();
         let mut futures = Vec::with_capacity(arguments.len());

@@ -34,6 +34,7 @@ pub use logs::LogLine;
 pub use pauses::*;
 pub use records::*;
 pub(crate) use rows::*;
+pub(crate) use runs::InsertStage;
 pub use runs::RunFilter;
 pub use schedules::*;
 pub use workspaces::*;
@@ -75,6 +76,12 @@ impl StoreError {
             Self::Database(e) => writer::is_transient(e),
             _ => false,
         }
+    }
+
+    /// Whether the database server itself answered with this error (then a COMMIT it
+    /// answered so did not commit).
+    pub(crate) fn is_server_answer(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(_)))
     }
 }
 

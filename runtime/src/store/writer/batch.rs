@@ -57,22 +57,18 @@ impl Conn {
 
 /// The held flow run each write belongs to (`None`: not fenced), learning on the way
 /// which subflow and task runs belong to which held run.
-pub(super) fn owners_of(writes: &[Write], fences: &Mutex<Fences>) -> Vec<Option<String>> {
-    let mut f = fences.lock().unwrap_or_else(|e| e.into_inner());
-    writes
-        .iter()
-        .map(|w| match w {
-            Write::FlowRunCreated(r) => match &r.parent_flow_run_id {
-                Some(parent) => f.adopt(&r.id, parent),
-                None => f.root_of(&r.id).map(str::to_owned),
-            },
-            Write::TaskRunCreated(r) => f.adopt(&r.id, &r.flow_run_id),
-            Write::StateChanged(c) => f.root_of(&c.run_id).map(str::to_owned),
-            Write::Log(l) => f.root_of(&l.flow_run_id).map(str::to_owned),
-            Write::ArtifactCreated(a) => f.root_of(&a.flow_run_id).map(str::to_owned),
-            Write::ArtifactUpdated { .. } | Write::CachePut(_) => None,
-        })
-        .collect()
+pub(super) fn owner_of(w: &Write, f: &mut Fences) -> Option<String> {
+    match w {
+        Write::FlowRunCreated(r) => match &r.parent_flow_run_id {
+            Some(parent) => f.adopt(&r.id, parent),
+            None => f.root_of(&r.id).map(str::to_owned),
+        },
+        Write::TaskRunCreated(r) => f.adopt(&r.id, &r.flow_run_id),
+        Write::StateChanged(c) => f.root_of(&c.run_id).map(str::to_owned),
+        Write::Log(l) => f.root_of(&l.flow_run_id).map(str::to_owned),
+        Write::ArtifactCreated(a) => f.root_of(&a.flow_run_id).map(str::to_owned),
+        Write::ArtifactUpdated { .. } | Write::CachePut(_) => None,
+    }
 }
 
 /// Rows per multi-row INSERT: well inside SQLite's limit on bound values.

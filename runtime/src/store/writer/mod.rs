@@ -109,24 +109,47 @@ async fn acquire(db: &Db) -> Result<Conn, sqlx::Error> {
         .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
-/// Writes that commit together: one engine write, or an acknowledged group.
+/// Writes that commit together: one engine write, or an acknowledged group. Each comes
+/// with the held flow run it belongs to (`None`: not fenced).
 struct Unit {
-    writes: Vec<Write>,
-    /// The held flow run each write belongs to (`None`: not fenced).
-    owners: Vec<Option<String>>,
+    writes: Writes,
     ticket: Option<Arc<Ticket>>,
 }
 
+enum Writes {
+    One(Box<Write>, Option<String>),
+    Group(Vec<(Write, Option<String>)>),
+}
+
 impl Unit {
+    fn items(&self) -> impl Iterator<Item = (&Write, Option<&str>)> {
+        let (one, group) = match &self.writes {
+            Writes::One(w, owner) => (Some((&**w, owner.as_deref())), &[][..]),
+            Writes::Group(g) => (None, g.as_slice()),
+        };
+        one.into_iter()
+            .chain(group.iter().map(|(w, owner)| (w, owner.as_deref())))
+    }
+
     /// Whether the unit stays in the attempt about to be made (false: withdrawn).
     fn take(&self) -> bool {
         self.ticket.as_ref().is_none_or(|t| t.take())
     }
 
+    fn len(&self) -> usize {
+        match &self.writes {
+            Writes::One(..) => 1,
+            Writes::Group(g) => g.len(),
+        }
+    }
+
     fn describe(&self) -> String {
-        match self.writes.as_slice() {
-            [one] => format!("{one:?}"),
-            many => format!("{} writes committed together: {many:?}", many.len()),
+        match &self.writes {
+            Writes::One(w, _) => format!("{w:?}"),
+            Writes::Group(g) => {
+                let writes: Vec<&Write> = g.iter().map(|(w, _)| w).collect();
+                format!("{} writes committed together: {writes:?}", g.len())
+            }
         }
     }
 }
@@ -168,30 +191,38 @@ impl Writer {
             let mut flushes = Vec::new();
             let mut close = None;
             let mut count = 0;
-            for msg in msgs.drain(..) {
-                match msg {
-                    Msg::Write(w) => {
-                        count += 1;
-                        units.push(Unit {
-                            writes: vec![*w],
-                            owners: Vec::new(),
-                            ticket: None,
-                        });
+            // Which held run each write belongs to, learning on the way which subflow
+            // and task runs belong to which held run.
+            {
+                let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+                for msg in msgs.drain(..) {
+                    match msg {
+                        Msg::Write(w) => {
+                            count += 1;
+                            let owner = batch::owner_of(&w, &mut fences);
+                            units.push(Unit {
+                                writes: Writes::One(w, owner),
+                                ticket: None,
+                            });
+                        }
+                        Msg::Acked { writes, ticket } => {
+                            count += writes.len();
+                            let group = writes
+                                .into_iter()
+                                .map(|w| {
+                                    let owner = batch::owner_of(&w, &mut fences);
+                                    (w, owner)
+                                })
+                                .collect();
+                            units.push(Unit {
+                                writes: Writes::Group(group),
+                                ticket: Some(ticket),
+                            });
+                        }
+                        Msg::Flush(ack) => flushes.push(ack),
+                        Msg::Close(ack) => close = Some(ack),
                     }
-                    Msg::Acked { writes, ticket } => {
-                        count += writes.len();
-                        units.push(Unit {
-                            writes,
-                            owners: Vec::new(),
-                            ticket: Some(ticket),
-                        });
-                    }
-                    Msg::Flush(ack) => flushes.push(ack),
-                    Msg::Close(ack) => close = Some(ack),
                 }
-            }
-            for u in &mut units {
-                u.owners = batch::owners_of(&u.writes, &self.fences);
             }
             if !units.is_empty() {
                 self.commit(units).await;
@@ -217,7 +248,7 @@ impl Writer {
             Outcome::Refused(e) if units.len() > 1 => {
                 tracing::warn!(
                     "batch of {} writes failed ({e}); applying them one by one",
-                    units.iter().map(|u| u.writes.len()).sum::<usize>()
+                    units.iter().map(Unit::len).sum::<usize>()
                 );
                 for unit in units {
                     let mut one = vec![unit];
@@ -268,7 +299,8 @@ impl Writer {
                 // database answers again before saying so.
                 if self.shared.is_failing() {
                     if let Err(e) = conn.probe(ATTEMPT_TIMEOUT).await {
-                        self.attempt_failed(conn, &e).await;
+                        conn.discard();
+                        self.failed(&e.to_string()).await;
                         continue;
                     }
                     self.recovered();
@@ -276,10 +308,7 @@ impl Writer {
                 self.conn = Some(conn);
                 return Outcome::Committed;
             }
-            let items: Vec<(&Write, Option<&str>)> = units
-                .iter()
-                .flat_map(|u| u.writes.iter().zip(u.owners.iter().map(Option::as_deref)))
-                .collect();
+            let items: Vec<(&Write, Option<&str>)> = units.iter().flat_map(Unit::items).collect();
             let prune = conn.is_postgres() && self.pruned.elapsed() >= PRUNE_EVERY;
             let mut stage = Stage::Writing;
             let result = if conn.is_postgres() {
@@ -312,7 +341,7 @@ impl Writer {
                     return Outcome::Committed;
                 }
                 Err(e) => {
-                    let class = transient::classify(&e);
+                    let transient = transient::is_transient(&e);
                     // On PostgreSQL a COMMIT that went unanswered (the connection broke,
                     // the attempt timed out) may have committed, and so may the earlier
                     // attempt a resolving one has not yet settled. An error the server
@@ -324,9 +353,12 @@ impl Writer {
                             Stage::Committing => !matches!(e, sqlx::Error::Database(_)),
                             Stage::Writing => false,
                         };
-                    if !class.transient && !maybe_committed {
+                    // Whatever failed, the connection may be left inside a transaction
+                    // (a failed COMMIT leaves sqlx's transaction open on SQLite): the
+                    // next attempt takes a fresh one.
+                    conn.discard();
+                    if !transient && !maybe_committed {
                         // Still in flight: the caller drops them or tries them one by one.
-                        self.conn = Some(conn);
                         return Outcome::Refused(e);
                     }
                     if maybe_committed {
@@ -340,26 +372,11 @@ impl Writer {
                             }
                         }
                     }
-                    if class.transient {
-                        self.attempt_failed(conn, &e).await;
-                    } else {
-                        // A refusal whose COMMIT answer is unknown: resolve it first.
-                        self.conn = Some(conn);
-                        self.failed(&e.to_string()).await;
-                    }
+                    // (A refusal whose COMMIT answer is unknown is resolved first, too.)
+                    self.failed(&e.to_string()).await;
                 }
             }
         }
-    }
-
-    /// A transient failure: closes the connection if it broke, then backs off.
-    async fn attempt_failed(&mut self, conn: Conn, e: &sqlx::Error) {
-        if transient::classify(e).broken {
-            conn.discard();
-        } else {
-            self.conn = Some(conn);
-        }
-        self.failed(&e.to_string()).await;
     }
 
     async fn failed(&mut self, error: &str) {
@@ -387,7 +404,7 @@ impl Writer {
 
 /// Whether an error is worth waiting out (see [`transient`]).
 pub(super) fn is_transient(e: &sqlx::Error) -> bool {
-    transient::classify(e).transient
+    transient::is_transient(e)
 }
 
 fn timed_out() -> sqlx::Error {

@@ -1,79 +1,58 @@
-//! Which database errors the writer waits out, and which of them mean its connection is
-//! gone.
+//! Which database errors the writer waits out.
 //!
 //! A transient error says nothing about the rows: the database restarted, the network
 //! broke, another transaction won a lock, the disk is full for now. The batch is applied
-//! again, unchanged, once the database answers. Any other error is about the rows
-//! themselves (a constraint, a value the database refuses) and would fail every time.
+//! again, unchanged, once the database answers (on a new connection: after any failure
+//! the writer closes its connection, which may be broken or left inside a transaction).
+//! Any other error is about the rows themselves (a constraint, a value the database
+//! refuses) and would fail every time.
 
 use sqlx::error::DatabaseError as _;
 use sqlx::postgres::PgDatabaseError;
 use sqlx::sqlite::SqliteError;
 
-/// What an error says about the attempt that met it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Class {
-    /// Applying the same writes again may succeed.
-    pub transient: bool,
-    /// The connection cannot be trusted any more: close it and take a new one.
-    pub broken: bool,
-}
-
-const PERMANENT: Class = Class {
-    transient: false,
-    broken: false,
-};
-const WAIT: Class = Class {
-    transient: true,
-    broken: false,
-};
-const RECONNECT: Class = Class {
-    transient: true,
-    broken: true,
-};
-
-pub(super) fn classify(e: &sqlx::Error) -> Class {
+pub(super) fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::BeginFailed => RECONNECT,
-        // No connection was handed out: nothing to close.
-        sqlx::Error::PoolTimedOut => WAIT,
+        | sqlx::Error::PoolTimedOut
+        // A connection confused about its transaction.
+        | sqlx::Error::BeginFailed
+        | sqlx::Error::InvalidSavePointStatement => true,
         sqlx::Error::Database(db) => {
             if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
                 postgres(pg.code())
             } else if let Some(lite) = db.try_downcast_ref::<SqliteError>() {
                 sqlite(lite.code().and_then(|c| c.parse().ok()).unwrap_or(0))
             } else {
-                PERMANENT
+                false
             }
         }
         // The store is closing (PoolClosed), or the rows are at fault.
-        _ => PERMANENT,
+        _ => false,
     }
 }
 
 /// By SQLSTATE.
-fn postgres(code: &str) -> Class {
-    match code {
-        // Connection exceptions; admin shutdown, crash shutdown, cannot connect now; a
-        // read-only transaction (a standby after a failover: another connection may reach
-        // the new primary).
-        c if c.starts_with("08") => RECONNECT,
-        "57P01" | "57P02" | "57P03" | "25006" => RECONNECT,
-        // Serialization failure, deadlock, lock not available, statement timeout.
-        "40001" | "40P01" | "55P03" | "57014" => WAIT,
-        // Insufficient resources (disk full, out of memory, too many connections), I/O.
-        c if c.starts_with("53") => WAIT,
-        "58030" => RECONNECT,
-        _ => PERMANENT,
-    }
+fn postgres(code: &str) -> bool {
+    // Connection exceptions (08); admin shutdown, crash shutdown, cannot connect now; a
+    // read-only transaction (a standby after a failover); serialization failure,
+    // deadlock, lock not available, statement timeout; insufficient resources (53: disk
+    // full, out of memory, too many connections); I/O error.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "25006" | "40001" | "40P01" | "55P03" | "57014" | "58030"
+        )
 }
 
-/// By SQLite's extended result code (its low byte is the primary code).
-fn sqlite(code: i32) -> Class {
+/// By SQLite's extended result code (its low byte is the primary code): busy, locked,
+/// out of memory, disk full; read-only, I/O error, cannot open (the file went away or
+/// failed: a new connection opens it again).
+fn sqlite(code: i32) -> bool {
     const BUSY: i32 = 5;
     const LOCKED: i32 = 6;
     const NOMEM: i32 = 7;
@@ -81,12 +60,10 @@ fn sqlite(code: i32) -> Class {
     const IOERR: i32 = 10;
     const FULL: i32 = 13;
     const CANTOPEN: i32 = 14;
-    match code & 0xff {
-        BUSY | LOCKED | NOMEM | FULL => WAIT,
-        // The file went away, became read-only or failed: a new connection opens it again.
-        READONLY | IOERR | CANTOPEN => RECONNECT,
-        _ => PERMANENT,
-    }
+    matches!(
+        code & 0xff,
+        BUSY | LOCKED | NOMEM | READONLY | IOERR | FULL | CANTOPEN
+    )
 }
 
 #[cfg(test)]
@@ -95,36 +72,36 @@ mod tests {
 
     #[test]
     fn postgres_codes() {
-        assert_eq!(postgres("08006"), RECONNECT, "connection failure");
-        assert_eq!(postgres("57P01"), RECONNECT, "admin shutdown");
-        assert_eq!(postgres("57P03"), RECONNECT, "cannot connect now");
-        assert_eq!(postgres("40001"), WAIT, "serialization failure");
-        assert_eq!(postgres("40P01"), WAIT, "deadlock");
-        assert_eq!(postgres("53100"), WAIT, "disk full");
-        assert_eq!(postgres("23505"), PERMANENT, "unique violation");
-        assert_eq!(postgres("22P02"), PERMANENT, "invalid text");
+        assert!(postgres("08006"), "connection failure");
+        assert!(postgres("57P01"), "admin shutdown");
+        assert!(postgres("57P03"), "cannot connect now");
+        assert!(postgres("40001"), "serialization failure");
+        assert!(postgres("40P01"), "deadlock");
+        assert!(postgres("53100"), "disk full");
+        assert!(!postgres("23505"), "unique violation");
+        assert!(!postgres("22P02"), "invalid text");
     }
 
     #[test]
     fn sqlite_codes() {
-        assert_eq!(sqlite(5), WAIT, "busy");
-        assert_eq!(sqlite(517), WAIT, "busy snapshot");
-        assert_eq!(sqlite(13), WAIT, "full");
-        assert_eq!(sqlite(8), RECONNECT, "read-only");
-        assert_eq!(sqlite(1032), RECONNECT, "read-only (dbmoved)");
-        assert_eq!(sqlite(10), RECONNECT, "I/O error");
-        assert_eq!(sqlite(3850), RECONNECT, "I/O error (write)");
-        assert_eq!(sqlite(14), RECONNECT, "cannot open");
-        assert_eq!(sqlite(19), PERMANENT, "constraint");
-        assert_eq!(sqlite(2067), PERMANENT, "unique constraint");
+        assert!(sqlite(5), "busy");
+        assert!(sqlite(517), "busy snapshot");
+        assert!(sqlite(13), "full");
+        assert!(sqlite(8), "read-only");
+        assert!(sqlite(1032), "read-only (dbmoved)");
+        assert!(sqlite(10), "I/O error");
+        assert!(sqlite(3850), "I/O error (write)");
+        assert!(sqlite(14), "cannot open");
+        assert!(!sqlite(19), "constraint");
+        assert!(!sqlite(2067), "unique constraint");
     }
 
     #[test]
     fn driver_errors() {
         let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert_eq!(classify(&io), RECONNECT);
-        assert_eq!(classify(&sqlx::Error::PoolTimedOut), WAIT);
-        assert_eq!(classify(&sqlx::Error::PoolClosed), PERMANENT);
-        assert_eq!(classify(&sqlx::Error::RowNotFound), PERMANENT);
+        assert!(is_transient(&io));
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::PoolClosed));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
     }
 }
