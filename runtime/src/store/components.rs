@@ -1,9 +1,120 @@
-//! Uploaded components: their manifests, and their bytes where nodes share them.
+//! Uploaded components: their manifests, their bytes where nodes share them, and the
+//! workspaces that may use them.
 
-use super::db::{Db, DbRow, with_db};
+use super::db::{BeginWrite, Db, DbRow, with_db};
 use super::*;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentRecord {
+    pub digest: String,
+    pub size: i64,
+    pub manifest: Value,
+    pub created: DateTime<Utc>,
+}
+
+fn component_from_row(r: &impl DbRow) -> Result<ComponentRecord> {
+    Ok(ComponentRecord {
+        digest: r.col("digest")?,
+        size: r.col("size")?,
+        manifest: parse_json(&r.col::<String>("manifest")?)?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+    })
+}
 
 impl Store {
+    /// Makes a component visible to a workspace; false when it already was.
+    pub async fn link_component(&self, workspace_id: &str, digest: &str) -> Result<bool> {
+        with_db!(&self.db, pool => {
+        let done = sqlx::query(
+            "INSERT INTO workspace_components (workspace_id, digest, created) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(workspace_id)
+        .bind(digest)
+        .bind(ts(Utc::now()))
+        .execute(pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+        })
+    }
+
+    pub async fn workspace_component(
+        &self,
+        workspace_id: &str,
+        digest: &str,
+    ) -> Result<Option<ComponentRecord>> {
+        with_db!(&self.db, pool => {
+        let row = sqlx::query(
+            "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
+             JOIN components c ON c.digest = w.digest
+             WHERE w.workspace_id = $1 AND w.digest = $2",
+        )
+        .bind(workspace_id)
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?;
+        row.map(|r| component_from_row(&r)).transpose()
+        })
+    }
+
+    pub async fn workspace_components(&self, workspace_id: &str) -> Result<Vec<ComponentRecord>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
+             JOIN components c ON c.digest = w.digest
+             WHERE w.workspace_id = $1 ORDER BY w.created DESC",
+        )
+        .bind(workspace_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(component_from_row).collect()
+        })
+    }
+
+    /// Removes a component from a workspace unless a deployment of that workspace uses it.
+    pub async fn unlink_component(&self, workspace_id: &str, digest: &str) -> Result<Saved> {
+        with_db!(&self.db, pool => {
+        let mut tx = pool.begin_write().await?;
+        let used: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND component_digest = $2",
+        )
+        .bind(workspace_id)
+        .bind(digest)
+        .fetch_one(&mut *tx)
+        .await?
+        .col("n")?;
+        if used > 0 {
+            return Ok(Saved::NameTaken);
+        }
+        let done =
+            sqlx::query("DELETE FROM workspace_components WHERE workspace_id = $1 AND digest = $2")
+                .bind(workspace_id)
+                .bind(digest)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(if done.rows_affected() == 1 {
+            Saved::Done
+        } else {
+            Saved::Missing
+        })
+        })
+    }
+
+    /// Digests of components no workspace links any more.
+    pub async fn orphan_components(&self) -> Result<Vec<String>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT digest FROM components WHERE digest NOT IN (SELECT digest FROM workspace_components)
+               AND digest NOT IN (SELECT component_digest FROM flow_runs WHERE workspace_id IS NOT NULL)",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.col("digest")?)).collect()
+        })
+    }
+
     pub async fn put_component(&self, digest: &str, size: usize, manifest: &Value) -> Result<()> {
         with_db!(&self.db, pool => {
         sqlx::query(

@@ -1,5 +1,4 @@
-//! Deployments and their versions, the components a workspace may use, work pools and
-//! tag concurrency limits.
+//! Deployments and their versions.
 
 use super::db::{BeginWrite, DbRow, with_db};
 use super::{Result, Store, parse_json, parse_ts, tags_from, ts};
@@ -42,28 +41,6 @@ pub struct DeploymentVersion {
     pub created: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ComponentRecord {
-    pub digest: String,
-    pub size: i64,
-    pub manifest: Value,
-    pub created: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolRecord {
-    pub name: String,
-    pub concurrency_limit: Option<i64>,
-    pub paused: bool,
-    pub created: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ConcurrencyLimitRecord {
-    pub tag: String,
-    pub limit: i64,
-}
-
 fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
     Ok(DeploymentRecord {
         id: r.col("id")?,
@@ -88,24 +65,6 @@ fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
     })
 }
 
-fn component_from_row(r: &impl DbRow) -> Result<ComponentRecord> {
-    Ok(ComponentRecord {
-        digest: r.col("digest")?,
-        size: r.col("size")?,
-        manifest: parse_json(&r.col::<String>("manifest")?)?,
-        created: parse_ts(&r.col::<String>("created")?)?,
-    })
-}
-
-fn pool_from_row(r: &impl DbRow) -> Result<PoolRecord> {
-    Ok(PoolRecord {
-        name: r.col("name")?,
-        concurrency_limit: r.col("concurrency_limit")?,
-        paused: r.flag("paused")?,
-        created: parse_ts(&r.col::<String>("created")?)?,
-    })
-}
-
 /// What an insert or update of a named object ran into.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Saved {
@@ -115,98 +74,6 @@ pub enum Saved {
 }
 
 impl Store {
-    /// Makes a component visible to a workspace; false when it already was.
-    pub async fn link_component(&self, workspace_id: &str, digest: &str) -> Result<bool> {
-        with_db!(&self.db, pool => {
-        let done = sqlx::query(
-            "INSERT INTO workspace_components (workspace_id, digest, created) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(workspace_id)
-        .bind(digest)
-        .bind(ts(Utc::now()))
-        .execute(pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-        })
-    }
-
-    pub async fn workspace_component(
-        &self,
-        workspace_id: &str,
-        digest: &str,
-    ) -> Result<Option<ComponentRecord>> {
-        with_db!(&self.db, pool => {
-        let row = sqlx::query(
-            "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
-             JOIN components c ON c.digest = w.digest
-             WHERE w.workspace_id = $1 AND w.digest = $2",
-        )
-        .bind(workspace_id)
-        .bind(digest)
-        .fetch_optional(pool)
-        .await?;
-        row.map(|r| component_from_row(&r)).transpose()
-        })
-    }
-
-    pub async fn workspace_components(&self, workspace_id: &str) -> Result<Vec<ComponentRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
-             JOIN components c ON c.digest = w.digest
-             WHERE w.workspace_id = $1 ORDER BY w.created DESC",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(component_from_row).collect()
-        })
-    }
-
-    /// Removes a component from a workspace unless a deployment of that workspace uses it.
-    pub async fn unlink_component(&self, workspace_id: &str, digest: &str) -> Result<Saved> {
-        with_db!(&self.db, pool => {
-        let mut tx = pool.begin_write().await?;
-        let used: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND component_digest = $2",
-        )
-        .bind(workspace_id)
-        .bind(digest)
-        .fetch_one(&mut *tx)
-        .await?
-        .col("n")?;
-        if used > 0 {
-            return Ok(Saved::NameTaken);
-        }
-        let done =
-            sqlx::query("DELETE FROM workspace_components WHERE workspace_id = $1 AND digest = $2")
-                .bind(workspace_id)
-                .bind(digest)
-                .execute(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(if done.rows_affected() == 1 {
-            Saved::Done
-        } else {
-            Saved::Missing
-        })
-        })
-    }
-
-    /// Digests of components no workspace links any more.
-    pub async fn orphan_components(&self) -> Result<Vec<String>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT digest FROM components WHERE digest NOT IN (SELECT digest FROM workspace_components)
-               AND digest NOT IN (SELECT component_digest FROM flow_runs WHERE workspace_id IS NOT NULL)",
-        )
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.col("digest")?)).collect()
-        })
-    }
-
     pub async fn insert_deployment(&self, d: &DeploymentRecord) -> Result<Saved> {
         with_db!(&self.db, pool => {
         let mut tx = pool.begin_write().await?;
@@ -364,125 +231,6 @@ impl Store {
                 })
             })
             .collect()
-        })
-    }
-
-    pub async fn pools(&self, workspace_id: &str) -> Result<Vec<PoolRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 ORDER BY name")
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?;
-        rows.iter().map(pool_from_row).collect()
-        })
-    }
-
-    pub async fn pool(&self, workspace_id: &str, name: &str) -> Result<Option<PoolRecord>> {
-        with_db!(&self.db, pool => {
-        let row = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 AND name = $2")
-            .bind(workspace_id)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-        row.map(|r| pool_from_row(&r)).transpose()
-        })
-    }
-
-    /// Creates or replaces a pool.
-    pub async fn put_pool(&self, workspace_id: &str, p: &PoolRecord) -> Result<()> {
-        with_db!(&self.db, pool => {
-        sqlx::query(
-            "INSERT INTO work_pools (workspace_id, name, concurrency_limit, paused, created)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (workspace_id, name) DO UPDATE SET
-               concurrency_limit = excluded.concurrency_limit, paused = excluded.paused",
-        )
-        .bind(workspace_id)
-        .bind(&p.name)
-        .bind(p.concurrency_limit)
-        .bind(p.paused as i64)
-        .bind(ts(p.created))
-        .execute(pool)
-        .await?;
-        Ok(())
-        })
-    }
-
-    pub async fn delete_pool(&self, workspace_id: &str, name: &str) -> Result<Saved> {
-        with_db!(&self.db, pool => {
-        let used: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND pool = $2")
-                .bind(workspace_id)
-                .bind(name)
-                .fetch_one(pool)
-                .await?
-                .col("n")?;
-        if used > 0 {
-            return Ok(Saved::NameTaken);
-        }
-        let done = sqlx::query("DELETE FROM work_pools WHERE workspace_id = $1 AND name = $2")
-            .bind(workspace_id)
-            .bind(name)
-            .execute(pool)
-            .await?;
-        Ok(if done.rows_affected() == 1 {
-            Saved::Done
-        } else {
-            Saved::Missing
-        })
-        })
-    }
-
-    pub async fn concurrency_limits(
-        &self,
-        workspace_id: &str,
-    ) -> Result<Vec<ConcurrencyLimitRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT tag, max_runs FROM concurrency_limits WHERE workspace_id = $1 ORDER BY tag",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConcurrencyLimitRecord {
-                    tag: r.col("tag")?,
-                    limit: r.col("max_runs")?,
-                })
-            })
-            .collect()
-        })
-    }
-
-    pub async fn put_concurrency_limit(
-        &self,
-        workspace_id: &str,
-        tag: &str,
-        limit: i64,
-    ) -> Result<()> {
-        with_db!(&self.db, pool => {
-        sqlx::query(
-            "INSERT INTO concurrency_limits (workspace_id, tag, max_runs) VALUES ($1, $2, $3)
-             ON CONFLICT (workspace_id, tag) DO UPDATE SET max_runs = excluded.max_runs",
-        )
-        .bind(workspace_id)
-        .bind(tag)
-        .bind(limit)
-        .execute(pool)
-        .await?;
-        Ok(())
-        })
-    }
-
-    pub async fn delete_concurrency_limit(&self, workspace_id: &str, tag: &str) -> Result<bool> {
-        with_db!(&self.db, pool => {
-        let done = sqlx::query("DELETE FROM concurrency_limits WHERE workspace_id = $1 AND tag = $2")
-            .bind(workspace_id)
-            .bind(tag)
-            .execute(pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
         })
     }
 }

@@ -1,0 +1,150 @@
+//! Work pools and tag concurrency limits of a workspace.
+
+use super::db::{DbRow, with_db};
+use super::{Result, Saved, Store, parse_ts, ts};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolRecord {
+    pub name: String,
+    pub concurrency_limit: Option<i64>,
+    pub paused: bool,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrencyLimitRecord {
+    pub tag: String,
+    pub limit: i64,
+}
+
+fn pool_from_row(r: &impl DbRow) -> Result<PoolRecord> {
+    Ok(PoolRecord {
+        name: r.col("name")?,
+        concurrency_limit: r.col("concurrency_limit")?,
+        paused: r.flag("paused")?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+    })
+}
+
+impl Store {
+    pub async fn pools(&self, workspace_id: &str) -> Result<Vec<PoolRecord>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 ORDER BY name")
+            .bind(workspace_id)
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(pool_from_row).collect()
+        })
+    }
+
+    pub async fn pool(&self, workspace_id: &str, name: &str) -> Result<Option<PoolRecord>> {
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 AND name = $2")
+            .bind(workspace_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|r| pool_from_row(&r)).transpose()
+        })
+    }
+
+    /// Creates or replaces a pool.
+    pub async fn put_pool(&self, workspace_id: &str, p: &PoolRecord) -> Result<()> {
+        with_db!(&self.db, pool => {
+        sqlx::query(
+            "INSERT INTO work_pools (workspace_id, name, concurrency_limit, paused, created)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (workspace_id, name) DO UPDATE SET
+               concurrency_limit = excluded.concurrency_limit, paused = excluded.paused",
+        )
+        .bind(workspace_id)
+        .bind(&p.name)
+        .bind(p.concurrency_limit)
+        .bind(p.paused as i64)
+        .bind(ts(p.created))
+        .execute(pool)
+        .await?;
+        Ok(())
+        })
+    }
+
+    pub async fn delete_pool(&self, workspace_id: &str, name: &str) -> Result<Saved> {
+        with_db!(&self.db, pool => {
+        let used: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND pool = $2")
+                .bind(workspace_id)
+                .bind(name)
+                .fetch_one(pool)
+                .await?
+                .col("n")?;
+        if used > 0 {
+            return Ok(Saved::NameTaken);
+        }
+        let done = sqlx::query("DELETE FROM work_pools WHERE workspace_id = $1 AND name = $2")
+            .bind(workspace_id)
+            .bind(name)
+            .execute(pool)
+            .await?;
+        Ok(if done.rows_affected() == 1 {
+            Saved::Done
+        } else {
+            Saved::Missing
+        })
+        })
+    }
+
+    pub async fn concurrency_limits(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<ConcurrencyLimitRecord>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT tag, max_runs FROM concurrency_limits WHERE workspace_id = $1 ORDER BY tag",
+        )
+        .bind(workspace_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConcurrencyLimitRecord {
+                    tag: r.col("tag")?,
+                    limit: r.col("max_runs")?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    pub async fn put_concurrency_limit(
+        &self,
+        workspace_id: &str,
+        tag: &str,
+        limit: i64,
+    ) -> Result<()> {
+        with_db!(&self.db, pool => {
+        sqlx::query(
+            "INSERT INTO concurrency_limits (workspace_id, tag, max_runs) VALUES ($1, $2, $3)
+             ON CONFLICT (workspace_id, tag) DO UPDATE SET max_runs = excluded.max_runs",
+        )
+        .bind(workspace_id)
+        .bind(tag)
+        .bind(limit)
+        .execute(pool)
+        .await?;
+        Ok(())
+        })
+    }
+
+    pub async fn delete_concurrency_limit(&self, workspace_id: &str, tag: &str) -> Result<bool> {
+        with_db!(&self.db, pool => {
+        let done = sqlx::query("DELETE FROM concurrency_limits WHERE workspace_id = $1 AND tag = $2")
+            .bind(workspace_id)
+            .bind(tag)
+            .execute(pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+        })
+    }
+}
