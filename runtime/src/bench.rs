@@ -2,7 +2,7 @@
 //! (`chain`, `map`, `flows`), every state persisted to a SQLite file database, or to a
 //! PostgreSQL database with `--db postgres://...`.
 
-use crate::engine::Engine;
+use crate::host::Engine;
 use crate::model::limits::Limits;
 use crate::orchestrate::{FlowRequest, Orchestrator};
 use crate::store::Store;

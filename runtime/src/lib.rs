@@ -1,21 +1,30 @@
 //! Weir: a workflow orchestrator whose flows and tasks are WebAssembly components.
 //!
 //! # Layout
+//! The modules are layered, without cycles: each imports only those before it in
+//! `model`, `store`, `engine`, `host`, `orchestrate`, `executor`, `schedule`, `api`,
+//! `server`, `cli` (and `secrets`, which imports none).
 //! - [`model`]: Weir's own vocabulary, importing nothing else of Weir: run states and
 //!   the transitions allowed between them (final states are left only by a retry),
 //!   failures (host-made kinds are an enum a guest cannot forge), the manifest and its
-//!   validated options, durations bounded where they enter, sandbox limits.
-//! - [`engine`]: wasmtime configuration, component loading by digest (compiled code
-//!   cached on disk, `InstancePre` cached in memory), the sandbox of one instance
-//!   (memory, CPU, stack, host-call limits; stdout/stderr captured into logs).
-//! - [`host`]: the host side of the `weir:flow` WIT world, one module per interface;
-//!   every conversion between WIT types and Weir's in `host::convert`.
-//! - [`orchestrate`]: the state machine of flow and task runs: Prefect's states,
-//!   retries, timeouts, caching, results, hooks, final-state rules, replay by position,
-//!   pauses and suspends, cancellation of whole run trees. `orchestrate::transition`
-//!   is the one way a running run's state changes.
+//!   validated options, durations bounded where they enter, sandbox limits, log levels,
+//!   and what passes between an instance and its run (call options, outcomes, pauses).
 //! - [`store`]: every SQL statement (SQLite, WAL, one batched writer; PostgreSQL for
 //!   several nodes). Every state update is guarded in SQL: a final state stays final.
+//! - [`engine`]: wasmtime configuration (pooling allocator, epoch ticker, compilations in
+//!   the blocking pool, compiled code cached on disk), component loading by digest
+//!   (`InstancePre` cached in memory), the limits of one instance (memory, CPU, stack,
+//!   host calls). It knows no WIT world: it is generic over an `engine::World`.
+//! - [`host`]: the host side of the `weir:flow` WIT world: its `bindgen!`, the store
+//!   data of an instance (`HostState`, stdout/stderr captured into logs), one module per
+//!   interface, every conversion between WIT types and Weir's in `host::convert`, and
+//!   `host::Engine`, the engine running this world. Host functions reach the run an
+//!   instance serves through the `host::Run` trait.
+//! - [`orchestrate`]: the state machine of flow and task runs: Prefect's states,
+//!   retries, timeouts, caching, results, hooks, final-state rules, replay by position,
+//!   pauses and suspends, cancellation of whole run trees; its flow scope is the
+//!   `host::Run` of instances (`orchestrate::host_calls`). `orchestrate::transition`
+//!   is the one way a running run's state changes.
 //! - [`executor`]: runs deployment flow runs when due, within pool, deployment and tag
 //!   concurrency limits; cancellation; graceful shutdown and recovery; suspended runs
 //!   resumed, and runs ended without an instance (with their hooks).

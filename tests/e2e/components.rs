@@ -8,7 +8,8 @@ use crate::{BASIC, state_of};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir::engine::{CompileStats, Engine};
+use weir::engine::CompileStats;
+use weir::host::Engine;
 use weir::model::limits::Limits;
 
 /// `bytes` with a custom section appended: the same component under another digest,

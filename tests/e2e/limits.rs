@@ -91,13 +91,12 @@ async fn persist_result_false_keeps_results_out_of_the_database() {
 async fn compiled_code_is_reused_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(crate::support::guest(BASIC)).unwrap();
-    let first =
-        weir::engine::Engine::new(crate::support::test_limits(), Some(dir.path().to_owned()))
-            .unwrap();
+    let first = weir::host::Engine::new(crate::support::test_limits(), Some(dir.path().to_owned()))
+        .unwrap();
     assert!(!first.load(&bytes).await.unwrap().from_cache);
     // A new engine (a restart) finds the compiled code on disk.
     let second =
-        weir::engine::Engine::new(crate::support::test_limits(), Some(dir.path().to_owned()))
+        weir::host::Engine::new(crate::support::test_limits(), Some(dir.path().to_owned()))
             .unwrap();
     let loaded = second.load(&bytes).await.unwrap();
     assert!(loaded.from_cache);

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// the state and message tell apart) ends it, so the run must end well within `limit`.
 async fn run_within(
     h: &crate::support::Harness,
-    c: &std::sync::Arc<weir::engine::LoadedComponent>,
+    c: &std::sync::Arc<weir::host::LoadedComponent>,
     flow: &str,
     limit: Duration,
 ) -> weir::orchestrate::FlowOutcome {

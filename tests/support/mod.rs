@@ -13,7 +13,7 @@ pub mod server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use weir::engine::{Engine, LoadedComponent};
+use weir::host::{Engine, LoadedComponent};
 use weir::model::limits::Limits;
 use weir::orchestrate::{FlowOutcome, FlowRequest, Orchestrator};
 use weir::store::Store;

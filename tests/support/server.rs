@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use weir::engine::Engine;
+use weir::host::Engine;
 use weir::schedule::Scheduler;
 use weir::server::{Server, ServerConfig};
 

@@ -2,7 +2,7 @@
 
 mod client;
 
-use crate::engine::{Engine, LoadedComponent};
+use crate::host::{Engine, LoadedComponent};
 use crate::model::limits::Limits;
 use crate::model::manifest::Definition;
 use crate::model::state::State;

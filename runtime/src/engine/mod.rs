@@ -3,6 +3,10 @@
 //! evicted past a bound; on disk as compiled code), and the epoch ticker that bounds CPU
 //! time.
 //!
+//! The engine knows no WIT world: it is generic over a [`World`], which links the
+//! world's interfaces, makes its typed instance templates and has a component describe
+//! itself. The `host` module provides Weir's world, and the engine running it.
+//!
 //! Compiling a component takes a core for up to seconds, so it never runs on the async
 //! workers that serve requests and drive runs: compilations (and loads of compiled code
 //! from disk) go to tokio's blocking pool, a few at a time.
@@ -13,17 +17,17 @@ pub(crate) mod linker;
 pub mod sandbox;
 pub(crate) mod trap;
 
-use crate::host::{FlowWorld, FlowWorldPre};
 use crate::model::limits::Limits;
 use crate::model::manifest::{Definition, Manifest};
-use sandbox::HostState;
+use sandbox::Sandboxed;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
@@ -46,18 +50,48 @@ pub enum LoadError {
     Describe(String),
 }
 
+/// A WIT world the engine runs components of: its store data, its typed instance
+/// template and instance, and how a component of it describes itself.
+pub trait World: Sized + Send + Sync + 'static {
+    /// The store data of every instance.
+    type Data: Sandboxed + wasmtime_wasi::WasiView + wasmtime_wasi_http::WasiHttpView;
+    /// A pre-linked, type-checked instance template.
+    type Pre: Send + Sync + 'static;
+
+    /// Adds the world's own interfaces (WASI is the engine's) to a linker.
+    fn link(linker: &mut Linker<Self::Data>) -> wasmtime::Result<()>;
+
+    /// Type-checks a linked template against the world.
+    fn pre(pre: InstancePre<Self::Data>) -> wasmtime::Result<Self::Pre>;
+
+    /// Instantiates a template in `store`.
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<Self::Data>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
+
+    /// The store data of an instance that serves no run, only describes itself.
+    fn describing(limits: &Limits) -> Self::Data;
+
+    /// Asks the component for its manifest, checked; the error says what is wrong.
+    fn describe(
+        &self,
+        store: &mut Store<Self::Data>,
+    ) -> impl Future<Output = Result<Manifest, String>> + Send;
+}
+
 /// A component ready to run: compiled, linked, type-checked, with its manifest.
-pub struct LoadedComponent {
+pub struct LoadedComponent<W: World> {
     pub digest: String,
     pub size: usize,
     /// Whether the compiled code came from the on-disk cache rather than a compilation.
     pub from_cache: bool,
     pub manifest: Manifest,
-    pre: FlowWorldPre<HostState>,
+    pre: W::Pre,
     validators: HashMap<String, Arc<jsonschema::Validator>>,
 }
 
-impl LoadedComponent {
+impl<W: World> LoadedComponent<W> {
     pub fn flow(&self, name: &str) -> Option<&Definition> {
         self.manifest.flow(name)
     }
@@ -72,14 +106,14 @@ impl LoadedComponent {
     }
 }
 
-pub struct Engine {
+pub struct Engine<W: World> {
     wasmtime: wasmtime::Engine,
-    linker: Arc<Linker<HostState>>,
+    linker: Arc<Linker<W::Data>>,
     limits: Limits,
     cache_dir: Option<PathBuf>,
     engine_hash: String,
     /// Components in memory (`Limits::max_loaded_components`, `max_loaded_component_bytes`).
-    loaded: Mutex<cache::Lru<Arc<LoadedComponent>>>,
+    loaded: Mutex<cache::Lru<Arc<LoadedComponent<W>>>>,
     /// One load of a digest at a time: the others wait for it and take its result.
     loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Compilations under way at once (`Limits::max_concurrent_compiles`).
@@ -142,13 +176,13 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl Drop for Engine {
+impl<W: World> Drop for Engine<W> {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 
-impl Engine {
+impl<W: World> Engine<W> {
     /// Builds the engine. `cache_dir` holds compiled code by digest, so a restart does
     /// not compile again.
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
@@ -186,7 +220,7 @@ impl Engine {
 
         let mut linker = Linker::new(&wasmtime);
         linker::add_wasi(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-        crate::host::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+        W::link(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         wasmtime.precompile_compatibility_hash().hash(&mut hasher);
@@ -236,11 +270,11 @@ impl Engine {
 
     /// sha256 of a component's bytes: its identity everywhere in Weir.
     pub fn digest(bytes: &[u8]) -> String {
-        hex::encode(Sha256::digest(bytes))
+        digest(bytes)
     }
 
     /// A component loaded in this process and still in memory.
-    pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedComponent>> {
+    pub fn loaded(&self, digest: &str) -> Option<Arc<LoadedComponent<W>>> {
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -268,10 +302,10 @@ impl Engine {
     /// in memory. The compilation runs in the blocking pool, at most
     /// `Limits::max_concurrent_compiles` at once, and the caller waits for it without
     /// holding an async worker.
-    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent>, LoadError> {
+    pub async fn load(&self, bytes: &[u8]) -> Result<Arc<LoadedComponent<W>>, LoadError> {
         check_header(bytes)?;
         let bytes = bytes.to_vec();
-        let (digest, bytes) = blocking(move || (Self::digest(&bytes), bytes)).await?;
+        let (digest, bytes) = blocking(move || (digest(&bytes), bytes)).await?;
         if let Some(c) = self.loaded(&digest) {
             return Ok(c);
         }
@@ -300,7 +334,7 @@ impl Engine {
         &self,
         digest: String,
         bytes: Vec<u8>,
-    ) -> Result<Arc<LoadedComponent>, LoadError> {
+    ) -> Result<Arc<LoadedComponent<W>>, LoadError> {
         let permit = {
             let _waiting = Waiting::new(&self.compiles);
             self.compile_permits
@@ -329,8 +363,7 @@ impl Engine {
             let instance_pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-            let pre = FlowWorldPre::new(instance_pre)
-                .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            let pre = W::pre(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
             Ok::<_, LoadError>((pre, from_cache, code_bytes))
         })
         .await??;
@@ -367,31 +400,30 @@ impl Engine {
             ))
     }
 
-    async fn describe(&self, pre: &FlowWorldPre<HostState>) -> Result<Manifest, LoadError> {
+    async fn describe(&self, pre: &W::Pre) -> Result<Manifest, LoadError> {
         let (mut store, world) = self
-            .instantiate(pre, HostState::new(&self.limits, None, None))
+            .instantiate(pre, W::describing(&self.limits))
             .await
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        let call = world.weir_flow_guest().call_describe(&mut store);
-        let m = tokio::time::timeout(std::time::Duration::from_secs(10), call)
+        let call = world.describe(&mut store);
+        tokio::time::timeout(std::time::Duration::from_secs(10), call)
             .await
             .map_err(|_| LoadError::Describe("describe did not return within 10 s".into()))?
-            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        crate::host::convert::manifest_from_wit(m).map_err(LoadError::Describe)
+            .map_err(LoadError::Describe)
     }
 
     /// A fresh instance in a fresh store with Weir's limits applied.
-    pub(crate) async fn instantiate(
+    async fn instantiate(
         &self,
-        pre: &FlowWorldPre<HostState>,
-        state: HostState,
-    ) -> wasmtime::Result<(Store<HostState>, FlowWorld)> {
+        pre: &W::Pre,
+        state: W::Data,
+    ) -> wasmtime::Result<(Store<W::Data>, W)> {
         let mut store = Store::new(&self.wasmtime, state);
-        store.limiter(|s| &mut s.limiter);
+        store.limiter(|s| &mut s.sandbox_mut().limiter);
         store.set_max_component_handles(self.limits.max_handles);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
-            let data = ctx.data_mut();
+            let data = ctx.data_mut().sandbox_mut();
             if data.cpu_ticks_left == 0 {
                 data.cpu_exceeded = true;
                 return Ok(UpdateDeadline::Interrupt);
@@ -399,17 +431,22 @@ impl Engine {
             data.cpu_ticks_left -= 1;
             Ok(UpdateDeadline::Yield(1))
         });
-        let world = pre.instantiate_async(&mut store).await?;
+        let world = W::instantiate(pre, &mut store).await?;
         Ok((store, world))
     }
 
+    /// A fresh instance of a loaded component, in a fresh store with Weir's limits.
     pub(crate) async fn instantiate_component(
         &self,
-        component: &LoadedComponent,
-        state: HostState,
-    ) -> wasmtime::Result<(Store<HostState>, FlowWorld)> {
+        component: &LoadedComponent<W>,
+        state: W::Data,
+    ) -> wasmtime::Result<(Store<W::Data>, W)> {
         self.instantiate(&component.pre, state).await
     }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Runs `f` in tokio's blocking pool.

@@ -1,23 +1,24 @@
 //! How a trap or a blown limit becomes a [`Failure`] the user can read.
 
-use super::sandbox::{HostState, SandboxError};
+use super::sandbox::{SandboxError, Sandboxed};
 use crate::model::failure::{Failure, FailureKind};
 use wasmtime::{Store, Trap};
 
 /// Explains why a guest call ended in an error: a limit it hit, a trap, a panic. Every
 /// failure made here is the host's own kind.
-pub(crate) fn explain(err: &wasmtime::Error, store: &Store<HostState>) -> Failure {
+pub(crate) fn explain<T: Sandboxed>(err: &wasmtime::Error, store: &Store<T>) -> Failure {
     let data = store.data();
-    if data.limiter.memory_exceeded {
+    let sandbox = data.sandbox();
+    if sandbox.limiter.memory_exceeded {
         return Failure::new(
             FailureKind::Memory,
             format!(
                 "the instance exceeded its memory limit of {} MiB",
-                data.limiter.memory_limit() >> 20
+                sandbox.limiter.memory_limit() >> 20
             ),
         );
     }
-    if data.cpu_exceeded {
+    if sandbox.cpu_exceeded {
         return Failure::new(FailureKind::Cpu, "the instance exceeded its CPU time limit");
     }
     if let Some(e) = err.downcast_ref::<SandboxError>() {

@@ -28,7 +28,7 @@ pub use commands::CommandError;
 pub use slots::{SlotGuard, Slots};
 pub use trigger::{TriggerError, TriggerRequest};
 
-use crate::engine::{Engine, LoadedComponent};
+use crate::host::{Engine, LoadedComponent};
 use crate::model::clock::{Clock, SystemClock};
 use crate::model::schedule::Overlap;
 use crate::model::state::{State, StateType};

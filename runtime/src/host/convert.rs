@@ -1,10 +1,16 @@
 //! Every conversion between the WIT world's types and Weir's own, in one place.
 
+use super::run::RunInfo;
+use super::weir::flow::{artifacts, flows, tasks};
 use super::wit;
 use crate::model::failure::Failure;
+use crate::model::log::LogLevel;
 use crate::model::manifest::{CachePolicy, Definition, Manifest, Options};
+use crate::model::run::{
+    Artifact, ArtifactData, CallOptions, Dependency, FlowOutcome, PauseRequest, TaskAttempt,
+    TaskOutcome,
+};
 use crate::model::state::{State, StateType};
-use crate::orchestrate::{FlowOutcome, TaskOutcome};
 use serde_json::Value;
 
 /// A failure a guest returned. Its kind stays the guest's, whatever it says: a guest
@@ -59,8 +65,8 @@ pub(crate) fn state_type_from_wit(t: wit::StateType) -> StateType {
     }
 }
 
-pub(crate) fn task_outcome_to_wit(o: &TaskOutcome) -> super::weir::flow::tasks::TaskOutcome {
-    super::weir::flow::tasks::TaskOutcome {
+pub(crate) fn task_outcome_to_wit(o: &TaskOutcome) -> tasks::TaskOutcome {
+    tasks::TaskOutcome {
         task_run_id: o.task_run_id.clone(),
         state: state_to_wit(&o.state),
         value: o.value.clone(),
@@ -68,12 +74,80 @@ pub(crate) fn task_outcome_to_wit(o: &TaskOutcome) -> super::weir::flow::tasks::
     }
 }
 
-pub(crate) fn flow_outcome_to_wit(o: &FlowOutcome) -> super::weir::flow::flows::FlowOutcome {
-    super::weir::flow::flows::FlowOutcome {
+pub(crate) fn flow_outcome_to_wit(o: &FlowOutcome) -> flows::FlowOutcome {
+    flows::FlowOutcome {
         flow_run_id: o.flow_run_id.clone(),
         state: state_to_wit(&o.state),
         value: o.value.clone(),
         failure: o.failure.as_ref().map(failure_to_wit),
+    }
+}
+
+pub(crate) fn call_options_from_wit(o: tasks::CallOptions) -> CallOptions {
+    CallOptions {
+        wait_for: o
+            .wait_for
+            .into_iter()
+            .map(|d| Dependency {
+                task_run_id: d.task_run_id,
+                allow_failure: d.allow_failure,
+            })
+            .collect(),
+        cache_key: o.cache_key,
+        tags: o.tags,
+    }
+}
+
+pub(crate) fn pause_request_from_wit(r: flows::PauseRequest) -> PauseRequest {
+    PauseRequest {
+        timeout_seconds: r.timeout_seconds,
+        key: r.key,
+        description: r.description,
+        input_schema: r.input_schema,
+        suspend: r.suspend,
+    }
+}
+
+pub(crate) fn log_level_from_wit(level: wit::LogLevel) -> LogLevel {
+    match level {
+        wit::LogLevel::Debug => LogLevel::Debug,
+        wit::LogLevel::Info => LogLevel::Info,
+        wit::LogLevel::Warning => LogLevel::Warning,
+        wit::LogLevel::Error => LogLevel::Error,
+        wit::LogLevel::Critical => LogLevel::Critical,
+    }
+}
+
+pub(crate) fn artifact_from_wit(a: artifacts::Artifact) -> Artifact {
+    Artifact {
+        key: a.key,
+        description: a.description,
+        data: match a.data {
+            artifacts::ArtifactData::Markdown(md) => ArtifactData::Markdown(md),
+            artifacts::ArtifactData::Table(table) => ArtifactData::Table(table),
+            artifacts::ArtifactData::Link(link) => ArtifactData::Link {
+                url: link.url,
+                text: link.text,
+            },
+            artifacts::ArtifactData::Progress(p) => ArtifactData::Progress(p),
+        },
+    }
+}
+
+/// What a flow or task instance knows about its run.
+pub(crate) fn run_context_to_wit(run: RunInfo<'_>, task: Option<&TaskAttempt>) -> wit::RunContext {
+    wit::RunContext {
+        flow_run_id: run.flow_run_id.to_owned(),
+        flow_run_name: run.flow_run_name.to_owned(),
+        flow_name: run.flow_name.to_owned(),
+        parameters: run.parameters.to_owned(),
+        task_run_id: task.map(|t| t.task_run_id.clone()),
+        task_run_name: task.map(|t| t.task_run_name.clone()),
+        task_name: task.map(|t| t.task_name.clone()),
+        attempt: task.map_or(run.attempt, |t| t.attempt),
+        tags: task.map_or_else(|| run.tags.to_vec(), |t| t.tags.clone()),
+        parent_flow_run_id: run.parent_flow_run_id.map(str::to_owned),
+        scheduled_start: None,
     }
 }
 

@@ -12,30 +12,8 @@ impl deployments::Host for HostState {
         scheduled_at: Option<String>,
     ) -> wasmtime::Result<Result<String, String>> {
         self.charge()?;
-        let scope = self.scope("deployments.run")?;
-        let Some(workspace) = scope.settings.workspace_id.clone() else {
-            return Ok(Err(
-                "runs started with `weir run` have no deployments to run".into(),
-            ));
-        };
-        let Some(runner) = scope.orch.deployment_runner() else {
-            return Ok(Err("this host does not run deployments".into()));
-        };
-        let parameters = match serde_json::from_str::<serde_json::Value>(&parameters) {
-            Ok(serde_json::Value::Object(m)) => m,
-            Ok(_) => return Ok(Err("parameters must be a JSON object".into())),
-            Err(e) => return Ok(Err(format!("parameters are not JSON: {e}"))),
-        };
-        let at = match scheduled_at
-            .as_deref()
-            .map(chrono::DateTime::parse_from_rfc3339)
-        {
-            None => None,
-            Some(Ok(t)) => Some(t.with_timezone(&chrono::Utc)),
-            Some(Err(e)) => return Ok(Err(format!("scheduled-at is not RFC 3339: {e}"))),
-        };
-        Ok(runner
-            .run_deployment(&workspace, &deployment, parameters, at)
+        Ok(HostState::run(self, "deployments.run")?
+            .run_deployment(deployment, parameters, scheduled_at)
             .await)
     }
 }

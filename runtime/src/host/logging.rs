@@ -2,21 +2,14 @@
 
 use super::HostState;
 use super::weir::flow::logging;
-use super::wit::LogLevel as WitLevel;
-use crate::orchestrate::LogLevel;
+use super::wit::LogLevel;
 
 impl logging::Host for HostState {
-    async fn log(&mut self, level: WitLevel, message: String) -> wasmtime::Result<()> {
+    async fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         self.charge()?;
-        let scope = self.scope("logging.log")?;
-        let level = match level {
-            WitLevel::Debug => LogLevel::Debug,
-            WitLevel::Info => LogLevel::Info,
-            WitLevel::Warning => LogLevel::Warning,
-            WitLevel::Error => LogLevel::Error,
-            WitLevel::Critical => LogLevel::Critical,
-        };
-        scope.log(self.task.as_deref(), level, message);
+        let run = self.run("logging.log")?;
+        let level = super::convert::log_level_from_wit(level);
+        run.log(self.task.as_deref(), level, message);
         Ok(())
     }
 }

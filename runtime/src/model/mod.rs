@@ -1,12 +1,16 @@
 //! Weir's own vocabulary, below everything else (it imports no other module of Weir):
 //! run states and the transitions between them, failures (host-made kinds a guest
 //! cannot forge), a component's manifest and its validated options, durations bounded
-//! where they enter, sandbox limits, schedule policies and the clock.
+//! where they enter, sandbox limits, schedule policies and the clock, log levels, and
+//! what passes between an instance and its run (call options, outcomes, pauses,
+//! artifacts).
 
 pub mod clock;
 pub mod duration;
 pub mod failure;
 pub mod limits;
+pub mod log;
 pub mod manifest;
+pub mod run;
 pub mod schedule;
 pub mod state;

@@ -3,17 +3,13 @@
 
 use super::scope::{Call, FlowScope, Interrupt, Recorded};
 use super::scope::{RunSettings, Stop};
-use super::task_run::TaskOutcome;
-use super::{Event, LogLevel, Orchestrator, hooks, names, params};
-use crate::engine::LoadedComponent;
-use crate::engine::sandbox::HostState;
-use crate::host::wit;
+use super::{Event, FlowOutcome, LogLevel, Orchestrator, TaskOutcome, hooks, names, params};
+use crate::host::{HostState, LoadedComponent, wit};
 use crate::model::failure::{Failure, FailureKind};
 use crate::model::manifest::Definition;
 use crate::model::state::{State, StateType};
 use crate::store::{FlowRunRecord, RunKind, StateChange, StoreError, Write};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,25 +47,14 @@ impl FlowRequest {
     }
 }
 
-/// The final state of a flow run, with its value (JSON text) when it completed.
-#[derive(Debug, Clone, Serialize)]
-pub struct FlowOutcome {
-    pub flow_run_id: String,
-    pub flow_run_name: String,
-    pub state: State,
-    pub value: Option<String>,
-    pub failure: Option<Failure>,
-}
-
-impl FlowOutcome {
-    fn failed(record: &FlowRunRecord, failure: Failure) -> Self {
-        Self {
-            flow_run_id: record.id.clone(),
-            flow_run_name: record.name.clone(),
-            state: State::failed(failure.message.clone()),
-            value: None,
-            failure: Some(failure),
-        }
+/// The outcome of a run that failed before it ran.
+fn failed_outcome(record: &FlowRunRecord, failure: Failure) -> FlowOutcome {
+    FlowOutcome {
+        flow_run_id: record.id.clone(),
+        flow_run_name: record.name.clone(),
+        state: State::failed(failure.message.clone()),
+        value: None,
+        failure: Some(failure),
     }
 }
 
@@ -226,7 +211,7 @@ impl Orchestrator {
                 None => None,
             };
             if let Some(failure) = early_failure {
-                let outcome = FlowOutcome::failed(&record, failure);
+                let outcome = failed_outcome(&record, failure);
                 let mut change = StateChange::new(RunKind::Flow, &record.id, outcome.state.clone());
                 change.end_time = Some(Utc::now());
                 self.set_flow_state(&record.name, change);
@@ -293,7 +278,7 @@ impl Orchestrator {
                 FailureKind::Unknown,
                 format!("the component has no flow '{}'", record.flow_name),
             );
-            let outcome = FlowOutcome::failed(record, f);
+            let outcome = failed_outcome(record, f);
             let mut change = StateChange::new(RunKind::Flow, &record.id, outcome.state.clone());
             change.end_time = Some(Utc::now());
             self.set_flow_state(&record.name, change);

@@ -4,8 +4,7 @@
 
 use super::LogLevel;
 use super::scope::FlowScope;
-use crate::engine::sandbox::HostState;
-use crate::host::wit;
+use crate::host::{HostState, wit};
 use crate::model::failure::Failure;
 use crate::model::state::State;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ pub mod cache;
 mod events;
 mod flow_run;
 mod hooks;
+mod host_calls;
 pub mod metrics;
 pub mod names;
 pub mod params;
@@ -20,38 +21,19 @@ mod task_run;
 mod transition;
 
 pub use crate::model::failure::{Failure, FailureKind};
+pub use crate::model::log::LogLevel;
+pub use crate::model::run::{
+    CallOptions, Dependency, FlowOutcome, PauseRequest, TaskAttempt, TaskOutcome,
+};
 pub use events::{Event, EventSink};
-pub use flow_run::{FlowOutcome, FlowRequest, PrepareError, RESUMING, RunError};
-pub use pause::{PauseRequest, SUSPENDED};
-pub use scope::{FlowScope, RunSettings, Stop, TaskAttempt};
-pub use task_run::{CallOptions, Dependency, TaskOutcome};
+pub use flow_run::{FlowRequest, PrepareError, RESUMING, RunError};
+pub use pause::SUSPENDED;
+pub use scope::{FlowScope, RunSettings, Stop};
 
-use crate::engine::Engine;
+use crate::host::Engine;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-
-/// Log levels, with Python's numbers in mind (DEBUG 10 ... CRITICAL 50).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
-
-impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Debug => "DEBUG",
-            Self::Info => "INFO",
-            Self::Warning => "WARNING",
-            Self::Error => "ERROR",
-            Self::Critical => "CRITICAL",
-        }
-    }
-}
 
 /// Runs flows. Cheap to share: hold it in an `Arc`.
 pub struct Orchestrator {

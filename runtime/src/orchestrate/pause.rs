@@ -9,7 +9,7 @@
 //! calls replay from their records, and this call returns the stored input.
 
 use super::scope::{Call, FlowScope, Interrupt, Recorded};
-use super::{LogLevel, Orchestrator};
+use super::{LogLevel, Orchestrator, PauseRequest};
 use crate::model::failure::{Failure, FailureKind};
 use crate::model::state::{State, StateType};
 use crate::store::{PauseRecord, PauseResolution, RunKind, StateChange};
@@ -28,17 +28,6 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// The longest pause a flow may ask for.
 const MAX_TIMEOUT_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
-
-/// What a flow asks for when it pauses.
-#[derive(Debug, Clone)]
-pub struct PauseRequest {
-    pub timeout_seconds: f64,
-    pub key: Option<String>,
-    pub description: Option<String>,
-    /// JSON Schema (JSON text) of the input a resume must bring.
-    pub input_schema: Option<String>,
-    pub suspend: bool,
-}
 
 /// Paused instances of this process, by flow run id, woken when the API resumes them.
 #[derive(Default)]

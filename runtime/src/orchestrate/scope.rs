@@ -1,9 +1,8 @@
 //! What every instance of one flow run shares: the run's identity, its call positions,
 //! the outcomes of its task runs (for futures and `wait_for`), and its log budget.
 
-use super::task_run::TaskOutcome;
-use super::{LogLevel, Orchestrator};
-use crate::engine::LoadedComponent;
+use super::{LogLevel, Orchestrator, TaskAttempt, TaskOutcome};
+use crate::host::LoadedComponent;
 use crate::model::failure::{Failure, FailureKind};
 use crate::model::limits::Limits;
 use crate::model::state::State;
@@ -162,16 +161,6 @@ pub struct FlowScope {
     interrupt: Mutex<Option<Interrupt>>,
     /// Set by whoever writes the run's final state, so it is written once.
     ended: AtomicBool,
-}
-
-/// One task attempt.
-pub struct TaskAttempt {
-    pub task_run_id: String,
-    pub task_run_name: String,
-    pub task_name: String,
-    pub attempt: u32,
-    pub tags: Vec<String>,
-    pub(crate) log_prints: bool,
 }
 
 impl FlowScope {

@@ -4,9 +4,8 @@ use super::cache;
 use super::hooks;
 use super::names;
 use super::scope::{Call, FlowScope, Recorded};
-use super::{Event, TaskAttempt};
-use crate::engine::sandbox::HostState;
-use crate::host::wit;
+use super::{CallOptions, Dependency, Event, TaskAttempt, TaskOutcome};
+use crate::host::{HostState, wit};
 use crate::model::duration;
 use crate::model::failure::{Failure, FailureKind};
 use crate::model::manifest::{CachePolicy, Definition};
@@ -14,47 +13,10 @@ use crate::model::state::State;
 use crate::store::{CacheEntry, RunKind, StateChange, TaskRunRecord, Write};
 use chrono::Utc;
 use rand::Rng;
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// A task run the new one waits for.
-#[derive(Debug, Clone)]
-pub struct Dependency {
-    pub task_run_id: String,
-    pub allow_failure: bool,
-}
-
-/// Per-call options a flow passes with a task call.
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    pub wait_for: Vec<Dependency>,
-    /// The key computed by the task's custom cache-key function.
-    pub cache_key: Option<String>,
-    pub tags: Vec<String>,
-}
-
-/// The final state of a task run, with its value (JSON text) when it completed.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskOutcome {
-    pub task_run_id: String,
-    pub state: State,
-    pub value: Option<String>,
-    pub failure: Option<Failure>,
-}
-
-impl TaskOutcome {
-    fn failed(task_run_id: &str, state: State, failure: Failure) -> Self {
-        Self {
-            task_run_id: task_run_id.to_owned(),
-            state,
-            value: None,
-            failure: Some(failure),
-        }
-    }
-}
 
 /// A registered task call, ready to run.
 pub(crate) struct TaskCall {

@@ -9,8 +9,8 @@ pub mod demo;
 pub mod maintenance;
 
 use crate::api::{self, AppState, BodyLimits, Shared};
-use crate::engine::Engine;
 use crate::executor::Executor;
+use crate::host::Engine;
 use crate::model::limits::Limits;
 use crate::orchestrate::Orchestrator;
 use crate::schedule::{Clock, Scheduler, SchedulerConfig, SystemClock};

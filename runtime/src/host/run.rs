@@ -1,0 +1,116 @@
+//! The flow run an instance serves, as the host functions see it: [`Run`], implemented
+//! by the orchestrator's flow scope. The host functions charge the budget, convert
+//! between WIT and Weir's types, and call it; what a call means is the orchestrator's.
+//!
+//! An `Err` of a `wasmtime::Result` here ends the instance (a trap): a replay mismatch,
+//! a suspend. Errors the guest sees and handles are the inner `Result`s.
+
+use crate::model::log::LogLevel;
+use crate::model::run::{
+    Artifact, CallOptions, FlowOutcome, PauseRequest, TaskAttempt, TaskOutcome,
+};
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+/// Who a flow run is, for `context.current`.
+pub struct RunInfo<'a> {
+    pub flow_run_id: &'a str,
+    pub flow_run_name: &'a str,
+    pub flow_name: &'a str,
+    /// JSON text.
+    pub parameters: &'a str,
+    /// The attempt of the flow run's current execution.
+    pub attempt: u32,
+    pub tags: &'a [String],
+    pub parent_flow_run_id: Option<&'a str>,
+}
+
+/// The flow run an instance serves, shared by its flow instance and its task instances.
+///
+/// `in_task` says that the caller is a task's instance rather than the flow's: a task's
+/// task calls have no position in the run, and a task can neither start a subflow nor
+/// pause.
+pub trait Run: Send + Sync {
+    fn info(&self) -> RunInfo<'_>;
+
+    /// Whether what the flow prints is logged at INFO (Prefect's `log_prints`).
+    fn log_prints(&self) -> bool;
+
+    /// Hosts the run may reach over outbound HTTP.
+    fn allowed_hosts(&self) -> &[String];
+
+    /// Writes a log line of the run (or of one of its task attempts).
+    fn log(&self, task: Option<&TaskAttempt>, level: LogLevel, message: String);
+
+    /// Runs a task to its final state.
+    fn call_task(
+        self: Arc<Self>,
+        task: String,
+        arguments: String,
+        options: CallOptions,
+        in_task: bool,
+    ) -> BoxFuture<'static, wasmtime::Result<Arc<TaskOutcome>>>;
+
+    /// Starts a task run concurrently with the caller; returns its id.
+    fn submit_task(
+        self: Arc<Self>,
+        task: String,
+        arguments: String,
+        options: CallOptions,
+        in_task: bool,
+    ) -> BoxFuture<'static, wasmtime::Result<String>>;
+
+    /// Starts one task run per item of `arguments`; returns their ids, in order.
+    fn map_task(
+        self: Arc<Self>,
+        task: String,
+        arguments: Vec<String>,
+        options: CallOptions,
+        in_task: bool,
+    ) -> BoxFuture<'static, wasmtime::Result<Vec<String>>>;
+
+    /// Waits for the final state of a task run this run started.
+    fn wait_task<'a>(
+        &'a self,
+        task_run_id: &'a str,
+    ) -> BoxFuture<'a, wasmtime::Result<Arc<TaskOutcome>>>;
+
+    /// Runs a subflow to its final state.
+    fn call_flow(
+        self: Arc<Self>,
+        flow: String,
+        parameters: String,
+        in_task: bool,
+    ) -> BoxFuture<'static, wasmtime::Result<FlowOutcome>>;
+
+    /// Pauses (or suspends) the run; returns the resume's input (JSON text).
+    fn pause(
+        self: Arc<Self>,
+        request: PauseRequest,
+        in_task: bool,
+    ) -> BoxFuture<'static, wasmtime::Result<Result<String, String>>>;
+
+    /// Creates an artifact of the run (or of the task attempt); returns its id.
+    fn create_artifact(
+        &self,
+        task: Option<&TaskAttempt>,
+        artifact: Artifact,
+    ) -> Result<String, String>;
+
+    /// Sets the value of a progress artifact this run created.
+    fn update_progress(&self, id: String, progress: f64) -> Result<(), String>;
+
+    /// A variable of the run's workspace.
+    fn variable(&self, name: String) -> BoxFuture<'_, Option<String>>;
+
+    /// A secret of the run's workspace, opened.
+    fn secret(&self, name: String) -> BoxFuture<'_, Option<String>>;
+
+    /// Starts a run of a deployment of the run's workspace; returns its id.
+    fn run_deployment(
+        &self,
+        deployment: String,
+        parameters: String,
+        scheduled_at: Option<String>,
+    ) -> BoxFuture<'_, Result<String, String>>;
+}
