@@ -28,6 +28,7 @@ mod server;
 mod store_faults;
 mod subflows;
 mod timeouts;
+mod ui;
 
 use crate::support::Harness;
 

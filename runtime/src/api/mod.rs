@@ -16,7 +16,9 @@ mod workspaces;
 
 use auth::BearerScheme;
 pub use auth::{Admin, Auth};
+pub(crate) use deployments::find as find_deployment;
 pub use error::{ApiError, ApiResult, Problem};
+pub(crate) use runs::{find_run, parse_states};
 pub use workspaces::new_key;
 
 use crate::executor::Executor;
