@@ -240,6 +240,13 @@ async fn pages_are_workspace_scoped_and_escape_hostile_content() {
     ] {
         let page = b.get(&path).await;
         assert_eq!(page.status, 200, "{path}: {}", page.body);
+        // Nothing the Content-Security-Policy would block: no inline styles or scripts.
+        assert!(!page.body.contains(" style=\""), "{path}: an inline style");
+        assert_eq!(
+            page.body.matches("<script").count(),
+            page.body.matches("<script src=\"/ui/assets/").count(),
+            "{path}: an inline script"
+        );
         // The hostile text itself, unescaped, or any attribute it could smuggle in.
         for bad in [
             "<script>alert",
@@ -438,7 +445,11 @@ async fn a_paused_run_resumes_through_its_generated_form() {
         )
         .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
-    assert!(bad.body.contains("required"), "{}", bad.body);
+    assert!(
+        bad.body.contains(r#"<div class="error">required</div>"#),
+        "the error is beside its field: {}",
+        bad.body
+    );
     let ok = b
         .post(
             &format!("/runs/{id}/resume"),

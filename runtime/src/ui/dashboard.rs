@@ -35,7 +35,8 @@ pub async fn page(
     let store = state.store();
     let ws = &viewer.workspace_id;
     let counts = store.run_state_counts(ws, since).await?;
-    let activity = store.run_activity(ws, since, prefix).await?;
+    let counted = store.run_activity(ws, since, prefix).await?;
+    let activity = buckets(since, now, prefix, &counted);
     let failed = store
         .list_flow_runs(
             ws,
@@ -82,7 +83,7 @@ pub async fn page(
         }
         h2 { "Activity" }
         (super::timeline::histogram(&activity))
-        div style="display:grid;grid-template-columns:1fr 1fr;gap:16px" {
+        div.halves {
             div {
                 h2 { "Latest failed runs" }
                 (run_table(&failed))
@@ -129,6 +130,34 @@ pub async fn page(
         }
     };
     Ok(layout::page(&viewer, Section::Dashboard, "Dashboard", body))
+}
+
+/// Every bucket of the window, oldest first, with the counts the store found (buckets
+/// without runs are zeros, so the histogram's axis is time).
+fn buckets(
+    since: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+    prefix: i64,
+    counted: &[(String, i64, i64)],
+) -> Vec<(String, i64, i64)> {
+    let (step, format) = if prefix == 16 {
+        (Duration::minutes(1), "%Y-%m-%dT%H:%M")
+    } else {
+        (Duration::hours(1), "%Y-%m-%dT%H")
+    };
+    let by_label: std::collections::HashMap<&str, (i64, i64)> = counted
+        .iter()
+        .map(|(l, n, f)| (l.as_str(), (*n, *f)))
+        .collect();
+    let mut out = vec![];
+    let mut t = since;
+    while t <= now {
+        let label = t.format(format).to_string();
+        let (n, f) = by_label.get(label.as_str()).copied().unwrap_or((0, 0));
+        out.push((label.replace('T', " "), n, f));
+        t += step;
+    }
+    out
 }
 
 fn run_table(runs: &[crate::store::FlowRunRecord]) -> Markup {

@@ -377,9 +377,11 @@ fn read_value(k: &Kind, text: &str) -> Result<Value, String> {
 pub fn errors_by_field(messages: &[String]) -> Errors {
     let mut out = Errors::new();
     for m in messages {
+        // A resume's messages about the whole input start with "input: ".
+        let m = m.strip_prefix("input: ").unwrap_or(m);
         let (path, msg) = match m.strip_prefix('\'').and_then(|r| r.split_once("': ")) {
             Some((p, rest)) => (p.to_owned(), rest.to_owned()),
-            None => (String::new(), m.clone()),
+            None => (String::new(), m.to_owned()),
         };
         // A missing property is reported on its parent; show it on the field itself.
         if let Some(rest) = msg.strip_prefix('"')
@@ -493,11 +495,13 @@ mod tests {
             "'n': \"x\" is not of type \"integer\"".into(),
             "\"name\" is a required property".into(),
             "'address': \"city\" is a required property".into(),
+            "input: \"reviewer\" is a required property".into(),
             "parameters must be a JSON object, not array".into(),
         ]);
         assert_eq!(e["n"], ["\"x\" is not of type \"integer\""]);
         assert_eq!(e["name"], ["required"]);
         assert_eq!(e["address.city"], ["required"]);
+        assert_eq!(e["reviewer"], ["required"]);
         assert_eq!(e[""], ["parameters must be a JSON object, not array"]);
     }
 }

@@ -54,7 +54,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                             button type="submit" { "Sign out" }
                         }
                         @if viewer.admin {
-                            a href="/signin?pick=1" style="padding:4px 0" { "Switch workspace" }
+                            a.switch href="/signin?pick=1" { "Switch workspace" }
                         }
                     }
                 }

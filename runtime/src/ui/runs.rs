@@ -168,9 +168,9 @@ pub async fn list(
     let body = html! {
         h1 { "Flow runs" }
         form.filters method="get" action="/runs" {
-            fieldset style="display:flex;gap:8px;flex-wrap:wrap;border:0;padding:0;margin:0" {
+            fieldset.states {
                 @for s in STATES {
-                    label style="flex-direction:row;gap:3px;align-items:center" {
+                    label.check {
                         input type="checkbox" name="state" value=(s.as_str()) checked[f.states.contains(&s)];
                         (s.as_str())
                     }
@@ -187,8 +187,8 @@ pub async fn list(
                     }
                 }
             }
-            label style="flex-direction:row;gap:3px;align-items:center" { input type="checkbox" name="subflows" value="1" checked[f.subflows]; "subflow runs" }
-            label style="flex-direction:row;gap:3px;align-items:center" { input type="checkbox" name="future" value="1" checked[f.future]; "future scheduled runs" }
+            label.check { input type="checkbox" name="subflows" value="1" checked[f.subflows]; "subflow runs" }
+            label.check { input type="checkbox" name="future" value="1" checked[f.future]; "future scheduled runs" }
             button type="submit" { "Filter" }
             a href="/runs" { "Clear" }
         }
@@ -243,6 +243,8 @@ struct Live {
     subflows: Vec<FlowRunRecord>,
     artifacts: Vec<ArtifactRecord>,
     pause: Option<crate::store::PauseRecord>,
+    /// The deployment's name, while it exists.
+    deployment: Option<String>,
 }
 
 async fn load(state: &AppState, run: FlowRunRecord) -> Result<Live, ApiError> {
@@ -256,7 +258,12 @@ async fn load(state: &AppState, run: FlowRunRecord) -> Result<Live, ApiError> {
     } else {
         None
     };
+    let deployment = match &run.deployment_id {
+        Some(id) => store.deployment_by_id(id).await?.map(|d| d.name),
+        None => None,
+    };
     Ok(Live {
+        deployment,
         run,
         history,
         tasks,
@@ -296,7 +303,10 @@ fn head(l: &Live, csrf: &str, resume_errors: Option<&form::Errors>) -> Markup {
             dl.kv {
                 dt { "Flow" } dd { (r.flow_name) }
                 dt { "Run id" } dd.mono { (r.id) }
-                @if let Some(d) = &r.deployment_id { dt { "Deployment" } dd { a href={ "/deployments/" (d) } { (d) } } }
+                @if let Some(d) = &r.deployment_id {
+                    dt { "Deployment" }
+                    dd { a href={ "/deployments/" (d) } { (l.deployment.as_deref().unwrap_or(d)) } }
+                }
                 @if let Some(p) = &r.parent_flow_run_id { dt { "Parent run" } dd { a href={ "/runs/" (p) } { (p) } } }
                 dt { "Component" } dd.mono { (r.component_digest) }
                 dt { "Created" } dd { (time(r.created)) }
@@ -329,7 +339,7 @@ fn resume_form(
     let errors = errors.unwrap_or(&empty);
     html! {
         div.panel #resume {
-            h2 style="margin-top:0" { @if p.suspend { "Suspended" } @else { "Paused" } ": waiting for input" }
+            h2.first { @if p.suspend { "Suspended" } @else { "Paused" } ": waiting for input" }
             @if let Some(d) = &p.description { div.md { (super::markdown::render(d)) } }
             p.muted { "Times out at " (time(p.timeout_at)) }
             @if let Some(top) = errors.get("") { (layout::problem(&top.join("; "), &[])) }
@@ -610,10 +620,11 @@ async fn render_page(
         .filter(|l| level_rank(&l.record.level) >= level_rank(level))
         .collect();
     let live = load(state, run).await?;
+    let seen = fingerprint(&live);
     let r = &live.run;
     let title = r.name.clone();
     let body = html! {
-        div hx-ext="sse" sse-connect={ "/runs/" (r.id) "/live?after=" (last_seq) "&level=" (level) } sse-close="end" {
+        div hx-ext="sse" sse-connect={ "/runs/" (r.id) "/live?after=" (last_seq) "&level=" (level) "&h=" (seen.head) "&t=" (seen.tasks) "&a=" (seen.artifacts) } sse-close="end" {
             div #run-head sse-swap="head" { (head(&live, &viewer.csrf, resume_errors)) }
             div #run-tasks sse-swap="tasks" { (tasks(&live)) }
             div #run-artifacts sse-swap="artifacts" { (artifacts(&live)) }
@@ -632,6 +643,13 @@ async fn render_page(
 pub struct LiveQuery {
     after: Option<i64>,
     level: Option<String>,
+    /// What the page shows (see [`fingerprint`]); a part not given is sent at once.
+    #[serde(default)]
+    h: String,
+    #[serde(default)]
+    t: String,
+    #[serde(default)]
+    a: String,
 }
 
 /// What the live stream last sent, to send only what changed.
@@ -642,6 +660,15 @@ struct Seen {
     artifacts: String,
 }
 
+fn digest(s: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Short digests of what the page shows, so the live stream sends a part only when it
+/// differs from what the page was rendered with.
 fn fingerprint(l: &Live) -> Seen {
     let head = format!(
         "{}|{}|{}|{:?}",
@@ -650,7 +677,7 @@ fn fingerprint(l: &Live) -> Seen {
         l.run.state.timestamp,
         l.pause.as_ref().map(|p| &p.id)
     );
-    let mut tasks = String::with_capacity(l.tasks.len() * 24);
+    let mut tasks = String::with_capacity(l.tasks.len() * 40);
     for t in &l.tasks {
         tasks.push_str(&t.state.timestamp.to_rfc3339());
         tasks.push_str(t.state.kind.as_str());
@@ -658,15 +685,15 @@ fn fingerprint(l: &Live) -> Seen {
     for s in &l.subflows {
         tasks.push_str(&s.state.timestamp.to_rfc3339());
     }
-    let artifacts = l
+    let artifacts: String = l
         .artifacts
         .iter()
         .map(|a| format!("{}{}", a.id, a.updated))
         .collect();
     Seen {
-        head,
-        tasks,
-        artifacts,
+        head: digest(&head),
+        tasks: digest(&tasks),
+        artifacts: digest(&artifacts),
     }
 }
 
@@ -682,9 +709,14 @@ pub async fn live(
     // Checked here, so another workspace's run is a 404 and not an empty stream.
     find(&state, &viewer, &id).await?;
     let level = q.level.unwrap_or_else(|| "DEBUG".into());
-    // Nothing counts as seen: the first events bring the page up to date with the
-    // run as it is now, however long ago the page was rendered.
-    let seen = Seen::default();
+    // The first events bring the page up to date with the run as it is now, however
+    // long ago the page was rendered; parts the page already shows are not sent again
+    // (a form with its field errors stays as it is).
+    let seen = Seen {
+        head: q.h,
+        tasks: q.t,
+        artifacts: q.a,
+    };
     let start = LiveState {
         state,
         csrf: viewer.csrf,

@@ -188,7 +188,7 @@ fn signin_form(next: &str, problem: Option<&str>) -> Markup {
                 input type="hidden" name="next" value=(next);
                 div.field {
                     label for="key" { "API key or admin token" }
-                    input #key type="password" name="key" autocomplete="current-password" required style="width:100%";
+                    input #key type="password" name="key" autocomplete="current-password" required;
                     div.hint { "The key "  code { "weir server" } " or " code { "scripts/demo" } " printed (also in " code { ".weir/demo.env" } ")." }
                 }
                 button type="submit" { "Sign in" }
