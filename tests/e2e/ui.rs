@@ -237,6 +237,9 @@ async fn pages_are_workspace_scoped_and_escape_hostile_content() {
         "/".to_owned(),
         "/deployments".to_owned(),
         "/deployments/content".to_owned(),
+        "/deployments/content/run".to_owned(),
+        "/components".to_owned(),
+        "/settings".to_owned(),
     ] {
         let page = b.get(&path).await;
         assert_eq!(page.status, 200, "{path}: {}", page.body);
@@ -526,5 +529,95 @@ async fn a_run_page_streams_state_and_logs_until_the_run_ends() {
         "{}",
         logs.body
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_change_through_the_apis_checks_and_secrets_are_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-settings").await;
+    let digest = s.upload(&ws.key, crate::BASIC).await;
+    let b = signed_in(&s, &ws).await;
+    let page = b.get("/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+
+    let bad = b
+        .post(
+            "/settings/variables",
+            &[("csrf", &csrf), ("name", "greeting"), ("value", "not json")],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("must be JSON"), "{}", bad.body);
+    let bad_name = b
+        .post(
+            "/settings/variables",
+            &[("csrf", &csrf), ("name", "no spaces"), ("value", "1")],
+        )
+        .await;
+    assert_eq!(
+        bad_name.status, 422,
+        "the API's own check: {}",
+        bad_name.body
+    );
+    let ok = b
+        .post(
+            "/settings/variables",
+            &[("csrf", &csrf), ("name", "greeting"), ("value", "\"hi\"")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let (_, v) = s.get("/api/variables/greeting", &ws.key).await;
+    assert_eq!(v["value"], "hi", "{v}");
+
+    let secret = "s3cr3t-value-never-shown";
+    let ok = b
+        .post(
+            "/settings/secrets",
+            &[("csrf", &csrf), ("name", "token"), ("value", secret)],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let page = b.get("/settings").await;
+    assert!(page.body.contains("token"), "{}", page.body);
+    assert!(!page.body.contains(secret), "a secret is never shown");
+
+    let ok = b
+        .post(
+            "/settings/limits",
+            &[("csrf", &csrf), ("tag", "db"), ("limit", "2")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let ok = b
+        .post(
+            "/settings/pools/default",
+            &[("csrf", &csrf), ("limit", "3"), ("paused", "1")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let (_, pools) = s.get("/api/pools", &ws.key).await;
+    assert_eq!(pools["items"][0]["concurrency_limit"], 3, "{pools}");
+    assert_eq!(pools["items"][0]["paused"], true, "{pools}");
+    let (_, limits) = s.get("/api/concurrency-limits", &ws.key).await;
+    assert!(limits.to_string().contains("\"db\""), "{limits}");
+
+    let created = b
+        .post("/settings/keys", &[("csrf", &csrf), ("name", "ci")])
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let at = created.body.find("<code>weir_").expect("the new key, once");
+    let key = &created.body[at + 6..];
+    let key = key[..key.find('<').unwrap()].to_owned();
+    let (status, _) = s.get("/api/variables", &key).await;
+    assert_eq!(status, 200, "the new key works");
+    assert!(!b.get("/settings").await.body.contains(&key), "shown once");
+
+    let comps = b.get("/components").await;
+    assert!(comps.body.contains(&digest[..16]), "{}", comps.body);
+    let comp = b.get(&format!("/components/{digest}")).await;
+    assert!(comp.body.contains("hostile_content"), "{}", comp.body);
     s.stop().await;
 }

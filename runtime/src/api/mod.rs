@@ -7,12 +7,12 @@ mod components;
 mod deployments;
 mod error;
 mod health;
-mod pools;
+pub(crate) mod pools;
 mod runs;
 mod schedules;
-mod variables;
+pub(crate) mod variables;
 mod webhooks;
-mod workspaces;
+pub(crate) mod workspaces;
 
 use auth::BearerScheme;
 pub use auth::{Admin, Auth};

@@ -14,6 +14,8 @@ pub enum Section {
     Dashboard,
     Runs,
     Deployments,
+    Components,
+    Settings,
 }
 
 fn head(title: &str) -> Markup {
@@ -47,6 +49,8 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                     (link(Section::Dashboard, "/", "Dashboard"))
                     (link(Section::Runs, "/runs", "Runs"))
                     (link(Section::Deployments, "/deployments", "Deployments"))
+                    (link(Section::Components, "/components", "Components"))
+                    (link(Section::Settings, "/settings", "Settings"))
                     div.who {
                         "Workspace " b { (viewer.label) }
                         form method="post" action="/signout" {

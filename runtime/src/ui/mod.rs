@@ -11,6 +11,7 @@
 //! names, logs, parameters and results are escaped, markdown artifacts sanitized.
 
 mod assets;
+mod components;
 mod dashboard;
 mod deployments;
 mod form;
@@ -18,6 +19,7 @@ mod layout;
 mod markdown;
 mod runs;
 mod session;
+mod settings;
 mod timeline;
 
 use crate::api::AppState;
@@ -57,6 +59,27 @@ pub fn router(state: AppState) -> Router {
             "/deployments/{name}/run",
             get(deployments::run_form).post(deployments::run),
         )
+        .route("/components", get(components::list))
+        .route("/components/{digest}", get(components::page))
+        .route("/settings", get(settings::page))
+        .route("/settings/variables", post(settings::set_variable))
+        .route(
+            "/settings/variables/{name}/delete",
+            post(settings::delete_variable),
+        )
+        .route("/settings/secrets", post(settings::set_secret))
+        .route(
+            "/settings/secrets/{name}/delete",
+            post(settings::delete_secret),
+        )
+        .route("/settings/pools/{name}", post(settings::update_pool))
+        .route("/settings/limits", post(settings::set_limit))
+        .route(
+            "/settings/limits/{tag}/delete",
+            post(settings::delete_limit),
+        )
+        .route("/settings/keys", post(settings::create_key))
+        .route("/settings/keys/{id}/revoke", post(settings::revoke_key))
         .route("/ui/assets/{file}", get(assets::serve))
         .layer(middleware::from_fn(headers))
         .with_state(state)
