@@ -621,3 +621,83 @@ async fn settings_change_through_the_apis_checks_and_secrets_are_never_shown() {
     assert!(comp.body.contains("hostile_content"), "{}", comp.body);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_and_its_schedules_pause_and_resume_from_its_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-pauses").await;
+    deploy_basic(&s, &ws, "hourly", "plain_pause", json!({"timeout": 1})).await;
+    let (status, sched) = s
+        .post(
+            "/api/deployments/hourly/schedules",
+            &ws.key,
+            json!({"cron": "0 * * * *", "timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sched}");
+    let sid = sched["id"].as_str().unwrap().to_owned();
+    let b = signed_in(&s, &ws).await;
+    let page = b.get("/deployments/hourly").await;
+    assert!(
+        page.body.contains("cron 0 * * * * (Europe/Berlin)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<time"),
+        "next fire times: {}",
+        page.body
+    );
+    let csrf = page.csrf();
+
+    let paused = b
+        .post(
+            &format!("/deployments/hourly/schedules/{sid}/pause"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(paused.status, 303, "{}", paused.body);
+    let (_, got) = s.get(&format!("/api/schedules/{sid}"), &ws.key).await;
+    assert_eq!(got["active"], false, "{got}");
+    let resumed = b
+        .post(
+            &format!("/deployments/hourly/schedules/{sid}/resume"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(resumed.status, 303);
+    let (_, got) = s.get(&format!("/api/schedules/{sid}"), &ws.key).await;
+    assert_eq!(got["active"], true, "{got}");
+
+    let out = b
+        .post("/deployments/hourly/pause", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let (_, d) = s.get("/api/deployments/hourly", &ws.key).await;
+    assert_eq!(d["paused"], true, "{d}");
+    let form = b.get("/deployments/hourly/run").await;
+    assert!(
+        form.body.contains("This deployment is paused"),
+        "{}",
+        form.body
+    );
+    let back = b
+        .post("/deployments/hourly/resume", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(back.status, 303);
+    let (_, d) = s.get("/api/deployments/hourly", &ws.key).await;
+    assert_eq!(d["paused"], false, "{d}");
+    // Another workspace's schedule id under this deployment is a 404.
+    let other = s.workspace("ui-pauses-other").await;
+    let intruder = signed_in(&s, &other).await;
+    let csrf = intruder.get("/").await.csrf();
+    let refused = intruder
+        .post(
+            &format!("/deployments/hourly/schedules/{sid}/pause"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 404);
+    s.stop().await;
+}

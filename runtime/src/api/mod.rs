@@ -4,12 +4,12 @@
 
 mod auth;
 mod components;
-mod deployments;
+pub(crate) mod deployments;
 mod error;
 mod health;
 pub(crate) mod pools;
 mod runs;
-mod schedules;
+pub(crate) mod schedules;
 pub(crate) mod variables;
 mod webhooks;
 pub(crate) mod workspaces;

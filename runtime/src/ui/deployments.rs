@@ -100,7 +100,14 @@ pub async fn page(
     let body = html! {
         h1 { (d.name) @if d.paused { " " span.badge.s-PAUSED { "Paused" } } }
         @if let Some(desc) = &d.description { p { (desc) } }
-        div.actions { a.button href={ "/deployments/" (d.name) "/run" } { "Run" } a href={ "/runs?deployment=" (super::session::urlencode(&d.name)) } { "All runs" } }
+        div.actions {
+            a.button href={ "/deployments/" (d.name) "/run" } { "Run" }
+            form method="post" action={ "/deployments/" (d.name) (if d.paused { "/resume" } else { "/pause" }) } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button.secondary type="submit" { (if d.paused { "Resume deployment" } else { "Pause deployment" }) }
+            }
+            a href={ "/runs?deployment=" (super::session::urlencode(&d.name)) } { "All runs" }
+        }
         div.panel {
             dl.kv {
                 dt { "Flow" } dd { (d.flow) }
@@ -125,7 +132,7 @@ pub async fn page(
         h2 { "Schedules" }
         @if schedules.is_empty() { p.muted { "No schedules." } } @else {
             table {
-                thead { tr { th { "Schedule" } th { "Status" } th { "Next fire times" } th { "Catch-up" } th { "Overlap" } } }
+                thead { tr { th { "Schedule" } th { "Status" } th { "Next fire times" } th { "Catch-up" } th { "Overlap" } th {} } }
                 tbody {
                     @for s in &schedules {
                         @let next = serde_json::from_value::<ScheduleSpec>(s.spec.clone()).ok().and_then(|spec| spec.compile().ok()).map(|c| c.preview(now, 3)).unwrap_or_default();
@@ -135,6 +142,12 @@ pub async fn page(
                             td { @for t in &next { (time(*t)) br; } }
                             td { (s.catchup) }
                             td { (s.overlap) }
+                            td {
+                                form method="post" action={ "/deployments/" (d.name) "/schedules/" (s.id) (if s.active { "/pause" } else { "/resume" }) } {
+                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                    button.secondary type="submit" { (if s.active { "Pause" } else { "Resume" }) }
+                                }
+                            }
                         }
                     }
                 }
@@ -288,4 +301,105 @@ pub async fn run(
         }
         Err(e) => Err(ApiError::from(e).into()),
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn auth(viewer: &Viewer) -> crate::api::Auth {
+    crate::api::Auth {
+        workspace_id: viewer.workspace_id.clone(),
+    }
+}
+
+async fn set_paused(
+    viewer: Viewer,
+    state: AppState,
+    name: String,
+    headers: HeaderMap,
+    csrf: &str,
+    paused: bool,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, csrf)?;
+    let d = find_deployment(&state, &viewer.workspace_id, &name).await?;
+    let body: crate::api::deployments::UpdateDeployment =
+        serde_json::from_value(serde_json::json!({ "paused": paused }))
+            .map_err(ApiError::internal)?;
+    let _updated = crate::api::deployments::update(
+        auth(&viewer),
+        State(state),
+        Path(d.id),
+        crate::api::ApiJson(body),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/deployments/{}", d.name)).into_response())
+}
+
+/// Pauses the deployment (the API's update, so its scheduled runs are cancelled too).
+pub async fn pause(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    set_paused(viewer, state, name, headers, &f.csrf, true).await
+}
+
+pub async fn resume(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    set_paused(viewer, state, name, headers, &f.csrf, false).await
+}
+
+async fn set_schedule(
+    viewer: Viewer,
+    state: AppState,
+    (name, id): (String, String),
+    headers: HeaderMap,
+    csrf: &str,
+    active: bool,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, csrf)?;
+    let d = find_deployment(&state, &viewer.workspace_id, &name).await?;
+    let schedule = state
+        .store()
+        .schedule(&viewer.workspace_id, &id)
+        .await?
+        .filter(|s| s.deployment_id == d.id)
+        .ok_or(ApiError::NotFound("schedule"))?;
+    let (a, st, p) = (auth(&viewer), State(state), Path(schedule.id));
+    if active {
+        let _resumed = crate::api::schedules::resume(a, st, p).await?;
+    } else {
+        let _paused = crate::api::schedules::pause(a, st, p).await?;
+    }
+    Ok(Redirect::to(&format!("/deployments/{}", d.name)).into_response())
+}
+
+pub async fn pause_schedule(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    set_schedule(viewer, state, ids, headers, &f.csrf, false).await
+}
+
+pub async fn resume_schedule(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(ids): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    set_schedule(viewer, state, ids, headers, &f.csrf, true).await
 }

@@ -59,6 +59,16 @@ pub fn router(state: AppState) -> Router {
             "/deployments/{name}/run",
             get(deployments::run_form).post(deployments::run),
         )
+        .route("/deployments/{name}/pause", post(deployments::pause))
+        .route("/deployments/{name}/resume", post(deployments::resume))
+        .route(
+            "/deployments/{name}/schedules/{id}/pause",
+            post(deployments::pause_schedule),
+        )
+        .route(
+            "/deployments/{name}/schedules/{id}/resume",
+            post(deployments::resume_schedule),
+        )
         .route("/components", get(components::list))
         .route("/components/{digest}", get(components::page))
         .route("/settings", get(settings::page))
