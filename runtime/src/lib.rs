@@ -31,6 +31,9 @@
 //! - [`schedule`]: schedule specs (cron, interval, RRULE in a timezone) and the scheduler
 //!   that creates their runs exactly once per fire time.
 //! - [`api`]: the HTTP API (axum), one module per resource, problem details, OpenAPI.
+//! - [`ui`]: the web UI on the API's port: server-rendered pages (maud), htmx and
+//!   server-sent events for live updates, sessions in HttpOnly cookies, CSRF-checked
+//!   forms, the same store queries and executor commands as the API.
 //! - [`server`]: `weir server`, tying the API, the executor and the store together, and
 //!   its periodic upkeep (paused runs past their timeout).
 //! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
@@ -48,6 +51,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod ui;
 
 /// The async runtime Weir runs on. Guests yield at every epoch tick; the I/O driver is
 /// polled every few task polls (not tokio's default 61), so a runtime whose workers are

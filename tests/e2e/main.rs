@@ -5,6 +5,7 @@
 mod support;
 
 mod adversarial;
+mod browser;
 mod caching;
 mod cancellation;
 mod cli;
@@ -28,6 +29,7 @@ mod server;
 mod store_faults;
 mod subflows;
 mod timeouts;
+mod ui;
 
 use crate::support::Harness;
 

@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 401: no key, a bad key, a revoked key, a bad webhook signature.
     #[error("{0}")]
     Unauthorized(String),
+    /// 403: a form from another site, or without the session's security token.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such object in the caller's workspace.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -66,10 +69,11 @@ impl ApiError {
         Self::Internal(anyhow::anyhow!("{e}"))
     }
 
-    fn parts(&self) -> (StatusCode, &'static str, String, Vec<String>) {
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, String, Vec<String>) {
         match self {
             Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d.clone(), vec![]),
             Self::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "Unauthorized", d.clone(), vec![]),
+            Self::Forbidden(d) => (StatusCode::FORBIDDEN, "Forbidden", d.clone(), vec![]),
             Self::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 "Not found",

@@ -4,19 +4,21 @@
 
 mod auth;
 mod components;
-mod deployments;
+pub(crate) mod deployments;
 mod error;
 mod health;
-mod pools;
+pub(crate) mod pools;
 mod runs;
-mod schedules;
-mod variables;
+pub(crate) mod schedules;
+pub(crate) mod variables;
 mod webhooks;
-mod workspaces;
+pub(crate) mod workspaces;
 
 use auth::BearerScheme;
 pub use auth::{Admin, Auth};
+pub(crate) use deployments::find as find_deployment;
 pub use error::{ApiError, ApiResult, Problem};
+pub(crate) use runs::{find_run, parse_states};
 pub use workspaces::new_key;
 
 use crate::executor::Executor;

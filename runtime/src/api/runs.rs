@@ -205,11 +205,18 @@ pub async fn create(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// A state type: SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, CRASHED, ...
+    /// State types, comma-separated: SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED,
+    /// CANCELLED, CRASHED, ...
     pub state: Option<String>,
     /// A deployment id or name.
     pub deployment: Option<String>,
+    /// A flow name.
+    pub flow: Option<String>,
     pub tag: Option<String>,
+    /// Text the run's name contains.
+    pub name: Option<String>,
+    /// Leave out subflow runs.
+    pub top_level: Option<bool>,
     /// Created at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
@@ -233,21 +240,20 @@ pub async fn list(
             "limit must be between 1 and 500".into(),
         ));
     }
-    let state_type = match q.state.as_deref() {
-        Some(s) => Some(
-            StateType::parse(&s.to_ascii_uppercase())
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown state {s:?}")))?,
-        ),
-        None => None,
-    };
+    let states = parse_states(q.state.as_deref().unwrap_or(""))?;
     let deployment_id = match q.deployment {
         Some(d) => Some(find_deployment(&state, &auth.workspace_id, &d).await?.id),
         None => None,
     };
     let filter = RunFilter {
-        state: state_type,
+        states,
         deployment_id,
+        flow: q.flow,
         tag: q.tag,
+        name_contains: q.name.filter(|n| !n.is_empty()),
+        top_level: q.top_level.unwrap_or(false),
+        scheduled_until: None,
+        state_name: None,
         since: q.since,
         until: q.until,
         before_id: q.cursor,
@@ -264,6 +270,18 @@ pub async fn list(
         items: runs.iter().map(|r| run_json(r, None)).collect(),
         next_cursor,
     }))
+}
+
+/// State types from a comma-separated list (any case); empty for none.
+pub(crate) fn parse_states(list: &str) -> ApiResult<Vec<StateType>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            StateType::parse(&s.to_ascii_uppercase())
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown state {s:?}")))
+        })
+        .collect()
 }
 
 pub(crate) async fn find_run(

@@ -148,8 +148,9 @@ impl Server {
         })
     }
 
+    /// The API and the web UI, on one port.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone())
+        crate::ui::router(self.state.clone()).merge(api::router(self.state.clone()))
     }
 
     /// Serves until `shutdown` resolves, then winds the executor down.

@@ -24,6 +24,7 @@ mod records;
 mod rows;
 mod runs;
 mod schedules;
+mod sessions;
 mod slots;
 mod task_runs;
 mod variables;
@@ -41,6 +42,7 @@ pub(crate) use rows::*;
 pub(crate) use runs::InsertStage;
 pub use runs::RunFilter;
 pub use schedules::*;
+pub use sessions::SessionRecord;
 pub use workspaces::*;
 pub use writer::{NotStored, Receipt, Unavailable, Write, WriterFailing, WriterHealth};
 

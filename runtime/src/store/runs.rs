@@ -10,9 +10,19 @@ use sqlx::QueryBuilder;
 /// Filters of `GET /api/flow-runs`.
 #[derive(Debug, Default, Clone)]
 pub struct RunFilter {
-    pub state: Option<StateType>,
+    /// Any of these state types (all when empty).
+    pub states: Vec<StateType>,
+    /// A state name, such as `Late`.
+    pub state_name: Option<String>,
     pub deployment_id: Option<String>,
+    pub flow: Option<String>,
     pub tag: Option<String>,
+    /// Runs whose name contains this text (case-insensitive for ASCII).
+    pub name_contains: Option<String>,
+    /// Only runs that are not subflow runs.
+    pub top_level: bool,
+    /// Leaves out scheduled runs expected to start after this time.
+    pub scheduled_until: Option<DateTime<Utc>>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Runs older than this one (ids sort by creation time).
@@ -185,11 +195,37 @@ impl Store {
         with_db!(&self.db, pool, DB => {
         let mut q = QueryBuilder::<DB>::new("SELECT * FROM flow_runs WHERE workspace_id = ");
         q.push_bind(workspace_id.to_owned());
-        if let Some(state) = f.state {
-            q.push(" AND state_type = ").push_bind(state.as_str());
+        if !f.states.is_empty() {
+            q.push(" AND state_type IN (");
+            let mut list = q.separated(", ");
+            for state in &f.states {
+                list.push_bind(state.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(name) = &f.state_name {
+            q.push(" AND state_name = ").push_bind(name.clone());
         }
         if let Some(d) = &f.deployment_id {
             q.push(" AND deployment_id = ").push_bind(d.clone());
+        }
+        if let Some(flow) = &f.flow {
+            q.push(" AND flow_name = ").push_bind(flow.clone());
+        }
+        if let Some(text) = &f.name_contains {
+            // LIKE with the pattern's own wildcards escaped: the text is matched as is.
+            let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            q.push(if postgres { " AND name ILIKE " } else { " AND name LIKE " })
+                .push_bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
+        }
+        if f.top_level {
+            q.push(" AND parent_flow_run_id IS NULL");
+        }
+        if let Some(t) = f.scheduled_until {
+            q.push(" AND NOT (state_type = 'SCHEDULED' AND expected_start > ")
+                .push_bind(ts(t))
+                .push(")");
         }
         if let Some(tag) = &f.tag {
             q.push(if postgres {
@@ -265,6 +301,54 @@ impl Store {
                     r.col("state_type")?,
                 ))
             })
+            .collect()
+        })
+    }
+
+    /// Flow runs of a workspace created since `since`, counted by state type.
+    pub async fn run_state_counts(
+        &self,
+        workspace_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, i64)>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT state_type, COUNT(*) AS n FROM flow_runs
+             WHERE workspace_id = $1 AND created >= $2 GROUP BY state_type ORDER BY state_type",
+        )
+        .bind(workspace_id)
+        .bind(ts(since))
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.col("state_type")?, r.col("n")?)))
+            .collect()
+        })
+    }
+
+    /// Flow runs of a workspace created since `since` per time bucket (the first
+    /// `prefix` characters of the creation time: 13 for hours, 16 for minutes), with
+    /// the failed and crashed ones counted apart; oldest bucket first.
+    pub async fn run_activity(
+        &self,
+        workspace_id: &str,
+        since: DateTime<Utc>,
+        prefix: i64,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "SELECT substr(created, 1, CAST($3 AS INTEGER)) AS bucket, COUNT(*) AS n,
+                    SUM(CASE WHEN state_type IN ('FAILED', 'CRASHED') THEN 1 ELSE 0 END) AS failed
+             FROM flow_runs WHERE workspace_id = $1 AND created >= $2
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(workspace_id)
+        .bind(ts(since))
+        .bind(prefix)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.col("bucket")?, r.col("n")?, r.col("failed")?)))
             .collect()
         })
     }

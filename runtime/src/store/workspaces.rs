@@ -24,6 +24,14 @@ pub struct ApiKeyRecord {
     pub revoked: Option<DateTime<Utc>>,
 }
 
+fn workspace_from_row(r: &impl DbRow) -> Result<WorkspaceRecord> {
+    Ok(WorkspaceRecord {
+        id: r.col("id")?,
+        name: r.col("name")?,
+        created: parse_ts(&r.col::<String>("created")?)?,
+    })
+}
+
 fn key_from_row(r: &impl DbRow) -> Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
         id: r.col("id")?,
@@ -99,20 +107,33 @@ impl Store {
         })
     }
 
+    pub async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRecord>> {
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        row.map(|r| workspace_from_row(&r)).transpose()
+        })
+    }
+
+    /// Every workspace, by name.
+    pub async fn workspaces(&self) -> Result<Vec<WorkspaceRecord>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query("SELECT * FROM workspaces ORDER BY name")
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(workspace_from_row).collect()
+        })
+    }
+
     pub async fn workspace_by_name(&self, name: &str) -> Result<Option<WorkspaceRecord>> {
         with_db!(&self.db, pool => {
         let row = sqlx::query("SELECT * FROM workspaces WHERE name = $1")
             .bind(name)
             .fetch_optional(pool)
             .await?;
-        row.map(|r| {
-            Ok(WorkspaceRecord {
-                id: r.col("id")?,
-                name: r.col("name")?,
-                created: parse_ts(&r.col::<String>("created")?)?,
-            })
-        })
-        .transpose()
+        row.map(|r| workspace_from_row(&r)).transpose()
         })
     }
 

@@ -374,6 +374,18 @@ fn names_flow(who: String) -> Result<String> {
     greet(who)
 }
 
+/// Text from the caller everywhere a page shows it: the run's name, a log line, a
+/// markdown, table and link artifact, the result.
+#[flow(flow_run_name = "content-{text}")]
+fn hostile_content(text: String, url: String) -> Result<String> {
+    use weir_sdk::artifacts::*;
+    weir_sdk::info!("{text}");
+    create_markdown_artifact(&text, None, Some(&text))?;
+    create_table_artifact(&vec![serde_json::json!({"cell": text})], None, None)?;
+    create_link_artifact(&url, Some(&text), None, None)?;
+    Ok(text)
+}
+
 // ---- adversarial guests --------------------------------------------------------------
 
 #[flow]

@@ -1,0 +1,399 @@
+//! The workspace's settings: variables (view and edit), secrets (names; set or replace,
+//! never shown), work pools and tag concurrency limits (view and edit), API keys (create,
+//! shown once; revoke). Every change goes through the API's own handler, so the checks
+//! and the problem messages are the API's.
+
+use super::layout::{self, PageError, Section, maybe_time, time};
+use super::session::Viewer;
+use crate::api::{self, ApiError, ApiJson, AppState, Auth, MaybeJson};
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+fn auth(viewer: &Viewer) -> Auth {
+    Auth {
+        workspace_id: viewer.workspace_id.clone(),
+    }
+}
+
+/// The settings page, with a problem or a new key's secret at the top.
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    problem: Option<&ApiError>,
+    new_key: Option<&str>,
+) -> Result<Markup, PageError> {
+    let store = state.store();
+    let ws = &viewer.workspace_id;
+    let variables = store.variables(ws).await?;
+    let secrets = store.secret_names(ws).await?;
+    let pools = api::pools::list(auth(viewer), State(state.clone()))
+        .await?
+        .0
+        .items;
+    let limits = api::pools::list_limits(auth(viewer), State(state.clone()))
+        .await?
+        .0
+        .items;
+    let keys = store.keys(ws).await?;
+    let csrf = &viewer.csrf;
+    let body = html! {
+        h1 { "Settings" }
+        @if let Some(e) = problem {
+            @let (_, _, detail, errors) = e.parts();
+            (layout::problem(&detail, &errors))
+        }
+        @if let Some(secret) = new_key {
+            div.panel #new-key {
+                b { "The new key: " } code { (secret) }
+                p.muted { "It is shown this once; copy it now." }
+            }
+        }
+        h2 { "Variables" }
+        table #variables {
+            thead { tr { th { "Name" } th { "Value" } th {} } }
+            tbody {
+                @for (name, value) in &variables {
+                    tr {
+                        td.mono { (name) }
+                        td { code { (value.to_string()) } }
+                        td { (delete_button(&format!("/settings/variables/{name}/delete"), csrf)) }
+                    }
+                }
+            }
+        }
+        form.filters method="post" action="/settings/variables" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Name" input type="text" name="name" required; }
+            label { "Value (JSON)" input type="text" name="value" size="40" required; }
+            button type="submit" { "Set variable" }
+        }
+        h2 { "Secrets" }
+        table #secrets {
+            thead { tr { th { "Name" } th {} } }
+            tbody {
+                @for name in &secrets {
+                    tr { td.mono { (name) } td { (delete_button(&format!("/settings/secrets/{name}/delete"), csrf)) } }
+                }
+            }
+        }
+        form.filters method="post" action="/settings/secrets" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Name" input type="text" name="name" required; }
+            label { "Value" input type="password" name="value" autocomplete="off" required; }
+            button type="submit" { "Set or replace secret" }
+        }
+        h2 { "Work pools" }
+        table #pools {
+            thead { tr { th { "Pool" } th.num { "Running" } th { "Limit and status" } } }
+            tbody {
+                @for p in &pools {
+                    tr {
+                        td { (p.name) }
+                        td.num { (p.running) }
+                        td {
+                            form.filters method="post" action={ "/settings/pools/" (p.name) } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                label { "Concurrency limit" input type="number" min="0" name="limit" value=[p.concurrency_limit] placeholder="none"; }
+                                label.check { input type="checkbox" name="paused" value="1" checked[p.paused]; "paused" }
+                                button.secondary type="submit" { "Save" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Tag concurrency limits" }
+        table #limits {
+            thead { tr { th { "Tag" } th.num { "Running" } th.num { "Limit" } th {} } }
+            tbody {
+                @for l in &limits {
+                    tr {
+                        td { (l.tag) } td.num { (l.running) } td.num { (l.limit) }
+                        td { (delete_button(&format!("/settings/limits/{}/delete", l.tag), csrf)) }
+                    }
+                }
+            }
+        }
+        form.filters method="post" action="/settings/limits" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Tag" input type="text" name="tag" required; }
+            label { "Limit" input type="number" min="0" name="limit" required; }
+            button type="submit" { "Set limit" }
+        }
+        h2 { "API keys" }
+        table #keys {
+            thead { tr { th { "Prefix" } th { "Name" } th { "Created" } th { "Revoked" } th {} } }
+            tbody {
+                @for k in &keys {
+                    tr {
+                        td.mono { (k.prefix) }
+                        td { (k.name.as_deref().unwrap_or("")) }
+                        td { (time(k.created)) }
+                        td { (maybe_time(k.revoked)) }
+                        td { @if k.revoked.is_none() { (delete_button(&format!("/settings/keys/{}/revoke", k.id), csrf)) } }
+                    }
+                }
+            }
+        }
+        form.filters method="post" action="/settings/keys" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Name" input type="text" name="name"; }
+            button type="submit" { "Create key" }
+        }
+    };
+    Ok(layout::page(viewer, Section::Settings, "Settings", body))
+}
+
+fn delete_button(action: &str, csrf: &str) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            button.secondary type="submit" { "Delete" }
+        }
+    }
+}
+
+pub async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, PageError> {
+    render(&state, &viewer, None, None).await
+}
+
+/// After a change: back to the page, or the page again with the API's problem.
+async fn done(
+    state: &AppState,
+    viewer: &Viewer,
+    outcome: Result<(), ApiError>,
+) -> Result<Response, PageError> {
+    match outcome {
+        Ok(()) => Ok(Redirect::to("/settings").into_response()),
+        Err(e @ (ApiError::Invalid { .. } | ApiError::Conflict(_) | ApiError::NotFound(_))) => {
+            let status = e.parts().0;
+            let page = render(state, viewer, Some(&e), None).await?;
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NameValue {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    value: String,
+}
+
+pub async fn set_variable(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<NameValue>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = match serde_json::from_str::<Value>(&f.value) {
+        Ok(value) => api::variables::put_variable(
+            auth(&viewer),
+            State(state.clone()),
+            Path(f.name.trim().to_owned()),
+            ApiJson(api::variables::PutVariable { value }),
+        )
+        .await
+        .map(|_| ()),
+        Err(e) => Err(ApiError::invalid(
+            "Invalid variable",
+            vec![format!("the value must be JSON (a string in quotes): {e}")],
+        )),
+    };
+    done(&state, &viewer, outcome).await
+}
+
+pub async fn set_secret(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<NameValue>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = api::variables::put_secret(
+        auth(&viewer),
+        State(state.clone()),
+        Path(f.name.trim().to_owned()),
+        ApiJson(api::variables::PutSecret { value: f.value }),
+    )
+    .await
+    .map(|_| ());
+    done(&state, &viewer, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn delete_variable(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = api::variables::delete_variable(auth(&viewer), State(state.clone()), Path(name))
+        .await
+        .map(|_| ());
+    done(&state, &viewer, outcome).await
+}
+
+pub async fn delete_secret(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = api::variables::delete_secret(auth(&viewer), State(state.clone()), Path(name))
+        .await
+        .map(|_| ());
+    done(&state, &viewer, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct PoolForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    limit: String,
+    paused: Option<String>,
+}
+
+pub async fn update_pool(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<PoolForm>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let limit = match f.limit.trim() {
+        "" => Ok(Value::Null),
+        text => text.parse::<i64>().map(Value::from).map_err(|_| {
+            ApiError::invalid(
+                "Invalid pool update",
+                vec![format!("the limit {text:?} is not a whole number")],
+            )
+        }),
+    };
+    let outcome = match limit {
+        Ok(limit) => {
+            let mut body = serde_json::Map::new();
+            body.insert("concurrency_limit".into(), limit);
+            body.insert("paused".into(), Value::Bool(f.paused.is_some()));
+            api::pools::update(
+                auth(&viewer),
+                State(state.clone()),
+                Path(name),
+                ApiJson(body),
+            )
+            .await
+            .map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    done(&state, &viewer, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct LimitForm {
+    #[serde(default)]
+    csrf: String,
+    tag: String,
+    limit: String,
+}
+
+pub async fn set_limit(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LimitForm>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = match f.limit.trim().parse::<i64>() {
+        Ok(limit) => api::pools::put_limit(
+            auth(&viewer),
+            State(state.clone()),
+            Path(f.tag.trim().to_owned()),
+            ApiJson(api::pools::PutLimit { limit }),
+        )
+        .await
+        .map(|_| ()),
+        Err(_) => Err(ApiError::invalid(
+            "Invalid limit",
+            vec![format!("the limit {:?} is not a whole number", f.limit)],
+        )),
+    };
+    done(&state, &viewer, outcome).await
+}
+
+pub async fn delete_limit(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(tag): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = api::pools::delete_limit(auth(&viewer), State(state.clone()), Path(tag))
+        .await
+        .map(|_| ());
+    done(&state, &viewer, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Creates a key and shows its secret once, on this response only.
+pub async fn create_key(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<KeyForm>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let name = f.name.trim();
+    let (_, key) = api::workspaces::create_key(
+        auth(&viewer),
+        State(state.clone()),
+        MaybeJson(Some(api::workspaces::CreateKey {
+            name: (!name.is_empty()).then(|| name.to_owned()),
+        })),
+    )
+    .await?;
+    let secret = key.0.secret.unwrap_or_default();
+    let page = render(&state, &viewer, None, Some(&secret)).await?;
+    Ok((StatusCode::CREATED, page).into_response())
+}
+
+pub async fn revoke_key(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = api::workspaces::revoke_key(auth(&viewer), State(state.clone()), Path(id))
+        .await
+        .map(|_| ());
+    done(&state, &viewer, outcome).await
+}
