@@ -3,7 +3,7 @@
 //! # Layout
 //! The modules are layered, without cycles: each imports only those before it in
 //! `model`, `store`, `engine`, `host`, `orchestrate`, `executor`, `schedule`, `api`,
-//! `server`, `cli` (and `secrets`, which imports none).
+//! `ui`, `server`, `cli` (and `secrets`, which imports none).
 //! - [`model`]: Weir's own vocabulary, importing nothing else of Weir: run states and
 //!   the transitions allowed between them (final states are left only by a retry),
 //!   failures (host-made kinds are an enum a guest cannot forge), the manifest and its

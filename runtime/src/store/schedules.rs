@@ -15,7 +15,7 @@ pub struct ScheduleRecord {
     pub id: String,
     pub workspace_id: String,
     pub deployment_id: String,
-    /// The schedule spec as JSON (`crate::schedule::ScheduleSpec`).
+    /// The schedule spec as JSON (a `schedule::ScheduleSpec`).
     pub spec: Value,
     pub parameters: Value,
     pub active: bool,
