@@ -29,6 +29,19 @@ pub enum StateType {
 }
 
 impl StateType {
+    /// Every state type, in the order a run meets them.
+    pub const ALL: [StateType; 9] = [
+        StateType::Scheduled,
+        StateType::Pending,
+        StateType::Running,
+        StateType::Paused,
+        StateType::Completed,
+        StateType::Failed,
+        StateType::Cancelling,
+        StateType::Cancelled,
+        StateType::Crashed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Scheduled => "SCHEDULED",
@@ -262,17 +275,7 @@ mod tests {
 
     #[test]
     fn parses_its_own_names() {
-        for t in [
-            StateType::Scheduled,
-            StateType::Pending,
-            StateType::Running,
-            StateType::Paused,
-            StateType::Completed,
-            StateType::Failed,
-            StateType::Cancelling,
-            StateType::Cancelled,
-            StateType::Crashed,
-        ] {
+        for t in StateType::ALL {
             assert_eq!(StateType::parse(t.as_str()), Some(t));
         }
         assert_eq!(StateType::parse("nope"), None);

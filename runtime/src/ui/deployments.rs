@@ -4,7 +4,7 @@
 
 use super::form;
 use super::layout::{self, PageError, Section, badge, time};
-use super::session::Viewer;
+use super::session::{CsrfForm, Viewer};
 use crate::api::{ApiError, AppState, find_deployment};
 use crate::executor::{TriggerError, TriggerRequest};
 use crate::schedule::ScheduleSpec;
@@ -303,12 +303,6 @@ pub async fn run(
     }
 }
 
-#[derive(serde::Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 fn auth(viewer: &Viewer) -> crate::api::Auth {
     crate::api::Auth {
         workspace_id: viewer.workspace_id.clone(),
@@ -344,7 +338,7 @@ pub async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     set_paused(viewer, state, name, headers, &f.csrf, true).await
 }
@@ -354,7 +348,7 @@ pub async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     set_paused(viewer, state, name, headers, &f.csrf, false).await
 }
@@ -389,7 +383,7 @@ pub async fn pause_schedule(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     set_schedule(viewer, state, ids, headers, &f.csrf, false).await
 }
@@ -399,7 +393,7 @@ pub async fn resume_schedule(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     set_schedule(viewer, state, ids, headers, &f.csrf, true).await
 }

@@ -5,7 +5,7 @@
 
 use super::form;
 use super::layout::{self, PageError, Section, badge, maybe_time, time};
-use super::session::{Viewer, urlencode};
+use super::session::{CsrfForm, Viewer, urlencode};
 use crate::api::{ApiError, AppState};
 use crate::model::state::{State as RunState, StateType};
 use crate::store::{ArtifactRecord, FlowRunRecord, LogLine, RunFilter, TaskRunRecord};
@@ -26,18 +26,6 @@ const PAGE: i64 = 50;
 const LOG_LINES: i64 = 1000;
 /// Task runs a run page lists.
 const TASK_ROWS: usize = 2000;
-
-const STATES: [StateType; 9] = [
-    StateType::Scheduled,
-    StateType::Pending,
-    StateType::Running,
-    StateType::Paused,
-    StateType::Completed,
-    StateType::Failed,
-    StateType::Crashed,
-    StateType::Cancelling,
-    StateType::Cancelled,
-];
 
 /// The runs list's filters, as the URL carries them.
 #[derive(Default)]
@@ -169,7 +157,7 @@ pub async fn list(
         h1 { "Flow runs" }
         form.filters method="get" action="/runs" {
             fieldset.states {
-                @for s in STATES {
+                @for s in StateType::ALL {
                     label.check {
                         input type="checkbox" name="state" value=(s.as_str()) checked[f.states.contains(&s)];
                         (s.as_str())
@@ -886,12 +874,6 @@ pub async fn logs_text(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
-}
-
-#[derive(serde::Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn cancel(

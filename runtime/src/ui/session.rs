@@ -312,17 +312,18 @@ pub async fn signin(
     Ok(res)
 }
 
+/// A form that brings only the session's CSRF token (a button that changes something).
 #[derive(Deserialize)]
-pub struct CsrfOnly {
+pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 pub async fn signout(
     State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
     viewer.check(&headers, &form.csrf)?;
     state.store().close_session(&viewer.token_hash).await?;

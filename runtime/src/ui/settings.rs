@@ -4,7 +4,7 @@
 //! and the problem messages are the API's.
 
 use super::layout::{self, PageError, Section, maybe_time, time};
-use super::session::Viewer;
+use super::session::{CsrfForm, Viewer};
 use crate::api::{self, ApiError, ApiJson, AppState, Auth, MaybeJson};
 use axum::Form;
 use axum::extract::{Path, State};
@@ -179,6 +179,19 @@ async fn done(
     }
 }
 
+/// Checks the form, then makes the change (a future of the API's handler, which does
+/// nothing until awaited) and shows the outcome.
+async fn apply<T>(
+    state: &AppState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    csrf: &str,
+    change: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<Response, PageError> {
+    viewer.check(headers, csrf)?;
+    done(state, viewer, change.await.map(|_| ())).await
+}
+
 #[derive(Deserialize)]
 pub struct NameValue {
     #[serde(default)]
@@ -217,22 +230,13 @@ pub async fn set_secret(
     headers: HeaderMap,
     Form(f): Form<NameValue>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let outcome = api::variables::put_secret(
+    let change = api::variables::put_secret(
         auth(&viewer),
         State(state.clone()),
         Path(f.name.trim().to_owned()),
         ApiJson(api::variables::PutSecret { value: f.value }),
-    )
-    .await
-    .map(|_| ());
-    done(&state, &viewer, outcome).await
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
+    );
+    apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
 pub async fn delete_variable(
@@ -240,13 +244,10 @@ pub async fn delete_variable(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let outcome = api::variables::delete_variable(auth(&viewer), State(state.clone()), Path(name))
-        .await
-        .map(|_| ());
-    done(&state, &viewer, outcome).await
+    let change = api::variables::delete_variable(auth(&viewer), State(state.clone()), Path(name));
+    apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
 pub async fn delete_secret(
@@ -254,13 +255,10 @@ pub async fn delete_secret(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let outcome = api::variables::delete_secret(auth(&viewer), State(state.clone()), Path(name))
-        .await
-        .map(|_| ());
-    done(&state, &viewer, outcome).await
+    let change = api::variables::delete_secret(auth(&viewer), State(state.clone()), Path(name));
+    apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
 #[derive(Deserialize)]
@@ -345,13 +343,10 @@ pub async fn delete_limit(
     State(state): State<AppState>,
     Path(tag): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let outcome = api::pools::delete_limit(auth(&viewer), State(state.clone()), Path(tag))
-        .await
-        .map(|_| ());
-    done(&state, &viewer, outcome).await
+    let change = api::pools::delete_limit(auth(&viewer), State(state.clone()), Path(tag));
+    apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
 #[derive(Deserialize)]
@@ -389,11 +384,8 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let outcome = api::workspaces::revoke_key(auth(&viewer), State(state.clone()), Path(id))
-        .await
-        .map(|_| ());
-    done(&state, &viewer, outcome).await
+    let change = api::workspaces::revoke_key(auth(&viewer), State(state.clone()), Path(id));
+    apply(&state, &viewer, &headers, &f.csrf, change).await
 }
