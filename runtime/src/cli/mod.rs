@@ -298,6 +298,10 @@ async fn serve(
             "\nDemo workspace ready: the examples are deployed (hello, etl, retries, caching, subflows)."
         );
         println!(
+            "\nWeb UI: open http://{local} and sign in with the demo workspace's API key:\n  {}\n",
+            d.api_key
+        );
+        println!(
             "Its API URL, key and the hello webhook are in {} ; in another shell:",
             env_file.display()
         );
