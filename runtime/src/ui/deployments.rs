@@ -303,12 +303,6 @@ pub async fn run(
     }
 }
 
-fn auth(viewer: &Viewer) -> crate::api::Auth {
-    crate::api::Auth {
-        workspace_id: viewer.workspace_id.clone(),
-    }
-}
-
 async fn set_paused(
     viewer: Viewer,
     state: AppState,
@@ -323,7 +317,7 @@ async fn set_paused(
         serde_json::from_value(serde_json::json!({ "paused": paused }))
             .map_err(ApiError::internal)?;
     let _updated = crate::api::deployments::update(
-        auth(&viewer),
+        viewer.auth(),
         State(state),
         Path(d.id),
         crate::api::ApiJson(body),
@@ -369,7 +363,7 @@ async fn set_schedule(
         .await?
         .filter(|s| s.deployment_id == d.id)
         .ok_or(ApiError::NotFound("schedule"))?;
-    let (a, st, p) = (auth(&viewer), State(state), Path(schedule.id));
+    let (a, st, p) = (viewer.auth(), State(state), Path(schedule.id));
     if active {
         let _resumed = crate::api::schedules::resume(a, st, p).await?;
     } else {

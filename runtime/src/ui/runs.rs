@@ -876,6 +876,37 @@ pub async fn logs_text(
     Ok(res)
 }
 
+/// The commands the run pages send, for one run or for a selection.
+#[derive(Clone, Copy)]
+enum Command {
+    Cancel,
+    Retry,
+}
+
+impl Command {
+    async fn apply(self, state: &AppState, run: &FlowRunRecord) -> Result<(), ApiError> {
+        match self {
+            Command::Cancel => state.executor.cancel_run(run).await.map(|_| ()),
+            Command::Retry => state.executor.retry_run(run).await.map(|_| ()),
+        }
+        .map_err(ApiError::from)
+    }
+}
+
+async fn command(
+    viewer: Viewer,
+    state: AppState,
+    id: String,
+    headers: HeaderMap,
+    csrf: &str,
+    command: Command,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, csrf)?;
+    let run = find(&state, &viewer, &id).await?;
+    command.apply(&state, &run).await?;
+    Ok(Redirect::to(&format!("/runs/{id}")).into_response())
+}
+
 pub async fn cancel(
     viewer: Viewer,
     State(state): State<AppState>,
@@ -883,14 +914,7 @@ pub async fn cancel(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let run = find(&state, &viewer, &id).await?;
-    state
-        .executor
-        .cancel_run(&run)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Redirect::to(&format!("/runs/{id}")).into_response())
+    command(viewer, state, id, headers, &f.csrf, Command::Cancel).await
 }
 
 pub async fn retry(
@@ -900,14 +924,7 @@ pub async fn retry(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    viewer.check(&headers, &f.csrf)?;
-    let run = find(&state, &viewer, &id).await?;
-    state
-        .executor
-        .retry_run(&run)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Redirect::to(&format!("/runs/{id}")).into_response())
+    command(viewer, state, id, headers, &f.csrf, Command::Retry).await
 }
 
 /// Resumes a paused run with the input its form brings; a bad input shows the run page
@@ -974,9 +991,11 @@ pub async fn bulk(
     };
     viewer.check(&headers, get("csrf"))?;
     let action = get("action");
-    if action != "cancel" && action != "retry" {
-        return Err(ApiError::BadRequest(format!("unknown action {action:?}")).into());
-    }
+    let cmd = match action {
+        "cancel" => Command::Cancel,
+        "retry" => Command::Retry,
+        _ => return Err(ApiError::BadRequest(format!("unknown action {action:?}")).into()),
+    };
     let ids: Vec<&str> = pairs
         .iter()
         .filter(|(k, _)| k == "run")
@@ -987,18 +1006,7 @@ pub async fn bulk(
     let mut done = 0;
     for id in &ids {
         let outcome = match find(&state, &viewer, id).await {
-            Ok(run) if action == "cancel" => state
-                .executor
-                .cancel_run(&run)
-                .await
-                .map(|_| ())
-                .map_err(ApiError::from),
-            Ok(run) => state
-                .executor
-                .retry_run(&run)
-                .await
-                .map(|_| ())
-                .map_err(ApiError::from),
+            Ok(run) => cmd.apply(&state, &run).await,
             Err(e) => Err(e),
         };
         match outcome {

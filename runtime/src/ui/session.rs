@@ -152,6 +152,13 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 impl Viewer {
+    /// The viewer as the API's caller, to call the API's own handlers.
+    pub fn auth(&self) -> crate::api::Auth {
+        crate::api::Auth {
+            workspace_id: self.workspace_id.clone(),
+        }
+    }
+
     /// Checks a form's CSRF token and origin.
     pub fn check(&self, headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
         same_origin(headers)?;

@@ -5,7 +5,7 @@
 
 use super::layout::{self, PageError, Section, maybe_time, time};
 use super::session::{CsrfForm, Viewer};
-use crate::api::{self, ApiError, ApiJson, AppState, Auth, MaybeJson};
+use crate::api::{self, ApiError, ApiJson, AppState, MaybeJson};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,12 +13,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
-
-fn auth(viewer: &Viewer) -> Auth {
-    Auth {
-        workspace_id: viewer.workspace_id.clone(),
-    }
-}
 
 /// The settings page, with a problem or a new key's secret at the top.
 async fn render(
@@ -31,11 +25,11 @@ async fn render(
     let ws = &viewer.workspace_id;
     let variables = store.variables(ws).await?;
     let secrets = store.secret_names(ws).await?;
-    let pools = api::pools::list(auth(viewer), State(state.clone()))
+    let pools = api::pools::list(viewer.auth(), State(state.clone()))
         .await?
         .0
         .items;
-    let limits = api::pools::list_limits(auth(viewer), State(state.clone()))
+    let limits = api::pools::list_limits(viewer.auth(), State(state.clone()))
         .await?
         .0
         .items;
@@ -209,7 +203,7 @@ pub async fn set_variable(
     viewer.check(&headers, &f.csrf)?;
     let outcome = match serde_json::from_str::<Value>(&f.value) {
         Ok(value) => api::variables::put_variable(
-            auth(&viewer),
+            viewer.auth(),
             State(state.clone()),
             Path(f.name.trim().to_owned()),
             ApiJson(api::variables::PutVariable { value }),
@@ -231,7 +225,7 @@ pub async fn set_secret(
     Form(f): Form<NameValue>,
 ) -> Result<Response, PageError> {
     let change = api::variables::put_secret(
-        auth(&viewer),
+        viewer.auth(),
         State(state.clone()),
         Path(f.name.trim().to_owned()),
         ApiJson(api::variables::PutSecret { value: f.value }),
@@ -246,7 +240,7 @@ pub async fn delete_variable(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let change = api::variables::delete_variable(auth(&viewer), State(state.clone()), Path(name));
+    let change = api::variables::delete_variable(viewer.auth(), State(state.clone()), Path(name));
     apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
@@ -257,7 +251,7 @@ pub async fn delete_secret(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let change = api::variables::delete_secret(auth(&viewer), State(state.clone()), Path(name));
+    let change = api::variables::delete_secret(viewer.auth(), State(state.clone()), Path(name));
     apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
@@ -293,7 +287,7 @@ pub async fn update_pool(
             body.insert("concurrency_limit".into(), limit);
             body.insert("paused".into(), Value::Bool(f.paused.is_some()));
             api::pools::update(
-                auth(&viewer),
+                viewer.auth(),
                 State(state.clone()),
                 Path(name),
                 ApiJson(body),
@@ -323,7 +317,7 @@ pub async fn set_limit(
     viewer.check(&headers, &f.csrf)?;
     let outcome = match f.limit.trim().parse::<i64>() {
         Ok(limit) => api::pools::put_limit(
-            auth(&viewer),
+            viewer.auth(),
             State(state.clone()),
             Path(f.tag.trim().to_owned()),
             ApiJson(api::pools::PutLimit { limit }),
@@ -345,7 +339,7 @@ pub async fn delete_limit(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let change = api::pools::delete_limit(auth(&viewer), State(state.clone()), Path(tag));
+    let change = api::pools::delete_limit(viewer.auth(), State(state.clone()), Path(tag));
     apply(&state, &viewer, &headers, &f.csrf, change).await
 }
 
@@ -367,7 +361,7 @@ pub async fn create_key(
     viewer.check(&headers, &f.csrf)?;
     let name = f.name.trim();
     let (_, key) = api::workspaces::create_key(
-        auth(&viewer),
+        viewer.auth(),
         State(state.clone()),
         MaybeJson(Some(api::workspaces::CreateKey {
             name: (!name.is_empty()).then(|| name.to_owned()),
@@ -386,6 +380,6 @@ pub async fn revoke_key(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, PageError> {
-    let change = api::workspaces::revoke_key(auth(&viewer), State(state.clone()), Path(id));
+    let change = api::workspaces::revoke_key(viewer.auth(), State(state.clone()), Path(id));
     apply(&state, &viewer, &headers, &f.csrf, change).await
 }
