@@ -321,6 +321,18 @@ async fn a_user_runs_watches_resumes_cancels_and_filters_in_a_real_browser() {
     c.goto(&format!("{}/", s.url)).await.unwrap();
     until_text(&c, "h1", "the dashboard", |t| t == "Dashboard").await;
     screenshot(&c, "dashboard").await;
+    c.goto(&format!("{}/task-runs", s.url)).await.unwrap();
+    until_text(&c, "nav.tabs a.on", "the task-runs tab", |t| {
+        t == "Task runs"
+    })
+    .await;
+    screenshot(&c, "task-runs").await;
+    c.goto(&format!("{}/artifacts", s.url)).await.unwrap();
+    until_text(&c, "h1", "the artifacts page", |t| t == "Artifacts").await;
+    screenshot(&c, "artifacts").await;
+    c.goto(&format!("{}/components", s.url)).await.unwrap();
+    until_text(&c, "h1", "the components page", |t| t == "Components").await;
+    screenshot(&c, "components").await;
 
     c.close().await.unwrap();
     s.stop().await;

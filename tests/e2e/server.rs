@@ -1080,3 +1080,117 @@ async fn a_deployment_keeps_its_versions_and_a_paused_pool_holds_its_runs() {
     );
     s.stop().await;
 }
+
+/// Every id the list gives for `query`, following its cursor.
+async fn all_pages(s: &TestServer, key: &str, query: &str) -> Vec<String> {
+    let mut ids = vec![];
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = s
+            .get(&format!("/api/flow-runs?limit=7&{query}{cursor}"), key)
+            .await;
+        assert_eq!(status, 200, "{query}: {page}");
+        for r in page["items"].as_array().unwrap() {
+            ids.push(r["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return ids,
+        }
+    }
+}
+
+/// A run as the filters see it: id, name, tags.
+type Listed = (String, String, Vec<&'static str>);
+
+#[tokio::test]
+async fn tag_and_name_filters_agree_with_a_scan_page_after_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (ws, digest) = setup(&s, "filters").await;
+    let (other, other_digest) = setup(&s, "filters-other").await;
+    for (w, d) in [(&ws, &digest), (&other, &other_digest)] {
+        s.deploy(
+            &w.key,
+            json!({"name": "m", "component": d, "flow": "map_flow", "parameters": {"n": 0}}),
+        )
+        .await;
+    }
+    let mut runs: Vec<Listed> = vec![];
+    for i in 0..40 {
+        let tags: Vec<&str> = match i % 4 {
+            0 => vec!["blue"],
+            1 => vec!["blue", "big_%"],
+            2 => vec!["red"],
+            _ => vec![],
+        };
+        let (status, run) = s
+            .post("/api/deployments/m/runs", &ws.key, json!({"tags": tags}))
+            .await;
+        assert_eq!(status, 201, "{run}");
+        runs.push((
+            run["id"].as_str().unwrap().to_owned(),
+            run["name"].as_str().unwrap().to_owned(),
+            tags,
+        ));
+        // The other workspace has runs with the same tags and names like these.
+        s.post(
+            "/api/deployments/m/runs",
+            &other.key,
+            json!({"tags": ["blue"]}),
+        )
+        .await;
+    }
+    for (id, _, _) in &runs {
+        s.wait_final(&ws.key, id).await;
+    }
+    runs.reverse(); // newest first, as the list is
+    let expect = |keep: &dyn Fn(&Listed) -> bool| -> Vec<String> {
+        runs.iter()
+            .filter(|r| keep(r))
+            .map(|r| r.0.clone())
+            .collect()
+    };
+    for tag in ["blue", "red", "big_%", "nobody"] {
+        let got = all_pages(&s, &ws.key, &format!("tag={}", urlencoding(tag))).await;
+        assert_eq!(got, expect(&|r| r.2.contains(&tag)), "tag {tag}");
+    }
+    // Substrings of real names: long ones (the trigram index), short ones (a scan),
+    // in another case, and texts with LIKE's wildcards, which match only themselves.
+    let name = runs[5].1.clone();
+    let mut texts = vec![
+        name.clone(),
+        name[1..name.len() - 1].to_owned(),
+        name[..2].to_owned(),
+        name[2..6].to_uppercase(),
+        "%".to_owned(),
+        "_".to_owned(),
+        "zzzq".to_owned(),
+    ];
+    texts.push(runs[0].1.split('-').next().unwrap().to_owned());
+    for text in &texts {
+        let got = all_pages(&s, &ws.key, &format!("name={}", urlencoding(text))).await;
+        let lower = text.to_lowercase();
+        assert_eq!(
+            got,
+            expect(&|r| r.1.to_lowercase().contains(&lower)),
+            "name contains {text:?}"
+        );
+        let both = all_pages(&s, &ws.key, &format!("name={}&tag=blue", urlencoding(text))).await;
+        assert_eq!(
+            both,
+            expect(&|r| r.1.to_lowercase().contains(&lower) && r.2.contains(&"blue")),
+            "name {text:?} and tag"
+        );
+    }
+    s.stop().await;
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

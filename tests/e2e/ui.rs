@@ -701,3 +701,250 @@ async fn a_deployment_and_its_schedules_pause_and_resume_from_its_page() {
     assert_eq!(refused.status, 404);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_runs_tab_dependency_graph_and_artifact_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-tasks").await;
+    let other = s.workspace("ui-tasks-other").await;
+    deploy_basic(&s, &ws, "order", "ordering_flow", json!({})).await;
+    deploy_basic(&s, &ws, "obs", "observability", json!({})).await;
+    deploy_basic(&s, &ws, "wide", "map_flow", json!({"n": 600})).await;
+    let mut ids = vec![];
+    for d in ["order", "obs", "obs", "wide"] {
+        let (status, run) = s
+            .post(&format!("/api/deployments/{d}/runs"), &ws.key, json!({}))
+            .await;
+        assert_eq!(status, 201, "{run}");
+        let id = run["id"].as_str().unwrap().to_owned();
+        let done = s.wait_final(&ws.key, &id).await;
+        assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
+        ids.push(id);
+    }
+    let order = &ids[0];
+
+    // `wait_for` is recorded and drawn: the second task run's edge from the first.
+    let (_, tasks) = s
+        .get(&format!("/api/flow-runs/{order}/task-runs"), &ws.key)
+        .await;
+    let items = tasks["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{tasks}");
+    assert_eq!(items[1]["wait_for"], json!([items[0]["id"]]), "{tasks}");
+    assert_eq!(items[0]["wait_for"], json!([]), "{tasks}");
+    let b = signed_in(&s, &ws).await;
+    let page = b.get(&format!("/runs/{order}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Dependency graph"), "{}", page.body);
+    assert_eq!(
+        page.body.matches("class=\"edge\"").count(),
+        1,
+        "{}",
+        page.body
+    );
+
+    // The task-runs tab: the workspace's task runs, filtered in the URL.
+    let tab = b.get(&format!("/task-runs?flow_run={order}")).await;
+    assert_eq!(tab.status, 200);
+    assert_eq!(tab.body.matches("<td>slow</td>").count(), 2, "{}", tab.body);
+    let failed = b
+        .get(&format!("/task-runs?flow_run={order}&state=FAILED"))
+        .await;
+    assert!(!failed.body.contains("<td>slow</td>"), "{}", failed.body);
+    let by_task = b.get("/task-runs?task=square").await;
+    assert_eq!(
+        by_task.body.matches("<td>square</td>").count(),
+        50,
+        "{}",
+        by_task.body
+    );
+    assert!(
+        by_task.body.contains("Older"),
+        "keyset pages: {}",
+        by_task.body
+    );
+    let (_, api) = s
+        .get(
+            &format!("/api/task-runs?flow_run={order}&state=COMPLETED"),
+            &ws.key,
+        )
+        .await;
+    assert_eq!(api["items"].as_array().unwrap().len(), 2, "{api}");
+    let intruder = signed_in(&s, &other).await;
+    let theirs = intruder.get("/task-runs").await;
+    assert!(!theirs.body.contains("<td>slow</td>"), "{}", theirs.body);
+    let (_, none) = s.get("/api/task-runs", &other.key).await;
+    assert_eq!(none["items"], json!([]), "{none}");
+
+    // A run of 600 task runs is drawn task by task and lists the first 200.
+    let wide = b.get(&format!("/runs/{}", ids[3])).await;
+    assert_eq!(wide.status, 200);
+    assert!(wide.body.contains("square ×600"), "{}", wide.body);
+    assert!(wide.body.contains("Task runs (600)"), "{}", wide.body);
+    assert!(
+        wide.body
+            .contains(&format!("/task-runs?flow_run={}", ids[3])),
+        "a link to all of them"
+    );
+    assert!(wide.body.len() < 150_000, "{} bytes", wide.body.len());
+
+    // Artifact keys with their versions; another workspace cannot see them.
+    let keys = b.get("/artifacts").await;
+    assert_eq!(keys.status, 200);
+    assert!(keys.body.contains("obs-report"), "{}", keys.body);
+    let report = b.get("/artifacts/obs-report").await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(report.body.contains("<h1>Report</h1>"), "{}", report.body);
+    assert_eq!(
+        report.body.matches(&format!("/runs/{}", ids[1])).count()
+            + report.body.matches(&format!("/runs/{}", ids[2])).count(),
+        2,
+        "both versions with their runs: {}",
+        report.body
+    );
+    assert_eq!(intruder.get("/artifacts/obs-report").await.status, 404);
+    assert!(!intruder.get("/artifacts").await.body.contains("obs-report"));
+    s.stop().await;
+}
+
+/// A multipart body with the given text fields and one file.
+fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "weir-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"c.wasm\"\r\nContent-Type: application/wasm\r\n\r\n",
+            file.0
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file.1);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_uploads_from_its_page_and_a_bad_file_shows_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-upload").await;
+    let b = signed_in(&s, &ws).await;
+    let list = b.get("/components").await;
+    assert!(
+        list.body.contains("enctype=\"multipart/form-data\""),
+        "{}",
+        list.body
+    );
+    let csrf = list.csrf();
+    let upload = |fields: Vec<(&'static str, String)>, bytes: Vec<u8>, site: &'static str| {
+        let b = &b;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (ct, body) = multipart(&fields, ("component", &bytes));
+            b.send(
+                b.client
+                    .post(format!("{}/components", b.base))
+                    .header("sec-fetch-site", site)
+                    .header(header::CONTENT_TYPE, ct)
+                    .body(body),
+            )
+            .await
+        }
+    };
+    let wasm = std::fs::read(crate::support::guest(crate::BASIC)).unwrap();
+
+    // Without the token, or from another site: refused, nothing stored.
+    let no_token = upload(vec![], wasm.clone(), "same-origin").await;
+    assert_eq!(no_token.status, 403, "{}", no_token.body);
+    let cross = upload(vec![("csrf", csrf.clone())], wasm.clone(), "cross-site").await;
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    let (_, listed) = s.get("/api/components", &ws.key).await;
+    assert_eq!(listed["items"], json!([]), "{listed}");
+
+    // Not a component: the API's problem on the page.
+    let bad = upload(
+        vec![("csrf", csrf.clone())],
+        b"\0asm not really".to_vec(),
+        "same-origin",
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("Not a Weir component"), "{}", bad.body);
+
+    let ok = upload(vec![("csrf", csrf.clone())], wasm, "same-origin").await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let at = ok.location().to_owned();
+    assert!(at.starts_with("/components/"), "{at}");
+    let page = b.get(&at).await;
+    assert!(page.body.contains("ordering_flow"), "{}", page.body);
+    let (_, listed) = s.get("/api/components", &ws.key).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_per_session_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-live-bound").await;
+    deploy_basic(&s, &ws, "long", "zero_timeout", json!({"millis": 60_000})).await;
+    let (_, run) = s
+        .post("/api/deployments/long/runs", &ws.key, json!({}))
+        .await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    s.wait_for(&ws.key, &id, |r| r["state"]["type"] == "RUNNING")
+        .await;
+    let b = signed_in(&s, &ws).await;
+    let open = || async {
+        b.client
+            .get(format!("{}/runs/{id}/live?after=0", b.base))
+            .header(header::COOKIE, b.cookie.clone().unwrap())
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut streams = vec![];
+    for _ in 0..16 {
+        let res = open().await;
+        assert_eq!(res.status(), 200);
+        streams.push(res);
+    }
+    let refused = open().await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+    // Another session is not held back by this one.
+    let other = signed_in(&s, &ws).await;
+    let theirs = other
+        .client
+        .get(format!("{}/runs/{id}/live?after=0", other.base))
+        .header(header::COOKIE, other.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 200);
+    // A stream closed by its browser gives its place back.
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = open().await;
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = s
+        .post(&format!("/api/flow-runs/{id}/cancel"), &ws.key, json!({}))
+        .await;
+    assert_eq!(status, 202);
+    s.stop().await;
+}

@@ -54,6 +54,22 @@ pub async fn upload(
         )));
     }
     let bytes = read_body(req, state.limits.upload).await?;
+    let (new, record) = add_component(&state, &auth.workspace_id, &bytes).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(record.into())))
+}
+
+/// Checks, compiles and stores a component's bytes and makes it visible to the
+/// workspace; returns whether it is new to the workspace, and its record.
+pub(crate) async fn add_component(
+    state: &AppState,
+    workspace_id: &str,
+    bytes: &[u8],
+) -> ApiResult<(bool, ComponentRecord)> {
     if bytes.is_empty() {
         return Err(ApiError::invalid(
             "Not a component",
@@ -63,13 +79,13 @@ pub async fn upload(
     let loaded = state
         .executor
         .engine()
-        .load(&bytes)
+        .load(bytes)
         .await
         .map_err(|e| ApiError::invalid("Not a Weir component", vec![e.to_string()]))?;
     let path = state.executor.component_path(&loaded.digest);
     if !path.exists() {
         let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
-        tokio::fs::write(&tmp, &bytes)
+        tokio::fs::write(&tmp, bytes)
             .await
             .map_err(ApiError::internal)?;
         tokio::fs::rename(&tmp, &path)
@@ -78,23 +94,16 @@ pub async fn upload(
     }
     let manifest = serde_json::to_value(&loaded.manifest).map_err(ApiError::internal)?;
     let store = state.store();
-    store.put_component_bytes(&loaded.digest, &bytes).await?;
+    store.put_component_bytes(&loaded.digest, bytes).await?;
     store
         .put_component(&loaded.digest, loaded.size, &manifest)
         .await?;
-    let new = store
-        .link_component(&auth.workspace_id, &loaded.digest)
-        .await?;
+    let new = store.link_component(workspace_id, &loaded.digest).await?;
     let record = store
-        .workspace_component(&auth.workspace_id, &loaded.digest)
+        .workspace_component(workspace_id, &loaded.digest)
         .await?
         .ok_or_else(|| ApiError::internal("the component vanished"))?;
-    let status = if new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(record.into())))
+    Ok((new, record))
 }
 
 #[utoipa::path(get, path = "/api/components", tag = "components", security(("bearer" = [])),

@@ -3,7 +3,7 @@
 //! The contract is written down in `docs/api.md`.
 
 mod auth;
-mod components;
+pub(crate) mod components;
 pub(crate) mod deployments;
 mod error;
 mod health;
@@ -117,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::task_runs))
+        .routes(routes!(runs::list_task_runs))
         .routes(routes!(runs::logs))
         .routes(routes!(runs::artifacts))
         .routes(routes!(runs::cancel))

@@ -6,7 +6,8 @@ use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
 use crate::executor::{TriggerError, TriggerRequest};
 use crate::model::state::{State as RunState, StateType};
 use crate::store::{
-    ArtifactRecord, DeploymentRecord, FlowRunRecord, PauseRecord, RunFilter, TaskRunRecord,
+    ArtifactRecord, DeploymentRecord, FlowRunRecord, PauseRecord, RunFilter, TaskRunFilter,
+    TaskRunRecord,
 };
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -272,6 +273,54 @@ pub async fn list(
     }))
 }
 
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TaskListQuery {
+    /// State types, comma-separated.
+    pub state: Option<String>,
+    /// A task name.
+    pub task: Option<String>,
+    /// Only task runs of this flow run.
+    pub flow_run: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Task runs of the workspace, newest first.
+#[utoipa::path(get, path = "/api/task-runs", tag = "runs", security(("bearer" = [])), params(TaskListQuery),
+    responses((status = 200, body = Page<TaskRun>), (status = 400, body = super::Problem)))]
+pub async fn list_task_runs(
+    auth: Auth,
+    State(state): State<AppState>,
+    query: Result<Query<TaskListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<TaskRun>>> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
+    }
+    let filter = TaskRunFilter {
+        states: parse_states(q.state.as_deref().unwrap_or(""))?,
+        task_name: q.task.filter(|t| !t.is_empty()),
+        flow_run_id: q.flow_run.filter(|t| !t.is_empty()),
+        before_id: q.cursor,
+        limit,
+    };
+    let runs = state
+        .store()
+        .list_task_runs(&auth.workspace_id, &filter)
+        .await?;
+    let next_cursor = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id.clone()))
+        .flatten();
+    Ok(Json(Page {
+        items: runs.into_iter().map(TaskRun::from).collect(),
+        next_cursor,
+    }))
+}
+
 /// State types from a comma-separated list (any case); empty for none.
 pub(crate) fn parse_states(list: &str) -> ApiResult<Vec<StateType>> {
     list.split(',')
@@ -317,6 +366,7 @@ pub async fn get(
 #[derive(Serialize, ToSchema)]
 pub struct TaskRun {
     pub id: String,
+    pub flow_run_id: String,
     pub name: String,
     pub task: String,
     pub position: Option<i64>,
@@ -329,6 +379,8 @@ pub struct TaskRun {
     pub created: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// The task runs this one waited for (`wait_for`).
+    pub wait_for: Vec<String>,
 }
 
 impl From<TaskRunRecord> for TaskRun {
@@ -336,6 +388,7 @@ impl From<TaskRunRecord> for TaskRun {
         Self {
             state: (&t.state).into(),
             id: t.id,
+            flow_run_id: t.flow_run_id,
             name: t.name,
             task: t.task_name,
             position: t.position,
@@ -346,6 +399,7 @@ impl From<TaskRunRecord> for TaskRun {
             created: t.created,
             start_time: t.start_time,
             end_time: t.end_time,
+            wait_for: t.upstream,
         }
     }
 }
@@ -550,7 +604,7 @@ pub async fn artifacts_by_key(
     let Query(q) = query?;
     let items = state
         .store()
-        .workspace_artifacts_by_key(&auth.workspace_id, &q.key)
+        .workspace_artifacts_by_key(&auth.workspace_id, &q.key, i64::MAX)
         .await?;
     Ok(Json(Page {
         items: items.into_iter().map(Into::into).collect(),

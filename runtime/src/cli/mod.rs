@@ -97,7 +97,8 @@ enum Command {
     },
     /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
     /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
-    /// `schedules N [--seconds S]`, run N every-minute schedules.
+    /// `schedules N [--seconds S]`, run N every-minute schedules; or `ui [N]`, time the
+    /// web UI's pages over N generated flow runs (default 1,000,000).
     Bench {
         workload: String,
         #[arg(default_value_t = 0)]
@@ -222,6 +223,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let report = if workload == "schedules" {
                 crate::bench::schedules(n.max(1) as usize, seconds, &component).await?
+            } else if workload == "ui" {
+                let examples = component.parent().unwrap_or(Path::new("."));
+                let n = if n == 0 { 1_000_000 } else { n };
+                crate::bench::ui::run(n, examples, db.as_deref()).await?
             } else if workload == "runs" {
                 let db = db.context("bench runs needs --db PATH")?;
                 crate::bench::runs_report(&db, since.unwrap_or_default()).await?

@@ -220,6 +220,7 @@ impl Run for FlowScope {
                 task_run_id: task.map(|t| t.task_run_id.clone()),
                 created: now,
                 updated: now,
+                workspace_id: self.settings.workspace_id.clone(),
             }));
         Ok(id)
     }

@@ -195,6 +195,13 @@ impl FlowScope {
             created: now,
             start_time: None,
             end_time: None,
+            workspace_id: self.settings.workspace_id.clone(),
+            upstream: call
+                .options
+                .wait_for
+                .iter()
+                .map(|d| d.task_run_id.clone())
+                .collect(),
         }));
         self.calls()
             .live_tasks

@@ -1,6 +1,6 @@
 //! Artifacts of runs, by run and by key.
 
-use super::db::with_db;
+use super::db::{DbRow, with_db};
 use super::*;
 
 impl Store {
@@ -28,22 +28,83 @@ impl Store {
         })
     }
 
-    /// Versions of an artifact key within a workspace, latest first.
+    /// The latest `limit` versions of an artifact key within a workspace, latest first.
     pub async fn workspace_artifacts_by_key(
         &self,
         workspace_id: &str,
         key: &str,
+        limit: i64,
     ) -> Result<Vec<super::ArtifactRecord>> {
         with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT a.* FROM artifacts a JOIN flow_runs f ON f.id = a.flow_run_id
-             WHERE f.workspace_id = $1 AND a.key = $2 ORDER BY a.created DESC, a.id DESC",
+            "SELECT * FROM artifacts WHERE workspace_id = $1 AND key = $2
+             ORDER BY created DESC, id DESC LIMIT $3",
         )
         .bind(workspace_id)
         .bind(key)
+        .bind(limit)
         .fetch_all(pool)
         .await?;
         rows.iter().map(super::artifact_from_row).collect()
         })
     }
+
+    /// At most `limit` artifact keys of a workspace in key order after `after`, each
+    /// with its number of versions (counted up to [`MAX_COUNTED_VERSIONS`]) and its
+    /// latest version's type and time. Each key costs a few index seeks, however many
+    /// versions it has.
+    pub async fn artifact_keys(
+        &self,
+        workspace_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<ArtifactKey>> {
+        with_db!(&self.db, pool => {
+        let rows = sqlx::query(
+            "WITH RECURSIVE keys(key, n) AS (
+                 SELECT (SELECT MIN(key) FROM artifacts WHERE workspace_id = $1 AND key > $2), 1
+                 UNION ALL
+                 SELECT (SELECT MIN(a.key) FROM artifacts a
+                         WHERE a.workspace_id = $1 AND a.key > keys.key), keys.n + 1
+                 FROM keys WHERE keys.key IS NOT NULL AND keys.n < $3
+             )
+             SELECT k.key AS key,
+                 (SELECT COUNT(*) FROM (SELECT 1 FROM artifacts b
+                     WHERE b.workspace_id = $1 AND b.key = k.key LIMIT $4) c) AS versions,
+                 (SELECT MAX(b.created) FROM artifacts b
+                     WHERE b.workspace_id = $1 AND b.key = k.key) AS latest,
+                 (SELECT b.type FROM artifacts b WHERE b.workspace_id = $1 AND b.key = k.key
+                     ORDER BY b.created DESC LIMIT 1) AS type
+             FROM keys k WHERE k.key IS NOT NULL ORDER BY k.key",
+        )
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit)
+        .bind(MAX_COUNTED_VERSIONS)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ArtifactKey {
+                    key: r.col("key")?,
+                    versions: r.col("versions")?,
+                    latest: parse_ts(&r.col::<String>("latest")?)?,
+                    kind: r.col("type")?,
+                })
+            })
+            .collect()
+        })
+    }
+}
+
+/// Versions of a key counted at most; past it the UI says "1000+".
+pub const MAX_COUNTED_VERSIONS: i64 = 1000;
+
+/// An artifact key of a workspace.
+#[derive(Debug, Clone)]
+pub struct ArtifactKey {
+    pub key: String,
+    pub versions: i64,
+    pub latest: DateTime<Utc>,
+    pub kind: String,
 }

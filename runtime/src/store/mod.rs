@@ -24,6 +24,7 @@ mod records;
 mod rows;
 mod runs;
 mod schedules;
+mod seed;
 mod sessions;
 mod slots;
 mod task_runs;
@@ -31,6 +32,7 @@ mod variables;
 mod workspaces;
 mod writer;
 
+pub use artifacts::{ArtifactKey, MAX_COUNTED_VERSIONS};
 pub use components::ComponentRecord;
 pub use deployments::*;
 pub use leases::NodeRecord;
@@ -42,7 +44,9 @@ pub(crate) use rows::*;
 pub(crate) use runs::InsertStage;
 pub use runs::RunFilter;
 pub use schedules::*;
+pub use seed::Seed;
 pub use sessions::SessionRecord;
+pub use task_runs::{TaskRunFilter, TaskRunGroup, TaskRunSummary};
 pub use workspaces::*;
 pub use writer::{NotStored, Receipt, Unavailable, Write, WriterFailing, WriterHealth};
 

@@ -61,6 +61,10 @@ pub struct TaskRunRecord {
     pub created: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// The flow run's workspace (`None` for runs outside a server).
+    pub workspace_id: Option<String>,
+    /// The task runs this one waited for (`wait_for`), in the order given.
+    pub upstream: Vec<String>,
 }
 
 /// A state change of a flow or task run, with the columns that change with it.
@@ -115,6 +119,9 @@ pub struct ArtifactRecord {
     pub task_run_id: Option<String>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    /// The flow run's workspace (`None` for runs outside a server).
+    #[serde(skip)]
+    pub workspace_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,11 @@ pub(crate) fn task_run_from_row(r: &impl DbRow) -> Result<TaskRunRecord> {
         created: parse_ts(&r.col::<String>("created")?)?,
         start_time: parse_opt_ts(r.col("start_time")?)?,
         end_time: parse_opt_ts(r.col("end_time")?)?,
+        workspace_id: r.col("workspace_id")?,
+        upstream: match r.col::<Option<String>>("upstream")? {
+            Some(text) => tags_from(&text)?,
+            None => vec![],
+        },
     })
 }
 
@@ -111,5 +116,6 @@ pub(crate) fn artifact_from_row(r: &impl DbRow) -> Result<ArtifactRecord> {
         task_run_id: r.col("task_run_id")?,
         created: parse_ts(&r.col::<String>("created")?)?,
         updated: parse_ts(&r.col::<String>("updated")?)?,
+        workspace_id: r.col("workspace_id")?,
     })
 }

@@ -30,6 +30,36 @@ pub struct RunFilter {
     pub limit: i64,
 }
 
+/// How a name search finds its candidates.
+enum NameSearch {
+    /// Every run the other filters leave.
+    Scan,
+    /// The newest [`RECENT_NAME_SCAN`] runs (from the cursor on).
+    Recent,
+    /// The runs the trigram index of names gives.
+    Indexed,
+}
+
+/// Runs a name search scans before it asks the trigram index.
+const RECENT_NAME_SCAN: i64 = 10_000;
+
+/// An FTS5 query for names containing `text` (three characters or more): up to four of
+/// its trigrams spread over it, all required. It finds a superset; LIKE then checks.
+fn trigram_query(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let last = chars.len() - 3;
+    let mut starts: Vec<usize> = (0..4).map(|k| k * last / 3).collect();
+    starts.dedup();
+    starts
+        .iter()
+        .map(|&i| {
+            let t: String = chars[i..i + 3].iter().collect();
+            format!("\"{}\"", t.replace('"', "\"\""))
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// How far [`Store::insert_flow_runs_once_until`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum InsertStage {
@@ -186,17 +216,42 @@ impl Store {
     }
 
     /// Flow runs of a workspace, newest first.
+    ///
+    /// Every filter has an index to walk newest first, so a page costs about the same
+    /// at a million runs as at a hundred: the tag filter walks the run tags table, name
+    /// search (three characters or more) the trigram index of names.
     pub async fn list_flow_runs(
         &self,
         workspace_id: &str,
         f: &RunFilter,
     ) -> Result<Vec<FlowRunRecord>> {
         let postgres = self.db.is_postgres();
+        // Name search on SQLite: first the newest runs by scanning (a common text fills
+        // the page there), then, for a page not yet full, candidates from the trigram
+        // index (a rare text has few). PostgreSQL's planner picks its trigram index itself.
+        let tries: &[NameSearch] = match &f.name_contains {
+            Some(text) if !postgres && text.chars().count() >= 3 => {
+                &[NameSearch::Recent, NameSearch::Indexed]
+            }
+            _ => &[NameSearch::Scan],
+        };
         with_db!(&self.db, pool, DB => {
-        let mut q = QueryBuilder::<DB>::new("SELECT * FROM flow_runs WHERE workspace_id = ");
-        q.push_bind(workspace_id.to_owned());
+        for (n, how) in tries.iter().enumerate() {
+        let mut q = QueryBuilder::<DB>::new("SELECT r.* FROM ");
+        if let Some(tag) = &f.tag {
+            // Driven by the tag's rows, newest first (CROSS JOIN keeps SQLite's order).
+            q.push("flow_run_tags t CROSS JOIN flow_runs r ON r.id = t.run_id WHERE t.workspace_id = ")
+                .push_bind(workspace_id.to_owned())
+                .push(" AND t.tag = ")
+                .push_bind(tag.clone())
+                .push(" AND r.workspace_id = ")
+                .push_bind(workspace_id.to_owned());
+        } else {
+            q.push("flow_runs r WHERE r.workspace_id = ")
+                .push_bind(workspace_id.to_owned());
+        }
         if !f.states.is_empty() {
-            q.push(" AND state_type IN (");
+            q.push(" AND r.state_type IN (");
             let mut list = q.separated(", ");
             for state in &f.states {
                 list.push_bind(state.as_str());
@@ -204,50 +259,69 @@ impl Store {
             q.push(")");
         }
         if let Some(name) = &f.state_name {
-            q.push(" AND state_name = ").push_bind(name.clone());
+            q.push(" AND r.state_name = ").push_bind(name.clone());
         }
         if let Some(d) = &f.deployment_id {
-            q.push(" AND deployment_id = ").push_bind(d.clone());
+            q.push(" AND r.deployment_id = ").push_bind(d.clone());
         }
         if let Some(flow) = &f.flow {
-            q.push(" AND flow_name = ").push_bind(flow.clone());
+            q.push(" AND r.flow_name = ").push_bind(flow.clone());
         }
         if let Some(text) = &f.name_contains {
+            match how {
+                NameSearch::Scan => {}
+                NameSearch::Recent => {
+                    q.push(" AND r.id >= COALESCE((SELECT id FROM flow_runs WHERE workspace_id = ")
+                        .push_bind(workspace_id.to_owned());
+                    if let Some(id) = &f.before_id {
+                        q.push(" AND id < ").push_bind(id.clone());
+                    }
+                    q.push(" ORDER BY id DESC LIMIT 1 OFFSET ")
+                        .push_bind(RECENT_NAME_SCAN - 1)
+                        .push("), '')");
+                }
+                NameSearch::Indexed => {
+                    q.push(" AND r.rowid IN (SELECT rowid FROM flow_run_names WHERE flow_run_names MATCH ")
+                        .push_bind(trigram_query(text))
+                        .push(")");
+                }
+            }
             // LIKE with the pattern's own wildcards escaped: the text is matched as is.
             let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            q.push(if postgres { " AND name ILIKE " } else { " AND name LIKE " })
+            q.push(if postgres { " AND r.name ILIKE " } else { " AND r.name LIKE " })
                 .push_bind(format!("%{escaped}%"))
                 .push(" ESCAPE '\\'");
         }
         if f.top_level {
-            q.push(" AND parent_flow_run_id IS NULL");
+            q.push(" AND r.parent_flow_run_id IS NULL");
         }
         if let Some(t) = f.scheduled_until {
-            q.push(" AND NOT (state_type = 'SCHEDULED' AND expected_start > ")
+            q.push(" AND NOT (r.state_type = 'SCHEDULED' AND r.expected_start > ")
                 .push_bind(ts(t))
                 .push(")");
         }
-        if let Some(tag) = &f.tag {
-            q.push(if postgres {
-                " AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(flow_runs.tags::jsonb) AS t(value) WHERE value = "
-            } else {
-                " AND EXISTS (SELECT 1 FROM json_each(flow_runs.tags) WHERE value = "
-            })
-                .push_bind(tag.clone())
-                .push(")");
-        }
         if let Some(t) = f.since {
-            q.push(" AND created >= ").push_bind(ts(t));
+            q.push(" AND r.created >= ").push_bind(ts(t));
         }
         if let Some(t) = f.until {
-            q.push(" AND created < ").push_bind(ts(t));
+            q.push(" AND r.created < ").push_bind(ts(t));
         }
         if let Some(id) = &f.before_id {
-            q.push(" AND id < ").push_bind(id.clone());
+            q.push(if f.tag.is_some() { " AND t.run_id < " } else { " AND r.id < " })
+                .push_bind(id.clone());
         }
-        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        q.push(if f.tag.is_some() {
+            " ORDER BY t.run_id DESC LIMIT "
+        } else {
+            " ORDER BY r.id DESC LIMIT "
+        })
+        .push_bind(f.limit);
         let rows = q.build().fetch_all(pool).await?;
-        rows.iter().map(flow_run_from_row).collect()
+        if n + 1 == tries.len() || rows.len() as i64 >= f.limit {
+            return rows.iter().map(flow_run_from_row).collect();
+        }
+        }
+        Ok(vec![])
         })
     }
 
@@ -305,50 +379,30 @@ impl Store {
         })
     }
 
-    /// Flow runs of a workspace created since `since`, counted by state type.
-    pub async fn run_state_counts(
+    /// Flow runs of a workspace created in `[since, until)` per time bucket (the first
+    /// `prefix` characters of the creation time: 13 for hours, 16 for minutes) and state
+    /// type, from the index alone.
+    pub async fn run_counts(
         &self,
         workspace_id: &str,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(String, i64)>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT state_type, COUNT(*) AS n FROM flow_runs
-             WHERE workspace_id = $1 AND created >= $2 GROUP BY state_type ORDER BY state_type",
-        )
-        .bind(workspace_id)
-        .bind(ts(since))
-        .fetch_all(pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.col("state_type")?, r.col("n")?)))
-            .collect()
-        })
-    }
-
-    /// Flow runs of a workspace created since `since` per time bucket (the first
-    /// `prefix` characters of the creation time: 13 for hours, 16 for minutes), with
-    /// the failed and crashed ones counted apart; oldest bucket first.
-    pub async fn run_activity(
-        &self,
-        workspace_id: &str,
-        since: DateTime<Utc>,
+        until: DateTime<Utc>,
         prefix: i64,
-    ) -> Result<Vec<(String, i64, i64)>> {
+    ) -> Result<Vec<(String, String, i64)>> {
         with_db!(&self.db, pool => {
         let rows = sqlx::query(
-            "SELECT substr(created, 1, CAST($3 AS INTEGER)) AS bucket, COUNT(*) AS n,
-                    SUM(CASE WHEN state_type IN ('FAILED', 'CRASHED') THEN 1 ELSE 0 END) AS failed
-             FROM flow_runs WHERE workspace_id = $1 AND created >= $2
-             GROUP BY bucket ORDER BY bucket",
+            "SELECT substr(created, 1, CAST($4 AS INTEGER)) AS bucket, state_type, COUNT(*) AS n
+             FROM flow_runs WHERE workspace_id = $1 AND created >= $2 AND created < $3
+             GROUP BY bucket, state_type",
         )
         .bind(workspace_id)
         .bind(ts(since))
+        .bind(ts(until))
         .bind(prefix)
         .fetch_all(pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.col("bucket")?, r.col("n")?, r.col("failed")?)))
+            .map(|r| Ok((r.col("bucket")?, r.col("state_type")?, r.col("n")?)))
             .collect()
         })
     }

@@ -1,10 +1,12 @@
-//! Uploaded components: the list, and a component's flows and tasks with their
-//! descriptions, parameter schemas and options (from its manifest).
+//! Uploaded components: the list with an upload form, and a component's flows and
+//! tasks with their descriptions, parameter schemas and options (from its manifest).
 
 use super::layout::{self, PageError, Section, time};
 use super::session::Viewer;
 use crate::api::{ApiError, AppState};
-use axum::extract::{Path, State};
+use axum::extract::{Multipart, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde_json::Value;
 
@@ -13,13 +15,31 @@ fn count(manifest: &Value, kind: &str) -> usize {
 }
 
 pub async fn list(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, PageError> {
+    render(&state, &viewer, None).await
+}
+
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    problem: Option<&ApiError>,
+) -> Result<Markup, PageError> {
     let components = state
         .store()
         .workspace_components(&viewer.workspace_id)
         .await?;
     let body = html! {
         h1 { "Components" }
-        p.muted { "Upload one with " code { "weir upload FILE.wasm" } " or " code { "POST /api/components" } "." }
+        form.panel method="post" action="/components" enctype="multipart/form-data" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            label { "Component (.wasm) " input type="file" name="component" accept=".wasm,application/wasm" required; }
+            " "
+            button type="submit" { "Upload" }
+            p.muted { "Or with " code { "weir upload FILE.wasm" } " or " code { "POST /api/components" } "." }
+            @if let Some(e) = problem {
+                @let (_, _, detail, errors) = e.parts();
+                (layout::problem(&detail, &errors))
+            }
+        }
         table #components {
             thead { tr { th { "Digest" } th.num { "Size" } th.num { "Flows" } th.num { "Tasks" } th { "Uploaded" } } }
             tbody {
@@ -37,11 +57,51 @@ pub async fn list(viewer: Viewer, State(state): State<AppState>) -> Result<Marku
         }
     };
     Ok(layout::page(
-        &viewer,
+        viewer,
         Section::Components,
         "Components",
         body,
     ))
+}
+
+/// Uploads a component from the page's form (multipart): checked, compiled and stored
+/// as `POST /api/components` does; a bad file shows the API's problem on the page.
+pub async fn upload(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Result<Response, PageError> {
+    // The form is read before it is checked, so that a refused browser still reads
+    // the answer instead of a connection closed mid-upload.
+    let limit = state.limits.upload;
+    let (mut csrf, mut bytes) = (String::new(), Vec::new());
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::BadRequest(format!("reading the form failed: {e}"))
+    };
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.map_err(bad)?,
+            Some("component") => {
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if bytes.len() + chunk.len() > limit {
+                        return Err(ApiError::TooLarge(limit).into());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            _ => {}
+        }
+    }
+    viewer.check(&headers, &csrf)?;
+    match crate::api::components::add_component(&state, &viewer.workspace_id, &bytes).await {
+        Ok((_, c)) => Ok(Redirect::to(&format!("/components/{}", c.digest)).into_response()),
+        Err(e @ ApiError::Invalid { .. }) => {
+            let status = e.parts().0;
+            Ok((status, render(&state, &viewer, Some(&e)).await?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn definitions(manifest: &Value, kind: &str) -> Markup {

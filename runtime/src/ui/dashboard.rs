@@ -34,8 +34,12 @@ pub async fn page(
     };
     let store = state.store();
     let ws = &viewer.workspace_id;
-    let counts = store.run_state_counts(ws, since).await?;
-    let counted = store.run_activity(ws, since, prefix).await?;
+    let by_bucket = if prefix == 16 {
+        store.run_counts(ws, since, now, prefix).await?
+    } else {
+        hourly_counts(store, ws, since, now).await?
+    };
+    let (counts, counted) = tally(&by_bucket);
     let activity = buckets(since, now, prefix, &counted);
     let failed = store
         .list_flow_runs(
@@ -130,6 +134,111 @@ pub async fn page(
         }
     };
     Ok(layout::page(&viewer, Section::Dashboard, "Dashboard", body))
+}
+
+/// Counts per hour and state of hours that ended over an hour ago, kept this long: their
+/// runs are final, bar the odd retry, so a week's dashboard reads one hour from the
+/// database instead of a week's index.
+const CLOSED_HOUR_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Workspaces whose hours are kept at most (then the cache starts over).
+const CACHED_WORKSPACES: usize = 1000;
+
+type HourCounts = Vec<(String, i64)>;
+type Hours = std::collections::BTreeMap<String, (std::time::Instant, HourCounts)>;
+static HOURS: std::sync::Mutex<Option<std::collections::HashMap<String, Hours>>> =
+    std::sync::Mutex::new(None);
+
+fn hour_label(t: chrono::DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H").to_string()
+}
+
+/// Runs per hour and state created since the start of `since`'s hour: closed hours from
+/// the cache (what is missing or stale in one query), the last two hours from the store.
+async fn hourly_counts(
+    store: &crate::store::Store,
+    ws: &str,
+    since: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<(String, String, i64)>, crate::api::ApiError> {
+    use chrono::{DurationRound, TimeDelta};
+    let hour = TimeDelta::hours(1);
+    let start = since.duration_trunc(hour).unwrap_or(since);
+    let closed = (now.duration_trunc(hour).unwrap_or(now) - hour).max(start);
+    let hours: Vec<chrono::DateTime<Utc>> = std::iter::successors(Some(start), |t| Some(*t + hour))
+        .take_while(|t| *t < closed)
+        .collect();
+    let stale = |cache: &Option<std::collections::HashMap<String, Hours>>,
+                 t: &chrono::DateTime<Utc>| {
+        cache
+            .as_ref()
+            .and_then(|c| c.get(ws))
+            .and_then(|h| h.get(&hour_label(*t)))
+            .is_none_or(|(at, _)| at.elapsed() > CLOSED_HOUR_TTL)
+    };
+    let missing: Vec<chrono::DateTime<Utc>> = {
+        let cache = HOURS.lock().unwrap_or_else(|e| e.into_inner());
+        hours.iter().filter(|t| stale(&cache, t)).copied().collect()
+    };
+    if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+        let rows = store.run_counts(ws, *first, *last + hour, 13).await?;
+        let mut fresh: Hours = Default::default();
+        let at = std::time::Instant::now();
+        for t in &missing {
+            fresh.insert(hour_label(*t), (at, vec![]));
+        }
+        for (bucket, state, n) in rows {
+            if let Some((_, counts)) = fresh.get_mut(&bucket) {
+                counts.push((state, n));
+            }
+        }
+        let mut cache = HOURS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = cache.get_or_insert_with(Default::default);
+        if map.len() >= CACHED_WORKSPACES && !map.contains_key(ws) {
+            map.clear();
+        }
+        let mine = map.entry(ws.to_owned()).or_default();
+        mine.extend(fresh);
+        // Hours older than a week are not shown again.
+        let oldest = hour_label(now - Duration::days(8));
+        mine.retain(|h, _| *h >= oldest);
+    }
+    let mut out = store
+        .run_counts(ws, closed, now + Duration::seconds(1), 13)
+        .await?;
+    let cache = HOURS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(mine) = cache.as_ref().and_then(|c| c.get(ws)) {
+        for t in &hours {
+            let label = hour_label(*t);
+            if let Some((_, counts)) = mine.get(&label) {
+                out.extend(counts.iter().map(|(s, n)| (label.clone(), s.clone(), *n)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Totals per state, and per bucket the runs and the failed or crashed ones.
+/// Runs per state, and per bucket (label, runs, failed or crashed runs).
+type Tally = (Vec<(String, i64)>, Vec<(String, i64, i64)>);
+
+fn tally(rows: &[(String, String, i64)]) -> Tally {
+    let mut states: std::collections::BTreeMap<&str, i64> = Default::default();
+    let mut buckets: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    for (bucket, state, n) in rows {
+        *states.entry(state).or_default() += n;
+        let b = buckets.entry(bucket).or_default();
+        b.0 += n;
+        if state == "FAILED" || state == "CRASHED" {
+            b.1 += n;
+        }
+    }
+    (
+        states.into_iter().map(|(s, n)| (s.to_owned(), n)).collect(),
+        buckets
+            .into_iter()
+            .map(|(b, (n, f))| (b.to_owned(), n, f))
+            .collect(),
+    )
 }
 
 /// Every bucket of the window, oldest first, with the counts the store found (buckets

@@ -15,6 +15,7 @@ pub enum Section {
     Runs,
     Deployments,
     Components,
+    Artifacts,
     Settings,
 }
 
@@ -50,6 +51,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                     (link(Section::Runs, "/runs", "Runs"))
                     (link(Section::Deployments, "/deployments", "Deployments"))
                     (link(Section::Components, "/components", "Components"))
+                    (link(Section::Artifacts, "/artifacts", "Artifacts"))
                     (link(Section::Settings, "/settings", "Settings"))
                     div.who {
                         "Workspace " b { (viewer.label) }
@@ -93,6 +95,10 @@ impl IntoResponse for PageError {
         if let ApiError::Internal(e) = &self.0 {
             tracing::error!("page failed: {e:#}");
         }
+        let retry_after = match &self.0 {
+            ApiError::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            _ => None,
+        };
         let (status, title, detail, errors) = self.0.parts();
         let body = html! {
             div.panel {
@@ -101,7 +107,14 @@ impl IntoResponse for PageError {
                 p { a href="/" { "Back to the dashboard" } }
             }
         };
-        (status, bare(title, body)).into_response()
+        let mut res = (status, bare(title, body)).into_response();
+        if let Some(seconds) = retry_after {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        res
     }
 }
 

@@ -10,11 +10,13 @@
 //! allows scripts only from the UI's own assets, so nothing in content ever runs;
 //! names, logs, parameters and results are escaped, markdown artifacts sanitized.
 
+mod artifacts;
 mod assets;
 mod components;
 mod dashboard;
 mod deployments;
 mod form;
+mod graph;
 mod layout;
 mod markdown;
 mod runs;
@@ -30,7 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 
-pub use session::SESSION_COOKIE;
+pub use session::{SESSION_COOKIE, urlencode};
 
 /// The UI's policy: scripts and styles only from `/ui/assets`, no plugins, no framing,
 /// forms only to this origin.
@@ -46,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/workspace", post(session::pick_workspace))
         .route("/runs", get(runs::list))
         .route("/runs/bulk", post(runs::bulk))
+        .route("/task-runs", get(runs::task_list))
         .route("/runs/{id}", get(runs::page))
         .route("/runs/{id}/live", get(runs::live))
         .route("/runs/{id}/logs", get(runs::logs))
@@ -69,7 +72,15 @@ pub fn router(state: AppState) -> Router {
             "/deployments/{name}/schedules/{id}/resume",
             post(deployments::resume_schedule),
         )
-        .route("/components", get(components::list))
+        .route("/artifacts", get(artifacts::list))
+        .route("/artifacts/{key}", get(artifacts::page))
+        .route(
+            "/components",
+            get(components::list)
+                .post(components::upload)
+                // The upload counts the file against the upload limit itself.
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/components/{digest}", get(components::page))
         .route("/settings", get(settings::page))
         .route("/settings/variables", post(settings::set_variable))

@@ -8,7 +8,9 @@ use super::layout::{self, PageError, Section, badge, maybe_time, time};
 use super::session::{CsrfForm, Viewer, urlencode};
 use crate::api::{ApiError, AppState};
 use crate::model::state::{State as RunState, StateType};
-use crate::store::{ArtifactRecord, FlowRunRecord, LogLine, RunFilter, TaskRunRecord};
+use crate::store::{
+    ArtifactRecord, FlowRunRecord, LogLine, RunFilter, TaskRunFilter, TaskRunGroup, TaskRunSummary,
+};
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -24,8 +26,13 @@ use std::time::Duration;
 const PAGE: i64 = 50;
 /// Log lines a run page shows at first (the download has them all).
 const LOG_LINES: i64 = 1000;
-/// Task runs a run page lists.
-const TASK_ROWS: usize = 2000;
+/// Task runs a run page lists (the task-runs tab pages through them all).
+const TASK_ROWS: usize = 200;
+/// Past this many task runs a run page draws its timeline and graph from the store's
+/// counts per task and state instead of from the runs.
+const LARGE: i64 = 500;
+/// Past this many task and subflow runs the timeline draws one bar per task.
+const TIMELINE_RUNS: usize = 200;
 
 /// The runs list's filters, as the URL carries them.
 #[derive(Default)]
@@ -154,7 +161,8 @@ pub async fn list(
         })
         .flatten();
     let body = html! {
-        h1 { "Flow runs" }
+        h1 { "Runs" }
+        (tabs(true))
         form.filters method="get" action="/runs" {
             fieldset.states {
                 @for s in StateType::ALL {
@@ -218,6 +226,111 @@ pub async fn list(
     Ok(layout::page(&viewer, Section::Runs, "Flow runs", body))
 }
 
+/// The runs list's tabs: flow runs and task runs.
+fn tabs(flows: bool) -> Markup {
+    html! {
+        nav.tabs {
+            a href="/runs" class=[flows.then_some("on")] { "Flow runs" }
+            a href="/task-runs" class=[(!flows).then_some("on")] { "Task runs" }
+        }
+    }
+}
+
+/// The task-runs tab: the workspace's task runs, newest first, filtered by state, task
+/// and flow run (all in the URL), in keyset pages.
+pub async fn task_list(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Markup, PageError> {
+    let mut states = vec![];
+    let (mut task, mut flow_run, mut before) = (String::new(), String::new(), None);
+    for (k, v) in &q {
+        match k.as_str() {
+            "state" => states.extend(crate::api::parse_states(v)?),
+            "task" => task = v.trim().to_owned(),
+            "flow_run" => flow_run = v.trim().to_owned(),
+            "before" if !v.is_empty() => before = Some(v.clone()),
+            _ => {}
+        }
+    }
+    states.sort_by_key(|s| s.as_str());
+    states.dedup();
+    let filter = TaskRunFilter {
+        states: states.clone(),
+        task_name: (!task.is_empty()).then(|| task.clone()),
+        flow_run_id: (!flow_run.is_empty()).then(|| flow_run.clone()),
+        before_id: before.clone(),
+        limit: PAGE + 1,
+    };
+    let mut runs = state
+        .store()
+        .list_task_runs(&viewer.workspace_id, &filter)
+        .await?;
+    let more = runs.len() as i64 > PAGE;
+    runs.truncate(PAGE as usize);
+    let mut parts: Vec<String> = states
+        .iter()
+        .map(|s| format!("state={}", s.as_str()))
+        .collect();
+    for (k, v) in [("task", &task), ("flow_run", &flow_run)] {
+        if !v.is_empty() {
+            parts.push(format!("{k}={}", urlencode(v)));
+        }
+    }
+    let query = parts.join("&");
+    let next = more
+        .then(|| {
+            runs.last()
+                .map(|r| format!("/task-runs?{query}&before={}", r.id))
+        })
+        .flatten();
+    let body = html! {
+        h1 { "Runs" }
+        (tabs(false))
+        form.filters method="get" action="/task-runs" {
+            fieldset.states {
+                @for s in StateType::ALL {
+                    label.check {
+                        input type="checkbox" name="state" value=(s.as_str()) checked[states.contains(&s)];
+                        (s.as_str())
+                    }
+                }
+            }
+            label { "Task" input type="text" name="task" value=(task) size="14"; }
+            label { "Flow run id" input type="text" name="flow_run" value=(flow_run) size="36"; }
+            button type="submit" { "Filter" }
+            a href="/task-runs" { "Clear" }
+        }
+        table #task-runs {
+            thead { tr {
+                th { "Task run" } th { "Task" } th { "Flow run" } th { "State" } th.num { "Attempts" } th { "Started" } th { "Duration" } th { "Tags" }
+            } }
+            tbody {
+                @for t in &runs {
+                    tr {
+                        td { (t.name) }
+                        td { (t.task_name) }
+                        td.mono { a href={ "/runs/" (t.flow_run_id) } { (&t.flow_run_id[..t.flow_run_id.len().min(13)]) "…" } }
+                        td { (badge(&t.state)) }
+                        td.num { (t.run_count) }
+                        td { (maybe_time(t.start_time)) }
+                        td { (layout::elapsed(t.start_time, t.end_time)) }
+                        td.muted { (t.tags.join(", ")) }
+                    }
+                }
+                @if runs.is_empty() { tr { td colspan="8" .muted { "No task runs match these filters." } } }
+            }
+        }
+        div.pager {
+            span.muted { (runs.len()) @if more { "+" } " task runs on this page" }
+            @if before.is_some() { a href={ "/task-runs?" (query) } { "Newest" } }
+            @if let Some(n) = next { a href=(n) { "Older" } }
+        }
+    };
+    Ok(layout::page(&viewer, Section::Runs, "Task runs", body))
+}
+
 /// A run of the viewer's workspace, or 404.
 async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<FlowRunRecord, ApiError> {
     crate::api::find_run(state, &viewer.workspace_id, id).await
@@ -227,7 +340,11 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<FlowRunReco
 struct Live {
     run: FlowRunRecord,
     history: Vec<RunState>,
-    tasks: Vec<TaskRunRecord>,
+    /// The first [`LARGE`] task runs (one more tells there are more).
+    tasks: Vec<TaskRunSummary>,
+    /// For a run of more than [`LARGE`] task runs: its task runs per task and state, and
+    /// the `wait_for` edges between tasks.
+    groups: Option<std::sync::Arc<Groups>>,
     subflows: Vec<FlowRunRecord>,
     artifacts: Vec<ArtifactRecord>,
     pause: Option<crate::store::PauseRecord>,
@@ -235,10 +352,56 @@ struct Live {
     deployment: Option<String>,
 }
 
+/// A large run's task runs per task and state, and its `wait_for` edges between tasks.
+type Groups = (Vec<TaskRunGroup>, Vec<(String, String)>);
+
+/// Groups of final runs, by run id and the time of its final state: a final run's task
+/// runs no longer change (a retry gives the run a new state, so a new key).
+type FinalGroups = std::collections::HashMap<String, (DateTime<Utc>, std::sync::Arc<Groups>)>;
+static FINAL_GROUPS: std::sync::Mutex<Option<FinalGroups>> = std::sync::Mutex::new(None);
+const FINAL_GROUPS_KEPT: usize = 256;
+
+async fn groups_of(
+    state: &AppState,
+    run: &FlowRunRecord,
+) -> Result<std::sync::Arc<Groups>, ApiError> {
+    let kept = |cache: &mut Option<std::collections::HashMap<_, _>>| {
+        cache
+            .get_or_insert_with(Default::default)
+            .get(&run.id)
+            .filter(|(at, _): &&(DateTime<Utc>, std::sync::Arc<Groups>)| *at == run.state.timestamp)
+            .map(|(_, g)| g.clone())
+    };
+    if run.state.is_final()
+        && let Some(g) = kept(&mut FINAL_GROUPS.lock().unwrap_or_else(|e| e.into_inner()))
+    {
+        return Ok(g);
+    }
+    let store = state.store();
+    let groups = std::sync::Arc::new((
+        store.task_run_groups(&run.id).await?,
+        store.task_group_edges(&run.id).await?,
+    ));
+    if run.state.is_final() {
+        let mut cache = FINAL_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+        let map = cache.get_or_insert_with(Default::default);
+        if map.len() >= FINAL_GROUPS_KEPT {
+            map.clear();
+        }
+        map.insert(run.id.clone(), (run.state.timestamp, groups.clone()));
+    }
+    Ok(groups)
+}
+
 async fn load(state: &AppState, run: FlowRunRecord) -> Result<Live, ApiError> {
     let store = state.store();
     let history = store.state_history(&run.id).await?;
-    let tasks = store.task_runs(&run.id).await?;
+    let tasks = store.task_run_summaries(&run.id, LARGE + 1).await?;
+    let groups = if tasks.len() as i64 > LARGE {
+        Some(groups_of(state, &run).await?)
+    } else {
+        None
+    };
     let subflows = store.subflow_runs(&run.id).await?;
     let artifacts = store.artifacts(&run.id).await?;
     let pause = if run.state.kind == StateType::Paused {
@@ -255,6 +418,7 @@ async fn load(state: &AppState, run: FlowRunRecord) -> Result<Live, ApiError> {
         run,
         history,
         tasks,
+        groups,
         subflows,
         artifacts,
         pause,
@@ -392,25 +556,220 @@ fn state_class(s: &RunState) -> String {
     }
 }
 
+/// A task's runs drawn as one: from the first start to the last end, coloured by the
+/// worst state, with the count per state.
+#[derive(Default)]
+struct TaskGroup {
+    count: i64,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+    running: bool,
+    class: String,
+    states: std::collections::BTreeMap<String, i64>,
+}
+
+impl TaskGroup {
+    fn add(
+        &mut self,
+        class: &str,
+        n: i64,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        running: bool,
+    ) {
+        self.count += n;
+        self.start = match (self.start, start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.end = self.end.max(end);
+        self.running |= running;
+        if self.class.is_empty()
+            || super::graph::severity(class) > super::graph::severity(&self.class)
+        {
+            self.class = class.to_owned();
+        }
+        *self.states.entry(class.to_owned()).or_default() += n;
+    }
+
+    fn note(&self) -> String {
+        let parts: Vec<String> = self
+            .states
+            .iter()
+            .map(|(c, k)| format!("{k} {c}"))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// The task runs per task, in the order tasks first ran: from the store's counts for a
+/// large run, else from the runs.
+fn task_groups(l: &Live) -> Vec<(String, TaskGroup)> {
+    let mut order: Vec<String> = vec![];
+    let mut groups: std::collections::HashMap<String, TaskGroup> = Default::default();
+    let mut add = |name: &str, class: &str, n: i64, start, end, running| {
+        if !groups.contains_key(name) {
+            order.push(name.to_owned());
+        }
+        groups
+            .entry(name.to_owned())
+            .or_default()
+            .add(class, n, start, end, running);
+    };
+    match l.groups.as_deref() {
+        Some((counted, _)) => {
+            for g in counted {
+                add(
+                    &g.task_name,
+                    &g.class,
+                    g.count,
+                    g.first_start,
+                    g.last_end,
+                    g.running > 0,
+                );
+            }
+        }
+        None => {
+            for t in &l.tasks {
+                let running = t.start_time.is_some() && t.end_time.is_none();
+                add(
+                    &t.task_name,
+                    &state_class(&t.state),
+                    1,
+                    t.start_time,
+                    t.end_time,
+                    running,
+                );
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let g = groups.remove(&name).unwrap_or_default();
+            (name, g)
+        })
+        .collect()
+}
+
+/// The timeline's bars: one per task run, or one per task past [`TIMELINE_RUNS`].
+fn task_bars(l: &Live) -> Vec<super::timeline::Bar> {
+    if l.groups.is_none() && l.tasks.len() + l.subflows.len() <= TIMELINE_RUNS {
+        return l
+            .tasks
+            .iter()
+            .map(|t| super::timeline::Bar {
+                label: t.name.clone(),
+                href: None,
+                class: state_class(&t.state),
+                start: t.start_time,
+                end: t.end_time,
+                note: format!(
+                    "{} · {} attempt(s) · {}",
+                    t.state.name,
+                    t.run_count,
+                    layout::elapsed(t.start_time, t.end_time)
+                ),
+            })
+            .collect();
+    }
+    task_groups(l)
+        .into_iter()
+        .map(|(name, g)| super::timeline::Bar {
+            label: format!("{name} ×{}", g.count),
+            href: None,
+            class: g.class.clone(),
+            start: g.start,
+            end: if g.running { None } else { g.end },
+            note: g.note(),
+        })
+        .collect()
+}
+
+/// The dependency graph: run by run, or for a large run task by task.
+fn dependency_graph(l: &Live) -> Markup {
+    let task_classes: Vec<String> = l.tasks.iter().map(|t| state_class(&t.state)).collect();
+    let sub_classes: Vec<String> = l.subflows.iter().map(|s| state_class(&s.state)).collect();
+    let sub_links: Vec<String> = l
+        .subflows
+        .iter()
+        .map(|s| format!("/runs/{}", s.id))
+        .collect();
+    let sub_labels: Vec<String> = l
+        .subflows
+        .iter()
+        .map(|s| format!("{} (subflow)", s.name))
+        .collect();
+    let grouped = l.groups.as_deref().map(|(_, edges)| {
+        let groups = task_groups(l);
+        let upstream: Vec<Vec<String>> = groups
+            .iter()
+            .map(|(name, _)| {
+                edges
+                    .iter()
+                    .filter(|(up, down)| down == name && up != name)
+                    .map(|(up, _)| up.clone())
+                    .collect()
+            })
+            .collect();
+        let labels: Vec<String> = groups
+            .iter()
+            .map(|(n, g)| format!("{n} ×{}", g.count))
+            .collect();
+        (groups, upstream, labels)
+    });
+    let mut nodes: Vec<super::graph::Node> = match &grouped {
+        Some((groups, upstream, labels)) => groups
+            .iter()
+            .enumerate()
+            .map(|(i, (name, g))| super::graph::Node {
+                id: name,
+                label: &labels[i],
+                group: name,
+                class: &g.class,
+                href: None,
+                upstream: &upstream[i],
+            })
+            .collect(),
+        None => l
+            .tasks
+            .iter()
+            .zip(&task_classes)
+            .map(|(t, class)| super::graph::Node {
+                id: &t.id,
+                label: &t.name,
+                group: &t.task_name,
+                class,
+                href: None,
+                upstream: &t.upstream,
+            })
+            .collect(),
+    };
+    for (i, s) in l.subflows.iter().enumerate() {
+        nodes.push(super::graph::Node {
+            id: &s.id,
+            label: &sub_labels[i],
+            group: &s.flow_name,
+            class: &sub_classes[i],
+            href: Some(sub_links[i].clone()),
+            upstream: &[],
+        });
+    }
+    html! {
+        details.graph open[nodes.len() <= super::graph::MAX_NODES] {
+            summary { "Dependency graph" @if grouped.is_some() { " (by task)" } }
+            (super::graph::graph(&nodes))
+        }
+    }
+}
+
 fn tasks(l: &Live) -> Markup {
     let r = &l.run;
-    let mut bars: Vec<super::timeline::Bar> = l
-        .tasks
-        .iter()
-        .map(|t| super::timeline::Bar {
-            label: t.name.clone(),
-            href: None,
-            class: state_class(&t.state),
-            start: t.start_time,
-            end: t.end_time,
-            note: format!(
-                "{} · {} attempt(s) · {}",
-                t.state.name,
-                t.run_count,
-                layout::elapsed(t.start_time, t.end_time)
-            ),
-        })
-        .collect();
+    let count: i64 = match l.groups.as_deref() {
+        Some((groups, _)) => groups.iter().map(|g| g.count).sum(),
+        None => l.tasks.len() as i64,
+    };
+    let mut bars = task_bars(l);
     bars.extend(l.subflows.iter().map(|s| super::timeline::Bar {
         label: format!("{} (subflow)", s.name),
         href: Some(format!("/runs/{}", s.id)),
@@ -433,12 +792,14 @@ fn tasks(l: &Live) -> Markup {
         .or_else(|| bars.iter().filter_map(|b| b.end).max())
         .unwrap_or_else(Utc::now)
         .max(from + chrono::Duration::milliseconds(1));
+    let all = format!("/task-runs?flow_run={}", r.id);
     html! {
-        h2 { "Task runs (" (l.tasks.len()) ")" @if !l.subflows.is_empty() { " and subflow runs (" (l.subflows.len()) ")" } }
+        h2 { "Task runs (" (count) ")" @if !l.subflows.is_empty() { " and subflow runs (" (l.subflows.len()) ")" } }
         @if bars.is_empty() {
             p.muted { "No task runs yet." }
         } @else {
             (super::timeline::timeline(&bars, from, to))
+            (dependency_graph(l))
             table #task-runs {
                 thead { tr { th { "Task run" } th { "Task" } th { "State" } th.num { "Attempts" } th { "Started" } th { "Duration" } th { "Cache key" } } }
                 tbody {
@@ -455,45 +816,8 @@ fn tasks(l: &Live) -> Markup {
                     }
                 }
             }
-            @if l.tasks.len() > TASK_ROWS {
-                p.muted { "Showing the first " (TASK_ROWS) " task runs of " (l.tasks.len()) "." }
-            }
-        }
-    }
-}
-
-/// Only web links are followed; anything else (`javascript:`, `data:`) is shown as text.
-fn safe_url(url: &str) -> Option<&str> {
-    let lower = url.trim_start().to_ascii_lowercase();
-    (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
-}
-
-fn table_artifact(data: &Value) -> Markup {
-    let rows = data.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let columns: Vec<String> = match rows.first() {
-        Some(Value::Object(first)) => first.keys().cloned().collect(),
-        _ => vec![],
-    };
-    let cell = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    html! {
-        table {
-            @if !columns.is_empty() {
-                thead { tr { @for c in &columns { th { (c) } } } }
-            }
-            tbody {
-                @for row in rows.iter().take(1000) {
-                    tr {
-                        @match row {
-                            Value::Object(m) => { @for c in &columns { td { (cell(m.get(c))) } } }
-                            Value::Array(cells) => { @for c in cells { td { (cell(Some(c))) } } }
-                            other => { td { (cell(Some(other))) } }
-                        }
-                    }
-                }
+            @if count > TASK_ROWS as i64 {
+                p.muted { "Showing the first " (TASK_ROWS) " of " (count) " task runs. " a href=(all) { "All task runs of this run" } }
             }
         }
     }
@@ -504,30 +828,7 @@ fn artifacts(l: &Live) -> Markup {
         @if !l.artifacts.is_empty() {
             h2 { "Artifacts" }
             @for a in &l.artifacts {
-                div.panel.artifact {
-                    div.muted {
-                        (a.kind)
-                        @if let Some(k) = &a.key { " · " b { (k) } }
-                        @if let Some(d) = &a.description { " · " (d) }
-                    }
-                    @match a.kind.as_str() {
-                        "markdown" => div.md { (super::markdown::render(a.data.as_str().unwrap_or(""))) },
-                        "table" => (table_artifact(&a.data)),
-                        "link" => {
-                            @let url = a.data["url"].as_str().unwrap_or("");
-                            @let text = a.data["text"].as_str().unwrap_or(url);
-                            @match safe_url(url) {
-                                Some(u) => a href=(u) rel="noopener noreferrer nofollow" target="_blank" { (text) },
-                                None => span { (text) " " span.muted { "(" (url) ")" } },
-                            }
-                        }
-                        "progress" => {
-                            @let p = a.data.as_f64().unwrap_or(0.0);
-                            progress max="100" value=(p) {} " " (format!("{p:.0}%"))
-                        }
-                        _ => (layout::json_block(&a.data)),
-                    }
-                }
+                (super::artifacts::view(a))
             }
         }
     }
@@ -666,9 +967,21 @@ fn fingerprint(l: &Live) -> Seen {
         l.pause.as_ref().map(|p| &p.id)
     );
     let mut tasks = String::with_capacity(l.tasks.len() * 40);
-    for t in &l.tasks {
-        tasks.push_str(&t.state.timestamp.to_rfc3339());
-        tasks.push_str(t.state.kind.as_str());
+    match l.groups.as_deref() {
+        Some((groups, _)) => {
+            for g in groups {
+                tasks.push_str(&format!(
+                    "{}|{}|{}|{}|{};",
+                    g.task_name, g.class, g.count, g.running, g.changed
+                ));
+            }
+        }
+        None => {
+            for t in &l.tasks {
+                tasks.push_str(&t.state.timestamp.to_rfc3339());
+                tasks.push_str(t.state.kind.as_str());
+            }
+        }
     }
     for s in &l.subflows {
         tasks.push_str(&s.state.timestamp.to_rfc3339());
@@ -696,6 +1009,7 @@ pub async fn live(
 ) -> Result<Response, PageError> {
     // Checked here, so another workspace's run is a 404 and not an empty stream.
     find(&state, &viewer, &id).await?;
+    let permit = LivePermit::take(viewer.session_id())?;
     let level = q.level.unwrap_or_else(|| "DEBUG".into());
     // The first events bring the page up to date with the run as it is now, however
     // long ago the page was rendered; parts the page already shows are not sent again
@@ -713,6 +1027,9 @@ pub async fn live(
         min_level: level_rank(&level),
         seen,
         done: false,
+        tasks_sent: std::time::Instant::now(),
+        poll: Duration::from_millis(300),
+        _permit: permit,
     };
     Ok(Sse::new(live_stream(start))
         .keep_alive(KeepAlive::default())
@@ -727,7 +1044,66 @@ struct LiveState {
     min_level: u8,
     seen: Seen,
     done: bool,
+    /// When the task runs were last sent.
+    tasks_sent: std::time::Instant,
+    /// How long to wait between looks at the run.
+    poll: Duration,
+    /// Held while the stream is open.
+    _permit: LivePermit,
 }
+
+/// Live streams open at once on this server, and per session: each polls the store, so
+/// a browser (or a script holding a session) cannot open them without bound.
+const MAX_LIVE: usize = 2000;
+const MAX_LIVE_PER_SESSION: usize = 16;
+
+static LIVE: std::sync::Mutex<Option<std::collections::HashMap<String, usize>>> =
+    std::sync::Mutex::new(None);
+
+/// A live stream's place among [`MAX_LIVE`] and its session's [`MAX_LIVE_PER_SESSION`].
+struct LivePermit {
+    session: String,
+}
+
+impl LivePermit {
+    fn take(session: &str) -> Result<Self, ApiError> {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let map = live.get_or_insert_with(Default::default);
+        let total: usize = map.values().sum();
+        let mine = map.get(session).copied().unwrap_or(0);
+        if total >= MAX_LIVE || mine >= MAX_LIVE_PER_SESSION {
+            return Err(ApiError::Unavailable {
+                detail: if mine >= MAX_LIVE_PER_SESSION {
+                    format!("this session has {mine} live pages open; close some and reload")
+                } else {
+                    "the server has as many live pages open as it serves; reload later".into()
+                },
+                retry_after: Duration::from_secs(5),
+            });
+        }
+        *map.entry(session.to_owned()).or_default() += 1;
+        Ok(Self {
+            session: session.to_owned(),
+        })
+    }
+}
+
+impl Drop for LivePermit {
+    fn drop(&mut self) {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = live.as_mut()
+            && let Some(n) = map.get_mut(&self.session)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.session);
+            }
+        }
+    }
+}
+
+/// How often running task bars are redrawn when nothing else changed.
+const REDRAW: Duration = Duration::from_secs(2);
 
 fn live_stream(start: LiveState) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(Some(start), |st| async move {
@@ -773,15 +1149,24 @@ fn live_stream(start: LiveState) -> impl Stream<Item = Result<Event, Infallible>
                             .data(head(&l, &st.csrf, None).into_string()),
                     );
                 }
-                if now.tasks != st.seen.tasks || !finished {
-                    // Running bars grow with the clock, so a running run redraws them.
-                    if now.tasks != st.seen.tasks || l.tasks.iter().any(|t| t.end_time.is_none()) {
-                        events.push(
-                            Event::default()
-                                .event("tasks")
-                                .data(tasks(&l).into_string()),
-                        );
+                // Running bars grow with the clock, so a running run redraws them now
+                // and then even when no state changed.
+                let growing = !finished
+                    && match l.groups.as_deref() {
+                        Some((groups, _)) => groups.iter().any(|g| g.running > 0),
+                        None => l
+                            .tasks
+                            .iter()
+                            .any(|t| t.start_time.is_some() && t.end_time.is_none()),
                     }
+                    && st.tasks_sent.elapsed() >= REDRAW;
+                if now.tasks != st.seen.tasks || growing {
+                    st.tasks_sent = std::time::Instant::now();
+                    events.push(
+                        Event::default()
+                            .event("tasks")
+                            .data(tasks(&l).into_string()),
+                    );
                 }
                 if now.artifacts != st.seen.artifacts {
                     events.push(
@@ -791,6 +1176,12 @@ fn live_stream(start: LiveState) -> impl Stream<Item = Result<Event, Infallible>
                     );
                 }
                 st.seen = now;
+                // A large run is read less often: each look reads all its task runs.
+                st.poll = if l.groups.is_some() {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_millis(300)
+                };
             }
             if finished {
                 st.done = true;
@@ -800,7 +1191,7 @@ fn live_stream(start: LiveState) -> impl Stream<Item = Result<Event, Infallible>
             if !events.is_empty() {
                 return Some((events, Some(st)));
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(st.poll).await;
         }
     })
     .flat_map(|events| stream::iter(events.into_iter().map(Ok)))

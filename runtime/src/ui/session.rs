@@ -152,6 +152,11 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 impl Viewer {
+    /// The session's identity (the stored hash of its token), to count what it holds.
+    pub fn session_id(&self) -> &str {
+        &self.token_hash
+    }
+
     /// The viewer as the API's caller, to call the API's own handlers.
     pub fn auth(&self) -> crate::api::Auth {
         crate::api::Auth {

@@ -213,8 +213,9 @@ macro_rules! batch_execute {
         for chunk in self.tasks.chunks(CHUNK) {
             let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO task_runs (id, flow_run_id, position, task_name, name, input_hash,
-                   cache_key, tags, state_type, state_name, state_message, state_timestamp,
-                   run_count, result, created, start_time, end_time) ",
+                   cache_key, tags, workspace_id, upstream, state_type, state_name,
+                   state_message, state_timestamp, run_count, result, created, start_time,
+                   end_time) ",
             );
             q.push_values(chunk, |mut b, (r, c)| {
                 b.push_bind(&r.id)
@@ -224,7 +225,12 @@ macro_rules! batch_execute {
                     .push_bind(&r.name)
                     .push_bind(&r.input_hash)
                     .push_bind(&r.cache_key)
-                    .push_bind(serde_json::to_string(&r.tags).unwrap_or_default());
+                    .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())
+                    .push_bind(&r.workspace_id)
+                    .push_bind(
+                        (!r.upstream.is_empty())
+                            .then(|| serde_json::to_string(&r.upstream).unwrap_or_default()),
+                    );
                 bind_progress!(b, r.created, c);
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
@@ -376,7 +382,7 @@ macro_rules! batch_execute {
         for chunk in self.artifacts.chunks(CHUNK) {
             let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO artifacts (id, key, type, description, data, flow_run_id,
-                   task_run_id, created, updated) ",
+                   task_run_id, created, updated, workspace_id) ",
             );
             q.push_values(chunk, |mut b, a| {
                 b.push_bind(&a.id)
@@ -387,7 +393,8 @@ macro_rules! batch_execute {
                     .push_bind(&a.flow_run_id)
                     .push_bind(&a.task_run_id)
                     .push_bind(ts(a.created))
-                    .push_bind(ts(a.updated));
+                    .push_bind(ts(a.updated))
+                    .push_bind(&a.workspace_id);
             });
             q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().execute(&mut *conn).await?;

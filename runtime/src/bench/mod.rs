@@ -2,6 +2,8 @@
 //! (`chain`, `map`, `flows`), every state persisted to a SQLite file database, or to a
 //! PostgreSQL database with `--db postgres://...`.
 
+pub mod ui;
+
 use crate::host::Engine;
 use crate::model::limits::Limits;
 use crate::orchestrate::{FlowRequest, Orchestrator};
