@@ -47,20 +47,23 @@ BEGIN
     DELETE FROM flow_run_tags WHERE run_id = old.id;
 END;
 
--- Name search ("contains"): a trigram index of run names, kept by triggers.
+-- Name search ("contains"): a trigram index of run names. New runs are added in bulk by
+-- the server's upkeep (and before a search), off the write path: `run_names_rowid` in
+-- settings is the last flow_runs rowid indexed. Deletes and renames of indexed runs are
+-- kept by triggers.
 CREATE VIRTUAL TABLE flow_run_names USING fts5(
     name, content = 'flow_runs', content_rowid = 'rowid', tokenize = 'trigram', detail = 'none'
 );
 INSERT INTO flow_run_names (flow_run_names) VALUES ('rebuild');
-CREATE TRIGGER flow_run_names_insert AFTER INSERT ON flow_runs
-BEGIN
-    INSERT INTO flow_run_names (rowid, name) VALUES (new.rowid, new.name);
-END;
+INSERT INTO settings (key, value)
+    SELECT 'run_names_rowid', CAST(COALESCE(MAX(rowid), 0) AS TEXT) FROM flow_runs;
 CREATE TRIGGER flow_run_names_delete AFTER DELETE ON flow_runs
+    WHEN old.rowid <= (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'run_names_rowid')
 BEGIN
     INSERT INTO flow_run_names (flow_run_names, rowid, name) VALUES ('delete', old.rowid, old.name);
 END;
 CREATE TRIGGER flow_run_names_update AFTER UPDATE OF name ON flow_runs
+    WHEN old.rowid <= (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'run_names_rowid')
 BEGIN
     INSERT INTO flow_run_names (flow_run_names, rowid, name) VALUES ('delete', old.rowid, old.name);
     INSERT INTO flow_run_names (rowid, name) VALUES (new.rowid, new.name);

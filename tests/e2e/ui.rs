@@ -240,6 +240,10 @@ async fn pages_are_workspace_scoped_and_escape_hostile_content() {
         "/deployments/content/run".to_owned(),
         "/components".to_owned(),
         "/settings".to_owned(),
+        "/task-runs".to_owned(),
+        format!("/task-runs?flow_run={id}"),
+        "/artifacts".to_owned(),
+        "/artifacts/hostile-report".to_owned(),
     ] {
         let page = b.get(&path).await;
         assert_eq!(page.status, 200, "{path}: {}", page.body);
@@ -287,12 +291,15 @@ async fn pages_are_workspace_scoped_and_escape_hostile_content() {
         format!("/runs/{id}/logs.txt"),
         "/deployments/content".to_owned(),
         "/deployments/content/run".to_owned(),
+        "/artifacts/hostile-report".to_owned(),
     ] {
         let page = intruder.get(&path).await;
         assert_eq!(page.status, 404, "{path}: {}", page.body);
     }
     let home = intruder.get("/runs").await;
     assert!(!home.body.contains(&id), "{}", home.body);
+    let tasks = intruder.get("/task-runs").await;
+    assert!(!tasks.body.contains(&id), "{}", tasks.body);
     let csrf = home.csrf();
     let cancel = intruder
         .post(&format!("/runs/{id}/retry"), &[("csrf", &csrf)])

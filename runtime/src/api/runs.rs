@@ -235,12 +235,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<FlowRun>>> {
     let Query(q) = query?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        ));
-    }
+    let limit = list_limit(q.limit)?;
     let states = parse_states(q.state.as_deref().unwrap_or(""))?;
     let deployment_id = match q.deployment {
         Some(d) => Some(find_deployment(&state, &auth.workspace_id, &d).await?.id),
@@ -295,12 +290,7 @@ pub async fn list_task_runs(
     query: Result<Query<TaskListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Page<TaskRun>>> {
     let Query(q) = query?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        ));
-    }
+    let limit = list_limit(q.limit)?;
     let filter = TaskRunFilter {
         states: parse_states(q.state.as_deref().unwrap_or(""))?,
         task_name: q.task.filter(|t| !t.is_empty()),
@@ -319,6 +309,17 @@ pub async fn list_task_runs(
         items: runs.into_iter().map(TaskRun::from).collect(),
         next_cursor,
     }))
+}
+
+/// A list's page size: 50 by default, 1 to 500.
+fn list_limit(limit: Option<i64>) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
+    }
+    Ok(limit)
 }
 
 /// State types from a comma-separated list (any case); empty for none.

@@ -56,6 +56,9 @@ async fn run_in(
         .deployment(&ws.id, "hello")
         .await?
         .context("the hello deployment is missing")?;
+    // A database this bench generated before (a PostgreSQL one outlives the run) is
+    // timed again as it is.
+    let reuse = store.deployment(&ws.id, "bench-099").await?.is_some();
     let existing = store.deployments(&ws.id).await?.len();
     for n in existing..DEPLOYMENTS {
         let now = chrono::Utc::now();
@@ -89,7 +92,10 @@ async fn run_in(
         step_ms: (span_ms / runs as i64).max(1),
     };
     let started = Instant::now();
-    let mut lo = 0;
+    let mut lo = if reuse { runs } else { 0 };
+    if reuse {
+        eprintln!("timing the runs this bench generated in this database before");
+    }
     while lo < runs {
         let hi = (lo + SLICE).min(runs);
         store.seed_runs(&seed, lo, hi).await?;
@@ -108,9 +114,12 @@ async fn run_in(
         step_ms: 0,
         ..seed
     };
-    store.seed_runs(&big, runs, runs + 1).await?;
+    if !reuse {
+        store.seed_runs(&big, runs, runs + 1).await?;
+    }
     let seeded = started.elapsed();
     eprintln!();
+    while store.index_run_names(crate::store::NAMES_PER_PASS).await? > 0 {}
     store.analyze().await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -184,7 +193,8 @@ async fn run_in(
         ("runs: flow", "/runs?flow=hello".into()),
         ("runs: tag", "/runs?tag=team-3".into()),
         ("runs: missing tag", "/runs?tag=nobody".into()),
-        ("runs: name (common)", "/runs?name=brave-otter".into()),
+        ("runs: name (1 in 20)", "/runs?name=brave".into()),
+        ("runs: name (1 in 400)", "/runs?name=brave-otter".into()),
         ("runs: name (one run)", format!("/runs?name=-{rare}")),
         ("runs: last hour", "/runs?range=1h".into()),
         (

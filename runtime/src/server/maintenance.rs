@@ -1,6 +1,6 @@
 //! A node's periodic upkeep, at start-up and then every second: paused runs whose
 //! timeout passed with no instance waiting on them (suspended runs, or paused runs of a
-//! process that is gone) end Failed.
+//! process that is gone) end Failed; names of new runs join the name search's index.
 
 use crate::executor::Executor;
 use std::future::Future;
@@ -15,6 +15,13 @@ pub async fn pass(executor: &Arc<Executor>) {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} paused flow run(s) timed out"),
         Err(e) => tracing::error!("sweeping timed-out pauses failed: {e}"),
+    }
+    if let Err(e) = executor
+        .store()
+        .index_run_names(crate::store::NAMES_PER_PASS)
+        .await
+    {
+        tracing::warn!("indexing run names failed: {e}");
     }
 }
 

@@ -42,7 +42,7 @@ pub use pools::*;
 pub use records::*;
 pub(crate) use rows::*;
 pub(crate) use runs::InsertStage;
-pub use runs::RunFilter;
+pub use runs::{NAMES_PER_PASS, RunFilter};
 pub use schedules::*;
 pub use seed::Seed;
 pub use sessions::SessionRecord;

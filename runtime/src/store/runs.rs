@@ -2,7 +2,7 @@
 //! timings and counts for metrics, and states changed outside the batched writer, under
 //! the same rule as its writes: a run in a final state stays there.
 
-use super::db::{BeginWrite, DbRow, insert_state, with_db};
+use super::db::{BeginWrite, Db, DbRow, insert_state, with_db};
 use super::*;
 use crate::model::state::final_sql;
 use sqlx::QueryBuilder;
@@ -32,16 +32,18 @@ pub struct RunFilter {
 
 /// How a name search finds its candidates.
 enum NameSearch {
-    /// Every run the other filters leave.
+    /// Every run the other filters leave, newest first.
     Scan,
-    /// The newest [`RECENT_NAME_SCAN`] runs (from the cursor on).
-    Recent,
     /// The runs the trigram index of names gives.
     Indexed,
 }
 
-/// Runs a name search scans before it asks the trigram index.
-const RECENT_NAME_SCAN: i64 = 10_000;
+/// Names the upkeep adds to the trigram index per pass.
+pub const NAMES_PER_PASS: i64 = 20_000;
+
+/// Candidates from the trigram index past which a text is common: scanning newest first
+/// finds a page of it sooner than reading and sorting that many candidates.
+const COMMON_NAME: i64 = 5_000;
 
 /// An FTS5 query for names containing `text` (three characters or more): up to four of
 /// its trigrams spread over it, all required. It finds a superset; LIKE then checks.
@@ -226,21 +228,29 @@ impl Store {
         f: &RunFilter,
     ) -> Result<Vec<FlowRunRecord>> {
         let postgres = self.db.is_postgres();
-        // Name search on SQLite: first the newest runs by scanning (a common text fills
-        // the page there), then, for a page not yet full, candidates from the trigram
-        // index (a rare text has few). PostgreSQL's planner picks its trigram index itself.
-        let tries: &[NameSearch] = match &f.name_contains {
+        // Name search on SQLite: a rare text takes its candidates from the trigram index,
+        // a common one (the index has many candidates) scans newest first, where it soon
+        // fills the page. PostgreSQL's planner weighs its trigram index itself.
+        let how = match &f.name_contains {
             Some(text) if !postgres && text.chars().count() >= 3 => {
-                &[NameSearch::Recent, NameSearch::Indexed]
+                while self.index_run_names(NAMES_PER_PASS).await? == NAMES_PER_PASS {}
+                if self.name_candidates(text, COMMON_NAME).await? < COMMON_NAME {
+                    NameSearch::Indexed
+                } else {
+                    NameSearch::Scan
+                }
             }
-            _ => &[NameSearch::Scan],
+            _ => NameSearch::Scan,
         };
         with_db!(&self.db, pool, DB => {
-        for (n, how) in tries.iter().enumerate() {
         let mut q = QueryBuilder::<DB>::new("SELECT r.* FROM ");
         if let Some(tag) = &f.tag {
             // Driven by the tag's rows, newest first (CROSS JOIN keeps SQLite's order).
-            q.push("flow_run_tags t CROSS JOIN flow_runs r ON r.id = t.run_id WHERE t.workspace_id = ")
+            q.push(if postgres {
+                "flow_run_tags t JOIN flow_runs r ON r.id = t.run_id WHERE t.workspace_id = "
+            } else {
+                "flow_run_tags t CROSS JOIN flow_runs r ON r.id = t.run_id WHERE t.workspace_id = "
+            })
                 .push_bind(workspace_id.to_owned())
                 .push(" AND t.tag = ")
                 .push_bind(tag.clone())
@@ -270,16 +280,6 @@ impl Store {
         if let Some(text) = &f.name_contains {
             match how {
                 NameSearch::Scan => {}
-                NameSearch::Recent => {
-                    q.push(" AND r.id >= COALESCE((SELECT id FROM flow_runs WHERE workspace_id = ")
-                        .push_bind(workspace_id.to_owned());
-                    if let Some(id) = &f.before_id {
-                        q.push(" AND id < ").push_bind(id.clone());
-                    }
-                    q.push(" ORDER BY id DESC LIMIT 1 OFFSET ")
-                        .push_bind(RECENT_NAME_SCAN - 1)
-                        .push("), '')");
-                }
                 NameSearch::Indexed => {
                     q.push(" AND r.rowid IN (SELECT rowid FROM flow_run_names WHERE flow_run_names MATCH ")
                         .push_bind(trigram_query(text))
@@ -317,11 +317,77 @@ impl Store {
         })
         .push_bind(f.limit);
         let rows = q.build().fetch_all(pool).await?;
-        if n + 1 == tries.len() || rows.len() as i64 >= f.limit {
-            return rows.iter().map(flow_run_from_row).collect();
+        rows.iter().map(flow_run_from_row).collect()
+        })
+    }
+
+    /// Adds at most `max` runs not yet in the trigram index of names to it, oldest first,
+    /// and returns how many (SQLite; PostgreSQL's index is kept by the database). The
+    /// server's upkeep calls this every second, so the index costs one batch a second
+    /// instead of a write per run.
+    pub async fn index_run_names(&self, max: i64) -> Result<i64> {
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(0);
+        };
+        let behind: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM flow_runs WHERE rowid >
+               (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'run_names_rowid'))",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !behind {
+            return Ok(0);
         }
+        let mut conn = pool.acquire().await?;
+        let done: Result<i64> = async {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+            let (n, last): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT COUNT(*), MAX(rowid) FROM (SELECT rowid FROM flow_runs
+                   WHERE rowid > (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'run_names_rowid')
+                   ORDER BY rowid LIMIT $1)",
+            )
+            .bind(max)
+            .fetch_one(&mut *conn)
+            .await?;
+            if let Some(last) = last {
+                sqlx::query(
+                    "INSERT INTO flow_run_names (rowid, name) SELECT rowid, name FROM flow_runs
+                     WHERE rowid > (SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'run_names_rowid')
+                       AND rowid <= $1",
+                )
+                .bind(last)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE settings SET value = $1 WHERE key = 'run_names_rowid'")
+                    .bind(last.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(n)
         }
-        Ok(vec![])
+        .await;
+        if done.is_err() {
+            // A write that failed (a full disk) can leave the connection inside its
+            // transaction: it is closed instead of going back to the pool.
+            drop(conn.detach());
+        }
+        done
+    }
+
+    /// How many runs (of any workspace, up to `max`) the trigram index of names gives
+    /// for `text` (SQLite).
+    async fn name_candidates(&self, text: &str, max: i64) -> Result<i64> {
+        with_db!(&self.db, pool => {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT rowid FROM flow_run_names WHERE flow_run_names MATCH $1
+             LIMIT $2)",
+        )
+        .bind(trigram_query(text))
+        .bind(max)
+        .fetch_one(pool)
+        .await?;
+        Ok(n)
         })
     }
 

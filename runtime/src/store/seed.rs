@@ -74,7 +74,8 @@ impl Sql {
         }
     }
 
-    /// A UUIDv7-shaped id: the time, then `a` (< 4096), a variant nibble, `b`, and `i`.
+    /// A UUIDv7-shaped id: the time, then `a` and `b` (each below 4096) with a variant
+    /// nibble between them, and `i`.
     fn id(&self, a: &str, variant: char, b: &str) -> String {
         format!(
             "{} || '-' || {} || '-7' || {} || '-{variant}' || {} || '-' || {}",
@@ -90,8 +91,9 @@ impl Sql {
         self.id("i % 4096", '8', "(i / 4096) % 4096")
     }
 
+    /// The `k`-th task run of run `i` (`k` below 16,777,216).
     fn task_id(&self, k: &str) -> String {
-        self.id(k, '9', "(i / 4096) % 4096")
+        self.id(&format!("({k}) % 4096"), '9', &format!("({k}) / 4096"))
     }
 
     /// The RFC 3339 text of Unix milliseconds `e`, as the store writes it.

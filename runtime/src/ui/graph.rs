@@ -4,6 +4,7 @@
 //! as one node with their count and states (a map of 10,000 is one node), so the graph
 //! costs the same to draw and to look at whatever the run's size.
 
+use super::timeline::truncate;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashMap};
 
@@ -174,16 +175,6 @@ fn layout(nodes: &[Node]) -> Drawn {
         boxes,
         edges,
         left_out,
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('…');
-        t
     }
 }
 

@@ -164,14 +164,7 @@ pub async fn list(
         h1 { "Runs" }
         (tabs(true))
         form.filters method="get" action="/runs" {
-            fieldset.states {
-                @for s in StateType::ALL {
-                    label.check {
-                        input type="checkbox" name="state" value=(s.as_str()) checked[f.states.contains(&s)];
-                        (s.as_str())
-                    }
-                }
-            }
+            (state_boxes(&f.states))
             label { "Deployment" input type="text" name="deployment" value=(f.deployment) size="14"; }
             label { "Flow" input type="text" name="flow" value=(f.flow) size="14"; }
             label { "Tag" input type="text" name="tag" value=(f.tag) size="10"; }
@@ -224,6 +217,20 @@ pub async fn list(
         }
     };
     Ok(layout::page(&viewer, Section::Runs, "Flow runs", body))
+}
+
+/// The state multi-select of a list's filters.
+fn state_boxes(checked: &[StateType]) -> Markup {
+    html! {
+        fieldset.states {
+            @for s in StateType::ALL {
+                label.check {
+                    input type="checkbox" name="state" value=(s.as_str()) checked[checked.contains(&s)];
+                    (s.as_str())
+                }
+            }
+        }
+    }
 }
 
 /// The runs list's tabs: flow runs and task runs.
@@ -289,14 +296,7 @@ pub async fn task_list(
         h1 { "Runs" }
         (tabs(false))
         form.filters method="get" action="/task-runs" {
-            fieldset.states {
-                @for s in StateType::ALL {
-                    label.check {
-                        input type="checkbox" name="state" value=(s.as_str()) checked[states.contains(&s)];
-                        (s.as_str())
-                    }
-                }
-            }
+            (state_boxes(&states))
             label { "Task" input type="text" name="task" value=(task) size="14"; }
             label { "Flow run id" input type="text" name="flow_run" value=(flow_run) size="36"; }
             button type="submit" { "Filter" }

@@ -58,7 +58,7 @@ pub fn timeline(bars: &[Bar], from: DateTime<Utc>, to: DateTime<Utc>) -> Markup 
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
     } else {

@@ -380,7 +380,7 @@ fn names_flow(who: String) -> Result<String> {
 fn hostile_content(text: String, url: String) -> Result<String> {
     use weir_sdk::artifacts::*;
     weir_sdk::info!("{text}");
-    create_markdown_artifact(&text, None, Some(&text))?;
+    create_markdown_artifact(&text, Some("hostile-report"), Some(&text))?;
     create_table_artifact(&vec![serde_json::json!({"cell": text})], None, None)?;
     create_link_artifact(&url, Some(&text), None, None)?;
     Ok(text)
