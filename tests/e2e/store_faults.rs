@@ -69,15 +69,29 @@ impl Answers {
     }
 }
 
-/// Fires one webhook; a 503 must carry `Retry-After` and problem details.
+/// Fires one webhook; a 503 must carry `Retry-After` and problem details, and the
+/// client then waits that long (at most 2 s) before its next trigger, as a well-behaved
+/// sender does. Without the wait the load could be spent in refusals before the
+/// database is back, and the test would not see writes resume.
 async fn fire_one(client: &reqwest::Client, hook: &str, answers: &Mutex<Answers>) {
+    if let Some(wait) = fire_once(client, hook, answers).await {
+        tokio::time::sleep(wait.min(Duration::from_secs(2))).await;
+    }
+}
+
+/// Fires one webhook and records the answer; returns the `Retry-After` of a 503.
+async fn fire_once(
+    client: &reqwest::Client,
+    hook: &str,
+    answers: &Mutex<Answers>,
+) -> Option<Duration> {
     let sent = client.post(hook).json(&json!({})).send().await;
     let mut a = answers.lock().unwrap();
     let res = match sent {
         Ok(res) => res,
         Err(e) => {
             a.other.push((0, e.to_string()));
-            return;
+            return None;
         }
     };
     let status = res.status().as_u16();
@@ -109,9 +123,11 @@ async fn fire_one(client: &reqwest::Client, hook: &str, answers: &Mutex<Answers>
             assert_eq!(body["status"], 503, "{body}");
             a.refused
                 .push(body["detail"].as_str().unwrap_or_default().to_owned());
+            return Some(Duration::from_secs(secs));
         }
         _ => a.other.push((status, body.to_string())),
     }
+    None
 }
 
 /// `clients` concurrent clients firing `total` webhooks in all, in the background.
