@@ -56,8 +56,8 @@ async fn run_in(
         .deployment(&ws.id, "hello")
         .await?
         .context("the hello deployment is missing")?;
-    // A database this bench generated before (a PostgreSQL one outlives the run) is
-    // timed again as it is.
+    // A database this bench generated before (a PostgreSQL one outlives the run; a kept
+    // SQLite file is given with `--db sqlite:PATH`) is timed again as it is.
     let reuse = store.deployment(&ws.id, "bench-099").await?.is_some();
     let existing = store.deployments(&ws.id).await?.len();
     for n in existing..DEPLOYMENTS {
@@ -221,7 +221,11 @@ async fn run_in(
         ("settings", "/settings".into()),
     ];
 
-    let backend = if db.is_some() { "PostgreSQL" } else { "SQLite" };
+    let backend = if store.is_postgres() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     let mut out = String::new();
     writeln!(
         out,

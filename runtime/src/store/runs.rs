@@ -41,9 +41,15 @@ enum NameSearch {
 /// Names the upkeep adds to the trigram index per pass.
 pub const NAMES_PER_PASS: i64 = 20_000;
 
-/// Candidates from the trigram index past which a text is common: scanning newest first
-/// finds a page of it sooner than reading and sorting that many candidates.
-const COMMON_NAME: i64 = 5_000;
+/// Candidates from the trigram index past which a text is common: walking the workspace's
+/// runs newest first (names are in the index walked) finds a page of it sooner than
+/// reading and sorting that many candidates. A candidate costs about 30 times what a
+/// walked run costs, and a page of `limit` takes about `limit * runs / candidates` runs
+/// to walk: the two cost the same at `sqrt(limit * runs / 30)` candidates.
+fn common_name(limit: i64, runs: i64) -> i64 {
+    let even = ((limit.max(1) as f64) * (runs.max(0) as f64) / 30.0).sqrt();
+    (even as i64).clamp(100, 5_000)
+}
 
 /// An FTS5 query for names containing `text` (three characters or more): up to four of
 /// its trigrams spread over it, all required. It finds a superset; LIKE then checks.
@@ -234,7 +240,8 @@ impl Store {
         let how = match &f.name_contains {
             Some(text) if !postgres && text.chars().count() >= 3 => {
                 while self.index_run_names(NAMES_PER_PASS).await? == NAMES_PER_PASS {}
-                if self.name_candidates(text, COMMON_NAME).await? < COMMON_NAME {
+                let common = common_name(f.limit, self.flow_runs_rowid().await?);
+                if self.name_candidates(text, common).await? < common {
                     NameSearch::Indexed
                 } else {
                     NameSearch::Scan
@@ -373,6 +380,18 @@ impl Store {
             drop(conn.detach());
         }
         done
+    }
+
+    /// The highest rowid of flow runs (SQLite): about how many there are, at the cost of
+    /// one seek.
+    async fn flow_runs_rowid(&self) -> Result<i64> {
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(0);
+        };
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(rowid) FROM flow_runs")
+            .fetch_one(pool)
+            .await?;
+        Ok(n.unwrap_or(0))
     }
 
     /// How many runs (of any workspace, up to `max`) the trigram index of names gives
@@ -535,5 +554,31 @@ impl Store {
             tx.commit().await?;
             Ok(true)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_is_common_where_walking_costs_what_its_candidates_cost() {
+        // A million runs, a page of 51: about 1,300 candidates.
+        assert_eq!(common_name(51, 1_000_000), 1303);
+        // Few runs: walking them all is cheap, the index is used for only the rarest.
+        assert_eq!(common_name(51, 1_000), 100);
+        assert_eq!(common_name(0, 0), 100);
+        // Never more candidates read than this.
+        assert_eq!(common_name(500, i64::MAX), 5_000);
+    }
+
+    #[test]
+    fn trigram_queries_take_up_to_four_trigrams_spread_over_the_text() {
+        assert_eq!(trigram_query("abc"), "\"abc\"");
+        assert_eq!(
+            trigram_query("brave-otter"),
+            "\"bra\" AND \"ave\" AND \"-ot\" AND \"ter\""
+        );
+        assert_eq!(trigram_query("a\"bc"), "\"a\"\"b\" AND \"\"\"bc\"");
     }
 }
