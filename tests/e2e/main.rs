@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod components;
 mod concurrency;
+mod connections;
 mod durability;
 mod examples;
 mod final_state;

@@ -94,6 +94,20 @@ enum Command {
         /// Components compiled at once (default: one per core).
         #[arg(long)]
         max_concurrent_compiles: Option<usize>,
+        /// Client connections open at once (default: three quarters of the open-files
+        /// limit, which the server raises to its hard limit at start).
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// Client connections open at once from one address.
+        #[arg(long, default_value_t = 256)]
+        max_connections_per_peer: usize,
+        /// Seconds a client has to send a request's headers; also how long an idle
+        /// keep-alive connection stays open.
+        #[arg(long, default_value_t = 15.0)]
+        header_timeout_seconds: f64,
+        /// Seconds a request body may stall before the request is cut off.
+        #[arg(long, default_value_t = 30.0)]
+        body_timeout_seconds: f64,
     },
     /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
     /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
@@ -185,17 +199,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             component_cache_count,
             component_cache_mb,
             max_concurrent_compiles,
+            max_connections,
+            max_connections_per_peer,
+            header_timeout_seconds,
+            body_timeout_seconds,
         } => {
+            let open_files = crate::server::listen::raise_open_files_limit();
             let mut config = crate::server::ServerConfig::new(cli.data_dir.clone());
+            let conns = &mut config.connections;
+            if let Some(n) = max_connections {
+                conns.max_connections = n.max(1);
+            }
+            conns.max_per_peer = max_connections_per_peer.max(1);
+            conns.header_timeout =
+                positive_seconds("--header-timeout-seconds", header_timeout_seconds)?;
+            conns.body_timeout = positive_seconds("--body-timeout-seconds", body_timeout_seconds)?;
+            tracing::info!(
+                "open files limit {open_files}: up to {} client connections, {} per address",
+                conns.max_connections,
+                conns.max_per_peer
+            );
             config.db = db;
             if let Some(id) = node_id {
                 config.node.node_id = id;
             }
-            let lease = crate::model::duration::check("--lease-seconds", lease_seconds)?;
-            if lease <= 0.0 {
-                anyhow::bail!("--lease-seconds must be a positive number of seconds");
-            }
-            config.node.lease_ttl = crate::model::duration::to_std(lease);
+            config.node.lease_ttl = positive_seconds("--lease-seconds", lease_seconds)?;
             config.node.max_crash_restarts = max_crash_restarts.max(0);
             config.admin_token = std::env::var("WEIR_ADMIN_TOKEN")
                 .ok()
@@ -321,6 +349,15 @@ async fn serve(
     server.serve(listener, shutdown_signal()).await?;
     println!("Weir server stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A command-line number of seconds that must be positive and finite.
+fn positive_seconds(flag: &str, secs: f64) -> anyhow::Result<std::time::Duration> {
+    let secs = crate::model::duration::check(flag, secs)?;
+    if secs <= 0.0 {
+        anyhow::bail!("{flag} must be a positive number of seconds");
+    }
+    Ok(crate::model::duration::to_std(secs))
 }
 
 /// Ctrl-C or SIGTERM.

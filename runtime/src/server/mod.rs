@@ -6,6 +6,7 @@
 //! a grace period before putting them back to run again.
 
 pub mod demo;
+pub mod listen;
 pub mod maintenance;
 
 use crate::api::{self, AppState, BodyLimits, Shared};
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub scheduler: SchedulerConfig,
     /// Whether this node runs the scheduler loop.
     pub run_scheduler: bool,
+    /// Bounds on client connections and how long their requests may take to arrive.
+    pub connections: listen::ConnLimits,
 }
 
 impl ServerConfig {
@@ -63,6 +66,7 @@ impl ServerConfig {
             clock: Arc::new(SystemClock),
             scheduler: SchedulerConfig::default(),
             run_scheduler: true,
+            connections: listen::ConnLimits::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Server {
     /// Runs a previous process left unfinished, now submitted again.
     pub recovered: usize,
     grace: Duration,
+    connections: listen::ConnLimits,
 }
 
 const ADMIN_HASH: &str = "admin_token_sha256";
@@ -145,6 +150,7 @@ impl Server {
             generated_admin_token,
             recovered,
             grace: config.grace,
+            connections: config.connections,
         })
     }
 
@@ -170,9 +176,7 @@ impl Server {
                 let _ = stop_rx.await;
             }))
         });
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        listen::serve(listener, self.router(), self.connections.clone(), shutdown).await?;
         drop(stop_tx);
         drop(upkeep_tx);
         if let Some(s) = scheduler {
