@@ -198,39 +198,53 @@ pub mod webhook {
         )
     }
 
+    /// Checks the header against the body: exactly one `t` (decimal digits, MACed as
+    /// sent), one or more `v1` (any that matches will do; other schemes are ignored).
+    /// Returns the matching MAC, which identifies this delivery.
     pub fn verify(
         secret: &str,
         header: Option<&str>,
         body: &[u8],
         now: i64,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<Vec<u8>, SignatureError> {
         let header = header.ok_or(SignatureError::Missing)?;
         let mut t = None;
         let mut sigs = Vec::new();
         for part in header.split(',') {
-            match part.trim().split_once('=') {
-                Some(("t", v)) => t = v.parse::<i64>().ok(),
-                Some(("v1", v)) => {
-                    sigs.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?)
+            let (k, v) = part
+                .trim()
+                .split_once('=')
+                .ok_or(SignatureError::Malformed)?;
+            match k {
+                "t" => {
+                    let digits =
+                        !v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit());
+                    if t.is_some() || !digits {
+                        return Err(SignatureError::Malformed);
+                    }
+                    t = Some(v);
                 }
+                // A v1 that is not 32 bytes of hex cannot match; another one may.
+                "v1" => sigs.extend(hex::decode(v).ok().filter(|s| s.len() == 32)),
                 _ => {}
             }
         }
-        let t = t.ok_or(SignatureError::Malformed)?;
+        let t_text = t.ok_or(SignatureError::Malformed)?;
         if sigs.is_empty() {
             return Err(SignatureError::Malformed);
         }
+        let t: i64 = t_text.parse().map_err(|_| SignatureError::Malformed)?;
         if (now - t).abs() > TOLERANCE_SECONDS {
             return Err(SignatureError::Stale);
         }
         for sig in sigs {
             let mut mac =
                 <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("any key length");
-            mac.update(t.to_string().as_bytes());
+            mac.update(t_text.as_bytes());
             mac.update(b".");
             mac.update(body);
             if mac.verify_slice(&sig).is_ok() {
-                return Ok(());
+                return Ok(sig);
             }
         }
         Err(SignatureError::Mismatch)
@@ -278,7 +292,8 @@ mod tests {
         use webhook::*;
         let body = br#"{"name":"ada"}"#;
         let header = sign("s3cret", 1000, body);
-        assert_eq!(verify("s3cret", Some(&header), body, 1100), Ok(()));
+        let mac = verify("s3cret", Some(&header), body, 1100).unwrap();
+        assert_eq!(header, format!("t=1000,v1={}", hex::encode(&mac)));
         assert_eq!(
             verify("other", Some(&header), body, 1100),
             Err(SignatureError::Mismatch)
@@ -299,5 +314,45 @@ mod tests {
             verify("s3cret", Some("t=x"), body, 1000),
             Err(SignatureError::Malformed)
         );
+        let v1 = header.strip_prefix("t=1000,").unwrap();
+        // Strict: one t, of digits; every part is key=value.
+        for bad in [
+            format!("t=1000,t=1000,{v1}"),
+            format!("t=+1000,{v1}"),
+            format!("t= 1000,{v1}"),
+            format!("t=1000,{v1},junk"),
+            "t=1000,v1=zz".to_owned(),
+        ] {
+            assert_eq!(
+                verify("s3cret", Some(&bad), body, 1000),
+                Err(SignatureError::Malformed),
+                "{bad}"
+            );
+        }
+        // Any valid v1 among several; other schemes ignored.
+        let other = sign("rotated-away", 1000, body);
+        let other_v1 = other.strip_prefix("t=1000,").unwrap();
+        for good in [
+            format!("t=1000,{other_v1},{v1}"),
+            format!("t=1000,v1=nothex,{v1}"),
+            format!("v0=abc, t=1000, {v1}"),
+        ] {
+            assert_eq!(
+                verify("s3cret", Some(&good), body, 1000),
+                Ok(mac.clone()),
+                "{good}"
+            );
+        }
+        // The MAC covers the t text as sent: a zero-padded t is not the same message.
+        let padded = format!("t=01000,{v1}");
+        assert_eq!(
+            verify("s3cret", Some(&padded), body, 1000),
+            Err(SignatureError::Mismatch)
+        );
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(b"s3cret").unwrap();
+        m.update(b"01000.");
+        m.update(body);
+        let padded = format!("t=01000,v1={}", hex::encode(m.finalize().into_bytes()));
+        assert!(verify("s3cret", Some(&padded), body, 1000).is_ok());
     }
 }

@@ -537,6 +537,100 @@ async fn signed_webhooks_refuse_bad_and_stale_signatures() {
 }
 
 #[tokio::test]
+async fn replayed_and_redelivered_webhooks_create_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (ws, digest) = setup(&s, "replays").await;
+    let d = s
+        .deploy(&ws.key, json!({"name": "sq", "component": digest, "flow": "map_flow", "webhook": {"enabled": true, "signed": true}}))
+        .await;
+    let url = format!("{}{}", s.url, d["webhook"]["url"].as_str().unwrap());
+    let secret = d["webhook"]["secret"].as_str().unwrap().to_owned();
+    let post = |body: &'static [u8], sig: String, delivery: Option<&'static str>| {
+        let mut r = s
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-weir-signature", sig)
+            .body(body.to_vec());
+        if let Some(id) = delivery {
+            r = r.header("idempotency-key", id);
+        }
+        async move {
+            let res = r.send().await.unwrap();
+            let replayed = res.headers()["idempotent-replayed"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (
+                status,
+                replayed,
+                body["flow_run_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let body: &[u8] = br#"{"n": 3}"#;
+    let signed = weir::secrets::webhook::sign(&secret, now, body);
+    // The same signed request sent again (an attacker's replay, or a retrying sender):
+    // one run, and every answer names it.
+    let (status, replayed, first) = post(body, signed.clone(), None).await;
+    assert_eq!((status, replayed.as_str()), (202, "false"));
+    for _ in 0..3 {
+        let again = post(body, signed.clone(), None).await;
+        assert_eq!(again, (202, "true".to_owned(), first.clone()));
+    }
+    // The same body signed at another second is another delivery.
+    let (_, _, second) = post(
+        body,
+        weir::secrets::webhook::sign(&secret, now - 1, body),
+        None,
+    )
+    .await;
+    assert_ne!(second, first);
+    // A delivery id: a redelivery signed anew is still the same run.
+    let (_, replayed, third) = post(
+        body,
+        weir::secrets::webhook::sign(&secret, now, body),
+        Some("evt_1"),
+    )
+    .await;
+    assert_eq!(replayed, "false");
+    let redelivered = post(
+        body,
+        weir::secrets::webhook::sign(&secret, now - 2, body),
+        Some("evt_1"),
+    )
+    .await;
+    assert_eq!(redelivered, (202, "true".to_owned(), third.clone()));
+    // A header with two timestamps is refused, not read either way.
+    let v1 = signed.split_once(',').unwrap().1;
+    let res = s
+        .client
+        .post(&url)
+        .header("x-weir-signature", format!("t={now},t={},{v1}", now - 100))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let (_, runs) = s.get("/api/flow-runs", &ws.key).await;
+    let mut ids: Vec<&str> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want = vec![first.as_str(), second.as_str(), third.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "one run per delivery");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn an_idempotency_key_returns_the_same_run() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path()).await;

@@ -16,10 +16,19 @@ pub struct Accepted {
     pub flow_run_id: String,
 }
 
-/// Triggers the deployment that owns the token.
+/// Headers naming a delivery, in the order they are looked for: a redelivery with the
+/// same id is answered with the run of the first delivery.
+const DELIVERY_HEADERS: [&str; 2] = ["idempotency-key", "x-github-delivery"];
+
+/// Triggers the deployment that owns the token. A repeated delivery (the same
+/// `Idempotency-Key` or `X-GitHub-Delivery`, or the same signature within its window)
+/// creates no second run: it is answered with the first one's id and
+/// `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/hooks/{token}", tag = "webhooks",
     params(("token" = String, Path), ("X-Weir-Signature" = Option<String>, Header,
-        description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>, when signing is on")),
+        description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>, when signing is on"),
+        ("Idempotency-Key" = Option<String>, Header,
+        description = "A delivery id (or X-GitHub-Delivery): a repeat returns the first run")),
     request_body(content = Object, description = "The run's parameters"),
     responses((status = 202, body = Accepted), (status = 401, body = super::Problem),
               (status = 404, body = super::Problem), (status = 422, body = super::Problem),
@@ -28,28 +37,55 @@ pub async fn trigger_hook(
     State(state): State<AppState>,
     Path(token): Path<String>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<Accepted>)> {
+) -> ApiResult<(
+    StatusCode,
+    [(&'static str, &'static str); 1],
+    Json<Accepted>,
+)> {
     let deployment = state
         .store()
         .deployment_by_webhook(&secrets::token_hash(&token))
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    let signature = req
-        .headers()
+    let headers = req.headers();
+    let signature = headers
         .get("x-weir-signature")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let delivery = DELIVERY_HEADERS
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .map(|v| v.to_str().map(str::to_owned).ok());
+    let delivery = match delivery {
+        None => None,
+        Some(Some(id)) if (1..=200).contains(&id.len()) => Some(id),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid delivery id",
+                vec!["'Idempotency-Key' must be 1 to 200 visible ASCII characters".into()],
+            ));
+        }
+    };
     let body = read_body(req, state.limits.json).await?;
+    let mut signed = None;
     if let Some(sealed) = &deployment.webhook_secret {
         let secret = state.secrets.open(sealed).map_err(ApiError::internal)?;
-        webhook::verify(
+        let mac = webhook::verify(
             &secret,
             signature.as_deref(),
             &body,
             chrono::Utc::now().timestamp(),
         )
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        signed = Some(mac);
     }
+    // The sender's delivery id makes a redelivery the same run; without one, a signed
+    // request replayed within the signature's window is too (its MAC names it).
+    let idempotency_key = match (delivery, signed) {
+        (Some(id), _) => Some(format!("delivery:{id}")),
+        (None, Some(mac)) => Some(format!("signature:{}", hex::encode(mac))),
+        (None, None) => None,
+    };
     let parameters: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
@@ -63,17 +99,20 @@ pub async fn trigger_hook(
             }
         }
     };
-    let (run, _) = trigger(
+    let (run, new) = trigger(
         &state,
         &deployment,
         CreateRun {
             parameters,
+            idempotency_key,
             ..CreateRun::default()
         },
     )
     .await?;
+    let replayed = if new { "false" } else { "true" };
     Ok((
         StatusCode::ACCEPTED,
+        [("idempotent-replayed", replayed)],
         Json(Accepted {
             flow_run_id: run.id,
         }),
