@@ -631,6 +631,66 @@ async fn replayed_and_redelivered_webhooks_create_one_run() {
 }
 
 #[tokio::test]
+async fn every_api_error_is_problem_json_and_the_auth_scheme_is_case_insensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let (ws, _) = setup(&s, "errors").await;
+    let problem = |res: reqwest::Response| async move {
+        let status = res.status().as_u16();
+        let allow = res
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(ct, "application/problem+json", "status {status}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["status"], status, "{body}");
+        assert!(!body["detail"].as_str().unwrap().is_empty(), "{body}");
+        (status, allow)
+    };
+    // A method the route does not take: 405 with Allow.
+    let res = s
+        .req(reqwest::Method::DELETE, "/api/openapi.json", &ws.key)
+        .send()
+        .await
+        .unwrap();
+    let (status, allow) = problem(res).await;
+    assert_eq!(status, 405);
+    assert!(allow.unwrap().contains("GET"));
+    // A path that does not decode, a query that does not parse.
+    for path in ["/api/deployments/%FF%FE", "/api/flow-runs?limit=lots"] {
+        let res = s
+            .req(reqwest::Method::GET, path, &ws.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem(res).await.0, 400, "{path}");
+    }
+    // Any case of the scheme, any whitespace before the key.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let res = s
+            .client
+            .get(format!("{}/api/deployments", s.url))
+            .header("authorization", format!("{scheme}  {}", ws.key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{scheme}");
+    }
+    for bad in ["Basic abc", "Bearer", "Bearerx abc", ""] {
+        let res = s
+            .client
+            .get(format!("{}/api/deployments", s.url))
+            .header("authorization", bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem(res).await.0, 401, "{bad:?}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn an_idempotency_key_returns_the_same_run() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(dir.path()).await;

@@ -23,9 +23,15 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::Unauthorized("the request has no Authorization header".into()))?
         .to_str()
         .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
-    value.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| {
-        ApiError::Unauthorized("the Authorization header must be 'Bearer <key>'".into())
-    })
+    // The scheme is case-insensitive (RFC 9110), the token follows after whitespace.
+    let (scheme, token) = value.trim().split_once([' ', '\t']).unwrap_or((value, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::Unauthorized(
+            "the Authorization header must be 'Bearer <key>'".into(),
+        ));
+    }
+    Ok(token)
 }
 
 impl FromRequestParts<AppState> for Auth {

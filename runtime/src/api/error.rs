@@ -192,3 +192,46 @@ impl From<PathRejection> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Errors axum answers by itself (a method the route does not take, with its `Allow`; a
+/// path or query that does not decode; a body it cannot read) become problem details like
+/// every other error of the API, keeping their status and headers.
+pub async fn problem_responses(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let detail = match String::from_utf8_lossy(&text).trim() {
+        "" => title.to_lowercase(),
+        t => t.to_owned(),
+    };
+    let problem = Problem {
+        kind: "about:blank",
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors: vec![],
+    };
+    let mut out = (status, axum::Json(problem)).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    out
+}

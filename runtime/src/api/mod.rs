@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(upload_limit))
+        .layer(axum::middleware::from_fn(error::problem_responses))
 }
 
 /// A JSON body, within the JSON size limit, with errors as problem details.
