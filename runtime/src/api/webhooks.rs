@@ -62,7 +62,7 @@ pub async fn trigger_hook(
         Some(_) => {
             return Err(ApiError::invalid(
                 "Invalid delivery id",
-                vec!["'Idempotency-Key' must be 1 to 200 visible ASCII characters".into()],
+                vec!["a delivery id header must be 1 to 200 visible ASCII characters".into()],
             ));
         }
     };

@@ -50,40 +50,36 @@ fn connections_for(open_files: u64) -> usize {
     (open_files.saturating_mul(3) / 4).clamp(64, 1 << 20) as usize
 }
 
-/// The soft limit on open files of this process.
-fn open_files_limit() -> u64 {
+/// This process's limits on open files (soft, hard), if the system tells.
+fn open_files() -> Option<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct it is given and reads nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 1024;
-    }
-    lim.rlim_cur
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim)
+}
+
+/// The soft limit on open files of this process.
+fn open_files_limit() -> u64 {
+    open_files().map_or(1024, |l| l.rlim_cur)
 }
 
 /// Raises this process's soft limit on open files to its hard limit (a server holds a
 /// descriptor per connection, and Linux's default soft limit is 1024); returns the
 /// limit now in force.
 pub fn raise_open_files_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Some(lim) = open_files() else {
+        return 1024;
     };
-    // SAFETY: getrlimit and setrlimit read and write only the struct they are given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                return want.rlim_cur;
-            }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads only the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            return want.rlim_cur;
         }
     }
     lim.rlim_cur
