@@ -165,6 +165,13 @@ fn failed(authority: &str, e: ErrorCode) -> Error {
         ))
         .kind("http-denied")
         .retryable(false),
+        ErrorCode::DestinationIpProhibited => Error::msg(format!(
+            "outbound HTTP to {authority} was refused: it resolves to an address this server's \
+             egress policy denies (loopback, private, link-local and metadata addresses are \
+             closed unless the operator opens them with --egress-allow)"
+        ))
+        .kind("http-denied")
+        .retryable(false),
         other => Error::msg(format!("the request to {authority} failed: {other:?}")).kind("http"),
     }
 }

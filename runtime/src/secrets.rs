@@ -106,6 +106,15 @@ impl SecretBox {
     }
 }
 
+/// Creates `path` empty, readable and writable by its owner only, unless it exists: for
+/// files that will hold credentials (the database: key hashes, sealed secrets).
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    match write_private(path, "") {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();

@@ -1124,7 +1124,12 @@ async fn outbound_http_reaches_only_granted_hosts() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path()).await;
+    // The operator opens loopback for the test's service (closed by default: see
+    // egress.rs).
+    let s = TestServer::start_with(dir.path(), |c| {
+        c.limits.egress = weir::model::egress::Egress::parse(&["127.0.0.1".into()]).unwrap();
+    })
+    .await;
     let (ws, digest) = setup(&s, "egress").await;
     let url = format!("http://127.0.0.1:{port}/ping");
     s.deploy(

@@ -169,9 +169,12 @@ async fn sign_in_opens_an_http_only_strict_session_that_revoking_the_key_ends() 
     );
     assert_eq!(home.headers[header::X_FRAME_OPTIONS], "DENY");
 
-    // Revoking the key the session was opened with ends the session.
+    // Revoking the key the session was opened with ends the session (the workspace
+    // keeps another key: its last one cannot be revoked).
     let (_, keys) = s.get("/api/keys", &ws.key).await;
     let id = keys["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = s.post("/api/keys", &ws.key, json!({"name": "spare"})).await;
+    assert_eq!(status, 201);
     let (status, body) = crate::support::server::send(s.req(
         reqwest::Method::DELETE,
         &format!("/api/keys/{id}"),

@@ -44,6 +44,9 @@ impl Node {
             .arg("--data-dir")
             .arg(dir)
             .args(["--addr", "127.0.0.1:0", "--node-id", id])
+            // The tests' witness services listen on loopback, which the egress policy
+            // closes by default.
+            .args(["--egress-allow", "127.0.0.1"])
             .args(extra)
             .env("WEIR_ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", "weir=info")
@@ -75,6 +78,17 @@ impl Node {
 
     fn pid(&self) -> String {
         self.child.id().expect("running").to_string()
+    }
+
+    /// The process's peak resident memory so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 
     /// SIGKILL, and waits until the process is gone.

@@ -49,6 +49,7 @@ impl FromRequestParts<AppState> for Auth {
         if !secrets::same(&secrets::token_hash(key), &record.hash) {
             return Err(invalid());
         }
+        state.rate.workspace(&record.workspace_id)?;
         Ok(Auth {
             workspace_id: record.workspace_id,
         })

@@ -1,6 +1,7 @@
 //! Components: upload (validated, compiled once, content-addressed), list, get, delete.
 
-use super::{ApiError, ApiResult, AppState, Auth, read_body};
+use super::uploads::Received;
+use super::{ApiError, ApiResult, AppState, Auth};
 use crate::store::{ComponentRecord, Saved};
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -30,10 +31,13 @@ impl From<ComponentRecord> for Component {
 }
 
 /// Uploads a component (`.wasm` bytes). The same bytes again return the same component.
+/// The body is received into a file, not memory; too many uploads arriving at once get
+/// 503 with `Retry-After`.
 #[utoipa::path(post, path = "/api/components", tag = "components", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = Component), (status = 200, body = Component, description = "Uploaded before"),
               (status = 413, body = super::Problem), (status = 415, body = super::Problem),
+              (status = 503, body = super::Problem, description = "Too many uploads at once; retry after Retry-After"),
               (status = 422, body = super::Problem, description = "Not a component of the weir:flow world")))]
 pub async fn upload(
     auth: Auth,
@@ -53,8 +57,24 @@ pub async fn upload(
             "upload the .wasm bytes as application/wasm, not {content_type}"
         )));
     }
-    let bytes = read_body(req, state.limits.upload).await?;
-    let (new, record) = add_component(&state, &auth.workspace_id, &bytes).await?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let limit = state.uploads.limit();
+    if declared.is_some_and(|n| n > limit.saturating_add(super::uploads::DRAIN)) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let receiving = match state.uploads.begin().await {
+        Ok(r) => r,
+        Err(e) => {
+            super::uploads::discard(req.into_body(), limit).await;
+            return Err(e);
+        }
+    };
+    let received = receiving.body(req.into_body()).await?;
+    let (new, record) = add_component(&state, &auth.workspace_id, received).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -63,41 +83,38 @@ pub async fn upload(
     Ok((status, Json(record.into())))
 }
 
-/// Checks, compiles and stores a component's bytes and makes it visible to the
+/// Checks, compiles and stores a received component and makes it visible to the
 /// workspace; returns whether it is new to the workspace, and its record.
 pub(crate) async fn add_component(
     state: &AppState,
     workspace_id: &str,
-    bytes: &[u8],
+    received: Received,
 ) -> ApiResult<(bool, ComponentRecord)> {
-    if bytes.is_empty() {
+    if received.size == 0 {
         return Err(ApiError::invalid(
             "Not a component",
             vec!["the body is empty".into()],
         ));
     }
+    let loading = state.uploads.load(&received).await?;
+    let bytes = &loading.bytes;
     let loaded = state
         .executor
         .engine()
         .load(bytes)
         .await
         .map_err(|e| ApiError::invalid("Not a Weir component", vec![e.to_string()]))?;
-    let path = state.executor.component_path(&loaded.digest);
-    if !path.exists() {
-        let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
-        tokio::fs::write(&tmp, bytes)
-            .await
-            .map_err(ApiError::internal)?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(ApiError::internal)?;
-    }
+    received
+        .keep_as(&state.executor.component_path(&loaded.digest))
+        .await
+        .map_err(ApiError::internal)?;
     let manifest = serde_json::to_value(&loaded.manifest).map_err(ApiError::internal)?;
     let store = state.store();
     store.put_component_bytes(&loaded.digest, bytes).await?;
     store
         .put_component(&loaded.digest, loaded.size, &manifest)
         .await?;
+    drop(loading);
     let new = store.link_component(workspace_id, &loaded.digest).await?;
     let record = store
         .workspace_component(workspace_id, &loaded.digest)

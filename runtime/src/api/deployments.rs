@@ -187,6 +187,15 @@ async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
     let mut errors = Vec::new();
     if !super::workspaces::valid_name(&d.name) {
         errors.push("'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into());
+    } else if d.name == "." || d.name == ".." {
+        errors.push(format!(
+            "'name': {:?} is not a name a path can hold",
+            d.name
+        ));
+    } else if uuid::Uuid::try_parse(&d.name).is_ok() {
+        // Routes take a deployment's id or its name: a name shaped like an id could
+        // stand for another deployment.
+        errors.push("'name' must not look like a deployment id (a UUID)".into());
     }
     if d.concurrency_limit.is_some_and(|n| n < 0) {
         errors.push("'concurrency_limit' must not be negative".into());

@@ -33,6 +33,10 @@ pub enum ApiError {
     /// 404: no such object in the caller's workspace.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 404 for a credential in the path that names nothing (a webhook token): answered
+    /// as any missing object, but counted as a failed authentication.
+    #[error("{0} not found")]
+    UnknownToken(&'static str),
     /// 409: a name taken, an object in use, a run in the wrong state.
     #[error("{0}")]
     Conflict(String),
@@ -45,6 +49,13 @@ pub enum ApiError {
     /// 422: the request is well formed but invalid.
     #[error("{title}")]
     Invalid { title: String, errors: Vec<String> },
+    /// 429 with `Retry-After`: the caller (its address or its workspace) is over a rate
+    /// limit, or its address made too many failed authentications.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     /// 503 with `Retry-After`: the server cannot take this now (its database is away
     /// or behind); nothing was done, and the same request may be sent again later.
     #[error("{detail}")]
@@ -74,7 +85,7 @@ impl ApiError {
             Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d.clone(), vec![]),
             Self::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "Unauthorized", d.clone(), vec![]),
             Self::Forbidden(d) => (StatusCode::FORBIDDEN, "Forbidden", d.clone(), vec![]),
-            Self::NotFound(what) => (
+            Self::NotFound(what) | Self::UnknownToken(what) => (
                 StatusCode::NOT_FOUND,
                 "Not found",
                 format!("{what} not found"),
@@ -106,6 +117,12 @@ impl ApiError {
                     errors.clone(),
                 )
             }
+            Self::TooManyRequests { detail, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                detail.clone(),
+                vec![],
+            ),
             Self::Unavailable { detail, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service unavailable",
@@ -154,7 +171,14 @@ impl IntoResponse for ApiError {
             tracing::error!("request failed: {e:#}");
         }
         let retry_after = match &self {
-            Self::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            Self::Unavailable { retry_after, .. } | Self::TooManyRequests { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            _ => None,
+        };
+        let auth_failure = match &self {
+            Self::Unauthorized(why) => Some(why.clone()),
+            Self::UnknownToken(what) => Some(format!("no {what} has this token")),
             _ => None,
         };
         let (status, title, detail, errors) = self.parts();
@@ -174,6 +198,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(why) = auth_failure {
+            response
+                .extensions_mut()
+                .insert(super::rate::AuthFailure(why));
         }
         response
     }

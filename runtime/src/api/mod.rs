@@ -8,8 +8,10 @@ pub(crate) mod deployments;
 mod error;
 mod health;
 pub(crate) mod pools;
+pub mod rate;
 mod runs;
 pub(crate) mod schedules;
+pub mod uploads;
 pub(crate) mod variables;
 mod webhooks;
 pub(crate) mod workspaces;
@@ -19,6 +21,7 @@ pub use auth::{Admin, Auth};
 pub(crate) use deployments::find as find_deployment;
 pub use error::{ApiError, ApiResult, Problem};
 pub(crate) use runs::{find_run, parse_states};
+use uploads::DRAIN;
 pub use workspaces::new_key;
 
 use crate::executor::Executor;
@@ -40,6 +43,8 @@ pub struct BodyLimits {
     pub json: usize,
     /// Component uploads.
     pub upload: usize,
+    /// Component uploads received at once (each into a file); more get 503.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for BodyLimits {
@@ -47,6 +52,7 @@ impl Default for BodyLimits {
         Self {
             json: 1 << 20,
             upload: 64 << 20,
+            max_concurrent_uploads: 16,
         }
     }
 }
@@ -62,6 +68,10 @@ pub struct Shared {
     /// sha256 of the admin token.
     pub admin_hash: String,
     pub limits: BodyLimits,
+    /// Component uploads in progress, received into files.
+    pub uploads: uploads::Uploads,
+    /// Rate limits per peer address and per workspace, and failed authentications.
+    pub rate: rate::RateLimits,
 }
 
 impl AppState {
@@ -103,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(workspaces::create_workspace))
         .routes(routes!(workspaces::create_key, workspaces::list_keys))
         .routes(routes!(workspaces::revoke_key))
+        .routes(routes!(workspaces::admin_create_key))
         .routes(routes!(components::upload, components::list))
         .routes(routes!(components::get, components::delete))
         .routes(routes!(deployments::create, deployments::list))
@@ -199,10 +210,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
         parse_json(&bytes).map(|v| MaybeJson(Some(v)))
     }
 }
-
-/// How much of an oversized body is read and dropped before answering 413, so that a
-/// client still sending gets to read the answer instead of a broken pipe.
-const DRAIN: usize = 64 << 20;
 
 /// Reads a body of at most `limit` bytes (413 past it).
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {

@@ -32,6 +32,7 @@ const DELIVERY_HEADERS: [&str; 2] = ["idempotency-key", "x-github-delivery"];
     request_body(content = Object, description = "The run's parameters"),
     responses((status = 202, body = Accepted), (status = 401, body = super::Problem),
               (status = 404, body = super::Problem), (status = 422, body = super::Problem),
+              (status = 429, body = super::Problem, description = "Over a rate limit, or too many failed authentications from this address (see Retry-After)"),
               (status = 503, body = super::Problem, description = "The run cannot be stored now (see Retry-After); none was created")))]
 pub async fn trigger_hook(
     State(state): State<AppState>,
@@ -46,7 +47,8 @@ pub async fn trigger_hook(
         .store()
         .deployment_by_webhook(&secrets::token_hash(&token))
         .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
+        .ok_or(ApiError::UnknownToken("webhook"))?;
+    state.rate.workspace(&deployment.workspace_id)?;
     let headers = req.headers();
     let signature = headers
         .get("x-weir-signature")

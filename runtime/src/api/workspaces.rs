@@ -2,7 +2,7 @@
 
 use super::{Admin, ApiError, ApiJson, ApiResult, AppState, Auth, MaybeJson};
 use crate::secrets;
-use crate::store::{ApiKeyRecord, WorkspaceRecord};
+use crate::store::{ApiKeyRecord, Revoked, WorkspaceRecord};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -153,18 +153,54 @@ pub async fn list_keys(
     }))
 }
 
-/// Revokes a key; it stops working at once.
+/// Revokes a key; it stops working at once. A workspace's last active key is kept
+/// (409): create another first, or have the admin mint one
+/// (`POST /api/workspaces/{id}/keys`).
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "workspaces", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = super::Problem)))]
+    responses((status = 204), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem, description = "The workspace's last active key")))]
 pub async fn revoke_key(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    if state.store().revoke_key(&auth.workspace_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("key"))
+    match state.store().revoke_key(&auth.workspace_id, &id).await? {
+        Revoked::Done => Ok(StatusCode::NO_CONTENT),
+        Revoked::Missing => Err(ApiError::NotFound("key")),
+        Revoked::LastKey => Err(ApiError::Conflict(
+            "this is the workspace's last active key: create another key first (or ask the \
+             server's admin to mint one) so that the workspace is not locked out"
+                .into(),
+        )),
     }
+}
+
+/// Mints a key for an existing workspace (admin token): the way back into a workspace
+/// whose keys are lost.
+#[utoipa::path(post, path = "/api/workspaces/{id}/keys", tag = "workspaces", request_body = CreateKey,
+    security(("bearer" = [])), params(("id" = String, Path, description = "The workspace's id or name")),
+    responses((status = 201, body = Key), (status = 401, body = super::Problem),
+              (status = 404, body = super::Problem)))]
+pub async fn admin_create_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<CreateKey>,
+) -> ApiResult<(StatusCode, Json<Key>)> {
+    let store = state.store();
+    let ws = match store.workspace(&id).await? {
+        Some(ws) => ws,
+        None => store
+            .workspace_by_name(&id)
+            .await?
+            .ok_or(ApiError::NotFound("workspace"))?,
+    };
+    let name = body
+        .and_then(|b| b.name)
+        .or(Some("minted by the admin".into()));
+    let (key, secret) = new_key(&ws.id, name);
+    store.create_key(&key).await?;
+    tracing::warn!(target: "weir::audit", workspace = %ws.name, "the admin minted a key for the workspace");
+    Ok((StatusCode::CREATED, Json(key_json(&key, Some(secret)))))
 }

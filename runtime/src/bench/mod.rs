@@ -2,6 +2,7 @@
 //! (`chain`, `map`, `flows`), every state persisted to a SQLite file database, or to a
 //! PostgreSQL database with `--db postgres://...`.
 
+pub mod burst;
 pub mod ui;
 
 use crate::host::Engine;

@@ -108,11 +108,42 @@ enum Command {
         /// Seconds a request body may stall before the request is cut off.
         #[arg(long, default_value_t = 30.0)]
         body_timeout_seconds: f64,
+        /// An address range flows may reach over HTTP although it is not on the public
+        /// internet (loopback, private, link-local and metadata addresses are closed
+        /// whatever a deployment grants); repeat for several, e.g. `10.1.2.0/24`.
+        #[arg(
+            long = "egress-allow",
+            value_name = "CIDR",
+            env = "WEIR_EGRESS_ALLOW",
+            value_delimiter = ','
+        )]
+        egress_allow: Vec<String>,
+        /// Requests per second one client address may make (twice as many in a burst);
+        /// past it, 429 with Retry-After. 0: no limit.
+        #[arg(long, default_value_t = 2000)]
+        rate_limit_per_peer: u32,
+        /// API requests per second (webhooks included) one workspace may make. 0: no limit.
+        #[arg(long, default_value_t = 2000)]
+        rate_limit_per_workspace: u32,
+        /// Failed authentications per minute one client address may make after a first
+        /// burst of as many; past it, its requests get 429 until its budget grows back.
+        #[arg(long, default_value_t = 60)]
+        auth_failures_per_minute: u32,
+        /// Component uploads received at once (more get 503 with Retry-After).
+        #[arg(long, default_value_t = 16)]
+        max_concurrent_uploads: usize,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, env = "WEIR_TLS_CERT", requires = "tls_key", value_name = "PEM")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, env = "WEIR_TLS_KEY", requires = "tls_cert", value_name = "PEM")]
+        tls_key: Option<PathBuf>,
     },
     /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
     /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
     /// `schedules N [--seconds S]`, run N every-minute schedules; or `ui [N]`, time the
-    /// web UI's pages over N generated flow runs (default 1,000,000).
+    /// web UI's pages over N generated flow runs (default 1,000,000); or `burst [N]`, a
+    /// good tenant's latency while another address sends N bad requests (10,000).
     Bench {
         workload: String,
         #[arg(default_value_t = 0)]
@@ -137,12 +168,23 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server logs every request (target weir::access) and every failed
+    // authentication (weir::audit); WEIR_LOG overrides, e.g. `WEIR_LOG=warn`.
+    let default_filter = match cli.command {
+        Command::Server { .. } => "warn,weir::access=info,weir::audit=info",
+        _ => "warn",
+    };
+    // Lines are written by a background thread, dropped rather than waited for when
+    // the terminal falls behind; the guard flushes what is left at exit.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -203,6 +245,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             max_connections_per_peer,
             header_timeout_seconds,
             body_timeout_seconds,
+            egress_allow,
+            rate_limit_per_peer,
+            rate_limit_per_workspace,
+            auth_failures_per_minute,
+            max_concurrent_uploads,
+            tls_cert,
+            tls_key,
         } => {
             let open_files = crate::server::listen::raise_open_files_limit();
             let mut config = crate::server::ServerConfig::new(cli.data_dir.clone());
@@ -239,6 +288,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(n) = max_concurrent_compiles {
                 config.limits.max_concurrent_compiles = n.max(1);
             }
+            config.limits.egress =
+                crate::model::egress::Egress::parse(&egress_allow).map_err(anyhow::Error::msg)?;
+            config.rate = crate::api::rate::RateConfig {
+                per_peer: rate_limit_per_peer,
+                per_workspace: rate_limit_per_workspace,
+                auth_failures_per_minute,
+                auth_failure_burst: auth_failures_per_minute,
+            };
+            config.body_limits.max_concurrent_uploads = max_concurrent_uploads.max(1);
+            if let (Some(cert), Some(key)) = (&tls_cert, &tls_key) {
+                config.connections.tls = Some(crate::server::listen::tls_config(cert, key)?);
+            }
             serve(config, &addr, demo.as_deref()).await
         }
         Command::Bench {
@@ -251,6 +312,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let report = if workload == "schedules" {
                 crate::bench::schedules(n.max(1) as usize, seconds, &component).await?
+            } else if workload == "burst" {
+                let examples = component.parent().unwrap_or(Path::new("."));
+                crate::bench::burst::run(n, examples).await?
             } else if workload == "ui" {
                 let examples = component.parent().unwrap_or(Path::new("."));
                 let n = if n == 0 { 1_000_000 } else { n };
@@ -309,8 +373,13 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let scheme = if config.connections.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = crate::server::Server::start(config).await?;
-    println!("Weir server listening on http://{local}");
+    println!("Weir server listening on {scheme}://{local}");
     if let Some(token) = &server.generated_admin_token {
         println!("Admin token (shown once; set WEIR_ADMIN_TOKEN to choose your own): {token}");
     }
@@ -323,7 +392,7 @@ async fn serve(
         std::fs::write(
             &env_file,
             format!(
-                "export WEIR_API_URL=http://{local} WEIR_API_KEY={} WEIR_DEMO_HOOK={}\n",
+                "export WEIR_API_URL={scheme}://{local} WEIR_API_KEY={} WEIR_DEMO_HOOK={}\n",
                 d.api_key, d.hello_webhook
             ),
         )?;
@@ -331,7 +400,7 @@ async fn serve(
             "\nDemo workspace ready: the examples are deployed (hello, etl, retries, caching, subflows)."
         );
         println!(
-            "\nWeb UI: open http://{local} and sign in with the demo workspace's API key:\n  {}\n",
+            "\nWeb UI: open {scheme}://{local} and sign in with the demo workspace's API key:\n  {}\n",
             d.api_key
         );
         println!(

@@ -123,6 +123,11 @@ impl Default for NodeConfig {
 const CLAIM_BATCH: i64 = 1000;
 
 impl Executor {
+    /// Where uploaded components are kept, one file per digest.
+    pub fn components_dir(&self) -> &std::path::Path {
+        &self.components_dir
+    }
+
     pub fn new(orch: Arc<Orchestrator>, components_dir: PathBuf, max_active: usize) -> Arc<Self> {
         Self::with_node(orch, components_dir, max_active, NodeConfig::default())
     }

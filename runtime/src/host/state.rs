@@ -55,7 +55,15 @@ impl HostState {
             .build();
         let http_policy = run
             .as_ref()
-            .map(|r| HttpPolicy::new(r.allowed_hosts()))
+            .map(|r| {
+                // A request the egress policy refuses is logged in the run (as a
+                // warning of the task attempt that made it), so the user sees why.
+                let (run, task) = (r.clone(), task.clone());
+                let note: crate::engine::http::Refusals = Arc::new(move |line: String| {
+                    run.log(task.as_deref(), LogLevel::Warning, line);
+                });
+                HttpPolicy::new(r.allowed_hosts(), limits.egress.clone(), Some(note))
+            })
             .unwrap_or_default();
         Self {
             wasi,

@@ -38,6 +38,9 @@ pub struct Limits {
     pub max_loaded_component_bytes: usize,
     /// Components compiled at once, in the blocking pool; more wait their turn.
     pub max_concurrent_compiles: usize,
+    /// Network ranges outbound requests may reach beyond the global internet (loopback,
+    /// private, link-local, metadata... are denied unless opened here).
+    pub egress: super::egress::Egress,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
             max_loaded_components: 256,
             max_loaded_component_bytes: 1 << 30,
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            egress: super::egress::Egress::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod duration;
+pub mod egress;
 pub mod failure;
 pub mod limits;
 pub mod log;

@@ -3,6 +3,8 @@
 //! and per peer address (one past the bound is closed at once, and the refusals are
 //! logged), every request's headers must arrive within a deadline (which also ends a
 //! keep-alive connection left idle), and a request body that stops arriving is cut off.
+//! With a certificate and key the server speaks TLS itself (rustls); the handshake
+//! has the same deadline as a request's headers.
 
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,6 +33,8 @@ pub struct ConnLimits {
     pub body_timeout: Duration,
     /// Longest wait at shutdown for requests in progress.
     pub drain_timeout: Duration,
+    /// TLS, when the server terminates it itself.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ConnLimits {
@@ -41,6 +45,7 @@ impl Default for ConnLimits {
             header_timeout: Duration::from_secs(15),
             body_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -141,12 +146,55 @@ impl Refusals {
     }
 }
 
+/// A client connection, plain or over TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// The TLS configuration for a certificate chain and its private key (PEM files), or
+/// an error that names the file at fault.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("cannot read the certificate {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{} is not a PEM certificate chain", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{} holds no certificate", cert.display());
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("cannot read a PEM private key from {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .with_context(|| {
+            format!(
+                "the key {} does not fit the certificate {}",
+                key.display(),
+                cert.display()
+            )
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets
 /// requests in progress finish (for at most `limits.drain_timeout`).
+/// Addresses whose connections are closed as soon as they are accepted.
+pub type Refuse = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: ConnLimits,
+    refuse: Option<Refuse>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -175,6 +223,11 @@ pub async fn serve(
                 }
             },
         };
+        if refuse.as_ref().is_some_and(|refused| refused(peer.ip())) {
+            // Closed unread: the address is blocked for a while (failed
+            // authentications); its requests were answered 429 until now.
+            continue;
+        }
         let Ok(permit) = open.clone().try_acquire_owned() else {
             refusals.refused(
                 peer,
@@ -202,8 +255,27 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(req)
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), limits.tls.clone());
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(config) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                    match tokio::time::timeout(handshake_timeout, accept).await {
+                        Ok(Ok(tls)) => Box::new(tls),
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake with {peer} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake with {peer} timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            let conn = watcher.watch(http.serve_connection(TokioIo::new(io), service));
             if let Err(e) = conn.await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub run_scheduler: bool,
     /// Bounds on client connections and how long their requests may take to arrive.
     pub connections: listen::ConnLimits,
+    /// Request rates per peer and per workspace, and failed authentications per peer.
+    pub rate: api::rate::RateConfig,
 }
 
 impl ServerConfig {
@@ -67,6 +69,7 @@ impl ServerConfig {
             scheduler: SchedulerConfig::default(),
             run_scheduler: true,
             connections: listen::ConnLimits::default(),
+            rate: api::rate::RateConfig::default(),
         }
     }
 }
@@ -140,7 +143,14 @@ impl Server {
             executor: executor.clone(),
             secrets,
             admin_hash,
+            uploads: api::uploads::Uploads::new(
+                executor.components_dir().join(".uploads"),
+                config.body_limits.upload,
+                config.body_limits.max_concurrent_uploads,
+                config.limits.max_concurrent_compiles,
+            ),
             limits: config.body_limits.clone(),
+            rate: api::rate::RateLimits::new(&config.rate),
         });
         Ok(Self {
             state,
@@ -154,9 +164,14 @@ impl Server {
         })
     }
 
-    /// The API and the web UI, on one port.
+    /// The API and the web UI, on one port, behind the rate limits and the access log.
     pub fn router(&self) -> axum::Router {
-        crate::ui::router(self.state.clone()).merge(api::router(self.state.clone()))
+        crate::ui::router(self.state.clone())
+            .merge(api::router(self.state.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                api::rate::guard,
+            ))
     }
 
     /// Serves until `shutdown` resolves, then winds the executor down.
@@ -170,13 +185,33 @@ impl Server {
         let upkeep = tokio::spawn(maintenance::run(self.executor.clone(), async {
             let _ = upkeep_rx.await;
         }));
+        let rate = {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    state.rate.forget_idle();
+                }
+            })
+        };
         let scheduler = self.run_scheduler.then(|| {
             let s = self.scheduler.clone();
             tokio::spawn(s.run(async {
                 let _ = stop_rx.await;
             }))
         });
-        listen::serve(listener, self.router(), self.connections.clone(), shutdown).await?;
+        let state = self.state.clone();
+        let refuse: listen::Refuse = Arc::new(move |ip| state.rate.is_blocked(ip));
+        listen::serve(
+            listener,
+            self.router(),
+            self.connections.clone(),
+            Some(refuse),
+            shutdown,
+        )
+        .await?;
+        rate.abort();
         drop(stop_tx);
         drop(upkeep_tx);
         if let Some(s) = scheduler {

@@ -119,6 +119,10 @@ impl Store {
                 StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        // The file holds key hashes and sealed secrets: only its owner may read it
+        // (SQLite gives its -wal and -shm files the same mode).
+        crate::secrets::create_private(path)
+            .map_err(|e| StoreError::Corrupt(format!("cannot create {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -135,7 +139,17 @@ impl Store {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Self::open_postgres(url).await;
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url)?;
+        let file = options.get_filename();
+        if !file.as_os_str().is_empty() && file != Path::new(":memory:") {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            crate::secrets::create_private(file).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", file.display()))
+            })?;
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)

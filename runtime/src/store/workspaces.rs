@@ -167,19 +167,55 @@ impl Store {
     }
 
     /// Revokes a key of the workspace; false when there is no such live key.
-    pub async fn revoke_key(&self, workspace_id: &str, id: &str) -> Result<bool> {
+    /// Revokes a key of a workspace, unless it is the workspace's last active key
+    /// (which would lock the workspace out: an admin can mint it a new key instead).
+    pub async fn revoke_key(&self, workspace_id: &str, id: &str) -> Result<Revoked> {
+        let postgres = self.db.is_postgres();
         with_db!(&self.db, pool => {
-        let done = sqlx::query(
+        let mut tx = pool.begin_write().await?;
+        // Two revokes at once must not both see the other key still active: the
+        // workspace's row is their lock on PostgreSQL (SQLite's write transaction
+        // already runs alone).
+        if postgres {
+            sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+                .bind(workspace_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        let active: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM api_keys WHERE workspace_id = $1 AND revoked IS NULL",
+        )
+        .bind(workspace_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !active.iter().any(|k| k == id) {
+            return Ok(Revoked::Missing);
+        }
+        if active.len() == 1 {
+            return Ok(Revoked::LastKey);
+        }
+        sqlx::query(
             "UPDATE api_keys SET revoked = $1 WHERE id = $2 AND workspace_id = $3 AND revoked IS NULL",
         )
         .bind(ts(Utc::now()))
         .bind(id)
         .bind(workspace_id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        tx.commit().await?;
+        Ok(Revoked::Done)
         })
     }
+}
+
+/// What became of a key to revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Done,
+    /// No active key with this id in the workspace.
+    Missing,
+    /// The workspace's only active key: kept.
+    LastKey,
 }
 
 /// Stores an API key, on a connection or in a transaction.

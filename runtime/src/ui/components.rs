@@ -73,9 +73,19 @@ pub async fn upload(
     mut form: Multipart,
 ) -> Result<Response, PageError> {
     // The form is read before it is checked, so that a refused browser still reads
-    // the answer instead of a connection closed mid-upload.
-    let limit = state.limits.upload;
-    let (mut csrf, mut bytes) = (String::new(), Vec::new());
+    // the answer instead of a connection closed mid-upload. The file goes to disk as
+    // it arrives, as `POST /api/components` receives it.
+    let mut csrf = String::new();
+    let mut upload = match state.uploads.begin().await {
+        Ok(u) => u,
+        Err(e) => {
+            // Read the rest of the form, so the browser gets the answer.
+            while let Ok(Some(mut field)) = form.next_field().await {
+                while let Ok(Some(_)) = field.chunk().await {}
+            }
+            return Err(e.into());
+        }
+    };
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::BadRequest(format!("reading the form failed: {e}"))
     };
@@ -84,17 +94,21 @@ pub async fn upload(
             Some("csrf") => csrf = field.text().await.map_err(bad)?,
             Some("component") => {
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
-                    if bytes.len() + chunk.len() > limit {
-                        return Err(ApiError::TooLarge(limit).into());
+                    upload.write(&chunk).await?;
+                    if upload.drained() {
+                        break;
                     }
-                    bytes.extend_from_slice(&chunk);
                 }
             }
             _ => {}
         }
+        if upload.drained() {
+            break;
+        }
     }
+    let received = upload.finish().await?;
     viewer.check(&headers, &csrf)?;
-    match crate::api::components::add_component(&state, &viewer.workspace_id, &bytes).await {
+    match crate::api::components::add_component(&state, &viewer.workspace_id, received).await {
         Ok((_, c)) => Ok(Redirect::to(&format!("/components/{}", c.digest)).into_response()),
         Err(e @ ApiError::Invalid { .. }) => {
             let status = e.parts().0;

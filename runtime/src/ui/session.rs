@@ -291,12 +291,15 @@ pub async fn signin(
                 session.key_id = Some(k.id);
             }
             _ => {
-                tracing::info!("ui sign-in refused: invalid or revoked key");
                 let page = layout::bare(
                     "Sign in",
                     signin_form(&next, Some("That key is invalid or revoked.")),
                 );
-                return Ok((axum::http::StatusCode::UNAUTHORIZED, page).into_response());
+                let mut res = (axum::http::StatusCode::UNAUTHORIZED, page).into_response();
+                res.extensions_mut().insert(crate::api::rate::AuthFailure(
+                    "UI sign-in with an invalid or revoked key".into(),
+                ));
+                return Ok(res);
             }
         }
     }

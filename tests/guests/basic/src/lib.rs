@@ -538,6 +538,34 @@ fn fetch(url: String) -> Result<String> {
     })
 }
 
+/// Fetches each URL, following redirects itself (at most 5), and returns one line per
+/// URL: the final status and body, or the error message.
+#[flow]
+fn fetch_each(urls: Vec<String>) -> Result<Vec<String>> {
+    Ok(urls
+        .into_iter()
+        .map(|mut url| {
+            for _ in 0..5 {
+                match weir_sdk::http::get(&url) {
+                    Ok(r) if (300..400).contains(&r.status) => {
+                        match r
+                            .headers
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+                        {
+                            Some((_, to)) => url = to.clone(),
+                            None => return format!("{} without a location", r.status),
+                        }
+                    }
+                    Ok(r) => return format!("{} {}", r.status, r.text()),
+                    Err(e) => return format!("error: {}", e.message()),
+                }
+            }
+            "too many redirects".to_owned()
+        })
+        .collect())
+}
+
 /// Starts a run of another deployment of the workspace (Prefect's `run_deployment`).
 #[flow]
 fn launcher(target: String, n: u64) -> Result<String> {
