@@ -53,6 +53,13 @@ pub mod server;
 pub mod store;
 pub mod ui;
 
+/// Makes ring rustls's process-wide crypto provider (idempotent). The client commands'
+/// HTTPS (reqwest) and guests' outbound HTTPS (wasmtime-wasi-http) both take it from
+/// there; building an HTTP client before it is installed panics in reqwest.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The async runtime Weir runs on. Guests yield at every epoch tick; the I/O driver is
 /// polled every few task polls (not tokio's default 61), so a runtime whose workers are
 /// all busy with spinning guests still answers requests within tens of milliseconds.
