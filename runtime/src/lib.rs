@@ -37,7 +37,9 @@
 //! - [`server`]: `weir server`, tying the API, the executor and the store together, and
 //!   its periodic upkeep (paused runs past their timeout).
 //! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
-//! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, client commands).
+//! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, `completions`, and
+//!   client commands over HTTP or HTTPS); `cli::client::output::clean` is what every
+//!   server- or guest-provided text goes through before it is printed.
 
 pub mod api;
 pub mod bench;

@@ -596,7 +596,11 @@ async fn run(
         let report = flow_run_json(orch.store(), &outcome.flow_run_id).await?;
         client::output::print_json(&report);
     } else if let Some(value) = &outcome.value {
-        println!("Result: {}", client::output::json_text(value, false));
+        // The result's JSON text, its terminal controls escaped (or dropped if not JSON).
+        let shown = serde_json::from_str::<Value>(value)
+            .map(|v| client::output::json_text(&v, false))
+            .unwrap_or_else(|_| clean(value));
+        println!("Result: {shown}");
     }
     Ok(if outcome.state.is_completed() {
         ExitCode::SUCCESS

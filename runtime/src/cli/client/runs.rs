@@ -218,11 +218,6 @@ fn transition_line(run: &Value, state: &Value) -> String {
     } else {
         "Entered state"
     };
-    let message = state["message"]
-        .as_str()
-        .filter(|m| !m.is_empty())
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default();
     let level = match state["type"].as_str() {
         Some("FAILED" | "CRASHED") => "ERROR",
         _ => "INFO",
@@ -231,8 +226,23 @@ fn transition_line(run: &Value, state: &Value) -> String {
         &clock(&state["timestamp"]),
         level,
         &format!("Flow run '{}'", text(&run["name"])),
-        &format!("{verb} {}{message}", state_label(state)),
+        &format!("{verb} {}", state_text(state)),
     )
+}
+
+/// A state as `weir run` prints it (Prefect's form): `Completed()`,
+/// `Failed("boom")`, `TimedOut("...", type=FAILED)`.
+fn state_text(state: &Value) -> String {
+    let name = state_label(state);
+    let mut inner = Vec::new();
+    if let Some(m) = state["message"].as_str() {
+        inner.push(format!("{:?}", clean(m)));
+    }
+    let default = state_label(&json!({"type": state["type"]}));
+    if name != default {
+        inner.push(format!("type={}", text(&state["type"])));
+    }
+    format!("{name}({})", inner.join(", "))
 }
 
 pub async fn dispatch(opts: &ClientOpts, command: RunsCommand) -> anyhow::Result<ExitCode> {
@@ -730,6 +740,25 @@ mod tests {
                 .to_string()
                 .contains("not JSON")
         );
+    }
+
+    #[test]
+    fn transitions_read_as_weir_run_prints_them() {
+        let run = json!({"name": "red-fox"});
+        let done = json!({"type": "COMPLETED", "name": "Completed", "message": null,
+            "timestamp": "bad"});
+        assert_eq!(
+            transition_line(&run, &done),
+            "bad | INFO    | Flow run 'red-fox' - Finished in state Completed()"
+        );
+        let timed_out = json!({"type": "FAILED", "name": "TimedOut",
+            "message": "took \u{1b}[2Jtoo long", "timestamp": "bad"});
+        assert_eq!(
+            transition_line(&run, &timed_out),
+            "bad | ERROR   | Flow run 'red-fox' - Finished in state TimedOut(\"took too long\", type=FAILED)"
+        );
+        let running = json!({"type": "RUNNING", "name": "Running", "timestamp": "bad"});
+        assert!(transition_line(&run, &running).ends_with("Entered state Running()"));
     }
 
     #[test]
