@@ -37,7 +37,9 @@
 //! - [`server`]: `weir server`, tying the API, the executor and the store together, and
 //!   its periodic upkeep (paused runs past their timeout).
 //! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
-//! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, client commands).
+//! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, `completions`, and
+//!   client commands over HTTP or HTTPS); `cli::client::output::clean` is what every
+//!   server- or guest-provided text goes through before it is printed.
 
 pub mod api;
 pub mod bench;
@@ -52,6 +54,13 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod ui;
+
+/// Makes ring rustls's process-wide crypto provider (idempotent). The client commands'
+/// HTTPS (reqwest) and guests' outbound HTTPS (wasmtime-wasi-http) both take it from
+/// there; building an HTTP client before it is installed panics in reqwest.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// The async runtime Weir runs on. Guests yield at every epoch tick; the I/O driver is
 /// polled every few task polls (not tokio's default 61), so a runtime whose workers are

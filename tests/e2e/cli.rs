@@ -1,6 +1,8 @@
-//! The `weir` binary: `run` and `inspect`, with the errors a user sees for bad input.
+//! The `weir` binary: `run`, `inspect`, `completions` and `server` (its banner, its demo),
+//! with the errors a user sees for bad input.
 
 use crate::support::guest;
+use crate::support::process::WeirProcess;
 use std::process::Command;
 
 fn weir(args: &[&str]) -> (bool, String, String) {
@@ -127,5 +129,177 @@ fn inspect_shows_the_manifest() {
     assert_eq!(
         flaky["options"]["retry_delay_seconds"],
         serde_json::json!([0.2, 0.4, 0.6])
+    );
+}
+
+/// `weir` with the given data directory and environment.
+fn weir_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env("WEIR_DATA_DIR", dir)
+        .output()
+        .expect("run weir");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_server_banner_names_its_urls_and_data_and_run_keeps_out_of_its_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = WeirProcess::server(dir.path(), &[]);
+    let url = server.url();
+    let data = std::path::absolute(dir.path()).unwrap();
+    let banner: Vec<String> = (0..6)
+        .map(|_| server.wait_for("its banner", |_| true))
+        .collect();
+    let banner = banner.join("\n");
+    for expected in [
+        format!("Web UI    {url}/"),
+        format!("API       {url}/api"),
+        format!("OpenAPI   {url}/api/openapi.json"),
+        format!("Metrics   {url}/metrics"),
+        "needs the admin token".to_owned(),
+        format!("Data      {}", data.display()),
+        format!("Database  SQLite {}", data.join("weir.db").display()),
+    ] {
+        assert!(banner.contains(&expected), "no {expected:?} in:\n{banner}");
+    }
+
+    let hello = guest("hello");
+    let hello = hello.to_str().unwrap();
+    // Its own database by default, beside the server's, while the server runs.
+    let (ok, stdout, stderr) = weir_in(dir.path(), &["run", hello, "-p", "name=Ada"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(dir.path().join("local.db").exists());
+    // Pointed at the server's database: refused, saying why and what to do instead.
+    let server_db = dir.path().join("weir.db");
+    let (ok, _, stderr) = weir_in(
+        dir.path(),
+        &["run", hello, "--db", server_db.to_str().unwrap()],
+    );
+    assert!(
+        !ok && stderr.contains("running `weir server`") && stderr.contains("local.db"),
+        "{stderr}"
+    );
+    assert!(server.stop().success());
+    // Once the server is gone, the file is free to use.
+    let (ok, stdout, stderr) = weir_in(
+        dir.path(),
+        &["run", hello, "--db", server_db.to_str().unwrap()],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+}
+
+#[test]
+fn the_demo_keeps_its_key_and_webhook_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = guest("hello").parent().unwrap().to_owned();
+    let examples = examples.to_str().unwrap();
+    let env_file = dir.path().join("demo.env");
+    let read_env = || {
+        let text = std::fs::read_to_string(&env_file).unwrap();
+        let get = |k: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {k} in {text}"))
+        };
+        (
+            get("WEIR_API_URL"),
+            get("WEIR_API_KEY"),
+            get("WEIR_DEMO_HOOK"),
+        )
+    };
+    let start = || {
+        let mut s = WeirProcess::server(dir.path(), &["--demo", examples]);
+        s.url();
+        s.wait_for("the demo", |l| l.starts_with("Demo workspace ready"));
+        let key = s.wait_for("the key", |l| l.trim_start().starts_with("weir_"));
+        (s, key.trim().to_owned())
+    };
+    let fire = |url: &str, hook: &str, key: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let api = crate::support::server::Api::new(url.to_owned());
+            let (status, body) = crate::support::server::send(
+                api.client
+                    .post(format!("{url}{hook}"))
+                    .json(&serde_json::json!({"name": "Ada"})),
+            )
+            .await;
+            assert_eq!(status, 202, "{body}");
+            let run = body["flow_run_id"].as_str().unwrap().to_owned();
+            let done = api.wait_final(key, &run).await;
+            assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
+        });
+    };
+
+    let (first, printed_key) = start();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "demo.env holds a key: owner only");
+    }
+    let (url, key, hook) = read_env();
+    assert_eq!(printed_key, key);
+    assert!(hook.starts_with("/hooks/"), "{hook}");
+    fire(&url, &hook, &key);
+    assert!(first.stop().success());
+
+    let (second, printed_again) = start();
+    let (url2, key2, hook2) = read_env();
+    assert_eq!((&printed_again, &key2, &hook2), (&key, &key, &hook));
+    assert!(
+        second
+            .output
+            .iter()
+            .any(|l| l.contains("same as at the last start")),
+        "{:?}",
+        second.output
+    );
+    // The key and the webhook of the first start still work against the second.
+    fire(&url2, &hook, &key);
+    assert!(second.stop().success());
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let (ok, bash, err) = weir(&["completions", "bash"]);
+    assert!(ok, "{err}");
+    assert!(
+        bash.contains("_weir()")
+            && bash.contains("complete -F _weir")
+            && bash.contains("deployment"),
+        "{bash}"
+    );
+    let (ok, zsh, _) = weir(&["completions", "zsh"]);
+    assert!(ok && zsh.starts_with("#compdef weir"), "{zsh}");
+    let (ok, fish, _) = weir(&["completions", "fish"]);
+    assert!(
+        ok && fish.contains("complete -c weir") && fish.contains("schedule"),
+        "{fish}"
+    );
+    let (ok, _, err) = weir(&["completions", "tcsh"]);
+    assert!(!ok && err.contains("possible values"), "{err}");
+}
+
+#[test]
+fn run_strips_terminal_controls_from_what_a_guest_says() {
+    let hello = guest("hello");
+    let name = "name=\u{1b}[2J\u{1b}]0;owned\u{7}Ada\u{9b}31m\rX";
+    let (ok, stdout, stderr) = weir(&["run", hello.to_str().unwrap(), "-p", name]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("Hello, AdaX!"), "{stdout}");
+    // The result is JSON: what a terminal would act on is escaped, not dropped.
+    assert!(stdout.contains("Ada\\u009b31m"), "{stdout}");
+    assert!(
+        !stdout.contains(['\u{1b}', '\u{7}', '\u{9b}', '\r']),
+        "{stdout:?}"
     );
 }

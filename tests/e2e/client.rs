@@ -256,3 +256,327 @@ async fn the_cli_drives_a_server_end_to_end() {
     assert!(!ok && err.contains("127.0.0.1:9"), "{err}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_schedules_pools_limits_and_workspaces_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let mut cli = Cli {
+        url: s.url.clone(),
+        key: String::new(),
+    };
+    cli.key = cli.json(&["workspace", "create", "lists"])["key"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cli.json(&["workspace", "create", "other"]);
+    let workspaces = cli.ok(&["workspace", "ls"]);
+    assert!(
+        workspaces.contains("lists") && workspaces.contains("other"),
+        "{workspaces}"
+    );
+    // Listing workspaces is the admin's: a workspace key is refused.
+    let (ok, _, err) = cli.run(&["workspace", "ls", "--admin-token", &cli.key]);
+    assert!(!ok && err.contains("admin token"), "{err}");
+
+    let hello = crate::support::guest("hello");
+    let hello = hello.to_str().unwrap();
+    // Not a terminal: no progress on stderr, so scripts read clean output.
+    let (ok, _, err) = cli.run(&["component", "push", hello]);
+    assert!(ok && err.is_empty(), "{err:?}");
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "greet",
+        "--component",
+        hello,
+        "--flow",
+        "hello",
+        "--tag",
+        "t1",
+        "--cron",
+        "0 9 * * *",
+        "--timezone",
+        "Europe/Berlin",
+    ]);
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "plain",
+        "--component",
+        hello,
+        "--flow",
+        "hello",
+    ]);
+
+    let table = cli.ok(&["deployment", "ls"]);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("WEBHOOK"),
+        "{table}"
+    );
+    assert!(
+        table.contains("greet") && table.contains("plain"),
+        "{table}"
+    );
+    let shown = cli.ok(&["deployment", "show", "greet"]);
+    assert!(
+        shown.contains("cron '0 9 * * *' in Europe/Berlin") && shown.contains("t1"),
+        "{shown}"
+    );
+
+    let schedules = cli.json(&["schedule", "ls"]);
+    let sched = schedules.as_array().unwrap();
+    assert_eq!(sched.len(), 1, "{schedules}");
+    let id = sched[0]["id"].as_str().unwrap().to_owned();
+    let table = cli.ok(&["schedule", "ls", "--deployment", "greet"]);
+    assert!(table.contains(&id) && table.contains("yes"), "{table}");
+    cli.ok(&["schedule", "pause", &id]);
+    let (_, got) = s.get(&format!("/api/schedules/{id}"), &cli.key).await;
+    assert_eq!(got["active"], false, "{got}");
+    assert!(cli.ok(&["schedule", "ls"]).contains("paused"));
+    cli.ok(&["schedule", "resume", &id]);
+    let (_, got) = s.get(&format!("/api/schedules/{id}"), &cli.key).await;
+    assert_eq!(got["active"], true, "{got}");
+    cli.ok(&["schedule", "rm", &id]);
+    let (status, _) = s.get(&format!("/api/schedules/{id}"), &cli.key).await;
+    assert_eq!(status, 404);
+    assert!(cli.ok(&["schedule", "ls"]).contains("No schedules."));
+
+    let out = cli.ok(&["deployment", "rm", "plain"]);
+    assert!(out.contains("Deleted deployment plain"), "{out}");
+    let (status, _) = s.get("/api/deployments/plain", &cli.key).await;
+    assert_eq!(status, 404);
+    let (ok, out, err) = cli.run(&["deployment", "show", "plain"]);
+    assert!(!ok && (out + &err).contains("not found"));
+
+    let pools = cli.ok(&["pool", "ls"]);
+    assert!(
+        pools.contains("default") && pools.contains("push"),
+        "{pools}"
+    );
+    assert!(cli.ok(&["limit", "ls"]).contains("No concurrency limits."));
+    let (status, body) = s
+        .put(
+            "/api/concurrency-limits/t1",
+            &cli.key,
+            serde_json::json!({"limit": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let limits = cli.ok(&["limit", "ls"]);
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("t1") && l.contains('3')),
+        "{limits}"
+    );
+
+    // Runs: their deployment by name, when they were due (with the zone's offset), how
+    // long they took; logs and `trigger --wait` in `weir run`'s format.
+    let waited = cli.ok(&[
+        "trigger",
+        "greet",
+        "--param",
+        "name=Log\u{1b}[31m",
+        "--wait",
+    ]);
+    assert!(
+        waited.contains(" | INFO    | ")
+            && waited.contains("- Hello, Log!")
+            && waited.contains(" | INFO    | Flow run '")
+            && waited.contains("Finished in state Completed"),
+        "{waited}"
+    );
+    assert!(!waited.contains('\u{1b}'), "{waited:?}");
+    let run = cli.json(&["runs", "ls"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = cli.ok(&["runs", "logs", &run]);
+    let line = logs.lines().find(|l| l.contains("Hello, Log!")).unwrap();
+    assert!(
+        line.contains(" | INFO    | ") && !line.contains('\u{1b}'),
+        "{logs:?}"
+    );
+    // The same line as `trigger --wait` printed.
+    assert!(waited.contains(line), "{line}\n{waited}");
+    let table = cli.ok(&["runs", "ls"]);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    for col in ["DEPLOYMENT", "SCHEDULED", "DURATION"] {
+        assert!(header.contains(col), "{table}");
+    }
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("greet") && row.contains("Completed"),
+        "{table}"
+    );
+    // `2030-01-01 10:00:00 +02:00`: the time carries its offset.
+    let offset = regex_like_offset(row);
+    assert!(offset, "no UTC offset in {row}");
+    assert!(
+        row.trim_end().ends_with('s'),
+        "a duration ends the row: {row}"
+    );
+    s.stop().await;
+}
+
+/// Whether a line holds ` +HH:MM` or ` -HH:MM` after a time of day.
+fn regex_like_offset(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.windows(16).any(|w| {
+        w[2] == b':'
+            && w[5] == b':'
+            && w[8] == b' '
+            && (w[9] == b'+' || w[9] == b'-')
+            && w[12] == b':'
+            && [0, 1, 3, 4, 6, 7, 10, 11, 13, 14]
+                .iter()
+                .all(|&i| w[i].is_ascii_digit())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_shows_progress_on_a_terminal_only() {
+    let Ok(script) = which("script") else {
+        eprintln!("skipped: no `script` to give weir a terminal");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("tty").await;
+    let hello = crate::support::guest("hello");
+    let cmd = format!(
+        "{} component push {}",
+        env!("CARGO_BIN_EXE_weir"),
+        hello.display()
+    );
+    let out = Command::new(script)
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("WEIR_API_URL", &s.url)
+        .env("WEIR_API_KEY", &ws.key)
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(
+        seen.contains(" KiB sent (") && seen.contains("KiB sent; the server is compiling it..."),
+        "{seen:?}"
+    );
+    assert!(seen.contains("Uploaded component sha256:"), "{seen}");
+    s.stop().await;
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|f| f.is_file())
+        })
+        .ok_or(())
+}
+
+/// A TLS endpoint on a loopback port in front of a test server, with a certificate for
+/// 127.0.0.1 signed by a CA made for the test; returns its port and the CA's PEM.
+async fn tls_front(backend: &str) -> (u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Weir test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let backend = backend.strip_prefix("http://").unwrap().to_owned();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate hangs up mid-handshake.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_https_trusting_a_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("tls").await;
+    let (port, ca_pem) = tls_front(&s.url).await;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let cli = Cli {
+        url: format!("https://127.0.0.1:{port}"),
+        key: ws.key.clone(),
+    };
+    let ca = ca.to_str().unwrap();
+
+    // With the CA, by flag or from the environment, the commands work over HTTPS.
+    let out = cli.ok(&["runs", "ls", "--ca-cert", ca]);
+    assert!(out.contains("No flow runs."), "{out}");
+    let hello = crate::support::guest("hello");
+    let out = cli.ok(&[
+        "component",
+        "push",
+        hello.to_str().unwrap(),
+        "--ca-cert",
+        ca,
+    ]);
+    assert!(out.contains("Uploaded component"), "{out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["component", "ls"])
+        .env("WEIR_API_URL", &cli.url)
+        .env("WEIR_API_KEY", &cli.key)
+        .env("WEIR_CA_CERT", ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hello"));
+
+    // Without it the certificate is not trusted, and the error says what to do.
+    let (ok, _, err) = cli.run(&["runs", "ls"]);
+    assert!(!ok, "a certificate no one vouches for is refused");
+    assert!(
+        err.contains("cannot connect securely") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Is it running?"),
+        "not taken for a server that is down: {err}"
+    );
+    // A CA file that is not one is a clear error too, before any request.
+    let (ok, _, err) = cli.run(&["runs", "ls", "--ca-cert", "/does/not/exist.pem"]);
+    assert!(!ok && err.contains("cannot read --ca-cert"), "{err}");
+    s.stop().await;
+}

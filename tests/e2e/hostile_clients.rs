@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// A client whose requests come from `ip` (any address of 127.0.0.0/8 on loopback).
 fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    weir::install_crypto_provider();
     reqwest::Client::builder()
         .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
         .build()

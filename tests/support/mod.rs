@@ -7,6 +7,7 @@
 
 pub mod node;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod server;
 

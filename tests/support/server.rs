@@ -133,6 +133,7 @@ impl std::ops::Deref for TestServer {
 
 impl Api {
     pub fn new(url: String) -> Self {
+        weir::install_crypto_provider();
         Self {
             url,
             client: reqwest::Client::new(),
@@ -151,6 +152,10 @@ impl Api {
 
     pub async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
         send(self.req(reqwest::Method::POST, path, key).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PUT, path, key).json(&body)).await
     }
 
     pub async fn workspace(&self, name: &str) -> Ws {

@@ -125,6 +125,27 @@ pub async fn create_workspace(
     ))
 }
 
+/// Lists the server's workspaces (admin token).
+#[utoipa::path(get, path = "/api/workspaces", tag = "workspaces", security(("bearer" = [])),
+    responses((status = 200, body = super::Page<Workspace>), (status = 401, body = super::Problem)))]
+pub async fn list_workspaces(
+    _: Admin,
+    State(state): State<AppState>,
+) -> ApiResult<Json<super::Page<Workspace>>> {
+    let items = state.store().workspaces().await?;
+    Ok(Json(super::Page {
+        items: items
+            .into_iter()
+            .map(|w| Workspace {
+                id: w.id,
+                name: w.name,
+                created: w.created,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
 /// Creates another key for the caller's workspace.
 #[utoipa::path(post, path = "/api/keys", tag = "workspaces", request_body = CreateKey,
     security(("bearer" = [])),

@@ -81,7 +81,8 @@ async fn one(n: u64, examples: &Path, rate: RateConfig) -> anyhow::Result<String
     config.run_scheduler = false;
     config.rate = rate;
     let server = Server::start(config).await?;
-    let demo = crate::server::demo::setup(&server, examples).await?;
+    let demo =
+        crate::server::demo::setup(&server, examples, &crate::server::demo::env_file(&dir)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -46,7 +46,8 @@ async fn run_in(
     config.db = db.map(str::to_owned);
     config.run_scheduler = false;
     let server = Server::start(config).await?;
-    let demo = crate::server::demo::setup(&server, examples).await?;
+    let demo =
+        crate::server::demo::setup(&server, examples, &crate::server::demo::env_file(dir)).await?;
     let store = server.state.store().clone();
     let ws = store
         .workspace_by_name("demo")
@@ -129,6 +130,7 @@ async fn run_in(
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}");
+    crate::install_crypto_provider();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(120))

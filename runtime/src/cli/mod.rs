@@ -1,6 +1,9 @@
 //! The `weir` command line.
 
 mod client;
+mod db_lock;
+
+use client::output::{clean, clean_line, log_line};
 
 use crate::host::{Engine, LoadedComponent};
 use crate::model::limits::Limits;
@@ -39,7 +42,8 @@ enum Command {
         /// All parameters as one JSON object (`--param` values go on top).
         #[arg(long, value_name = "JSON")]
         params_json: Option<String>,
-        /// The SQLite database file (default: DATA_DIR/weir.db).
+        /// The SQLite database file (default: DATA_DIR/local.db, never the server's
+        /// DATA_DIR/weir.db; a database a running server holds is refused).
         #[arg(long)]
         db: Option<PathBuf>,
         /// Print the final flow run as one JSON object (events go to stderr).
@@ -162,17 +166,27 @@ enum Command {
         #[arg(long, default_value = "target/wasm32-wasip2/release/bench.wasm")]
         component: PathBuf,
     },
+    /// Print a shell completion script: `weir completions bash > ~/.local/share/bash-completion/completions/weir`,
+    /// `weir completions zsh > "${fpath[1]}/_weir"`, `weir completions fish > ~/.config/fish/completions/weir.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(client::ClientCommand),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::install_crypto_provider();
     // A server logs every request (target weir::access) and every failed
-    // authentication (weir::audit); WEIR_LOG overrides, e.g. `WEIR_LOG=warn`.
+    // authentication (weir::audit); WEIR_LOG overrides, e.g. `WEIR_LOG=warn`. The
+    // certificate verifier logs what the CLI's own error says better.
     let default_filter = match cli.command {
-        Command::Server { .. } => "warn,weir::access=info,weir::audit=info",
-        _ => "warn",
+        Command::Server { .. } => {
+            "warn,weir::access=info,weir::audit=info,rustls_platform_verifier=off"
+        }
+        _ => "warn,rustls_platform_verifier=off",
     };
     // Lines are written by a background thread, dropped rather than waited for when
     // the terminal falls behind; the guard flushes what is left at exit.
@@ -199,7 +213,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error may quote a guest or a server (a state message, a problem's detail).
+            eprintln!("error: {}", clean(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -215,7 +230,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             json,
         } => {
-            let db = db.unwrap_or_else(|| cli.data_dir.join("weir.db"));
+            let db = db.unwrap_or_else(|| cli.data_dir.join("local.db"));
             run(
                 &cli.data_dir,
                 &component,
@@ -328,6 +343,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "weir", &mut out);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Client(command) => client::dispatch(command).await,
     }
 }
@@ -369,6 +390,13 @@ async fn serve(
     demo: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
+    let db_file = db_lock::sqlite_file(&data_dir, config.db.as_deref());
+    let _db_lock = db_file.as_deref().and_then(db_lock::for_server);
+    let database = match (&db_file, &config.db) {
+        (Some(file), _) => format!("SQLite {}", absolute(file).display()),
+        (None, Some(url)) => without_password(url),
+        (None, None) => "-".into(),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -379,7 +407,9 @@ async fn serve(
         "http"
     };
     let server = crate::server::Server::start(config).await?;
-    println!("Weir server listening on {scheme}://{local}");
+    let base = base_url(scheme, local);
+    println!("Weir server listening on {base}");
+    print!("{}", banner(&base, &data_dir, &database));
     if let Some(token) = &server.generated_admin_token {
         println!("Admin token (shown once; set WEIR_ADMIN_TOKEN to choose your own): {token}");
     }
@@ -387,37 +417,99 @@ async fn serve(
         println!("Resumed {} unfinished flow run(s)", server.recovered);
     }
     if let Some(dir) = demo {
-        let d = crate::server::demo::setup(&server, dir).await?;
-        let env_file = data_dir.join("demo.env");
-        std::fs::write(
-            &env_file,
-            format!(
-                "export WEIR_API_URL={scheme}://{local} WEIR_API_KEY={} WEIR_DEMO_HOOK={}\n",
-                d.api_key, d.hello_webhook
-            ),
-        )?;
+        let env_file = crate::server::demo::env_file(&data_dir);
+        let d = crate::server::demo::setup(&server, dir, &env_file).await?;
+        crate::server::demo::write_env(&env_file, &base, &d)
+            .with_context(|| format!("cannot write {}", env_file.display()))?;
         println!(
             "\nDemo workspace ready: the examples are deployed (hello, etl, retries, caching, subflows)."
         );
+        let kept = if d.reused_key {
+            " (the same as at the last start)"
+        } else {
+            ""
+        };
         println!(
-            "\nWeb UI: open {scheme}://{local} and sign in with the demo workspace's API key:\n  {}\n",
+            "\nWeb UI: open {base}/ and sign in with the demo workspace's API key{kept}:\n  {}\n",
             d.api_key
         );
         println!(
-            "Its API URL, key and the hello webhook are in {} ; in another shell:",
-            env_file.display()
+            "Its API URL, key and the hello webhook{} are in {} (readable by you only); in another shell:",
+            if d.reused_webhook { " (unchanged)" } else { "" },
+            absolute(&env_file).display()
         );
         println!(
             "  . {} && curl -X POST \"$WEIR_API_URL$WEIR_DEMO_HOOK\" -H 'content-type: application/json' -d '{{\"name\": \"Ada\"}}'",
             env_file.display()
         );
         println!(
-            "  weir runs ls            # or: curl -H \"Authorization: Bearer $WEIR_API_KEY\" $WEIR_API_URL/api/flow-runs"
+            "  {} runs ls            # or: curl -H \"Authorization: Bearer $WEIR_API_KEY\" $WEIR_API_URL/api/flow-runs",
+            weir_command()
         );
     }
     server.serve(listener, shutdown_signal()).await?;
     println!("Weir server stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The URL clients reach a listening address at (a wildcard address as loopback).
+fn base_url(scheme: &str, addr: std::net::SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("{scheme}://{}", std::net::SocketAddr::new(ip, addr.port()))
+}
+
+/// What `weir server` prints at start: where its UI, API, OpenAPI document and metrics
+/// are, and where its data lives.
+fn banner(base: &str, data_dir: &Path, database: &str) -> String {
+    format!(
+        "  Web UI    {base}/   (sign in with a workspace API key)\n\
+         \x20 API       {base}/api   (Authorization: Bearer <workspace API key>)\n\
+         \x20 OpenAPI   {base}/api/openapi.json\n\
+         \x20 Metrics   {base}/metrics   (Prometheus; needs the admin token: Authorization: Bearer $WEIR_ADMIN_TOKEN)\n\
+         \x20 Data      {}   (components, compiled code, secret.key)\n\
+         \x20 Database  {database}\n",
+        absolute(data_dir).display()
+    )
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// A database URL fit to print: its password left out.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(an unparsable database URL)".into(),
+    }
+}
+
+/// How to run this `weir` again: its name when the PATH finds this very binary, else its
+/// full path (as when it runs from target/release).
+fn weir_command() -> String {
+    let Ok(me) = std::env::current_exe() else {
+        return "weir".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            dir.join("weir")
+                .canonicalize()
+                .is_ok_and(|p| me.canonicalize().is_ok_and(|m| m == p))
+        })
+    });
+    if on_path {
+        "weir".into()
+    } else {
+        me.display().to_string()
+    }
 }
 
 /// A command-line number of seconds that must be positive and finite.
@@ -509,7 +601,7 @@ fn printer(to_stderr: bool) -> crate::orchestrate::EventSink {
         if level < LogLevel::Info {
             return;
         }
-        let line = format!("{now} | {:<8}| {who} - {text}", level.as_str());
+        let line = log_line(&now.to_string(), level.as_str(), &who, &text);
         if to_stderr {
             eprintln!("{line}");
         } else {
@@ -557,6 +649,7 @@ async fn run(
     as_json: bool,
 ) -> anyhow::Result<ExitCode> {
     let parameters = parse_params(params, params_json)?;
+    let _lock = db_lock::for_run(db)?;
     let orch = open(data_dir, db, Some(printer(as_json))).await?;
     let loaded = load_component(orch.engine(), component).await?;
     orch.store()
@@ -572,9 +665,13 @@ async fn run(
         .await?;
     if as_json {
         let report = flow_run_json(orch.store(), &outcome.flow_run_id).await?;
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        client::output::print_json(&report);
     } else if let Some(value) = &outcome.value {
-        println!("Result: {value}");
+        // The result's JSON text, its terminal controls escaped (or dropped if not JSON).
+        let shown = serde_json::from_str::<Value>(value)
+            .map(|v| client::output::json_text(&v, false))
+            .unwrap_or_else(|_| clean(value));
+        println!("Result: {shown}");
     }
     Ok(if outcome.state.is_completed() {
         ExitCode::SUCCESS
@@ -648,12 +745,14 @@ async fn inspect(data_dir: &Path, component: &Path, as_json: bool) -> anyhow::Re
             "size": loaded.size,
             "manifest": loaded.manifest,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        client::output::print_json(&report);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "component sha256:{} ({} bytes, {})",
-        loaded.digest, loaded.size, loaded.manifest.sdk
+        loaded.digest,
+        loaded.size,
+        clean_line(&loaded.manifest.sdk)
     );
     println!("\nflows:");
     for f in &loaded.manifest.flows {
@@ -672,9 +771,9 @@ fn describe_definition(d: &Definition) {
         .as_deref()
         .map(|v| format!(" v{v}"))
         .unwrap_or_default();
-    println!("  {}{version}", d.name);
+    println!("  {}{}", clean_line(&d.name), clean_line(&version));
     if let Some(desc) = &d.description {
-        println!("    {}", desc.lines().next().unwrap_or(""));
+        println!("    {}", clean_line(desc.lines().next().unwrap_or("")));
     }
     let required: Vec<&str> = d.parameters["required"]
         .as_array()
@@ -701,7 +800,10 @@ fn describe_definition(d: &Definition) {
             } else {
                 ""
             };
-            println!("    param {name}: {ty}{default}{req}");
+            println!(
+                "    param {}",
+                clean_line(&format!("{name}: {ty}{default}{req}"))
+            );
         }
     }
     let o = &d.options;
@@ -728,7 +830,7 @@ fn describe_definition(d: &Definition) {
         opts.push("log_prints".into());
     }
     if !opts.is_empty() {
-        println!("    options: {}", opts.join(", "));
+        println!("    options: {}", clean_line(&opts.join(", ")));
     }
 }
 

@@ -1,17 +1,23 @@
 //! One connection to a Weir server: URLs, the bearer key, and errors rendered from the
 //! server's problem details (docs/api.md) or from the transport.
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use anyhow::{Context, bail};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
+use std::path::Path;
+
+use super::output::clean;
 
 /// A client of one server, acting as one workspace (or as the admin).
 pub struct Api {
     http: reqwest::Client,
     base: Url,
     key: Option<String>,
+    /// Whether a --ca-cert was given, for the hint of a TLS error.
+    ca_cert: bool,
 }
 
 /// What a request carries.
@@ -19,6 +25,8 @@ pub enum Body {
     Empty,
     Json(Value),
     Bytes(Vec<u8>, &'static str),
+    /// A streamed body of the given length and content type.
+    Stream(reqwest::Body, u64, &'static str),
 }
 
 /// The server's `application/problem+json` error, or one made up from a response that
@@ -47,6 +55,16 @@ pub enum ApiError {
         "cannot reach the Weir server at {url} ({reason})\nIs it running? Start one with `weir server`, or point --api-url (WEIR_API_URL) at it."
     )]
     Unreachable { url: String, reason: String },
+    /// The TLS handshake failed: most often a certificate this machine does not trust.
+    #[error(
+        "cannot connect securely to the Weir server at {url}: {reason}\n{}",
+        tls_hint(*ca_cert)
+    )]
+    Tls {
+        url: String,
+        reason: String,
+        ca_cert: bool,
+    },
     /// The request failed some other way (timeout, a connection cut mid-answer).
     #[error("request to {url} failed: {reason}")]
     Transport { url: String, reason: String },
@@ -64,8 +82,13 @@ impl ApiError {
     }
 }
 
-/// `title: detail`, then each entry of `errors` on its own line.
+/// `title: detail`, then each entry of `errors` on its own line; the server's text is
+/// [`clean`]ed (a detail may quote a guest's message or a name).
 pub fn render_problem(problem: &Problem, hint: Option<&str>) -> String {
+    clean(&render_raw(problem, hint))
+}
+
+fn render_raw(problem: &Problem, hint: Option<&str>) -> String {
     let mut out = problem.title.clone();
     if let Some(detail) = problem.detail.as_deref().filter(|d| !d.is_empty())
         && detail != problem.title
@@ -120,6 +143,35 @@ pub fn problem_from_body(status: StatusCode, body: &[u8]) -> Problem {
     }
 }
 
+fn tls_hint(ca_cert: bool) -> &'static str {
+    if ca_cert {
+        "Is --ca-cert (WEIR_CA_CERT) the CA that signed the server's certificate, and does the certificate name the host in --api-url? (An https:// URL to a server speaking plain HTTP fails this way too.)"
+    } else {
+        "If the server's certificate is signed by your own CA (or is self-signed), pass that CA with --ca-cert FILE (or WEIR_CA_CERT). (An https:// URL to a server speaking plain HTTP fails this way too.)"
+    }
+}
+
+/// The TLS error inside a transport error, if the failure was TLS's.
+fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    find_tls(e)
+}
+
+fn find_tls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    // The TLS error travels inside an io::Error (inside another, at times), whose
+    // `source` skips the error it wraps.
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+        && let Some(tls) = find_tls(inner)
+    {
+        return Some(tls);
+    }
+    e.source().and_then(find_tls)
+}
+
 /// The innermost cause of a transport error ("Connection refused (os error 111)"): the
 /// outer layers only repeat "error sending request".
 fn root_cause(e: &reqwest::Error) -> String {
@@ -131,20 +183,29 @@ fn root_cause(e: &reqwest::Error) -> String {
 }
 
 impl Api {
-    pub fn new(base: &str, key: Option<String>) -> anyhow::Result<Api> {
+    /// A client of the server at `base`; `ca_cert`, a PEM file of one or more CA
+    /// certificates, is trusted beside the system's roots.
+    pub fn new(base: &str, key: Option<String>, ca_cert: Option<&Path>) -> anyhow::Result<Api> {
         let base = Url::parse(base)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| {
                 anyhow::anyhow!("--api-url {base:?} is not an http:// or https:// URL")
             })?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("weir-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        crate::install_crypto_provider();
+        let mut builder =
+            reqwest::Client::builder().user_agent(concat!("weir-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some(file) = ca_cert {
+            builder = builder.tls_certs_merge(read_ca_cert(file)?);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot set up the HTTP client: {}", root_cause(&e)))?;
         Ok(Api {
             http,
             base,
             key: key.filter(|k| !k.is_empty()),
+            ca_cert: ca_cert.is_some(),
         })
     }
 
@@ -188,9 +249,19 @@ impl Api {
             Body::Empty => req,
             Body::Json(v) => req.json(&v),
             Body::Bytes(bytes, content_type) => req.header(CONTENT_TYPE, content_type).body(bytes),
+            Body::Stream(body, len, content_type) => req
+                .header(CONTENT_TYPE, content_type)
+                .header(CONTENT_LENGTH, len)
+                .body(body),
         };
         let resp = req.send().await.map_err(|e| {
-            if e.is_connect() {
+            if let Some(tls) = tls_error(&e) {
+                ApiError::Tls {
+                    url: self.base(),
+                    reason: tls.to_string(),
+                    ca_cert: self.ca_cert,
+                }
+            } else if e.is_connect() {
                 ApiError::Unreachable {
                     url: self.base(),
                     reason: root_cause(&e),
@@ -329,6 +400,26 @@ impl Api {
     }
 }
 
+/// The certificates of a `--ca-cert` PEM file.
+fn read_ca_cert(file: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem =
+        std::fs::read(file).with_context(|| format!("cannot read --ca-cert {}", file.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        anyhow::anyhow!(
+            "--ca-cert {} is not a PEM file of certificates: {}",
+            file.display(),
+            root_cause(&e)
+        )
+    })?;
+    if certs.is_empty() {
+        bail!(
+            "--ca-cert {} holds no certificate (expected -----BEGIN CERTIFICATE----- blocks)",
+            file.display()
+        );
+    }
+    Ok(certs)
+}
+
 /// `{"items": [...], "next_cursor": ...}`; a bare array is taken as one full page.
 pub fn split_page(page: Value) -> (Vec<Value>, Option<String>) {
     match page {
@@ -396,11 +487,15 @@ mod tests {
         );
         let p = problem_from_body(StatusCode::UNAUTHORIZED, b"");
         assert_eq!(render_problem(&p, None), "HTTP 401 Unauthorized");
+        let body = json!({"title": "Conflict\u{1b}[2J", "detail": "run \u{1b}]0;x\u{7}'a'",
+            "errors": ["\u{9b}1mbold"]});
+        let p = problem_from_body(StatusCode::CONFLICT, body.to_string().as_bytes());
+        assert_eq!(render_problem(&p, None), "Conflict: run 'a'\n  - bold");
     }
 
     #[test]
     fn urls_escape_segments_and_keep_a_base_path() {
-        let api = Api::new("http://127.0.0.1:4200/", None).unwrap();
+        let api = Api::new("http://127.0.0.1:4200/", None, None).unwrap();
         assert_eq!(
             api.url(
                 &["api", "deployments", "a b/c"],
@@ -409,13 +504,20 @@ mod tests {
             .as_str(),
             "http://127.0.0.1:4200/api/deployments/a%20b%2Fc?state=COMPLETED"
         );
-        let api = Api::new("https://example.com/weir", None).unwrap();
+        let api = Api::new("https://example.com/weir", None, None).unwrap();
         assert_eq!(
             api.url(&["api", "keys"], &[]).as_str(),
             "https://example.com/weir/api/keys"
         );
         assert_eq!(api.base(), "https://example.com/weir");
-        assert!(Api::new("localhost:4200", None).is_err());
+        assert!(Api::new("localhost:4200", None, None).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let err = Api::new("https://x", None, Some(&not_pem)).unwrap_err();
+        assert!(err.to_string().contains("holds no certificate"), "{err}");
+        let err = Api::new("https://x", None, Some(&dir.path().join("nope.pem"))).unwrap_err();
+        assert!(err.to_string().contains("cannot read --ca-cert"), "{err:#}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::api::Api;
 use super::deployment_file::{
     CapabilitiesSpec, DeploymentFile, DeploymentSpec, LimitsSpec, WebhookSpec,
 };
-use super::output::{print_json, text};
+use super::output::{print_json, text, time};
 use super::{ClientOpts, flow_names, push};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -380,12 +380,12 @@ async fn sync_schedules(
             let next = answer["next"]
                 .as_array()
                 .and_then(|n| n.first())
-                .and_then(Value::as_str)
-                .unwrap_or("-");
+                .map(time)
+                .unwrap_or_else(|| "-".into());
             println!(
                 "Schedule {} {} (next: {next})",
-                answer["id"].as_str().unwrap_or("?"),
-                answer["schedule"]
+                text(&answer["id"]),
+                super::deployments::schedule_summary(&answer["schedule"])
             );
         }
     }

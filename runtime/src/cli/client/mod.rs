@@ -3,16 +3,23 @@
 //! - [`api`]: the connection, its key, and errors from problem details.
 //! - [`output`]: tables and cells.
 //! - [`deploy`], [`deployment_file`]: `weir deploy` from flags or a `weir.yaml`.
-//! - [`runs`]: `weir trigger` and `weir runs ...`, with [`sse`] for `logs --follow`.
+//! - [`runs`]: `weir trigger` and `weir runs ...`, with [`sse`] for `logs --follow` and
+//!   `trigger --wait`.
+//! - [`deployments`]: `weir deployment ...` and `weir schedule ...`.
+//! - [`pools`]: `weir pool ls` and `weir limit ls`.
+//! - [`upload`]: a component's bytes sent with progress on a terminal.
 //! - the small resources (workspaces, keys, components, artifacts, variables, secrets)
 //!   are here.
 
 mod api;
 mod deploy;
 pub(crate) mod deployment_file;
-mod output;
+mod deployments;
+pub(crate) mod output;
+mod pools;
 mod runs;
 mod sse;
+mod upload;
 
 use api::{Api, Body};
 use clap::{ArgGroup, Args, Subcommand};
@@ -37,6 +44,10 @@ pub struct ClientOpts {
     /// The workspace API key.
     #[arg(long, global = true, env = "WEIR_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// A PEM file of the CA certificate(s) that signed an https:// server's certificate,
+    /// trusted beside the system's roots.
+    #[arg(long, global = true, env = "WEIR_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Print the server's JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -44,13 +55,18 @@ pub struct ClientOpts {
 
 impl ClientOpts {
     fn api(&self) -> anyhow::Result<Api> {
-        Api::new(&self.api_url, self.api_key.clone())
+        self.api_as(self.api_key.clone())
+    }
+
+    /// The server, with another credential (the admin token).
+    fn api_as(&self, key: Option<String>) -> anyhow::Result<Api> {
+        Api::new(&self.api_url, key, self.ca_cert.as_deref())
     }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
-    /// Create workspaces (with the server's admin token).
+    /// Create and list workspaces (with the server's admin token).
     Workspace {
         #[command(flatten)]
         opts: ClientOpts,
@@ -73,6 +89,34 @@ pub enum ClientCommand {
     },
     /// Create or update deployments, from flags or from a deployment file (weir.yaml).
     Deploy(Box<deploy::DeployArgs>),
+    /// List, show and delete deployments.
+    Deployment {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: deployments::DeploymentCommand,
+    },
+    /// List, pause, resume and delete deployments' schedules.
+    Schedule {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: deployments::ScheduleCommand,
+    },
+    /// Work pools.
+    Pool {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: pools::PoolCommand,
+    },
+    /// Tag concurrency limits.
+    Limit {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: pools::LimitCommand,
+    },
     /// Create a flow run of a deployment.
     Trigger(runs::TriggerArgs),
     /// List, inspect, follow, cancel and retry flow runs.
@@ -110,6 +154,12 @@ pub enum WorkspaceCommand {
     /// Create a workspace and its first API key.
     Create {
         name: String,
+        /// The server's admin token.
+        #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
+    /// List the server's workspaces.
+    Ls {
         /// The server's admin token.
         #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
@@ -179,6 +229,12 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Key { opts, command } => key(&opts, command).await,
         ClientCommand::Component { opts, command } => component(&opts, command).await,
         ClientCommand::Deploy(args) => deploy::run(*args).await,
+        ClientCommand::Deployment { opts, command } => {
+            deployments::deployment(&opts, command).await
+        }
+        ClientCommand::Schedule { opts, command } => deployments::schedule(&opts, command).await,
+        ClientCommand::Pool { opts, command } => pools::pool(&opts, command).await,
+        ClientCommand::Limit { opts, command } => pools::limit_ls(&opts, command).await,
         ClientCommand::Trigger(args) => runs::trigger(args).await,
         ClientCommand::Runs { opts, command } => runs::dispatch(&opts, command).await,
         ClientCommand::Artifacts { opts, command } => artifacts(&opts, command).await,
@@ -188,8 +244,24 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn workspace(opts: &ClientOpts, command: WorkspaceCommand) -> anyhow::Result<ExitCode> {
-    let WorkspaceCommand::Create { name, admin_token } = command;
-    let api = Api::new(&opts.api_url, Some(admin_token))?;
+    let (name, admin_token) = match command {
+        WorkspaceCommand::Create { name, admin_token } => (name, admin_token),
+        WorkspaceCommand::Ls { admin_token } => {
+            let api = opts.api_as(Some(admin_token))?;
+            let items = api.list(&["api", "workspaces"], &[], None).await?;
+            if opts.json {
+                print_json(&json!(items));
+            } else {
+                let mut t = Table::new(&["id", "name", "created"]);
+                for w in &items {
+                    t.row(vec![text(&w["id"]), text(&w["name"]), time(&w["created"])]);
+                }
+                print!("{t}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let api = opts.api_as(Some(admin_token))?;
     let (_, created) = api
         .post(&["api", "workspaces"], json!({"name": name}))
         .await?;
@@ -254,18 +326,23 @@ async fn key(opts: &ClientOpts, command: KeyCommand) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// Uploads a component; the answer carries its digest and manifest.
+/// Uploads a component; the answer carries its digest and manifest. On a terminal,
+/// stderr shows the bytes sent, then that the server is compiling.
 async fn push(api: &Api, file: &std::path::Path) -> anyhow::Result<(StatusCode, Value)> {
     use anyhow::Context;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    api.call(
-        Method::POST,
-        &["api", "components"],
-        &[],
-        Body::Bytes(bytes, "application/wasm"),
-    )
-    .await
-    .with_context(|| format!("cannot upload {}", file.display()))
+    let progress = upload::Progress::on_terminal(&file.display().to_string());
+    let body = match &progress {
+        Some(p) => p.body(bytes, "application/wasm"),
+        None => Body::Bytes(bytes, "application/wasm"),
+    };
+    let answer = api
+        .call(Method::POST, &["api", "components"], &[], body)
+        .await;
+    if let Some(p) = progress {
+        p.done();
+    }
+    answer.with_context(|| format!("cannot upload {}", file.display()))
 }
 
 /// The names of a manifest's flows.
@@ -409,7 +486,7 @@ async fn variable(opts: &ClientOpts, command: VariableCommand) -> anyhow::Result
                 // The value alone, so that `$(weir variable get x)` is useful.
                 let value = v.get("value").unwrap_or(&v);
                 match value {
-                    Value::String(s) => println!("{s}"),
+                    Value::String(s) => println!("{}", output::clean(s)),
                     other => print_json(other),
                 }
             }

@@ -3,7 +3,10 @@
 
 use super::ClientOpts;
 use super::api::{Api, ApiError, Body};
-use super::output::{Table, clock, print_json, state_label, text, time, truncate};
+use super::output::{
+    Table, clean, clock, duration, json_text, log_line, print_json, state_label, text, time,
+    truncate,
+};
 use super::sse::SseParser;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -141,33 +144,40 @@ pub async fn trigger(args: TriggerArgs) -> anyhow::Result<ExitCode> {
     wait(&api, &id, args.opts.json).await
 }
 
-/// Polls a run until it is final, printing each state it enters.
+/// Waits for a run to be final. Under `--json` it polls and prints the final run;
+/// otherwise it follows the run's log stream, printing its log lines and its state
+/// changes as `weir run` does, then the result.
 async fn wait(api: &Api, id: &str, as_json: bool) -> anyhow::Result<ExitCode> {
-    let mut printed = HashSet::new();
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let run = api.get(&["api", "flow-runs", id], &[]).await?;
-        if !as_json {
-            for state in new_states(&run, &mut printed) {
-                print_transition(&run, &state);
-            }
-        }
-        if is_final(&run["state"]) {
-            let completed = run["state"]["type"] == "COMPLETED";
-            if as_json {
+    let run = if as_json {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let run = api.get(&["api", "flow-runs", id], &[]).await?;
+            if is_final(&run["state"]) {
                 print_json(&run);
-            } else if completed {
-                println!("Result: {}", run["result"]);
+                break run;
             }
-            return Ok(if completed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
+    } else {
+        let mut names = Names::load(api, id).await?;
+        let mut printed = HashSet::new();
+        stream_logs(api, id, Some(&mut names), Some(&mut printed)).await?;
+        let run = api.get(&["api", "flow-runs", id], &[]).await?;
+        for state in new_states(&run, &mut printed) {
+            print_transition(&run, &state);
+        }
+        run
+    };
+    let completed = run["state"]["type"] == "COMPLETED";
+    if completed && !as_json {
+        println!("Result: {}", json_text(&run["result"], false));
     }
+    Ok(if completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The states of a run not printed yet, oldest first: its history and its current state,
@@ -183,34 +193,56 @@ fn new_states(run: &Value, printed: &mut HashSet<String>) -> Vec<Value> {
     states
         .into_iter()
         .filter(|s| !s.is_null())
-        .filter(|s| {
-            printed.insert(format!(
-                "{}|{}|{}",
-                text(&s["type"]),
-                text(&s["name"]),
-                text(&s["timestamp"])
-            ))
-        })
+        .filter(|s| printed.insert(state_key(s)))
         .collect()
 }
 
+/// What tells two states of a run apart.
+fn state_key(s: &Value) -> String {
+    format!(
+        "{}|{}|{}",
+        text(&s["type"]),
+        text(&s["name"]),
+        text(&s["timestamp"])
+    )
+}
+
+/// A flow run's state change as `weir run` prints it.
 fn print_transition(run: &Value, state: &Value) {
+    println!("{}", transition_line(run, state));
+}
+
+fn transition_line(run: &Value, state: &Value) -> String {
     let verb = if is_final(state) {
         "Finished in state"
     } else {
         "Entered state"
     };
-    let message = state["message"]
-        .as_str()
-        .filter(|m| !m.is_empty())
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default();
-    println!(
-        "{} | Flow run '{}' - {verb} {}{message}",
-        clock(&state["timestamp"]),
-        text(&run["name"]),
-        state_label(state)
-    );
+    let level = match state["type"].as_str() {
+        Some("FAILED" | "CRASHED") => "ERROR",
+        _ => "INFO",
+    };
+    log_line(
+        &clock(&state["timestamp"]),
+        level,
+        &format!("Flow run '{}'", text(&run["name"])),
+        &format!("{verb} {}", state_text(state)),
+    )
+}
+
+/// A state as `weir run` prints it (Prefect's form): `Completed()`,
+/// `Failed("boom")`, `TimedOut("...", type=FAILED)`.
+fn state_text(state: &Value) -> String {
+    let name = state_label(state);
+    let mut inner = Vec::new();
+    if let Some(m) = state["message"].as_str() {
+        inner.push(format!("{:?}", clean(m)));
+    }
+    let default = state_label(&json!({"type": state["type"]}));
+    if name != default {
+        inner.push(format!("type={}", text(&state["type"])));
+    }
+    format!("{name}({})", inner.join(", "))
 }
 
 pub async fn dispatch(opts: &ClientOpts, command: RunsCommand) -> anyhow::Result<ExitCode> {
@@ -295,14 +327,43 @@ async fn ls(
         print_json(&json!(runs));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = Table::new(&["id", "name", "flow", "state", "created"]);
+    // Deployments by id, for their names; looked up only when a run has one.
+    let mut deployments = HashMap::new();
+    if runs.iter().any(|r| r["deployment_id"].is_string()) {
+        for d in api.list(&["api", "deployments"], &[], None).await? {
+            deployments.insert(text(&d["id"]), text(&d["name"]));
+        }
+    }
+    let mut t = Table::new(&[
+        "id",
+        "name",
+        "flow",
+        "deployment",
+        "state",
+        "scheduled",
+        "duration",
+    ]);
     for r in &runs {
+        let deployment = match r["deployment_id"].as_str() {
+            Some(id) => deployments
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| text(&r["deployment_id"])),
+            None => "-".into(),
+        };
+        let scheduled = if r["expected_start"].is_null() {
+            &r["created"]
+        } else {
+            &r["expected_start"]
+        };
         t.row(vec![
             text(&r["id"]),
             text(&r["name"]),
             text(&r["flow"]),
+            deployment,
             state_label(&r["state"]),
-            time(&r["created"]),
+            time(scheduled),
+            duration(&r["start_time"], &r["end_time"]),
         ]);
     }
     if t.is_empty() {
@@ -332,7 +393,7 @@ async fn show(api: &Api, as_json: bool, id: &str) -> anyhow::Result<ExitCode> {
     let message = state["message"]
         .as_str()
         .filter(|m| !m.is_empty())
-        .map(|m| format!(" ({m})"))
+        .map(|m| format!(" ({})", clean(m)))
         .unwrap_or_default();
     let field = |k: &str, v: String| println!("{k:<11} {v}");
     field(
@@ -475,11 +536,11 @@ impl Names {
 }
 
 fn format_log(log: &Value, who: &str) -> String {
-    format!(
-        "{} | {:<8}| {who} - {}",
-        clock(&log["timestamp"]),
-        text(&log["level"]).to_uppercase(),
-        text(&log["message"])
+    log_line(
+        &clock(&log["timestamp"]),
+        log["level"].as_str().unwrap_or("info"),
+        who,
+        log["message"].as_str().unwrap_or_default(),
     )
 }
 
@@ -527,6 +588,24 @@ async fn follow_logs(
     id: &str,
     mut names: Option<&mut Names>,
 ) -> anyhow::Result<ExitCode> {
+    stream_logs(api, id, names.as_deref_mut(), None).await?;
+    if names.is_some()
+        && let Ok(run) = api.get(&["api", "flow-runs", id], &[]).await
+    {
+        print_transition(&run, &run["state"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a run's log lines as they come until the stream's `end` (the run is final).
+/// With `states`, the run's state changes are polled meanwhile and printed as they
+/// happen, except final ones: those come after the last log line.
+async fn stream_logs(
+    api: &Api,
+    id: &str,
+    mut names: Option<&mut Names>,
+    mut states: Option<&mut HashSet<String>>,
+) -> anyhow::Result<()> {
     let resp = api
         .send(
             Method::GET,
@@ -538,7 +617,30 @@ async fn follow_logs(
         .await?;
     let mut stream = resp.bytes_stream();
     let mut parser = SseParser::default();
-    while let Some(chunk) = stream.next().await {
+    let mut poll = tokio::time::interval(Duration::from_millis(300));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let chunk = tokio::select! {
+            chunk = stream.next() => chunk,
+            _ = poll.tick(), if states.is_some() => {
+                if let (Some(printed), Ok(run)) =
+                    (states.as_deref_mut(), api.get(&["api", "flow-runs", id], &[]).await)
+                {
+                    let mut seen = printed.clone();
+                    for state in new_states(&run, &mut seen) {
+                        if is_final(&state) {
+                            break;
+                        }
+                        printed.insert(state_key(&state));
+                        print_transition(&run, &state);
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(chunk) = chunk else {
+            bail!("the log stream ended before the run finished (did the server stop?)")
+        };
         let chunk = chunk.context("the log stream broke off")?;
         for event in parser.feed(&chunk) {
             match event.event.as_str() {
@@ -547,22 +649,14 @@ async fn follow_logs(
                         serde_json::from_str(&event.data).unwrap_or(Value::String(event.data));
                     match names.as_deref_mut() {
                         Some(n) => println!("{}", n.line(api, id, &log).await),
-                        None => println!("{log}"),
+                        None => println!("{}", json_text(&log, false)),
                     }
                 }
-                "end" => {
-                    if names.is_some()
-                        && let Ok(run) = api.get(&["api", "flow-runs", id], &[]).await
-                    {
-                        print_transition(&run, &run["state"]);
-                    }
-                    return Ok(ExitCode::SUCCESS);
-                }
+                "end" => return Ok(()),
                 _ => {}
             }
         }
     }
-    bail!("the log stream ended before the run finished (did the server stop?)")
 }
 
 #[cfg(test)]
@@ -646,6 +740,25 @@ mod tests {
                 .to_string()
                 .contains("not JSON")
         );
+    }
+
+    #[test]
+    fn transitions_read_as_weir_run_prints_them() {
+        let run = json!({"name": "red-fox"});
+        let done = json!({"type": "COMPLETED", "name": "Completed", "message": null,
+            "timestamp": "bad"});
+        assert_eq!(
+            transition_line(&run, &done),
+            "bad | INFO    | Flow run 'red-fox' - Finished in state Completed()"
+        );
+        let timed_out = json!({"type": "FAILED", "name": "TimedOut",
+            "message": "took \u{1b}[2Jtoo long", "timestamp": "bad"});
+        assert_eq!(
+            transition_line(&run, &timed_out),
+            "bad | ERROR   | Flow run 'red-fox' - Finished in state TimedOut(\"took too long\", type=FAILED)"
+        );
+        let running = json!({"type": "RUNNING", "name": "Running", "timestamp": "bad"});
+        assert!(transition_line(&run, &running).ends_with("Entered state Running()"));
     }
 
     #[test]
