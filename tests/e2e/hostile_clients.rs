@@ -319,6 +319,43 @@ async fn the_last_key_of_a_workspace_is_kept_and_the_admin_can_mint_one() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_keys_revoking_each_other_at_once_leave_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    for round in 0..20 {
+        let (_, created) = s
+            .post(
+                "/api/workspaces",
+                ADMIN,
+                json!({"name": format!("race{round}")}),
+            )
+            .await;
+        let a = created["key"]["secret"].as_str().unwrap().to_owned();
+        let a_id = created["key"]["id"].as_str().unwrap().to_owned();
+        let (_, b) = s.post("/api/keys", &a, json!({})).await;
+        let (b, b_id) = (
+            b["secret"].as_str().unwrap().to_owned(),
+            b["id"].as_str().unwrap().to_owned(),
+        );
+        let (x, y) = tokio::join!(
+            send(s.req(reqwest::Method::DELETE, &format!("/api/keys/{b_id}"), &a)),
+            send(s.req(reqwest::Method::DELETE, &format!("/api/keys/{a_id}"), &b)),
+        );
+        let mut codes = [x.0, y.0];
+        codes.sort();
+        // One wins; the other is refused as the last key, or its own key is gone.
+        assert!(
+            codes == [204, 401] || codes == [204, 409],
+            "round {round}: {codes:?}"
+        );
+        let ok_a = s.get("/api/keys", &a).await.0 == 200;
+        let ok_b = s.get("/api/keys", &b).await.0 == 200;
+        assert!(ok_a ^ ok_b, "round {round}: exactly one key is left");
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn deployment_names_that_could_stand_for_something_else_are_refused() {
     let dir = tempfile::tempdir().unwrap();
