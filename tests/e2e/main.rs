@@ -19,6 +19,7 @@ mod examples;
 mod final_state;
 mod hostile;
 mod hostile_clients;
+mod isolation;
 mod limits;
 mod observability;
 mod params;
