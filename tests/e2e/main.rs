@@ -19,6 +19,8 @@ mod final_state;
 mod hostile;
 mod limits;
 mod observability;
+mod openapi;
+mod pages;
 mod params;
 mod pauses;
 mod races;

@@ -1,6 +1,6 @@
 //! Components: upload (validated, compiled once, content-addressed), list, get, delete.
 
-use super::{ApiError, ApiResult, AppState, Auth, read_body};
+use super::{ApiError, ApiResult, AppState, Auth, Page, PageQuery, Paged, read_body};
 use crate::store::{ComponentRecord, Saved};
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -106,20 +106,30 @@ pub(crate) async fn add_component(
     Ok((new, record))
 }
 
+/// The workspace's components, newest first.
 #[utoipa::path(get, path = "/api/components", tag = "components", security(("bearer" = [])),
-    responses((status = 200, body = super::Page<Component>)))]
+    params(PageQuery),
+    responses((status = 200, body = Page<Component>)))]
 pub async fn list(
     auth: Auth,
     State(state): State<AppState>,
-) -> ApiResult<Json<super::Page<Component>>> {
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Component>>> {
+    let pager = page.check(&state, "components", &auth.workspace_id)?;
+    let before: Option<(chrono::DateTime<chrono::Utc>, String)> = pager.after()?;
     let items = state
         .store()
-        .workspace_components(&auth.workspace_id)
+        .workspace_components_page(
+            &auth.workspace_id,
+            before.as_ref().map(|(t, d)| (*t, d.as_str())),
+            pager.fetch(),
+        )
         .await?;
-    Ok(Json(super::Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    Ok(Json(pager.page(
+        items,
+        |c| serde_json::json!([c.created, c.digest]),
+        Component::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/components/{digest}", tag = "components", security(("bearer" = [])),

@@ -1,7 +1,7 @@
 //! Deployments: a flow of an uploaded component with default parameters, limits,
 //! grants, a pool and an optional webhook. Updates keep a version history.
 
-use super::{ApiError, ApiJson, ApiResult, AppState, Auth};
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::orchestrate::params;
 use crate::secrets;
 use crate::store::{DeploymentRecord, DeploymentVersion, Saved, Unstarted};
@@ -17,16 +17,18 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct ResourceLimits {
     /// Linear memory per instance, in MiB (at most the server's limit).
+    #[schema(minimum = 1)]
     pub memory_mb: Option<i64>,
     /// Replaces the flow's own timeout: seconds from 0 to ten years; 0 or none leaves
     /// the flow's own.
+    #[schema(minimum = 0, maximum = 315360000)]
     pub timeout_seconds: Option<f64>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
-    /// Hosts the flow may reach over outbound HTTP.
+    /// Hosts the flow may reach over outbound HTTP (names without '/' or spaces).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
 }
@@ -48,9 +50,12 @@ fn default_pool() -> String {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
+    /// Unique in the workspace; see the name pattern.
     pub name: String,
-    /// The digest of an uploaded component.
+    /// The digest of a component uploaded to this workspace.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub component: String,
+    /// A flow of the component.
     pub flow: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -59,8 +64,11 @@ pub struct CreateDeployment {
     pub tags: Vec<String>,
     pub description: Option<String>,
     pub version: Option<String>,
+    /// A pool of the workspace.
     #[serde(default = "default_pool")]
     pub pool: String,
+    /// Runs of the deployment running at once at most.
+    #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
     #[serde(default)]
     pub limits: ResourceLimits,
@@ -76,6 +84,7 @@ pub struct CreateDeployment {
 #[serde(deny_unknown_fields)]
 pub struct UpdateDeployment {
     pub name: Option<String>,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub component: Option<String>,
     pub flow: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -84,6 +93,7 @@ pub struct UpdateDeployment {
     pub description: Option<String>,
     pub version: Option<String>,
     pub pool: Option<String>,
+    #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
     pub limits: Option<ResourceLimits>,
     pub capabilities: Option<Capabilities>,
@@ -186,7 +196,7 @@ fn issue_webhook(state: &AppState, d: &mut DeploymentRecord, spec: &WebhookSpec)
 async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
     let mut errors = Vec::new();
     if !super::workspaces::valid_name(&d.name) {
-        errors.push("'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into());
+        errors.push(format!("'name' must be {}", super::workspaces::NAME_RULE));
     }
     if d.concurrency_limit.is_some_and(|n| n < 0) {
         errors.push("'concurrency_limit' must not be negative".into());
@@ -304,17 +314,26 @@ pub async fn create(
     }
 }
 
+/// The workspace's deployments in name order.
 #[utoipa::path(get, path = "/api/deployments", tag = "deployments", security(("bearer" = [])),
-    responses((status = 200, body = super::Page<Deployment>)))]
+    params(PageQuery),
+    responses((status = 200, body = Page<Deployment>)))]
 pub async fn list(
     auth: Auth,
     State(state): State<AppState>,
-) -> ApiResult<Json<super::Page<Deployment>>> {
-    let items = state.store().deployments(&auth.workspace_id).await?;
-    Ok(Json(super::Page {
-        items: items.iter().map(|d| to_json(d, None)).collect(),
-        next_cursor: None,
-    }))
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Deployment>>> {
+    let pager = page.check(&state, "deployments", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let items = state
+        .store()
+        .deployments_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |d| serde_json::json!(d.name),
+        |d| to_json(&d, None),
+    )))
 }
 
 pub(crate) async fn find(
@@ -492,19 +511,25 @@ impl From<DeploymentVersion> for Version {
 
 /// The components a deployment ran, newest first.
 #[utoipa::path(get, path = "/api/deployments/{id}/versions", tag = "deployments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The id or the name")),
-    responses((status = 200, body = super::Page<Version>), (status = 404, body = super::Problem)))]
+    params(("id" = String, Path, description = "The id or the name"), PageQuery),
+    responses((status = 200, body = Page<Version>), (status = 404, body = super::Problem)))]
 pub async fn versions(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<super::Page<Version>>> {
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Version>>> {
     let d = find(&state, &auth.workspace_id, &id).await?;
-    let items = state.store().deployment_versions(&d.id).await?;
-    Ok(Json(super::Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "deployment-versions", &d.id)?;
+    let items = state
+        .store()
+        .deployment_versions_page(&d.id, pager.after()?, pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |v| serde_json::json!(v.version_no),
+        Version::from,
+    )))
 }
 
 /// Issues a new webhook token (and secret); the old ones stop working.

@@ -7,6 +7,8 @@ pub(crate) mod components;
 pub(crate) mod deployments;
 mod error;
 mod health;
+mod openapi;
+pub(crate) mod page;
 pub(crate) mod pools;
 mod runs;
 pub(crate) mod schedules;
@@ -14,10 +16,10 @@ pub(crate) mod variables;
 mod webhooks;
 pub(crate) mod workspaces;
 
-use auth::BearerScheme;
 pub use auth::{Admin, Auth};
 pub(crate) use deployments::find as find_deployment;
 pub use error::{ApiError, ApiResult, Problem};
+pub use page::{Page, PageQuery, Paged};
 pub(crate) use runs::{find_run, parse_states};
 pub use workspaces::new_key;
 
@@ -29,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -83,21 +85,11 @@ impl Shared {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Weir",
-        description = "Workflows as WebAssembly components: upload, deploy, trigger, watch."
-    ),
-    components(schemas(Problem)),
-    modifiers(&BearerScheme)
-)]
-struct ApiDoc;
-
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let upload_limit = state.limits.upload;
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let memory_mb_max = (state.executor.engine().limits().memory_bytes >> 20) as i64;
+    let (router, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
         .routes(routes!(workspaces::create_workspace))
@@ -149,6 +141,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(schedules::preview))
         .with_state(state)
         .split_for_parts();
+    let mut openapi = openapi;
+    openapi::Shared {
+        memory_mb_max,
+    }
+    .modify(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -250,11 +247,4 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::invalid("The body does not fit", vec![format!("'{path}': {inner}")])
         }
     })
-}
-
-/// A page of a list.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }

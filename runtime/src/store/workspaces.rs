@@ -156,12 +156,26 @@ impl Store {
         })
     }
 
+    /// A workspace's keys, oldest first (ids sort by creation time).
     pub async fn keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT * FROM api_keys WHERE workspace_id = $1 ORDER BY created")
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?;
+        self.keys_page(workspace_id, None, i64::MAX).await
+    }
+
+    /// At most `limit` keys of a workspace, oldest first, after the key `after`.
+    pub async fn keys_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT * FROM api_keys WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(id) = after {
+            q.push(" AND id > ").push_bind(id.to_owned());
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(key_from_row).collect()
         })
     }
