@@ -31,7 +31,7 @@ impl From<ComponentRecord> for Component {
 
 /// Uploads a component (`.wasm` bytes). The same bytes again return the same component.
 #[utoipa::path(post, path = "/api/components", tag = "components", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content = inline(String), content_type = "application/wasm", description = "The component's .wasm bytes"),
     responses((status = 201, body = Component), (status = 200, body = Component, description = "Uploaded before"),
               (status = 413, body = super::Problem), (status = 415, body = super::Problem),
               (status = 422, body = super::Problem, description = "Not a component of the weir:flow world")))]

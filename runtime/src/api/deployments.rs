@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct ResourceLimits {
     /// Linear memory per instance, in MiB (at most the server's limit).
+    #[serde(default, deserialize_with = "super::int_opt")]
     #[schema(minimum = 1)]
     pub memory_mb: Option<i64>,
     /// Replaces the flow's own timeout: seconds from 0 to ten years; 0 or none leaves
@@ -68,15 +69,16 @@ pub struct CreateDeployment {
     #[serde(default = "default_pool")]
     pub pool: String,
     /// Runs of the deployment running at once at most.
+    #[serde(default, deserialize_with = "super::int_opt")]
     #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::object")]
     pub limits: ResourceLimits,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::object")]
     pub capabilities: Capabilities,
     #[serde(default)]
     pub paused: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::object")]
     pub webhook: WebhookSpec,
 }
 
@@ -93,11 +95,15 @@ pub struct UpdateDeployment {
     pub description: Option<String>,
     pub version: Option<String>,
     pub pool: Option<String>,
+    #[serde(default, deserialize_with = "super::int_opt")]
     #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::object_opt")]
     pub limits: Option<ResourceLimits>,
+    #[serde(default, deserialize_with = "super::object_opt")]
     pub capabilities: Option<Capabilities>,
     pub paused: Option<bool>,
+    #[serde(default, deserialize_with = "super::object_opt")]
     pub webhook: Option<WebhookSpec>,
 }
 

@@ -19,7 +19,7 @@ use super::Problem;
 use super::auth::BearerScheme;
 use crate::model::state::StateType;
 use utoipa::openapi::path::{Operation, ParameterIn};
-use utoipa::openapi::schema::{ArrayItems, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayItems, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{
     Content, Header, OpenApi as Doc, Ref, RefOr, Required, Response, ResponseBuilder,
 };
@@ -90,6 +90,22 @@ impl Modify for Shared {
             {
                 s.maximum = Some(self.memory_mb_max.into());
             }
+        }
+        // A component upload is raw bytes.
+        if let Some(RefOr::T(body)) = doc
+            .paths
+            .paths
+            .get_mut("/api/components")
+            .and_then(|p| p.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+            && let Some(RefOr::T(content)) = body.content.get_mut("application/wasm")
+        {
+            content.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::Custom("binary".into())))
+                    .into(),
+            );
         }
         let states = state_list_pattern();
         for (path, item) in doc.paths.paths.iter_mut() {

@@ -26,6 +26,7 @@ pub struct Pool {
 pub struct CreatePool {
     pub name: String,
     /// Runs of the pool running at once at most.
+    #[serde(default, deserialize_with = "super::int_opt")]
     #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
     #[serde(default)]
@@ -159,10 +160,13 @@ pub async fn update(
     for (k, v) in &body {
         match (k.as_str(), v) {
             ("concurrency_limit", serde_json::Value::Null) => p.concurrency_limit = None,
-            ("concurrency_limit", v) if v.as_i64().is_some_and(|n| n >= 0) => {
-                p.concurrency_limit = v.as_i64()
+            ("concurrency_limit", serde_json::Value::Number(n))
+                if super::whole(n).is_some_and(|n| n >= 0) =>
+            {
+                p.concurrency_limit = super::whole(n)
             }
             ("paused", serde_json::Value::Bool(b)) => p.paused = *b,
+            ("paused", serde_json::Value::Null) => {}
             _ => {
                 return Err(ApiError::invalid(
                     "Invalid pool update",
@@ -211,6 +215,7 @@ pub struct ConcurrencyLimit {
 #[serde(deny_unknown_fields)]
 pub struct PutLimit {
     /// Runs with the tag running at once at most.
+    #[serde(deserialize_with = "super::int")]
     #[schema(minimum = 0)]
     pub limit: i64,
 }

@@ -440,6 +440,18 @@ pub struct LogLine {
     pub task_run_id: Option<String>,
 }
 
+/// An event of followed logs (the schema of each server-sent event): `log` events, then
+/// one `end` once the run is final.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LogEvent {
+    /// `log` or `end`.
+    #[schema(pattern = "^(log|end)$")]
+    pub event: String,
+    /// A `LogLine` as JSON text (`{}` for `end`).
+    pub data: String,
+}
+
 fn log_json(l: crate::store::LogLine) -> LogLine {
     LogLine {
         seq: l.seq,
@@ -457,7 +469,7 @@ fn log_json(l: crate::store::LogLine) -> LogLine {
     params(("id" = String, Path, description = "The flow run's id"), LogQuery, PageQuery),
     responses((status = 200, content(
         (Page<LogLine> = "application/json"),
-        (String = "text/event-stream", example = "event: log\ndata: {\"seq\":1,...}\n\n")
+        (LogEvent = "text/event-stream")
     )), (status = 404, body = super::Problem)))]
 pub async fn logs(
     auth: Auth,

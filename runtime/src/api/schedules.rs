@@ -253,6 +253,13 @@ const POLICY_FIELDS: [&str; 5] = [
     "overlap",
 ];
 
+/// The fields of a schedule body that are given: a `null` field is one left out (the
+/// default, or no change), as the document's optional fields say.
+fn given(mut body: Map<String, Value>) -> Map<String, Value> {
+    body.retain(|_, v| !v.is_null());
+    body
+}
+
 /// Splits a schedule body into its spec and its policy fields, inferring the spec's
 /// type from its fields when `type` is left out.
 fn parse_spec(body: &Map<String, Value>) -> ApiResult<ScheduleSpec> {
@@ -325,7 +332,8 @@ fn apply_policies(record: &mut ScheduleRecord, body: &Map<String, Value>) -> Api
         }
     }
     if let Some(n) = body.get("catchup_limit") {
-        match n.as_i64().filter(|n| (1..=10_000).contains(n)) {
+        let n = n.as_number().and_then(super::whole);
+        match n.filter(|n| (1..=10_000).contains(n)) {
             Some(n) => record.catchup_limit = n,
             None => errors.push("'catchup_limit' must be between 1 and 10000".into()),
         }
@@ -376,6 +384,7 @@ pub async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
+    let body = given(body);
     let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
     let spec = parse_spec(&body)?;
     let now = state.scheduler.clock().now();
@@ -456,6 +465,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Schedule>> {
+    let body = given(body);
     let mut record = find(&state, &auth.workspace_id, &id).await?;
     let spec_fields: Map<String, Value> = body
         .iter()
@@ -643,12 +653,14 @@ pub struct Preview {
 pub async fn preview(
     _auth: Auth,
     State(state): State<AppState>,
-    ApiJson(mut body): ApiJson<Map<String, Value>>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Preview>> {
+    let mut body = given(body);
     let count = match body.remove("count") {
         None => 10,
         Some(v) => v
-            .as_u64()
+            .as_number()
+            .and_then(super::whole)
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| {
                 ApiError::invalid(
