@@ -51,8 +51,7 @@ impl SecretBox {
     /// derived from the master key: every node sharing the master key checks what another
     /// issued.
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);

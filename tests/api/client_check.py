@@ -51,7 +51,8 @@ def main() -> None:
     )
     assert triggered.status_code == 201, (triggered.status_code, triggered.content)
     run = triggered.parsed
-    assert run.deployment_id == deployment.id and run.tags == ["from-python"], run
+    assert run.deployment_id == deployment.id, run
+    assert sorted(run.tags) == ["client", "from-python"], run.tags  # the deployment's and its own
 
     deadline = time.monotonic() + 60
     while True:

@@ -95,12 +95,26 @@ async fn populate(s: &TestServer, ws: &Ws) -> Vec<(String, usize)> {
         assert_eq!(run["state"]["type"], "COMPLETED", "{run}");
     }
     for i in 0..3 {
-        let put = |path: String, body: Value| {
-            send(s.req(reqwest::Method::PUT, &path, key).json(&body))
-        };
-        assert_eq!(put(format!("/api/variables/v{i}"), json!({"value": [i]})).await.0, 200);
-        assert_eq!(put(format!("/api/secrets/s{i}"), json!({"value": "x"})).await.0, 204);
-        assert_eq!(put(format!("/api/concurrency-limits/t{i}"), json!({"limit": i})).await.0, 200);
+        let put =
+            |path: String, body: Value| send(s.req(reqwest::Method::PUT, &path, key).json(&body));
+        assert_eq!(
+            put(format!("/api/variables/v{i}"), json!({"value": [i]}))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            put(format!("/api/secrets/s{i}"), json!({"value": "x"}))
+                .await
+                .0,
+            204
+        );
+        assert_eq!(
+            put(format!("/api/concurrency-limits/t{i}"), json!({"limit": i}))
+                .await
+                .0,
+            200
+        );
         let (status, body) = s
             .post(
                 "/api/deployments/a-map/schedules",
@@ -146,7 +160,11 @@ async fn paging_through_every_list_gives_each_item_once_in_order() {
         let whole = walk(&s, &ws.key, path, 500).await;
         assert!(whole.len() >= *at_least, "{path}: {whole:?}");
         let unique: HashSet<&String> = whole.iter().collect();
-        assert_eq!(unique.len(), whole.len(), "{path} repeats an item: {whole:?}");
+        assert_eq!(
+            unique.len(),
+            whole.len(),
+            "{path} repeats an item: {whole:?}"
+        );
         for limit in [1, 2, 3] {
             assert_eq!(
                 walk(&s, &ws.key, path, limit).await,
@@ -209,7 +227,10 @@ async fn every_list_refuses_a_bad_limit_or_a_cursor_it_did_not_issue() {
         }
         for made_up in ["", "x", "abc.def", "eyJ4IjoxfQ.AAAAAAAAAAAAAAAAAAAAAA", "0"] {
             let detail = problem(format!("{path}{sep}cursor={made_up}")).await;
-            assert!(detail.contains("cursor"), "{path} cursor={made_up}: {detail}");
+            assert!(
+                detail.contains("cursor"),
+                "{path} cursor={made_up}: {detail}"
+            );
         }
         let route = |p: &str| p.split('?').next().unwrap().to_owned();
         for (other, cursor) in &cursors {

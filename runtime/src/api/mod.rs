@@ -142,10 +142,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .split_for_parts();
     let mut openapi = openapi;
-    openapi::Shared {
-        memory_mb_max,
-    }
-    .modify(&mut openapi);
+    openapi::Shared { memory_mb_max }.modify(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -240,15 +237,20 @@ fn parse_object<T: DeserializeOwned>(bytes: &[u8], null_ok: bool) -> Result<Opti
     match value {
         serde_json::Value::Null if null_ok => Ok(None),
         serde_json::Value::Object(_) => {
-            serde_path_to_error::deserialize(value).map(Some).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    ApiError::invalid("The body does not fit", vec![inner.to_string()])
-                } else {
-                    ApiError::invalid("The body does not fit", vec![format!("'{path}': {inner}")])
-                }
-            })
+            serde_path_to_error::deserialize(value)
+                .map(Some)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    if path == "." {
+                        ApiError::invalid("The body does not fit", vec![inner.to_string()])
+                    } else {
+                        ApiError::invalid(
+                            "The body does not fit",
+                            vec![format!("'{path}': {inner}")],
+                        )
+                    }
+                })
         }
         _ => Err(ApiError::invalid(
             "The body does not fit",

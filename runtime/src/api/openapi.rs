@@ -119,7 +119,9 @@ impl Modify for Shared {
             for op in operations.into_iter().flatten() {
                 // Handlers of different resources share names (`create`, `list`): the
                 // tag makes each operation id unique, as OpenAPI requires.
-                if let (Some(tag), Some(id)) = (op.tags.as_ref().and_then(|t| t.first()), &op.operation_id) {
+                if let (Some(tag), Some(id)) =
+                    (op.tags.as_ref().and_then(|t| t.first()), &op.operation_id)
+                {
                     op.operation_id = Some(format!("{tag}_{id}"));
                 }
                 shared_errors(path, op);
@@ -182,14 +184,13 @@ fn shared_errors(path: &str, op: &mut Operation) {
                 .to_owned();
         }
         // Errors the handlers declare are problem details too.
-        if let Some(content) = r.content.shift_remove("application/json") {
-            let is_problem = matches!(&content, RefOr::T(Content { schema: Some(RefOr::Ref(r)), .. })
-                if r.ref_location.ends_with("/Problem"));
-            if is_problem {
-                r.content.insert(PROBLEM_JSON.into(), content);
-            } else {
-                r.content.insert("application/json".into(), content);
-            }
+        let is_problem = matches!(
+            r.content.get("application/json"),
+            Some(RefOr::T(Content { schema: Some(RefOr::Ref(r)), .. }))
+                if r.ref_location.ends_with("/Problem")
+        );
+        if is_problem && let Some(content) = r.content.shift_remove("application/json") {
+            r.content.insert(PROBLEM_JSON.into(), content);
         }
     }
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
@@ -203,7 +204,11 @@ fn shared_errors(path: &str, op: &mut Operation) {
             .or_insert_with(|| RefOr::T(problem(description, retry_after)));
     };
     if has_params || body.is_some() {
-        add("400", "The request cannot be read: a path, query or body that does not parse", false);
+        add(
+            "400",
+            "The request cannot be read: a path, query or body that does not parse",
+            false,
+        );
     }
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
         add("401", "No key, or a key that is invalid or revoked", false);
@@ -213,7 +218,11 @@ fn shared_errors(path: &str, op: &mut Operation) {
         if required {
             add("415", "The body is not of the type the route takes", false);
         }
-        add("422", "The body does not fit the route's schema, or is invalid", false);
+        add(
+            "422",
+            "The body does not fit the route's schema, or is invalid",
+            false,
+        );
     }
     add(
         "429",
@@ -260,4 +269,57 @@ pub(crate) fn state_list_pattern() -> String {
         .collect::<Vec<_>>()
         .join("|");
     format!("^(({one})(,({one}))*)?$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        jsonschema::is_valid(&json!({"type": "string", "pattern": pattern}), &json!(text))
+    }
+
+    #[test]
+    fn the_name_pattern_takes_what_valid_name_takes() {
+        let long = "x".repeat(100);
+        let too_long = "x".repeat(101);
+        let dots = format!("..{}", "y".repeat(98));
+        for name in [
+            "a", "A-b_c.d", "0", "-", "_", "...", ".a", "..a", "a..", "a.", &long, &too_long,
+            &dots, ".", "..", "", "a b", "a/b", "é", "a\n", "ab\u{0}",
+        ] {
+            assert_eq!(
+                matches(NAME_PATTERN, name),
+                super::super::workspaces::valid_name(name),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_state_pattern_takes_what_parse_states_takes() {
+        let pattern = state_list_pattern();
+        for list in [
+            "",
+            "COMPLETED",
+            "completed",
+            "Failed,CRASHED",
+            "scheduled,pending,running,paused",
+            "cancelling,cancelled",
+            ",",
+            "COMPLETED,",
+            ",FAILED",
+            "DONE",
+            "completed, failed",
+            " completed",
+            "COMPLETEDX",
+        ] {
+            assert_eq!(
+                matches(&pattern, list),
+                super::super::parse_states(list).is_ok(),
+                "{list:?}"
+            );
+        }
+    }
 }

@@ -100,9 +100,7 @@ impl<F: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Paged<F> {
 }
 
 fn limit_error() -> ApiError {
-    ApiError::BadRequest(format!(
-        "'limit' must be an integer from 1 to {MAX_LIMIT}"
-    ))
+    ApiError::BadRequest(format!("'limit' must be an integer from 1 to {MAX_LIMIT}"))
 }
 
 fn cursor_error() -> ApiError {
@@ -181,8 +179,12 @@ impl Pager {
     }
 
     fn tag(&self, payload: &[u8]) -> [u8; 32] {
-        self.secrets
-            .mac(&[b"cursor", self.list.as_bytes(), self.scope.as_bytes(), payload])
+        self.secrets.mac(&[
+            b"cursor",
+            self.list.as_bytes(),
+            self.scope.as_bytes(),
+            payload,
+        ])
     }
 
     fn seal(&self, position: &Value) -> String {

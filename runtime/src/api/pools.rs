@@ -129,10 +129,7 @@ pub async fn list(
     let after_cursor = after.as_deref().is_none_or(|a| "default" > a);
     let within_fetch = (pools.len() as i64) < pager.fetch()
         || pools.last().is_some_and(|p| p.name.as_str() > "default");
-    if after_cursor
-        && within_fetch
-        && store.pool(&auth.workspace_id, "default").await?.is_none()
-    {
+    if after_cursor && within_fetch && store.pool(&auth.workspace_id, "default").await?.is_none() {
         let at = pools.partition_point(|p| p.name.as_str() < "default");
         pools.insert(at, default_pool());
     }
@@ -265,10 +262,7 @@ pub async fn put_limit(
 ) -> ApiResult<Json<ConcurrencyLimit>> {
     let mut errors = Vec::new();
     if !super::workspaces::valid_name(&tag) {
-        errors.push(format!(
-            "the tag must be {}",
-            super::workspaces::NAME_RULE
-        ));
+        errors.push(format!("the tag must be {}", super::workspaces::NAME_RULE));
     }
     if body.limit < 0 {
         errors.push("'limit' must not be negative".into());

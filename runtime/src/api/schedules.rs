@@ -42,7 +42,9 @@ impl utoipa::PartialSchema for Timezone {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("An IANA timezone name, such as Europe/Berlin (default UTC)"))
+            .description(Some(
+                "An IANA timezone name, such as Europe/Berlin (default UTC)",
+            ))
             .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
             .into()
     }

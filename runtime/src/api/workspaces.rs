@@ -1,6 +1,8 @@
 //! Workspaces (admin) and their API keys.
 
-use super::{Admin, ApiError, ApiJson, ApiResult, AppState, Auth, MaybeJson, Page, PageQuery, Paged};
+use super::{
+    Admin, ApiError, ApiJson, ApiResult, AppState, Auth, MaybeJson, Page, PageQuery, Paged,
+};
 use crate::secrets;
 use crate::store::{ApiKeyRecord, WorkspaceRecord};
 use axum::Json;

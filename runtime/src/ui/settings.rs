@@ -29,10 +29,11 @@ async fn render(
         .await?
         .0
         .items;
-    let limits = api::pools::list_limits(viewer.auth(), State(state.clone()), api::Paged::largest())
-        .await?
-        .0
-        .items;
+    let limits =
+        api::pools::list_limits(viewer.auth(), State(state.clone()), api::Paged::largest())
+            .await?
+            .0
+            .items;
     let keys = store.keys(ws).await?;
     let csrf = &viewer.csrf;
     let body = html! {
