@@ -153,6 +153,11 @@ impl Store {
         workspace_id: &str,
         id_or_name: &str,
     ) -> Result<Option<DeploymentRecord>> {
+        // A text with a NUL matches nothing stored (PostgreSQL takes no NUL in text, and
+        // SQLite's full-text query none in its terms): answered without asking either.
+        if id_or_name.contains('\0') {
+            return Ok(None);
+        }
         with_db!(&self.db, pool => {
         let row = sqlx::query(
             "SELECT * FROM deployments WHERE workspace_id = $1 AND (id = $2 OR name = $3)

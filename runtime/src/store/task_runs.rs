@@ -167,6 +167,15 @@ impl Store {
         workspace_id: &str,
         f: &TaskRunFilter,
     ) -> Result<Vec<TaskRunRecord>> {
+        // A text with a NUL matches nothing stored (PostgreSQL takes no NUL in text, and
+        // SQLite's full-text query none in its terms): answered without asking either.
+        if [&f.task_name, &f.flow_run_id]
+            .into_iter()
+            .flatten()
+            .any(|t| t.contains('\0'))
+        {
+            return Ok(Vec::new());
+        }
         with_db!(&self.db, pool, DB => {
         let mut q = QueryBuilder::<DB>::new("SELECT * FROM task_runs WHERE workspace_id = ");
         q.push_bind(workspace_id.to_owned());
