@@ -22,6 +22,8 @@ mod hostile_clients;
 mod isolation;
 mod limits;
 mod observability;
+mod openapi;
+mod pages;
 mod params;
 mod pauses;
 mod races;
