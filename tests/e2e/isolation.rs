@@ -5,6 +5,7 @@ use crate::BASIC;
 use crate::support::server::{TestServer, send};
 use serde_json::json;
 use std::time::{Duration, Instant};
+use weir::model::state::StateType;
 
 const SCHEMA_BOMB: &str = "guest_schema_bomb";
 
@@ -92,4 +93,257 @@ async fn weir_run_refuses_the_exploding_schema_before_checking_a_value() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expand to more than"), "{err}");
+}
+
+fn isolation_limits() -> weir::model::limits::Limits {
+    weir::model::limits::Limits {
+        max_instances: 40,
+        ..crate::support::test_limits()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_calls_itself_stops_at_the_nesting_limit() {
+    let h = crate::support::Harness::with_limits(isolation_limits()).await;
+    let c = h.load(crate::BASIC).await;
+    let (bad, good) = tokio::join!(
+        h.run(&c, "endless_recursion", json!({})),
+        h.run(&c, "map_flow", json!({"n": 50}))
+    );
+    assert_eq!(bad.state.kind, StateType::Failed, "{:?}", bad.state);
+    let message = bad.state.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("tasks may call tasks 8 levels deep"),
+        "{message}"
+    );
+    assert!(good.state.is_completed(), "{:?}", good.state);
+    // Within the bound, tasks call tasks.
+    let ok = h.run(&c, "nested_flow", json!({"depth": 6})).await;
+    assert!(ok.state.is_completed(), "{:?}", ok.state);
+    assert_eq!(ok.value.as_deref(), Some("6"));
+    assert_eq!(h.orch.task_instances_in_use(), 0, "every slot came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_waiting_for_their_own_tasks_do_not_hold_every_slot() {
+    // 36 task slots, 9 of them a run's share: 16 parents waiting for their children
+    // would hold them all if a waiting task kept its slot.
+    let h = crate::support::Harness::with_limits(isolation_limits()).await;
+    let c = h.load(crate::BASIC).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        h.run(&c, "parents_wait", json!({"n": 16})),
+    )
+    .await
+    .expect("the parents and their children finish");
+    assert!(out.state.is_completed(), "{:?}", out.state);
+    let expected: u64 = (0..16u64).map(|x| x * x).sum();
+    assert_eq!(out.value.as_deref(), Some(expected.to_string().as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_wants_every_slot_gets_its_share_and_waits_visibly() {
+    let h = crate::support::Harness::with_limits(isolation_limits()).await;
+    let c = h.load(crate::BASIC).await;
+    let orch = h.orch.clone();
+    let hog_c = c.clone();
+    let hog = tokio::spawn(async move {
+        let mut req = weir::orchestrate::FlowRequest::new(
+            hog_c,
+            "slot_hog",
+            json!({"n": 60, "millis": 1500}),
+        );
+        req.workspace_id = Some("hog".into());
+        orch.run_flow(req).await.expect("created")
+    });
+    // The hog holds its share (9 of 36 slots), and its other task runs say they wait.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let hog_id = loop {
+        assert!(Instant::now() < deadline, "the hog never waited for slots");
+        let filter = weir::store::RunFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let runs = h.store().list_flow_runs("hog", &filter).await.unwrap();
+        if let Some(r) = runs.first() {
+            let tasks = h.store().task_runs(&r.id).await.unwrap();
+            let waiting = tasks.iter().any(|t| {
+                t.state.kind == StateType::Pending
+                    && t.state
+                        .message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("waiting for a task slot"))
+            });
+            if waiting {
+                break r.id.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(h.orch.task_instances_in_use() <= 9, "over its share");
+    // A neighbour's run is not queued behind the hog's 60 tasks.
+    let neighbour = h.run(&c, "map_flow", json!({"n": 3})).await;
+    assert!(neighbour.state.is_completed(), "{:?}", neighbour.state);
+    let hog_now = h.store().flow_run(&hog_id).await.unwrap().unwrap();
+    assert!(
+        !hog_now.state.is_final(),
+        "the neighbour finished only after the hog: {:?}",
+        hog_now.state
+    );
+    let hog = hog.await.unwrap();
+    assert!(hog.state.is_completed(), "{:?}", hog.state);
+    assert_eq!(hog.value.as_deref(), Some("60"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_flooding_tiny_log_lines_is_bounded_by_lines_and_rate() {
+    let h = crate::support::Harness::with_limits(weir::model::limits::Limits {
+        max_log_lines_per_run: 5_000,
+        log_lines_per_second: 100,
+        ..isolation_limits()
+    })
+    .await;
+    let c = h.load(crate::BASIC).await;
+    let (flood, good) = tokio::join!(
+        h.run(&c, "tiny_log_flood", json!({"lines": 200_000})),
+        h.run(&c, "map_flow", json!({"n": 20}))
+    );
+    assert!(flood.state.is_completed(), "{:?}", flood.state);
+    assert!(good.state.is_completed(), "{:?}", good.state);
+    let logs = h.logs(&flood.flow_run_id).await;
+    // A burst of ten seconds' worth (1,000 lines), then the rate: far under 200,000.
+    assert!(logs.len() <= 1_100, "{} lines kept", logs.len());
+    let notice = logs
+        .iter()
+        .find(|l| l.contains("log lines were dropped: a run writes at most 100 a second"));
+    assert!(notice.is_some(), "no notice of the dropped lines");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_are_bounded_per_run_in_number_and_bytes() {
+    let h = crate::support::Harness::with_limits(weir::model::limits::Limits {
+        max_artifacts_per_run: 10,
+        max_artifact_bytes_per_run: 64 << 10,
+        ..isolation_limits()
+    })
+    .await;
+    let c = h.load(crate::BASIC).await;
+    let many = h
+        .run(&c, "artifact_flood", json!({"n": 50, "kib": 1}))
+        .await;
+    let (created, why): (u32, String) =
+        serde_json::from_str(many.value.as_deref().unwrap()).unwrap();
+    assert_eq!(created, 10);
+    assert!(why.contains("created 10 artifacts, its limit"), "{why}");
+    let big = h
+        .run(&c, "artifact_flood", json!({"n": 50, "kib": 20}))
+        .await;
+    let (created, why): (u32, String) =
+        serde_json::from_str(big.value.as_deref().unwrap()).unwrap();
+    assert_eq!(created, 3, "{why}");
+    assert!(why.contains("over its limit of 65536 bytes"), "{why}");
+    assert_eq!(
+        h.store().artifacts(&big.flow_run_id).await.unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_hoarding_task_arguments_fails_at_its_host_memory_limit() {
+    let h = crate::support::Harness::with_limits(weir::model::limits::Limits {
+        max_run_host_bytes: 8 << 20,
+        ..isolation_limits()
+    })
+    .await;
+    let c = h.load(crate::BASIC).await;
+    let out = h
+        .run(&c, "hoard_arguments", json!({"n": 2000, "kib": 64}))
+        .await;
+    assert_eq!(out.state.kind, StateType::Failed, "{:?}", out.state);
+    let message = out.state.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("keeps more than its limit of 8 MiB"),
+        "{message}"
+    );
+    // Within the limit the same flow completes, and the budget is given back.
+    let ok = h
+        .run(&c, "hoard_arguments", json!({"n": 20, "kib": 64}))
+        .await;
+    assert!(ok.state.is_completed(), "{:?}", ok.state);
+    let budget = &h.orch.engine().limits().memory_budget;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while budget.used() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} bytes never given back",
+            budget.used()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_the_memory_budget_and_fail_clearly_past_it() {
+    // 160 MiB for every instance at once: three tasks of 40 MiB fit, eight do not.
+    let h = crate::support::Harness::with_limits(weir::model::limits::Limits {
+        memory_budget: weir::model::limits::MemoryBudget::new(160 << 20),
+        ..isolation_limits()
+    })
+    .await;
+    let c = h.load(crate::BASIC).await;
+    let out = h
+        .run(
+            &c,
+            "memory_crowd",
+            json!({"n": 8, "mib": 40, "millis": 1500}),
+        )
+        .await;
+    assert!(out.state.is_completed(), "{:?}", out.state);
+    let (ok, failed): (u32, Vec<String>) =
+        serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    assert!(ok >= 1 && !failed.is_empty(), "{ok} completed, {failed:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|m| m.contains("memory budget for instances (160 MiB")),
+        "{failed:?}"
+    );
+    let budget = &h.orch.engine().limits().memory_budget;
+    assert!(budget.used() <= 160 << 20);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while budget.used() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} bytes never given back",
+            budget.used()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn compiling_is_bounded_and_refused_components_leave_no_compiled_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("compiled");
+    let limits = weir::model::limits::Limits {
+        max_component_functions: 100,
+        ..isolation_limits()
+    };
+    let engine = weir::host::Engine::new(limits, Some(cache.clone())).unwrap();
+    let basic = std::fs::read(crate::support::guest(crate::BASIC)).unwrap();
+    let err = engine.load(&basic).await.err().expect("too many functions");
+    let message = err.to_string();
+    assert!(
+        message.contains("functions, more than the 100 Weir compiles"),
+        "{message}"
+    );
+    // A component refused after compiling (its schema) leaves nothing on disk either.
+    let engine = weir::host::Engine::new(isolation_limits(), Some(cache.clone())).unwrap();
+    let bomb = std::fs::read(crate::support::guest(SCHEMA_BOMB)).unwrap();
+    assert!(engine.load(&bomb).await.is_err());
+    let kept = std::fs::read_dir(&cache).map_or(0, |d| d.count());
+    assert_eq!(kept, 0, "compiled code of refused components was kept");
+    // An accepted one is kept, for the next start.
+    engine.load(&basic).await.expect("accepted");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
 }

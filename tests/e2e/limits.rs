@@ -44,7 +44,7 @@ async fn logs_past_the_run_budget_are_dropped_with_a_notice() {
     assert!(
         logs.last()
             .unwrap()
-            .contains("log limit of 50000 bytes reached"),
+            .contains("log limit of 100000 lines or 50000 bytes"),
         "{:?}",
         logs.last()
     );

@@ -98,6 +98,15 @@ enum Command {
         /// Components compiled at once (default: one per core).
         #[arg(long)]
         max_concurrent_compiles: Option<usize>,
+        /// Memory all instances may hold at once, in MiB, their runs' host-side state
+        /// included (default: three quarters of the machine's or the cgroup's memory).
+        /// Past it an instance cannot grow, and one that cannot start waits.
+        #[arg(long, env = "WEIR_MEMORY_BUDGET_MB")]
+        memory_budget_mb: Option<usize>,
+        /// Task slots (instances running task attempts) one flow run may hold at once,
+        /// as a share of them all; one workspace, twice that.
+        #[arg(long, default_value_t = 0.25)]
+        task_slot_share: f64,
         /// Client connections open at once (default: three quarters of the open-files
         /// limit, which the server raises to its hard limit at start).
         #[arg(long)]
@@ -256,6 +265,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             component_cache_count,
             component_cache_mb,
             max_concurrent_compiles,
+            memory_budget_mb,
+            task_slot_share,
             max_connections,
             max_connections_per_peer,
             header_timeout_seconds,
@@ -303,6 +314,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(n) = max_concurrent_compiles {
                 config.limits.max_concurrent_compiles = n.max(1);
             }
+            if let Some(mb) = memory_budget_mb {
+                config.limits.memory_budget =
+                    crate::model::limits::MemoryBudget::new(mb.max(1).saturating_mul(1 << 20));
+            }
+            if !(task_slot_share > 0.0 && task_slot_share <= 1.0) {
+                anyhow::bail!("--task-slot-share must be more than 0 and at most 1");
+            }
+            config.limits.task_slot_share_per_run = task_slot_share;
+            config.limits.task_slot_share_per_workspace = (task_slot_share * 2.0).min(1.0);
             config.limits.egress =
                 crate::model::egress::Egress::parse(&egress_allow).map_err(anyhow::Error::msg)?;
             config.rate = crate::api::rate::RateConfig {

@@ -352,10 +352,13 @@ impl<W: World> Engine<W> {
             .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_hash)));
         let size = bytes.len();
         let compiles = self.compiles.clone();
-        let (pre, from_cache, code_bytes) = blocking(move || {
+        let max_functions = self.limits.max_component_functions;
+        let cache_to = cached.clone();
+        let (pre, component, from_cache, code_bytes) = blocking(move || {
             // Dropped in order: no longer counted running before the next may start.
             let _held = (running, permit);
-            let (component, from_cache) = compile(&wasmtime, cached.as_deref(), &bytes)?;
+            let (component, from_cache) =
+                compile(&wasmtime, cached.as_deref(), &bytes, max_functions)?;
             if !from_cache {
                 compiles.compiled.fetch_add(1, Ordering::SeqCst);
             }
@@ -365,7 +368,7 @@ impl<W: World> Engine<W> {
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
             let pre = W::pre(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-            Ok::<_, LoadError>((pre, from_cache, code_bytes))
+            Ok::<_, LoadError>((pre, component, from_cache, code_bytes))
         })
         .await??;
         let manifest = self.describe(&pre).await?;
@@ -378,6 +381,10 @@ impl<W: World> Engine<W> {
                 ))
             })?;
             validators.insert(flow.name.clone(), Arc::new(v));
+        }
+        // Only a component Weir accepts leaves compiled code on disk.
+        if !from_cache && let Some(path) = cache_to {
+            blocking(move || keep_compiled(&component, &path)).await?;
         }
         let loaded = Arc::new(LoadedComponent {
             digest,
@@ -401,16 +408,36 @@ impl<W: World> Engine<W> {
             ))
     }
 
+    /// Starts an instance and asks it for its manifest, within `Limits::describe_time`
+    /// of wall-clock time and as much CPU time: a start function that loops is stopped
+    /// there too.
     async fn describe(&self, pre: &W::Pre) -> Result<Manifest, LoadError> {
-        let (mut store, world) = self
-            .instantiate(pre, W::describing(&self.limits))
-            .await
-            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        let call = world.describe(&mut store);
-        tokio::time::timeout(std::time::Duration::from_secs(10), call)
-            .await
-            .map_err(|_| LoadError::Describe("describe did not return within 10 s".into()))?
-            .map_err(LoadError::Describe)
+        let mut limits = self.limits.clone();
+        limits.cpu_time = limits.describe_time;
+        let within = limits.describe_time;
+        let describe = async {
+            let mut store = self.store(W::describing(&limits));
+            let world = match W::instantiate(pre, &mut store).await {
+                Ok(world) => world,
+                Err(e) => {
+                    let why = trap::explain(&e, &store);
+                    return Err(LoadError::Describe(format!(
+                        "the component did not start: {}",
+                        why.message
+                    )));
+                }
+            };
+            world
+                .describe(&mut store)
+                .await
+                .map_err(LoadError::Describe)
+        };
+        tokio::time::timeout(within, describe).await.map_err(|_| {
+            LoadError::Describe(format!(
+                "the component did not start and describe itself within {} s",
+                within.as_secs_f64()
+            ))
+        })?
     }
 
     /// A fresh instance in a fresh store with Weir's limits applied.
@@ -419,6 +446,14 @@ impl<W: World> Engine<W> {
         pre: &W::Pre,
         state: W::Data,
     ) -> wasmtime::Result<(Store<W::Data>, W)> {
+        let mut store = self.store(state);
+        let world = W::instantiate(pre, &mut store).await?;
+        Ok((store, world))
+    }
+
+    /// A fresh store with Weir's limits applied: memory, handles, CPU time (counted in
+    /// epoch ticks, from instantiation on, so a start function that loops is stopped).
+    fn store(&self, state: W::Data) -> Store<W::Data> {
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|s| &mut s.sandbox_mut().limiter);
         store.set_max_component_handles(self.limits.max_handles);
@@ -432,8 +467,7 @@ impl<W: World> Engine<W> {
             data.cpu_ticks_left -= 1;
             Ok(UpdateDeadline::Yield(1))
         });
-        let world = W::instantiate(pre, &mut store).await?;
-        Ok((store, world))
+        store
     }
 
     /// A fresh instance of a loaded component, in a fresh store with Weir's limits.
@@ -461,10 +495,12 @@ async fn blocking<T: Send + 'static>(
 
 /// Compiles a component, or loads its compiled code from `cached` (written there by an
 /// engine with the same compatibility hash). Blocking: seconds of CPU for a large one.
+/// A component of more than `max_functions` functions is refused before compiling.
 fn compile(
     engine: &wasmtime::Engine,
     cached: Option<&Path>,
     bytes: &[u8],
+    max_functions: usize,
 ) -> Result<(Component, bool), LoadError> {
     if let Some(path) = cached
         && path.exists()
@@ -478,25 +514,50 @@ fn compile(
             }
         }
     }
+    let functions = count_functions(bytes)?;
+    if functions > max_functions {
+        return Err(LoadError::Invalid(format!(
+            "the component defines {functions} functions, more than the {max_functions} \
+             Weir compiles"
+        )));
+    }
     let component =
         Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-    if let Some(path) = cached {
-        match component.serialize() {
-            Ok(code) => {
-                // A name of its own: two engines (or processes) may write at once.
-                let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
-                if std::fs::write(&tmp, code)
-                    .and_then(|_| std::fs::rename(&tmp, path))
-                    .is_err()
-                {
-                    let _ = std::fs::remove_file(&tmp);
-                    tracing::warn!("cannot write compiled cache {}", path.display());
-                }
+    Ok((component, false))
+}
+
+/// The functions a component's core modules define, read without validating them (the
+/// compiler validates): what compiling costs grows with it.
+fn count_functions(bytes: &[u8]) -> Result<usize, LoadError> {
+    let mut functions = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::CodeSectionStart { count, .. }) => {
+                functions = functions.saturating_add(count as usize);
             }
-            Err(e) => tracing::warn!("cannot serialize compiled component: {e}"),
+            Ok(_) => {}
+            Err(e) => return Err(LoadError::Invalid(format!("{e}"))),
         }
     }
-    Ok((component, false))
+    Ok(functions)
+}
+
+/// Writes a component's compiled code to `path`, for the next load (or restart).
+fn keep_compiled(component: &Component, path: &Path) {
+    match component.serialize() {
+        Ok(code) => {
+            // A name of its own: two engines (or processes) may write at once.
+            let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7()));
+            if std::fs::write(&tmp, code)
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .is_err()
+            {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::warn!("cannot write compiled cache {}", path.display());
+            }
+        }
+        Err(e) => tracing::warn!("cannot serialize compiled component: {e}"),
+    }
 }
 
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {

@@ -2,7 +2,7 @@
 //! time in epoch ticks, and a budget of host calls. The store data of a world holds a
 //! [`Sandbox`] and lends it to the engine through [`Sandboxed`].
 
-use crate::model::limits::Limits;
+use crate::model::limits::{Limits, MemoryBudget};
 use wasmtime::ResourceLimiter;
 
 /// What the engine needs of an instance's store data: its sandbox, and the last lines
@@ -38,7 +38,10 @@ impl Sandbox {
         Self {
             limiter: Limiter {
                 memory_limit: limits.memory_bytes,
-                memory_exceeded: false,
+                used: 0,
+                last_grant: 0,
+                budget: limits.memory_budget.clone(),
+                memory_exceeded: None,
             },
             host_calls_left: limits.max_host_calls,
             host_call_budget: limits.max_host_calls,
@@ -60,31 +63,72 @@ impl Sandbox {
     }
 }
 
-/// Caps linear memory and remembers that a guest hit the cap, so that the trap that
-/// follows (a Rust guest aborts when allocation fails) can be reported as what it is.
+/// Which memory limit refused a grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exceeded {
+    /// The instance's own limit, across all its linear memories.
+    Instance,
+    /// The memory budget all instances of the process share.
+    Node,
+}
+
+/// Caps the linear memory of an instance, across all its memories, and takes it from
+/// the process's [`MemoryBudget`] (given back when the instance ends); remembers which
+/// limit refused a grow, so that the trap that follows (a Rust guest aborts when
+/// allocation fails) can be reported as what it is.
 pub(crate) struct Limiter {
     memory_limit: usize,
-    pub(crate) memory_exceeded: bool,
+    /// Bytes of all the instance's memories.
+    used: usize,
+    /// The last grow allowed, given back if the system then fails it.
+    last_grant: usize,
+    budget: MemoryBudget,
+    pub(crate) memory_exceeded: Option<Exceeded>,
 }
 
 impl Limiter {
     pub(crate) fn memory_limit(&self) -> usize {
         self.memory_limit
     }
+
+    pub(crate) fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        self.budget.give(self.used);
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_exceeded = true;
+        // Called with `current` 0 when a memory is created, so every memory counts.
+        let more = desired.saturating_sub(current);
+        if self.used.saturating_add(more) > self.memory_limit {
+            self.memory_exceeded = Some(Exceeded::Instance);
             return Ok(false);
         }
+        if !self.budget.try_take(more) {
+            self.memory_exceeded = Some(Exceeded::Node);
+            return Ok(false);
+        }
+        self.used += more;
+        self.last_grant = more;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        let grant = std::mem::take(&mut self.last_grant);
+        self.used -= grant;
+        self.budget.give(grant);
+        Ok(())
     }
 
     fn table_growing(

@@ -1,6 +1,6 @@
 //! How a trap or a blown limit becomes a [`Failure`] the user can read.
 
-use super::sandbox::{SandboxError, Sandboxed};
+use super::sandbox::{Exceeded, Limiter, SandboxError, Sandboxed};
 use crate::model::failure::{Failure, FailureKind};
 use wasmtime::{Store, Trap};
 
@@ -9,13 +9,21 @@ use wasmtime::{Store, Trap};
 pub(crate) fn explain<T: Sandboxed>(err: &wasmtime::Error, store: &Store<T>) -> Failure {
     let data = store.data();
     let sandbox = data.sandbox();
-    if sandbox.limiter.memory_exceeded {
-        return Failure::new(
-            FailureKind::Memory,
-            format!(
-                "the instance exceeded its memory limit of {} MiB",
-                sandbox.limiter.memory_limit() >> 20
-            ),
+    let trap = err.downcast_ref::<Trap>();
+    // A refused grow explains an abort that follows it, not an out-of-bounds access
+    // (a guest that ignores a failed grow and writes past its memory has a bug).
+    if let Some(exceeded) = sandbox.limiter.memory_exceeded
+        && trap != Some(&Trap::MemoryOutOfBounds)
+    {
+        return memory_failure(exceeded, &sandbox.limiter);
+    }
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        err.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return Failure::permanent(
+            FailureKind::Limit,
+            "the instance holds more host resources (WASI streams, HTTP fields and \
+             requests, task futures) at once than its limit",
         );
     }
     if sandbox.cpu_exceeded {
@@ -25,7 +33,7 @@ pub(crate) fn explain<T: Sandboxed>(err: &wasmtime::Error, store: &Store<T>) -> 
         return Failure::permanent(FailureKind::Limit, e.to_string());
     }
     let tail = data.stderr_tail();
-    match err.downcast_ref::<Trap>() {
+    match trap {
         Some(Trap::StackOverflow) => Failure::new(
             FailureKind::StackOverflow,
             "the guest overflowed its call stack (unbounded recursion?)",
@@ -41,6 +49,11 @@ pub(crate) fn explain<T: Sandboxed>(err: &wasmtime::Error, store: &Store<T>) -> 
                 "the guest aborted (unreachable code reached)",
             ),
         },
+        Some(Trap::MemoryOutOfBounds) if sandbox.limiter.memory_exceeded.is_some() => Failure::new(
+            FailureKind::Trap,
+            "out-of-bounds memory access after a memory.grow was refused (the guest \
+                 used memory it did not get)",
+        ),
         Some(Trap::MemoryOutOfBounds) => Failure::new(
             FailureKind::Trap,
             "out-of-bounds memory access (a stack overflow in linear memory, or a bug in \
@@ -54,6 +67,27 @@ pub(crate) fn explain<T: Sandboxed>(err: &wasmtime::Error, store: &Store<T>) -> 
                 format!("the guest failed: {}", first_line(&cause)),
             )
         }
+    }
+}
+
+fn memory_failure(exceeded: Exceeded, limiter: &Limiter) -> Failure {
+    match exceeded {
+        Exceeded::Instance => Failure::new(
+            FailureKind::Memory,
+            format!(
+                "the instance exceeded its memory limit of {} MiB (all its memories)",
+                limiter.memory_limit() >> 20
+            ),
+        ),
+        // Not the guest's doing alone: the attempt may be retried once others end.
+        Exceeded::Node => Failure::new(
+            FailureKind::Memory,
+            format!(
+                "the server's memory budget for instances ({} MiB, shared by every run) \
+                 is in use; the instance could not grow",
+                limiter.budget().limit() >> 20
+            ),
+        ),
     }
 }
 

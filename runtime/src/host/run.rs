@@ -29,7 +29,8 @@ pub struct RunInfo<'a> {
 ///
 /// `in_task` says that the caller is a task's instance rather than the flow's: a task's
 /// task calls have no position in the run, and a task can neither start a subflow nor
-/// pause.
+/// pause. Task calls say instead how deep in task calls their caller is
+/// (`caller_nesting`: 0 for the flow), and nest only so deep.
 pub trait Run: Send + Sync {
     fn info(&self) -> RunInfo<'_>;
 
@@ -48,7 +49,7 @@ pub trait Run: Send + Sync {
         task: String,
         arguments: String,
         options: CallOptions,
-        in_task: bool,
+        caller_nesting: u32,
     ) -> BoxFuture<'static, wasmtime::Result<Arc<TaskOutcome>>>;
 
     /// Starts a task run concurrently with the caller; returns its id.
@@ -57,7 +58,7 @@ pub trait Run: Send + Sync {
         task: String,
         arguments: String,
         options: CallOptions,
-        in_task: bool,
+        caller_nesting: u32,
     ) -> BoxFuture<'static, wasmtime::Result<String>>;
 
     /// Starts one task run per item of `arguments`; returns their ids, in order.
@@ -66,7 +67,7 @@ pub trait Run: Send + Sync {
         task: String,
         arguments: Vec<String>,
         options: CallOptions,
-        in_task: bool,
+        caller_nesting: u32,
     ) -> BoxFuture<'static, wasmtime::Result<Vec<String>>>;
 
     /// Waits for the final state of a task run this run started.

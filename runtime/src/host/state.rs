@@ -15,12 +15,18 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// The store data of every Weir instance.
 pub struct HostState {
     wasi: WasiCtx,
+    /// WASI's resources (streams, pollables, HTTP fields and requests), bounded by
+    /// `Limits::max_wasi_resources`.
     pub(super) table: ResourceTable,
+    /// Task futures, bounded by `Limits::max_handles` (a map over many items holds many).
+    pub(super) futures: ResourceTable,
     sandbox: Sandbox,
     /// The flow run this instance serves; `None` while reading a manifest.
     run: Option<Arc<dyn Run>>,
     /// Set when this instance runs a task attempt.
     pub(super) task: Option<Arc<TaskAttempt>>,
+    /// The task slot the attempt holds, lent while it waits for other tasks.
+    pub(crate) slot: Option<crate::orchestrate::slots::Slot>,
     stdout: Capture,
     stderr: Capture,
     http: WasiHttpCtx,
@@ -65,13 +71,21 @@ impl HostState {
                 HttpPolicy::new(r.allowed_hosts(), limits.egress.clone(), Some(note))
             })
             .unwrap_or_default();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_wasi_resources);
+        let mut futures = ResourceTable::new();
+        futures.set_max_capacity(limits.max_handles);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.max_http_fields_bytes);
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
+            futures,
             sandbox: Sandbox::new(limits),
             run,
             task,
-            http: WasiHttpCtx::new(),
+            slot: None,
+            http,
             http_policy,
             stdout,
             stderr,
@@ -82,6 +96,11 @@ impl HostState {
     #[inline]
     pub(super) fn charge(&mut self) -> wasmtime::Result<()> {
         self.sandbox.charge()
+    }
+
+    /// How deep in task calls this instance is: 0 for a flow's.
+    pub(super) fn nesting(&self) -> u32 {
+        self.task.as_ref().map_or(0, |t| t.nesting)
     }
 
     /// The flow run this instance serves, or a trap during `describe`.

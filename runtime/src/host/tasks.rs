@@ -24,10 +24,14 @@ impl tasks::Host for HostState {
         self.charge()?;
         let run = self.run("tasks.call")?.clone();
         let options = convert::call_options_from_wit(opts);
-        let outcome = run
-            .call_task(task, arguments, options, self.task.is_some())
-            .await?;
-        Ok(convert::task_outcome_to_wit(&outcome))
+        let nesting = self.nesting();
+        // A task waiting for the task it called lends its slot meanwhile.
+        let lent = self.slot.take().map(|s| s.lend());
+        let outcome = run.call_task(task, arguments, options, nesting).await;
+        if let Some(lent) = lent {
+            self.slot = Some(lent.take_back().await);
+        }
+        Ok(convert::task_outcome_to_wit(&*outcome?))
     }
 
     async fn submit(
@@ -40,9 +44,9 @@ impl tasks::Host for HostState {
         let run = self.run("tasks.submit")?.clone();
         let options = convert::call_options_from_wit(opts);
         let task_run_id = run
-            .submit_task(task, arguments, options, self.task.is_some())
+            .submit_task(task, arguments, options, self.nesting())
             .await?;
-        Ok(self.table.push(TaskFutureHandle { task_run_id })?)
+        Ok(self.futures.push(TaskFutureHandle { task_run_id })?)
     }
 
     async fn map(
@@ -55,11 +59,11 @@ impl tasks::Host for HostState {
         let run = self.run("tasks.map")?.clone();
         let options = convert::call_options_from_wit(opts);
         let ids = run
-            .map_task(task, arguments, options, self.task.is_some())
+            .map_task(task, arguments, options, self.nesting())
             .await?;
         let mut futures = Vec::with_capacity(ids.len());
         for task_run_id in ids {
-            futures.push(self.table.push(TaskFutureHandle { task_run_id })?);
+            futures.push(self.futures.push(TaskFutureHandle { task_run_id })?);
         }
         Ok(futures)
     }
@@ -67,19 +71,23 @@ impl tasks::Host for HostState {
 
 impl tasks::HostTaskFuture for HostState {
     async fn task_run_id(&mut self, this: Resource<TaskFutureHandle>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&this)?.task_run_id.clone())
+        Ok(self.futures.get(&this)?.task_run_id.clone())
     }
 
     async fn wait(&mut self, this: Resource<TaskFutureHandle>) -> wasmtime::Result<TaskOutcome> {
         self.charge()?;
-        let run = self.run("task-future.wait")?;
-        let id = &self.table.get(&this)?.task_run_id;
-        let outcome = run.wait_task(id).await?;
-        Ok(convert::task_outcome_to_wit(&outcome))
+        let run = self.run("task-future.wait")?.clone();
+        let id = self.futures.get(&this)?.task_run_id.clone();
+        let lent = self.slot.take().map(|s| s.lend());
+        let outcome = run.wait_task(&id).await;
+        if let Some(lent) = lent {
+            self.slot = Some(lent.take_back().await);
+        }
+        Ok(convert::task_outcome_to_wit(&*outcome?))
     }
 
     async fn drop(&mut self, this: Resource<TaskFutureHandle>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        self.futures.delete(this)?;
         Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! Sandbox limits: what one instance may use before Weir stops it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Limits applied to every instance (a flow run or a task attempt).
@@ -41,6 +43,37 @@ pub struct Limits {
     /// Network ranges outbound requests may reach beyond the global internet (loopback,
     /// private, link-local, metadata... are denied unless opened here).
     pub egress: super::egress::Egress,
+    /// Memory every instance of this process may hold at once, shared by all of them:
+    /// their linear memories and what their runs make the host keep.
+    pub memory_budget: MemoryBudget,
+    /// What one flow run may make the host keep for it (task runs it started, their
+    /// arguments and results), its subflows included.
+    pub max_run_host_bytes: usize,
+    /// WASI resources (streams, HTTP fields and requests, pollables) one instance may
+    /// hold at once, and the size of one set of HTTP header fields.
+    pub max_wasi_resources: usize,
+    pub max_http_fields_bytes: usize,
+    /// Functions a component may define across its core modules: past it, compiling
+    /// would take more memory and time than an upload deserves.
+    pub max_component_functions: usize,
+    /// How long (and how much CPU) a component may take to start and describe itself.
+    pub describe_time: Duration,
+    /// Log lines one flow run may write (its task runs included), and the bytes a line
+    /// costs beyond its message (counted against `max_log_bytes_per_run`).
+    pub max_log_lines_per_run: usize,
+    pub log_line_overhead: usize,
+    /// Log lines a second one flow run may write, in bursts of ten times as many; the
+    /// rest are dropped, and counted in one notice.
+    pub log_lines_per_second: u32,
+    /// Artifacts one flow run may create, and their bytes in all.
+    pub max_artifacts_per_run: usize,
+    pub max_artifact_bytes_per_run: usize,
+    /// How deep tasks may call tasks (a task calling itself stops here).
+    pub max_task_nesting: u32,
+    /// Task slots (instances running task attempts) one flow run, and one workspace,
+    /// may hold at once, as a share of them all (the rest stay for others).
+    pub task_slot_share_per_run: f64,
+    pub task_slot_share_per_workspace: f64,
 }
 
 impl Default for Limits {
@@ -62,6 +95,20 @@ impl Default for Limits {
             max_loaded_component_bytes: 1 << 30,
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
             egress: super::egress::Egress::default(),
+            memory_budget: MemoryBudget::of_machine(),
+            max_run_host_bytes: 1 << 30,
+            max_wasi_resources: 1024,
+            max_http_fields_bytes: 32 << 10,
+            max_component_functions: 250_000,
+            describe_time: Duration::from_secs(10),
+            max_log_lines_per_run: 100_000,
+            log_line_overhead: 128,
+            log_lines_per_second: 1000,
+            max_artifacts_per_run: 1000,
+            max_artifact_bytes_per_run: 64 << 20,
+            max_task_nesting: 8,
+            task_slot_share_per_run: 0.25,
+            task_slot_share_per_workspace: 0.5,
         }
     }
 }
@@ -70,5 +117,104 @@ impl Limits {
     /// Instances kept for flow runs, hooks and retry conditions; the rest run task attempts.
     pub fn reserved_for_flows(&self) -> u32 {
         (self.max_instances / 10).max(4)
+    }
+}
+
+/// A budget of bytes shared by everything that takes from it (every instance and run of
+/// a process): a take that would pass the limit is refused, whoever asks.
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    inner: Arc<BudgetInner>,
+}
+
+#[derive(Debug)]
+struct BudgetInner {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            inner: Arc::new(BudgetInner {
+                limit,
+                used: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Three quarters of what the machine (or the process's cgroup) has, or 4 GiB when
+    /// that cannot be read.
+    pub fn of_machine() -> Self {
+        Self::new(machine_memory().map_or(4 << 30, |m| m / 4 * 3))
+    }
+
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    pub fn used(&self) -> usize {
+        self.inner.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `n` bytes if they fit under the limit.
+    pub fn try_take(&self, n: usize) -> bool {
+        self.inner
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n)
+                    .filter(|total| *total <= self.inner.limit)
+            })
+            .is_ok()
+    }
+
+    /// Takes `n` bytes that are in use whether or not they fit (the budget may pass its
+    /// limit: then every `try_take` fails until enough is given back).
+    pub fn take(&self, n: usize) {
+        self.inner.used.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Gives back `n` bytes taken before.
+    pub fn give(&self, n: usize) {
+        let _ = self
+            .inner
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                Some(used.saturating_sub(n))
+            });
+    }
+}
+
+/// The machine's memory, or the process's cgroup limit when that is lower.
+fn machine_memory() -> Option<usize> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        })?;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    Some(cgroup.map_or(total, |c| c.min(total)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_refuses_what_would_pass_its_limit() {
+        let b = MemoryBudget::new(100);
+        assert!(b.try_take(60));
+        assert!(!b.try_take(41));
+        assert!(b.try_take(40));
+        assert_eq!(b.used(), 100);
+        b.give(70);
+        assert_eq!(b.used(), 30);
+        assert!(!b.try_take(usize::MAX));
+        b.give(1000);
+        assert_eq!(b.used(), 0);
     }
 }

@@ -14,6 +14,8 @@ pub struct TaskAttempt {
     pub attempt: u32,
     pub tags: Vec<String>,
     pub(crate) log_prints: bool,
+    /// How deep in task calls this attempt's task run is: 1 when a flow called it.
+    pub(crate) nesting: u32,
 }
 
 /// A task run the new one waits for.

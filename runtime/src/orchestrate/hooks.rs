@@ -26,7 +26,7 @@ pub(crate) async fn run(
     parameters: &str,
 ) {
     let orch = &scope.orch;
-    let _permit = orch.task_slots.acquire().await;
+    let _slot = orch.task_slots.acquire(&scope.holder()).await;
     let host = HostState::new(&scope.limits, Some(scope.clone()), None);
     let event = wit::StateEvent {
         kind,
@@ -71,7 +71,7 @@ pub(crate) async fn retry_condition(
     attempt: u32,
 ) -> bool {
     let orch = &scope.orch;
-    let _permit = orch.task_slots.acquire().await;
+    let _slot = orch.task_slots.acquire(&scope.holder()).await;
     let host = HostState::new(&scope.limits, Some(scope.clone()), None);
     let result = async {
         let (mut store, world) = orch

@@ -68,12 +68,12 @@ impl Run for FlowScope {
         task: String,
         arguments: String,
         options: CallOptions,
-        in_task: bool,
+        caller_nesting: u32,
     ) -> BoxFuture<'static, wasmtime::Result<Arc<TaskOutcome>>> {
         Box::pin(async move {
             self.orch.store.room().await;
             let call = self
-                .register_call(task, arguments, options, !in_task)
+                .register_call(task, arguments, options, caller_nesting)
                 .map_err(|f| mismatch(&f))?;
             Ok(self.run_task(call).await)
         })
@@ -84,12 +84,12 @@ impl Run for FlowScope {
         task: String,
         arguments: String,
         options: CallOptions,
-        in_task: bool,
+        caller_nesting: u32,
     ) -> BoxFuture<'static, wasmtime::Result<String>> {
         Box::pin(async move {
             self.orch.store.room().await;
             let call = self
-                .register_call(task, arguments, options, !in_task)
+                .register_call(task, arguments, options, caller_nesting)
                 .map_err(|f| mismatch(&f))?;
             Ok(self.spawn_task(call))
         })
@@ -100,14 +100,14 @@ impl Run for FlowScope {
         task: String,
         arguments: Vec<String>,
         options: CallOptions,
-        in_task: bool,
+        caller_nesting: u32,
     ) -> BoxFuture<'static, wasmtime::Result<Vec<String>>> {
         Box::pin(async move {
             self.orch.store.room().await;
             let mut ids = Vec::with_capacity(arguments.len());
             for args in arguments {
                 let call = self
-                    .register_call(task.clone(), args, options.clone(), !in_task)
+                    .register_call(task.clone(), args, options.clone(), caller_nesting)
                     .map_err(|f| mismatch(&f))?;
                 ids.push(self.spawn_task(call));
             }
@@ -197,10 +197,28 @@ impl Run for FlowScope {
             ArtifactData::Progress(p) => ("progress", progress_value(p)?),
         };
         let size = data.to_string().len();
-        let max = self.orch.engine.limits().max_artifact_bytes;
+        let limits = &self.limits;
+        let max = limits.max_artifact_bytes;
         if size > max {
             return Err(format!(
                 "the artifact is {size} bytes, over the limit of {max} bytes"
+            ));
+        }
+        // The run's own bounds, counted before the artifact is written (and not given
+        // back when one is refused: a refused call costs its place).
+        let count = self.artifacts.fetch_add(1, Ordering::Relaxed) + 1;
+        if count > limits.max_artifacts_per_run {
+            return Err(format!(
+                "the run has created {} artifacts, its limit",
+                limits.max_artifacts_per_run
+            ));
+        }
+        let cost = size + limits.log_line_overhead;
+        let bytes = self.artifact_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
+        if bytes > limits.max_artifact_bytes_per_run {
+            return Err(format!(
+                "the run's artifacts would take {bytes} bytes, over its limit of {} bytes",
+                limits.max_artifact_bytes_per_run
             ));
         }
         let id = uuid::Uuid::now_v7().to_string();

@@ -17,6 +17,7 @@ pub mod names;
 pub mod params;
 pub mod pause;
 mod scope;
+pub(crate) mod slots;
 mod task_run;
 mod transition;
 
@@ -33,20 +34,16 @@ pub use scope::{FlowScope, RunSettings, Stop};
 use crate::host::Engine;
 use crate::store::Store;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// Runs flows. Cheap to share: hold it in an `Arc`.
 pub struct Orchestrator {
     pub(crate) engine: Arc<Engine>,
     pub(crate) store: Store,
     events: Option<EventSink>,
-    /// Instances available to task attempts (the rest are kept for flows and hooks, so
-    /// a flow waiting on its tasks can never starve them of instances).
-    pub(crate) task_slots: Arc<Semaphore>,
-    /// Submitted task runs in progress at once (first come, first served); the rest
-    /// wait, cheaply, for their turn.
-    pub(crate) admission: Arc<Semaphore>,
-    task_slot_count: usize,
+    /// Instances available to task attempts and hooks (the rest are kept for flows, so
+    /// a flow waiting on its tasks can never starve them of instances), shared fairly
+    /// between workspaces and runs.
+    pub(crate) task_slots: Arc<slots::TaskSlots>,
     pub(crate) durations: metrics::Histogram,
     /// Opens workspace secrets for guests; `None` where there are none (`weir run`).
     pub(crate) secrets: Option<crate::secrets::SecretBox>,
@@ -76,14 +73,16 @@ impl Orchestrator {
     pub fn with_events(engine: Arc<Engine>, store: Store, events: Option<EventSink>) -> Arc<Self> {
         let limits = engine.limits();
         let slots = limits.max_instances - limits.reserved_for_flows();
-        let active = limits.max_active_task_runs;
+        let task_slots = slots::TaskSlots::new(
+            slots as usize,
+            limits.task_slot_share_per_run,
+            limits.task_slot_share_per_workspace,
+        );
         Arc::new(Self {
             engine,
             store,
             events,
-            task_slots: Arc::new(Semaphore::new(slots as usize)),
-            admission: Arc::new(Semaphore::new(active)),
-            task_slot_count: slots as usize,
+            task_slots,
             durations: metrics::Histogram::default(),
             secrets: None,
             runner: std::sync::OnceLock::new(),
@@ -121,7 +120,7 @@ impl Orchestrator {
 
     /// Instances running task attempts, hooks or retry conditions right now.
     pub fn task_instances_in_use(&self) -> usize {
-        self.task_slot_count - self.task_slots.available_permits()
+        self.task_slots.in_use()
     }
 
     /// Durations of finished task runs.

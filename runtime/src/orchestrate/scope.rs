@@ -157,7 +157,21 @@ pub struct FlowScope {
     pub(crate) attempt: AtomicU32,
     pub(crate) calls: Mutex<Calls>,
     log_bytes: AtomicUsize,
+    log_lines: AtomicUsize,
     log_capped: AtomicBool,
+    /// The run's log rate: lines it may still write now, refilled at
+    /// `Limits::log_lines_per_second`, and lines dropped since the last notice.
+    log_rate: Mutex<LogRate>,
+    /// Task runs of this run started with submit or map that are in progress at once
+    /// (`Limits::max_active_task_runs`); the rest wait, cheaply, for their turn. Each
+    /// run has its own: one run's backlog does not hold up another's tasks.
+    pub(crate) admission: Arc<tokio::sync::Semaphore>,
+    /// Bytes the host keeps for this run (its task runs, their arguments and results),
+    /// taken from the process's memory budget and given back when the run ends.
+    host_bytes: AtomicUsize,
+    /// Artifacts this run created, and their bytes.
+    pub(crate) artifacts: AtomicUsize,
+    pub(crate) artifact_bytes: AtomicUsize,
     interrupt: Mutex<Option<Interrupt>>,
     /// Set by whoever writes the run's final state, so it is written once.
     ended: AtomicBool,
@@ -178,6 +192,8 @@ impl FlowScope {
         if let Some(m) = settings.memory_bytes {
             limits.memory_bytes = limits.memory_bytes.min(m);
         }
+        let log_rate = Mutex::new(LogRate::new(limits.log_lines_per_second));
+        let admission = Arc::new(tokio::sync::Semaphore::new(limits.max_active_task_runs));
         Self {
             orch,
             component,
@@ -195,9 +211,62 @@ impl FlowScope {
             attempt: AtomicU32::new(0),
             calls: Mutex::new(Calls::default()),
             log_bytes: AtomicUsize::new(0),
+            log_lines: AtomicUsize::new(0),
             log_capped: AtomicBool::new(false),
+            log_rate,
+            admission,
+            host_bytes: AtomicUsize::new(0),
+            artifacts: AtomicUsize::new(0),
+            artifact_bytes: AtomicUsize::new(0),
             interrupt: Mutex::new(None),
             ended: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes `bytes` the host will keep for this run, within the run's limit and the
+    /// process's memory budget; past either, the run fails (it is interrupted) with a
+    /// failure saying which.
+    pub(crate) fn charge_host(&self, bytes: usize) -> Result<(), Box<Failure>> {
+        let limit = self.limits.max_run_host_bytes;
+        let used = self.host_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let refused = if used > limit {
+            Some(format!(
+                "the flow run keeps more than its limit of {} MiB on the host (task runs, their \
+                 arguments and results); start fewer task runs at once or pass smaller values",
+                limit >> 20
+            ))
+        } else if !self.limits.memory_budget.try_take(bytes) {
+            Some(format!(
+                "the server's memory budget ({} MiB, shared by every run) is in use; the run \
+                 could not start more task runs",
+                self.limits.memory_budget.limit() >> 20
+            ))
+        } else {
+            None
+        };
+        match refused {
+            None => Ok(()),
+            Some(message) => {
+                self.host_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                let failure = Failure::permanent(FailureKind::Limit, message);
+                self.interrupt(Interrupt::Fail(failure.clone()));
+                Err(Box::new(failure))
+            }
+        }
+    }
+
+    /// Counts `bytes` the host keeps for this run that cannot be refused (a result that
+    /// came back): later charges see them.
+    pub(crate) fn note_host(&self, bytes: usize) {
+        self.host_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.limits.memory_budget.take(bytes);
+    }
+
+    /// Who this run is when it asks for task slots.
+    pub(crate) fn holder(&self) -> super::slots::Holder {
+        super::slots::Holder {
+            workspace: self.settings.workspace_id.as_deref().unwrap_or("").into(),
+            run: self.id.as_str().into(),
         }
     }
 
@@ -320,24 +389,59 @@ impl FlowScope {
     }
 
     /// Writes a log line of this run (or of one of its task attempts), within the
-    /// run's log budget: past it, one notice is written and the rest dropped.
+    /// run's log budget (bytes, each line's row counted, and lines) and its log rate:
+    /// past the budget one notice is written and the rest dropped; lines over the rate
+    /// are dropped and counted in a notice written with the next line that fits.
     pub(crate) fn log(&self, task: Option<&TaskAttempt>, level: LogLevel, message: String) {
         if self.log_capped.load(Ordering::Relaxed) {
             return;
         }
-        let limit = self.orch.engine.limits().max_log_bytes_per_run;
-        let used = self.log_bytes.fetch_add(message.len(), Ordering::Relaxed) + message.len();
-        let (level, message) = if used > limit {
-            if self.log_capped.swap(true, Ordering::Relaxed) {
-                return;
-            }
-            (
-                LogLevel::Warning,
-                format!("log limit of {limit} bytes reached; further logs of this run are dropped"),
-            )
-        } else {
-            (level, message)
+        let dropped = match self
+            .log_rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit()
+        {
+            Some(dropped) => dropped,
+            None => return,
         };
+        if dropped > 0 {
+            let rate = self.limits.log_lines_per_second;
+            self.write_log(
+                None,
+                LogLevel::Warning,
+                format!("{dropped} log lines were dropped: a run writes at most {rate} a second"),
+            );
+        }
+        self.write_log(task, level, message);
+    }
+
+    fn write_log(&self, task: Option<&TaskAttempt>, level: LogLevel, message: String) {
+        if self.log_capped.load(Ordering::Relaxed) {
+            return;
+        }
+        let limits = &self.limits;
+        let cost = message.len() + limits.log_line_overhead;
+        let bytes = self.log_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
+        let lines = self.log_lines.fetch_add(1, Ordering::Relaxed) + 1;
+        let (level, message) =
+            if bytes > limits.max_log_bytes_per_run || lines > limits.max_log_lines_per_run {
+                if self.log_capped.swap(true, Ordering::Relaxed) {
+                    return;
+                }
+                (
+                    LogLevel::Warning,
+                    format!(
+                        "log limit of {} lines or {} bytes (each line counting {} bytes beyond \
+                         its message) reached; further logs of this run are dropped",
+                        limits.max_log_lines_per_run,
+                        limits.max_log_bytes_per_run,
+                        limits.log_line_overhead
+                    ),
+                )
+            } else {
+                (level, message)
+            };
         self.orch.emit(|| super::Event::Log {
             flow_run_name: self.name.clone(),
             task_run_name: task.map(|t| t.task_run_name.clone()),
@@ -351,6 +455,48 @@ impl FlowScope {
             message,
             timestamp: Utc::now(),
         }));
+    }
+}
+
+/// A token bucket of log lines: `rate` a second, bursts of ten seconds' worth.
+pub(crate) struct LogRate {
+    rate: f64,
+    tokens: f64,
+    last: std::time::Instant,
+    dropped: u64,
+}
+
+impl LogRate {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            rate,
+            tokens: rate * 10.0,
+            last: std::time::Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    /// `Some(lines dropped since the last admitted one)`, or `None`: drop this one.
+    fn admit(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 10.0);
+        self.last = now;
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.dropped))
+    }
+}
+
+impl Drop for FlowScope {
+    fn drop(&mut self) {
+        self.limits
+            .memory_budget
+            .give(self.host_bytes.load(Ordering::Relaxed));
     }
 }
 
@@ -369,6 +515,18 @@ mod tests {
                 failure: None,
             }),
         }
+    }
+
+    #[test]
+    fn the_log_rate_admits_a_burst_then_drops_and_counts() {
+        let mut rate = LogRate::new(100);
+        for _ in 0..1000 {
+            assert_eq!(rate.admit(), Some(0));
+        }
+        assert_eq!(rate.admit(), None);
+        assert_eq!(rate.admit(), None);
+        rate.last -= std::time::Duration::from_millis(100);
+        assert_eq!(rate.admit(), Some(2));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use super::cache;
 use super::hooks;
 use super::names;
 use super::scope::{Call, FlowScope, Recorded};
+use super::slots::Slot;
 use super::{CallOptions, Dependency, Event, TaskAttempt, TaskOutcome};
 use crate::host::{HostState, wit};
 use crate::model::duration;
@@ -18,6 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// What the host keeps for a task run beyond its arguments and result, as counted
+/// against the run's and the process's memory (its record, outcome, future and queue
+/// entry, measured as about 4 KB a task run at a map of 100,000).
+const TASK_RUN_HOST_BYTES: usize = 4096;
+
 /// A registered task call, ready to run.
 pub(crate) struct TaskCall {
     pub id: String,
@@ -27,6 +33,8 @@ pub(crate) struct TaskCall {
     /// Stable position in the flow run; `None` for tasks called from tasks.
     pub position: Option<i64>,
     pub name_index: u64,
+    /// How deep in task calls the new task run is: 1 when the flow calls it.
+    pub nesting: u32,
     /// The recorded outcome, when an earlier execution completed this call.
     replay: Option<Arc<TaskOutcome>>,
     tx: watch::Sender<Option<Arc<TaskOutcome>>>,
@@ -35,14 +43,17 @@ pub(crate) struct TaskCall {
 impl FlowScope {
     /// Gives a call its position, name index and id, and registers its outcome so that
     /// futures and `wait_for` can find it. A call at a recorded position is replayed; a
-    /// replay mismatch is an error (and fails the run).
+    /// replay mismatch is an error (and fails the run). Calls of the flow itself
+    /// (`caller_nesting` 0) have positions; tasks' calls do not.
     pub(crate) fn register_call(
         &self,
         task: String,
         arguments: String,
         options: CallOptions,
-        positioned: bool,
+        caller_nesting: u32,
     ) -> Result<TaskCall, Box<Failure>> {
+        let positioned = caller_nesting == 0;
+        self.charge_host(TASK_RUN_HOST_BYTES + arguments.len())?;
         let (position, name_index) = if positioned {
             let (p, n) = self.next_call(&task);
             (Some(p), n)
@@ -75,6 +86,7 @@ impl FlowScope {
             options,
             position,
             name_index,
+            nesting: caller_nesting.saturating_add(1),
             replay,
             tx,
         })
@@ -84,6 +96,9 @@ impl FlowScope {
     pub(crate) async fn run_task(self: &Arc<Self>, call: TaskCall) -> Arc<TaskOutcome> {
         let tx = call.tx.clone();
         let outcome = Arc::new(self.execute_task(call).await);
+        if let Some(value) = &outcome.value {
+            self.note_host(value.len());
+        }
         tx.send_replace(Some(outcome.clone()));
         outcome
     }
@@ -92,7 +107,7 @@ impl FlowScope {
     pub(crate) fn spawn_task(self: &Arc<Self>, call: TaskCall) -> String {
         let id = call.id.clone();
         let scope = self.clone();
-        let admission = self.orch.admission.clone();
+        let admission = self.admission.clone();
         // The future of a running task run is large; it is boxed only once the run is
         // admitted, so a map over 100,000 items costs a small future per waiting item.
         let handle = tokio::spawn(async move {
@@ -109,6 +124,19 @@ impl FlowScope {
             return (**outcome).clone();
         }
 
+        let max_nesting = self.limits.max_task_nesting;
+        if call.nesting > max_nesting {
+            let message = format!(
+                "task '{}' would be {} task calls deep; tasks may call tasks {} levels \
+                 deep (a task that calls itself without end stops here)",
+                call.task, call.nesting, max_nesting
+            );
+            return TaskOutcome::failed(
+                &call.id,
+                State::failed(message.clone()),
+                Failure::permanent(FailureKind::Limit, message),
+            );
+        }
         let Some(def) = self.component.task(&call.task) else {
             let known: Vec<&str> = self
                 .component
@@ -177,6 +205,7 @@ impl FlowScope {
             name: run_name,
             def,
             tags,
+            nesting: call.nesting,
         };
         let now = Utc::now();
         let pending = State::pending();
@@ -245,6 +274,7 @@ struct TaskRun {
     name: String,
     def: Definition,
     tags: Vec<String>,
+    nesting: u32,
 }
 
 impl TaskRun {
@@ -320,6 +350,7 @@ impl TaskRun {
         let max_attempts = options.retries + 1;
         let mut attempt = 1;
         loop {
+            let slot = self.slot().await;
             let mut running = StateChange::new(
                 RunKind::Task,
                 &self.id,
@@ -335,7 +366,7 @@ impl TaskRun {
             }
             self.set_state(running);
 
-            let (result, timed_out) = self.attempt(arguments, attempt).await;
+            let (result, timed_out) = self.attempt(arguments, attempt, slot).await;
             match result {
                 Ok(value) => {
                     let state = State::completed();
@@ -390,11 +421,37 @@ impl TaskRun {
         }
     }
 
-    /// One attempt in a fresh instance. The flag says whether it timed out.
-    async fn attempt(&self, arguments: &str, attempt: u32) -> (Result<String, Failure>, bool) {
+    /// A task slot for the next attempt. While the run has its share of slots (or none
+    /// is free), the task run shows as Pending, saying so.
+    async fn slot(&self) -> Slot {
+        let slots = &self.scope.orch.task_slots;
+        match slots.try_acquire(&self.scope.holder(), false) {
+            Ok(slot) => slot,
+            Err(busy) => {
+                self.set_state(StateChange::new(
+                    RunKind::Task,
+                    &self.id,
+                    State::pending().with_message(format!(
+                        "waiting for a task slot: the flow run holds {} (its share is {} of {})",
+                        busy.held,
+                        busy.share,
+                        slots.total()
+                    )),
+                ));
+                busy.wait().await
+            }
+        }
+    }
+
+    /// One attempt in a fresh instance, on `slot`. The flag says whether it timed out.
+    async fn attempt(
+        &self,
+        arguments: &str,
+        attempt: u32,
+        slot: Slot,
+    ) -> (Result<String, Failure>, bool) {
         let scope = &self.scope;
         let orch = &scope.orch;
-        let _permit = orch.task_slots.acquire().await;
         let task = Arc::new(TaskAttempt {
             task_run_id: self.id.clone(),
             task_run_name: self.name.clone(),
@@ -402,8 +459,10 @@ impl TaskRun {
             attempt,
             tags: self.tags.clone(),
             log_prints: self.def.options.log_prints,
+            nesting: self.nesting,
         });
-        let state = HostState::new(&scope.limits, Some(scope.clone()), Some(task));
+        let mut state = HostState::new(&scope.limits, Some(scope.clone()), Some(task));
+        state.slot = Some(slot);
         let (mut store, world) = match orch
             .engine
             .instantiate_component(&scope.component, state)

@@ -34,6 +34,7 @@ use batch::{Applied, Conn, Marker, Stage};
 use chrono::{DateTime, Utc};
 use queue::{HIGH_WATER, Msg, QUEUE_BOUND, Shared, Ticket};
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -55,6 +56,8 @@ pub enum Write {
 }
 
 const MAX_BATCH: usize = 8192;
+/// Log lines a batch takes at most (from the backlog where they wait).
+const LOG_QUOTA: usize = 2048;
 
 /// An attempt on PostgreSQL that takes longer is abandoned and its connection closed (a
 /// peer that stopped answering must not hold the writer forever). SQLite attempts are
@@ -184,9 +187,26 @@ struct Writer {
 }
 
 impl Writer {
+    /// Applies batches until closed. Log lines wait in a backlog of their own and go at
+    /// most [`LOG_QUOTA`] to a batch, behind every other write that has arrived: a run
+    /// that floods its logs delays no one's state changes. A flush (or close) that
+    /// arrives behind waiting log lines waits for them.
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut msgs = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
+        let mut backlog: VecDeque<Msg> = VecDeque::new();
+        loop {
+            if backlog.is_empty() {
+                if rx.recv_many(&mut msgs, MAX_BATCH).await == 0 {
+                    return;
+                }
+            } else {
+                while msgs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => msgs.push(m),
+                        Err(_) => break,
+                    }
+                }
+            }
             let mut units = Vec::with_capacity(msgs.len());
             let mut flushes = Vec::new();
             let mut close = None;
@@ -195,15 +215,24 @@ impl Writer {
             // and task runs belong to which held run.
             {
                 let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+                let one = |w: Box<Write>, units: &mut Vec<Unit>, fences: &mut Fences| {
+                    let owner = batch::owner_of(&w, fences);
+                    units.push(Unit {
+                        writes: Writes::One(w, owner),
+                        ticket: None,
+                    });
+                };
                 for msg in msgs.drain(..) {
                     match msg {
+                        Msg::Write(w) if matches!(*w, Write::Log(_)) => {
+                            backlog.push_back(Msg::Write(w))
+                        }
+                        m @ (Msg::Flush(_) | Msg::Close(_)) if !backlog.is_empty() => {
+                            backlog.push_back(m)
+                        }
                         Msg::Write(w) => {
                             count += 1;
-                            let owner = batch::owner_of(&w, &mut fences);
-                            units.push(Unit {
-                                writes: Writes::One(w, owner),
-                                ticket: None,
-                            });
+                            one(w, &mut units, &mut fences);
                         }
                         Msg::Acked { writes, ticket } => {
                             count += writes.len();
@@ -221,6 +250,25 @@ impl Writer {
                         }
                         Msg::Flush(ack) => flushes.push(ack),
                         Msg::Close(ack) => close = Some(ack),
+                    }
+                }
+                let mut logs = 0;
+                while let Some(front) = backlog.front() {
+                    if matches!(front, Msg::Write(_)) && logs == LOG_QUOTA {
+                        break;
+                    }
+                    match backlog.pop_front() {
+                        Some(Msg::Write(w)) => {
+                            logs += 1;
+                            count += 1;
+                            one(w, &mut units, &mut fences);
+                        }
+                        Some(Msg::Flush(ack)) => flushes.push(ack),
+                        Some(Msg::Close(ack)) => {
+                            close = Some(ack);
+                            break;
+                        }
+                        Some(Msg::Acked { .. }) | None => {}
                     }
                 }
             }

@@ -383,3 +383,55 @@ async fn the_queue_bound_holds_back_new_work_until_the_writer_catches_up() {
         assert!(store.flow_run(run_id).await.unwrap().is_some());
     }
 }
+
+/// A run that floods its logs: the neighbour's new run, enqueued after 60,000 of its
+/// lines, is committed while most of them still wait; a flush still covers them all.
+async fn logs_wait_behind_state_writes(store: &Store) {
+    let flooder = id();
+    store.write(Write::FlowRunCreated(run(&flooder, None)));
+    store.flush().await.unwrap();
+    let lines = 60_000;
+    for i in 0..lines {
+        store.write(Write::Log(LogRecord {
+            flow_run_id: flooder.clone(),
+            task_run_id: None,
+            level: "INFO".into(),
+            message: format!("line {i}"),
+            timestamp: Utc::now(),
+        }));
+    }
+    let neighbour = id();
+    let receipt = store
+        .write_acked(vec![Write::FlowRunCreated(run(&neighbour, None))])
+        .unwrap();
+    receipt
+        .wait(Instant::now() + Duration::from_secs(30))
+        .await
+        .expect("the neighbour's run is stored");
+    let written = store.logs(&flooder).await.unwrap().len();
+    assert!(
+        written < lines / 2,
+        "{written} of {lines} log lines were written before the neighbour's run"
+    );
+    store.flush().await.unwrap();
+    assert_eq!(store.logs(&flooder).await.unwrap().len(), lines);
+    assert!(store.flow_run(&neighbour).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_flood_of_logs_does_not_delay_other_writes_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("weir.db"))
+        .await
+        .unwrap();
+    logs_wait_behind_state_writes(&store).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_logs_does_not_delay_other_writes_postgres() {
+    let Some((store, name)) = postgres().await else {
+        return;
+    };
+    logs_wait_behind_state_writes(&store).await;
+    drop_postgres(store, &name).await;
+}

@@ -701,3 +701,114 @@ fn durable_five(url: String, millis: u64) -> Result<u64> {
     }
     Ok(sum)
 }
+
+// ---- tenant isolation ------------------------------------------------------------------
+
+/// A task that calls itself without end: every level waits for the next.
+#[task]
+fn endless(level: u64) -> Result<u64> {
+    endless(level + 1)
+}
+
+#[flow]
+fn endless_recursion() -> Result<u64> {
+    endless(0)
+}
+
+/// A task that calls itself `depth` levels down.
+#[task]
+fn nested(depth: u32) -> Result<u32> {
+    if depth == 0 {
+        return Ok(0);
+    }
+    Ok(nested(depth - 1)? + 1)
+}
+
+#[flow]
+fn nested_flow(depth: u32) -> Result<u32> {
+    nested(depth)
+}
+
+/// A task that submits a task and waits for it: `n` of them at once hold task slots
+/// while their children need slots too.
+#[task]
+fn waits_for_child(x: u64) -> Result<u64> {
+    square::submit(x).wait()
+}
+
+#[flow]
+fn parents_wait(n: u64) -> Result<u64> {
+    Ok(
+        weir_sdk::wait_all(waits_for_child::map((0..n).collect::<Vec<_>>()))?
+            .into_iter()
+            .sum(),
+    )
+}
+
+/// `n` tasks that each sleep `millis`, all submitted at once: a run that wants every
+/// task slot.
+#[flow]
+fn slot_hog(n: u64, millis: u64) -> Result<u64> {
+    let spans = weir_sdk::wait_all(slow::map(vec![millis; n as usize]))?;
+    Ok(spans.len() as u64)
+}
+
+/// Writes `lines` one-byte log lines as fast as it can.
+#[flow]
+fn tiny_log_flood(lines: u32) -> Result<u32> {
+    for _ in 0..lines {
+        weir_sdk::info!(".");
+    }
+    Ok(lines)
+}
+
+/// Tries to create `n` artifacts of `kib` KiB; returns how many were created and the
+/// first refusal.
+#[flow]
+fn artifact_flood(n: u32, kib: usize) -> Result<(u32, String)> {
+    let md = "z".repeat(kib << 10);
+    let mut created = 0;
+    for _ in 0..n {
+        match weir_sdk::artifacts::create_markdown_artifact(&md, None, None) {
+            Ok(_) => created += 1,
+            Err(e) => return Ok((created, e.message().to_owned())),
+        }
+    }
+    Ok((created, String::new()))
+}
+
+/// Submits `n` tasks with an argument of `kib` KiB each and keeps their futures.
+#[flow]
+fn hoard_arguments(n: u32, kib: usize) -> Result<u32> {
+    let big = "a".repeat(kib << 10);
+    let futures: Vec<_> = (0..n).map(|_| echo_len::submit(big.clone())).collect();
+    Ok(weir_sdk::wait_all(futures)?.len() as u32)
+}
+
+#[task]
+fn echo_len(s: String) -> usize {
+    s.len()
+}
+
+/// A task that holds `mib` MiB for `millis`, then returns.
+#[task]
+fn hold_memory(mib: usize, millis: u64) -> usize {
+    let hoard = vec![7u8; mib << 20];
+    std::thread::sleep(std::time::Duration::from_millis(millis));
+    std::hint::black_box(&hoard).len()
+}
+
+/// `n` tasks holding `mib` MiB each at once: how many completed, and why the others
+/// failed.
+#[flow]
+fn memory_crowd(n: u32, mib: usize, millis: u64) -> Result<(u32, Vec<String>)> {
+    let futures = hold_memory::map(vec![mib; n as usize], weir_sdk::unmapped(millis));
+    let (mut ok, mut failed) = (0, Vec::new());
+    for f in futures {
+        match f.wait() {
+            Ok(_) => ok += 1,
+            Err(e) => failed.push(e.message().to_owned()),
+        }
+    }
+    Ok((ok, failed))
+}
