@@ -3,6 +3,7 @@
 //! PostgreSQL database with `--db postgres://...`.
 
 pub mod burst;
+pub mod isolation;
 pub mod ui;
 
 use crate::host::Engine;
@@ -104,7 +105,7 @@ async fn run_in(
 }
 
 /// Peak resident set size of this process (Linux).
-fn peak_rss_mb() -> Option<u64> {
+pub(crate) fn peak_rss_mb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

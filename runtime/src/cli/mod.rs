@@ -156,7 +156,9 @@ enum Command {
     /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
     /// `schedules N [--seconds S]`, run N every-minute schedules; or `ui [N]`, time the
     /// web UI's pages over N generated flow runs (default 1,000,000); or `burst [N]`, a
-    /// good tenant's latency while another address sends N bad requests (10,000).
+    /// good tenant's latency while another address sends N bad requests (10,000); or
+    /// `isolation --component guest_basic.wasm`, a neighbour tenant's runs beside
+    /// hostile ones.
     Bench {
         workload: String,
         #[arg(default_value_t = 0)]
@@ -347,6 +349,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let report = if workload == "schedules" {
                 crate::bench::schedules(n.max(1) as usize, seconds, &component).await?
+            } else if workload == "isolation" {
+                crate::bench::isolation::run(&component).await?
             } else if workload == "burst" {
                 let examples = component.parent().unwrap_or(Path::new("."));
                 crate::bench::burst::run(n, examples).await?
