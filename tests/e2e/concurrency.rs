@@ -62,3 +62,28 @@ async fn a_failed_upstream_leaves_downstream_not_ready() {
     assert_eq!(down.state.name, "NotReady");
     assert_eq!(down.run_count, 0, "the downstream body never ran");
 }
+
+/// More flow runs than the pool keeps for flows take instances the task attempts would
+/// use: an attempt that finds the pool full waits for room (instances ending) instead of
+/// failing its task run.
+#[tokio::test]
+async fn task_attempts_wait_for_room_in_a_full_pool() {
+    let limits = weir::model::limits::Limits {
+        max_instances: 8,
+        ..crate::support::test_limits()
+    };
+    let h = crate::support::Harness::with_limits(limits).await;
+    let c = h.load(BASIC).await;
+    // Six flow instances in a pool of eight leave two for the four task slots.
+    let runs = (0..6).map(|_| h.run(&c, "map_flow", json!({"n": 30})));
+    let outcomes = futures_util::future::join_all(runs).await;
+    let expected: u64 = (0..30u64).map(|i| i * i).sum();
+    for out in &outcomes {
+        assert_eq!(state_of(out), "COMPLETED/Completed", "{:?}", out.failure);
+        assert_eq!(out.value, Some(expected.to_string()));
+    }
+    assert!(
+        h.orch.engine().pool_waits() > 0,
+        "no attempt found the pool full: the test did not test anything"
+    );
+}

@@ -403,7 +403,7 @@ impl TaskRun {
             tags: self.tags.clone(),
             log_prints: self.def.options.log_prints,
         });
-        let state = HostState::new(&scope.limits, Some(scope.clone()), Some(task));
+        let state = || HostState::new(&scope.limits, Some(scope.clone()), Some(task.clone()));
         let (mut store, world) = match orch
             .engine
             .instantiate_component(&scope.component, state)
