@@ -23,6 +23,7 @@ mod limits;
 mod observability;
 mod params;
 mod pauses;
+mod python;
 mod races;
 mod replay;
 mod retries;
