@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import json
 import typing
 import uuid
@@ -197,6 +198,7 @@ def _strict(value: Any, hint: Any) -> Any:
     raise TypeError("no conversion")
 
 
+@functools.lru_cache(maxsize=None)
 def _hints(cls: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)

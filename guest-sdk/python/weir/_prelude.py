@@ -81,6 +81,7 @@ def finish(module: str) -> None:
 
     _context.set_building(False)
     keep_source_lines(module)
+    warm_up()
     if not _registry.flows():
         raise SystemExit(
             f"weir build: {module} defines no flow: decorate a function with @flow "
@@ -108,3 +109,14 @@ def keep_source_lines(module: str) -> None:
         lines = linecache.getlines(filename)
         if lines:
             linecache.cache[filename] = (sum(len(line) for line in lines), None, lines, filename)
+
+
+def warm_up() -> None:
+    """Computes what every call needs (signatures, resolved type hints) now that the
+    module is whole, so the component starts with them instead of each instance
+    computing them again."""
+    from . import _registry, schema
+
+    for item in list(_registry.flows().values()) + list(_registry.tasks().values()):
+        schema.signature(item.fn)
+        schema.type_hints(item.fn)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 from . import _context, _host, _json, _registry, exceptions
 from .futures import PrefectFuture
 from .states import State, StateType
-from .tasks import IGNORED_OPTIONS, Options, _local_failure, _state_of, bind
+from .tasks import IGNORED_OPTIONS, Options, _local_failure, _return_hint, _state_of, bind
 
 
 class Flow:
@@ -45,9 +45,6 @@ class Flow:
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__wrapped__ = fn
-        from .tasks import _return_hint
-
-        self._return_hint = _return_hint(fn)
         if register:
             _registry.add_flow(self)
 
@@ -115,7 +112,7 @@ class Flow:
             state = _local_failure(error, "invalid-parameters")
         else:
             outcome = _host.interface("flows").call(self.name, parameters)
-            state = _state_of(outcome, lambda v: _json.from_jsonable(v, self._return_hint))
+            state = _state_of(outcome, lambda v: _json.from_jsonable(v, _return_hint(self.fn)))
         return state if return_state else state.result()
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import inspect
 import typing
 import uuid
@@ -188,8 +189,17 @@ def _with_default(schema: dict[str, Any], default: Any) -> dict[str, Any]:
     return {**schema, "default": value}
 
 
+@functools.lru_cache(maxsize=None)
+def signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """A function's signature, computed once (flows and tasks are called many times)."""
+    return inspect.signature(fn)
+
+
+@functools.lru_cache(maxsize=None)
 def type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The resolved type hints of a function (unresolvable ones are left out)."""
+    """The resolved type hints of a function (unresolvable ones are left out), computed
+    once; ``weir build`` computes them for every flow and task when the module is whole,
+    so a component starts with them."""
     try:
         return typing.get_type_hints(fn, include_extras=True)
     except Exception:  # noqa: BLE001 - forward references to names that do not exist
@@ -204,13 +214,12 @@ def parameters_schema(fn: Callable[..., Any], validate: bool = True) -> dict[str
     """The JSON Schema of a function's parameters: an object keyed by parameter name,
     with the defaults, the required ones, and no other properties (unless it takes
     ``**kwargs``)."""
-    signature = inspect.signature(fn)
     hints = type_hints(fn) if validate else {}
     builder = SchemaBuilder()
     properties: dict[str, Any] = {}
     required: list[str] = []
     open_ended = False
-    for position, (name, param) in enumerate(signature.parameters.items()):
+    for position, (name, param) in enumerate(signature(fn).parameters.items()):
         if param.kind == inspect.Parameter.VAR_KEYWORD:
             open_ended = True
             continue

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 from . import _context, _host, _json, _registry, exceptions
 from .cache_policies import INPUTS, NONE, CachePolicy, hash_objects
 from .futures import PrefectFuture, PrefectFutureList
+from .schema import signature, type_hints
 from .states import State, StateType
 
 _STATE_TYPES = {
@@ -277,7 +278,7 @@ def _resolve(value: Any, resolved: _Resolved, allowed: bool = False) -> Any:
 def bind(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The arguments of a call, keyed by parameter name, defaults applied."""
     try:
-        bound = inspect.signature(fn).bind(*args, **kwargs)
+        bound = signature(fn).bind(*args, **kwargs)
     except TypeError as error:
         raise exceptions.ParameterTypeError(f"{fn.__name__}(): {error}") from None
     bound.apply_defaults()
@@ -286,18 +287,16 @@ def bind(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[st
 
 def call_with(fn: Callable[..., Any], params: dict[str, Any]) -> Any:
     """Calls ``fn`` with arguments keyed by parameter name, typed by its hints."""
-    from .schema import type_hints
-
     hints = type_hints(fn)
+    parameters = signature(fn).parameters
     positional: list[Any] = []
     keywords: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
+    for name, param in parameters.items():
         if param.kind == inspect.Parameter.VAR_KEYWORD:
             extra = params.get(name)
             if isinstance(extra, dict):
                 keywords.update(extra)
-            known = set(inspect.signature(fn).parameters)
-            keywords.update({k: v for k, v in params.items() if k not in known})
+            keywords.update({k: v for k, v in params.items() if k not in parameters})
             continue
         if name not in params:
             continue
@@ -352,7 +351,6 @@ class Task:
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__wrapped__ = fn
-        self._return_hint = _return_hint(fn)
         if register:
             _registry.add_task(self)
 
@@ -443,7 +441,9 @@ class Task:
         return policy.compute_key(self.name, self.source_hash, params, flow_run.id, flow_run.parameters)
 
     def _decode(self, value: Any) -> Any:
-        return _json.from_jsonable(value, self._return_hint)
+        # Hints are resolved on first use (or by `weir build` once the module is whole),
+        # never while the module is still being defined.
+        return _json.from_jsonable(value, _return_hint(self.fn))
 
     def _call(self, args: tuple, kwargs: dict[str, Any], return_state: bool, wait_for: Any) -> Any:
         state = self._run_state(args, kwargs, wait_for)
@@ -594,8 +594,6 @@ def _mappable(value: Any) -> bool:
 
 
 def _return_hint(fn: Callable[..., Any]) -> Any:
-    from .schema import type_hints
-
     return type_hints(fn).get("return")
 
 

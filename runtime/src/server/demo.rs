@@ -26,6 +26,13 @@ const DEPLOYMENTS: &[(&str, &str, &str, &str)] = &[
     ("retries", "retries", "retries", "{}"),
     ("caching", "caching", "caching", r#"{"x": 3}"#),
     ("subflows", "subflows", "parent", "{}"),
+    // The same examples in Python (examples/python, built by scripts/build-python-guests
+    // into python/ beside the Rust ones); deployed when they were built.
+    ("python/hello", "hello-py", "hello", "{}"),
+    ("python/etl", "etl-py", "etl", "{}"),
+    ("python/retries", "retries-py", "retries", "{}"),
+    ("python/caching", "caching-py", "caching", r#"{"x": 3}"#),
+    ("python/subflows", "subflows-py", "parent", "{}"),
 ];
 
 /// What a user needs to try the demo.
@@ -159,6 +166,13 @@ pub async fn setup(server: &Server, examples: &Path, env_file: &Path) -> anyhow:
     let mut hello_webhook = String::new();
     for (file, name, flow, defaults) in DEPLOYMENTS {
         let path = examples.join(format!("{file}.wasm"));
+        if file.starts_with("python/") && !path.exists() {
+            println!(
+                "{} was not built (scripts/build-python-guests): `{name}` is not deployed",
+                path.display()
+            );
+            continue;
+        }
         let bytes = std::fs::read(&path).with_context(|| {
             format!("cannot read {} (run scripts/build-guests)", path.display())
         })?;
