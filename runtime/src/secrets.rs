@@ -32,13 +32,31 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// Derived from the master key for MACs of what the server hands out and takes back
+    /// (list cursors), so that no key is used for two purposes.
+    mac_key: [u8; 32],
 }
 
 impl SecretBox {
     pub fn from_key(key: &[u8; 32]) -> Self {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        mac.update(b"weir: MAC key of issued values");
         Self {
             cipher: XChaCha20Poly1305::new(key.into()),
+            mac_key: mac.finalize().into_bytes().into(),
         }
+    }
+
+    /// A MAC of `parts` (kept apart, so that no two lists of parts collide) under a key
+    /// derived from the master key: every node sharing the master key checks what another
+    /// issued.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// The key from `WEIR_SECRET_KEY`, else from `dir/secret.key`, created if missing

@@ -1,7 +1,7 @@
 //! Components: upload (validated, compiled once, content-addressed), list, get, delete.
 
 use super::uploads::Received;
-use super::{ApiError, ApiResult, AppState, Auth};
+use super::{ApiError, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::store::{ComponentRecord, Saved};
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -34,7 +34,7 @@ impl From<ComponentRecord> for Component {
 /// The body is received into a file, not memory; too many uploads arriving at once get
 /// 503 with `Retry-After`.
 #[utoipa::path(post, path = "/api/components", tag = "components", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content = inline(String), content_type = "application/wasm", description = "The component's .wasm bytes"),
     responses((status = 201, body = Component), (status = 200, body = Component, description = "Uploaded before"),
               (status = 413, body = super::Problem), (status = 415, body = super::Problem),
               (status = 503, body = super::Problem, description = "Too many uploads at once; retry after Retry-After"),
@@ -123,20 +123,30 @@ pub(crate) async fn add_component(
     Ok((new, record))
 }
 
+/// The workspace's components, newest first.
 #[utoipa::path(get, path = "/api/components", tag = "components", security(("bearer" = [])),
-    responses((status = 200, body = super::Page<Component>)))]
+    params(PageQuery),
+    responses((status = 200, body = Page<Component>)))]
 pub async fn list(
     auth: Auth,
     State(state): State<AppState>,
-) -> ApiResult<Json<super::Page<Component>>> {
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Component>>> {
+    let pager = page.check(&state, "components", &auth.workspace_id)?;
+    let before: Option<(chrono::DateTime<chrono::Utc>, String)> = pager.after()?;
     let items = state
         .store()
-        .workspace_components(&auth.workspace_id)
+        .workspace_components_page(
+            &auth.workspace_id,
+            before.as_ref().map(|(t, d)| (*t, d.as_str())),
+            pager.fetch(),
+        )
         .await?;
-    Ok(Json(super::Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    Ok(Json(pager.page(
+        items,
+        |c| serde_json::json!([c.created, c.digest]),
+        Component::from,
+    )))
 }
 
 #[utoipa::path(get, path = "/api/components/{digest}", tag = "components", security(("bearer" = [])),

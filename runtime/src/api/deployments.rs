@@ -1,7 +1,7 @@
 //! Deployments: a flow of an uploaded component with default parameters, limits,
 //! grants, a pool and an optional webhook. Updates keep a version history.
 
-use super::{ApiError, ApiJson, ApiResult, AppState, Auth};
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::orchestrate::params;
 use crate::secrets;
 use crate::store::{DeploymentRecord, DeploymentVersion, Saved, Unstarted};
@@ -17,16 +17,19 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct ResourceLimits {
     /// Linear memory per instance, in MiB (at most the server's limit).
+    #[serde(default, deserialize_with = "super::int_opt")]
+    #[schema(minimum = 1)]
     pub memory_mb: Option<i64>,
     /// Replaces the flow's own timeout: seconds from 0 to ten years; 0 or none leaves
     /// the flow's own.
+    #[schema(minimum = 0, maximum = 315360000)]
     pub timeout_seconds: Option<f64>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
-    /// Hosts the flow may reach over outbound HTTP.
+    /// Hosts the flow may reach over outbound HTTP (names without '/' or spaces).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
 }
@@ -48,9 +51,12 @@ fn default_pool() -> String {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
+    /// Unique in the workspace; see the name pattern.
     pub name: String,
-    /// The digest of an uploaded component.
+    /// The digest of a component uploaded to this workspace.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub component: String,
+    /// A flow of the component.
     pub flow: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -59,16 +65,20 @@ pub struct CreateDeployment {
     pub tags: Vec<String>,
     pub description: Option<String>,
     pub version: Option<String>,
+    /// A pool of the workspace.
     #[serde(default = "default_pool")]
     pub pool: String,
+    /// Runs of the deployment running at once at most.
+    #[serde(default, deserialize_with = "super::int_opt")]
+    #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::object")]
     pub limits: ResourceLimits,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::object")]
     pub capabilities: Capabilities,
     #[serde(default)]
     pub paused: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::object")]
     pub webhook: WebhookSpec,
 }
 
@@ -76,6 +86,7 @@ pub struct CreateDeployment {
 #[serde(deny_unknown_fields)]
 pub struct UpdateDeployment {
     pub name: Option<String>,
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub component: Option<String>,
     pub flow: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -84,10 +95,15 @@ pub struct UpdateDeployment {
     pub description: Option<String>,
     pub version: Option<String>,
     pub pool: Option<String>,
+    #[serde(default, deserialize_with = "super::int_opt")]
+    #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
+    #[serde(default, deserialize_with = "super::object_opt")]
     pub limits: Option<ResourceLimits>,
+    #[serde(default, deserialize_with = "super::object_opt")]
     pub capabilities: Option<Capabilities>,
     pub paused: Option<bool>,
+    #[serde(default, deserialize_with = "super::object_opt")]
     pub webhook: Option<WebhookSpec>,
 }
 
@@ -186,12 +202,7 @@ fn issue_webhook(state: &AppState, d: &mut DeploymentRecord, spec: &WebhookSpec)
 async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
     let mut errors = Vec::new();
     if !super::workspaces::valid_name(&d.name) {
-        errors.push("'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into());
-    } else if d.name == "." || d.name == ".." {
-        errors.push(format!(
-            "'name': {:?} is not a name a path can hold",
-            d.name
-        ));
+        errors.push(format!("'name' must be {}", super::workspaces::NAME_RULE));
     } else if uuid::Uuid::try_parse(&d.name).is_ok() {
         // Routes take a deployment's id or its name: a name shaped like an id could
         // stand for another deployment.
@@ -313,17 +324,26 @@ pub async fn create(
     }
 }
 
+/// The workspace's deployments in name order.
 #[utoipa::path(get, path = "/api/deployments", tag = "deployments", security(("bearer" = [])),
-    responses((status = 200, body = super::Page<Deployment>)))]
+    params(PageQuery),
+    responses((status = 200, body = Page<Deployment>)))]
 pub async fn list(
     auth: Auth,
     State(state): State<AppState>,
-) -> ApiResult<Json<super::Page<Deployment>>> {
-    let items = state.store().deployments(&auth.workspace_id).await?;
-    Ok(Json(super::Page {
-        items: items.iter().map(|d| to_json(d, None)).collect(),
-        next_cursor: None,
-    }))
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Deployment>>> {
+    let pager = page.check(&state, "deployments", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let items = state
+        .store()
+        .deployments_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |d| serde_json::json!(d.name),
+        |d| to_json(&d, None),
+    )))
 }
 
 pub(crate) async fn find(
@@ -501,19 +521,25 @@ impl From<DeploymentVersion> for Version {
 
 /// The components a deployment ran, newest first.
 #[utoipa::path(get, path = "/api/deployments/{id}/versions", tag = "deployments", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The id or the name")),
-    responses((status = 200, body = super::Page<Version>), (status = 404, body = super::Problem)))]
+    params(("id" = String, Path, description = "The id or the name"), PageQuery),
+    responses((status = 200, body = Page<Version>), (status = 404, body = super::Problem)))]
 pub async fn versions(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<super::Page<Version>>> {
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Version>>> {
     let d = find(&state, &auth.workspace_id, &id).await?;
-    let items = state.store().deployment_versions(&d.id).await?;
-    Ok(Json(super::Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "deployment-versions", &d.id)?;
+    let items = state
+        .store()
+        .deployment_versions_page(&d.id, pager.after()?, pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |v| serde_json::json!(v.version_no),
+        Version::from,
+    )))
 }
 
 /// Issues a new webhook token (and secret); the old ones stop working.

@@ -7,6 +7,8 @@ pub(crate) mod components;
 pub(crate) mod deployments;
 mod error;
 mod health;
+mod openapi;
+pub(crate) mod page;
 pub(crate) mod pools;
 pub mod rate;
 mod runs;
@@ -16,10 +18,10 @@ pub(crate) mod variables;
 mod webhooks;
 pub(crate) mod workspaces;
 
-use auth::BearerScheme;
 pub use auth::{Admin, Auth};
 pub(crate) use deployments::find as find_deployment;
 pub use error::{ApiError, ApiResult, Problem};
+pub use page::{Page, PageQuery, Paged};
 pub(crate) use runs::{find_run, parse_states};
 use uploads::DRAIN;
 pub use workspaces::new_key;
@@ -32,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::header;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -93,21 +95,11 @@ impl Shared {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Weir",
-        description = "Workflows as WebAssembly components: upload, deploy, trigger, watch."
-    ),
-    components(schemas(Problem)),
-    modifiers(&BearerScheme)
-)]
-struct ApiDoc;
-
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let upload_limit = state.limits.upload;
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let memory_mb_max = (state.executor.engine().limits().memory_bytes >> 20) as i64;
+    let (router, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
         .routes(routes!(
@@ -163,6 +155,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(schedules::preview))
         .with_state(state)
         .split_for_parts();
+    let mut openapi = openapi;
+    openapi::Shared { memory_mb_max }.modify(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -195,11 +189,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             ));
         }
         let bytes = read_body(req, state.limits.json).await?;
-        parse_json(&bytes).map(ApiJson)
+        parse_object(&bytes, false).map(|v| ApiJson(v.expect("not null")))
     }
 }
 
-/// A JSON body that may be left out (an empty body gives `None`).
+/// A JSON body that may be left out (an empty body, or `null`, gives `None`).
 pub struct MaybeJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
@@ -210,7 +204,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for MaybeJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
-        parse_json(&bytes).map(|v| MaybeJson(Some(v)))
+        parse_object(&bytes, true).map(MaybeJson)
     }
 }
 
@@ -246,6 +240,88 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(buf))
 }
 
+/// Parses a JSON body that must be an object (or `null`, when `null_ok`: no body), as the
+/// document declares every body: serde would otherwise take an array for a struct.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8], null_ok: bool) -> Result<Option<T>, ApiError> {
+    let value: serde_json::Value = parse_json(bytes)?;
+    match value {
+        serde_json::Value::Null if null_ok => Ok(None),
+        serde_json::Value::Object(_) => {
+            serde_path_to_error::deserialize(value)
+                .map(Some)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    if path == "." {
+                        ApiError::invalid("The body does not fit", vec![inner.to_string()])
+                    } else {
+                        ApiError::invalid(
+                            "The body does not fit",
+                            vec![format!("'{path}': {inner}")],
+                        )
+                    }
+                })
+        }
+        _ => Err(ApiError::invalid(
+            "The body does not fit",
+            vec!["the body must be a JSON object".into()],
+        )),
+    }
+}
+
+/// What JSON Schema calls an integer: `2.0` is the integer 2.
+pub(crate) fn whole(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+            .map(|f| f as i64)
+    })
+}
+
+/// An integer field, as [`whole`] takes it.
+pub(crate) fn int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(d)?;
+    whole(&n).ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer")))
+}
+
+/// An optional integer field, as [`whole`] takes it.
+pub(crate) fn int_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => whole(&n)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an integer"))),
+    }
+}
+
+/// A field of a struct type that must be a JSON object (serde would take an array too).
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize;
+    let map = serde_json::Map::deserialize(d)?;
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
+}
+
+/// An optional field of a struct type that must be a JSON object or `null`.
+pub(crate) fn object_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize;
+    match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? {
+        None => Ok(None),
+        Some(map) => serde_json::from_value(serde_json::Value::Object(map))
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
 /// Parses JSON with the path of the offending field in the message.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -260,11 +336,4 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::invalid("The body does not fit", vec![format!("'{path}': {inner}")])
         }
     })
-}
-
-/// A page of a list.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }

@@ -1,6 +1,6 @@
 //! Work pools (push pools the server executes itself) and tag concurrency limits.
 
-use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page};
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::store::{ConcurrencyLimitRecord, PoolRecord, Saved};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,15 +25,20 @@ pub struct Pool {
 #[serde(deny_unknown_fields)]
 pub struct CreatePool {
     pub name: String,
+    /// Runs of the pool running at once at most.
+    #[serde(default, deserialize_with = "super::int_opt")]
+    #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
     #[serde(default)]
     pub paused: bool,
 }
 
 /// A pool update: either field may be left out; a `null` limit removes the limit.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UpdatePool {
+    #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
     pub paused: Option<bool>,
 }
@@ -70,7 +75,7 @@ pub async fn create(
     if !super::workspaces::valid_name(&body.name) {
         return Err(ApiError::invalid(
             "Invalid pool",
-            vec!["'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into()],
+            vec![format!("'name' must be {}", super::workspaces::NAME_RULE)],
         ));
     }
     if body.concurrency_limit.is_some_and(|n| n < 0) {
@@ -104,21 +109,35 @@ pub async fn create(
     ))
 }
 
-/// The workspace's pools; `default` is always there.
+/// The workspace's pools in name order; `default` is always there.
 #[utoipa::path(get, path = "/api/pools", tag = "pools", security(("bearer" = [])),
+    params(PageQuery),
     responses((status = 200, body = Page<Pool>)))]
-pub async fn list(auth: Auth, State(state): State<AppState>) -> ApiResult<Json<Page<Pool>>> {
-    let mut pools = state.store().pools(&auth.workspace_id).await?;
-    if !pools.iter().any(|p| p.name == "default") {
-        pools.insert(0, default_pool());
+pub async fn list(
+    auth: Auth,
+    State(state): State<AppState>,
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Pool>>> {
+    let pager = page.check(&state, "pools", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let store = state.store();
+    let mut pools = store
+        .pools_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    // `default` exists without a row until it is changed: it takes its place in name
+    // order (within this page's range) when it has none.
+    let after_cursor = after.as_deref().is_none_or(|a| "default" > a);
+    let within_fetch = (pools.len() as i64) < pager.fetch()
+        || pools.last().is_some_and(|p| p.name.as_str() > "default");
+    if after_cursor && within_fetch && store.pool(&auth.workspace_id, "default").await?.is_none() {
+        let at = pools.partition_point(|p| p.name.as_str() < "default");
+        pools.insert(at, default_pool());
     }
-    Ok(Json(Page {
-        items: pools
-            .iter()
-            .map(|p| pool_json(&state, &auth.workspace_id, p))
-            .collect(),
-        next_cursor: None,
-    }))
+    Ok(Json(pager.page(
+        pools,
+        |p| serde_json::json!(p.name),
+        |p| pool_json(&state, &auth.workspace_id, &p),
+    )))
 }
 
 #[utoipa::path(patch, path = "/api/pools/{name}", tag = "pools", security(("bearer" = [])),
@@ -138,10 +157,13 @@ pub async fn update(
     for (k, v) in &body {
         match (k.as_str(), v) {
             ("concurrency_limit", serde_json::Value::Null) => p.concurrency_limit = None,
-            ("concurrency_limit", v) if v.as_i64().is_some_and(|n| n >= 0) => {
-                p.concurrency_limit = v.as_i64()
+            ("concurrency_limit", serde_json::Value::Number(n))
+                if super::whole(n).is_some_and(|n| n >= 0) =>
+            {
+                p.concurrency_limit = super::whole(n)
             }
             ("paused", serde_json::Value::Bool(b)) => p.paused = *b,
+            ("paused", serde_json::Value::Null) => {}
             _ => {
                 return Err(ApiError::invalid(
                     "Invalid pool update",
@@ -189,6 +211,9 @@ pub struct ConcurrencyLimit {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutLimit {
+    /// Runs with the tag running at once at most.
+    #[serde(deserialize_with = "super::int")]
+    #[schema(minimum = 0)]
     pub limit: i64,
 }
 
@@ -203,20 +228,26 @@ fn limit_json(state: &AppState, ws: &str, l: ConcurrencyLimitRecord) -> Concurre
     }
 }
 
+/// The workspace's tag concurrency limits in tag order.
 #[utoipa::path(get, path = "/api/concurrency-limits", tag = "pools", security(("bearer" = [])),
+    params(PageQuery),
     responses((status = 200, body = Page<ConcurrencyLimit>)))]
 pub async fn list_limits(
     auth: Auth,
     State(state): State<AppState>,
+    Paged { page, .. }: Paged,
 ) -> ApiResult<Json<Page<ConcurrencyLimit>>> {
-    let items = state.store().concurrency_limits(&auth.workspace_id).await?;
-    Ok(Json(Page {
-        items: items
-            .into_iter()
-            .map(|l| limit_json(&state, &auth.workspace_id, l))
-            .collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "concurrency-limits", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let items = state
+        .store()
+        .concurrency_limits_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |l| serde_json::json!(l.tag),
+        |l| limit_json(&state, &auth.workspace_id, l),
+    )))
 }
 
 /// At most `limit` runs carrying `tag` run at once.
@@ -229,11 +260,15 @@ pub async fn put_limit(
     Path(tag): Path<String>,
     ApiJson(body): ApiJson<PutLimit>,
 ) -> ApiResult<Json<ConcurrencyLimit>> {
+    let mut errors = Vec::new();
+    if !super::workspaces::valid_name(&tag) {
+        errors.push(format!("the tag must be {}", super::workspaces::NAME_RULE));
+    }
     if body.limit < 0 {
-        return Err(ApiError::invalid(
-            "Invalid limit",
-            vec!["'limit' must not be negative".into()],
-        ));
+        errors.push("'limit' must not be negative".into());
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("Invalid limit", errors));
     }
     state
         .store()

@@ -2,7 +2,8 @@
 //! (paged, or followed as server-sent events) and artifacts; cancel, retry and resume.
 
 use super::deployments::find as find_deployment;
-use super::{ApiError, ApiResult, AppState, Auth, MaybeJson, Page};
+use super::page::{Page, PageQuery, Paged};
+use super::{ApiError, ApiResult, AppState, Auth, MaybeJson};
 use crate::executor::{TriggerError, TriggerRequest};
 use crate::model::state::{State as RunState, StateType};
 use crate::store::{
@@ -10,14 +11,14 @@ use crate::store::{
     TaskRunRecord,
 };
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::convert::Infallible;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
@@ -56,7 +57,7 @@ pub struct FlowRun {
     pub state: StateJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_history: Option<Vec<StateJson>>,
-    #[schema(value_type = Object)]
+    /// The flow's return value: any JSON.
     pub result: Option<Value>,
     pub run_count: i64,
     pub idempotency_key: Option<String>,
@@ -80,7 +81,6 @@ pub struct Pause {
     pub key: Option<String>,
     pub description: Option<String>,
     /// JSON Schema of the input a resume must bring; `null`: it brings none.
-    #[schema(value_type = Object)]
     pub input_schema: Option<Value>,
     /// Whether the run released its instance (it runs again, replaying, on resume).
     pub suspended: bool,
@@ -133,7 +133,8 @@ pub struct CreateRun {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub parameters: Map<String, Value>,
-    /// The same key returns the same run.
+    /// The same key returns the same run (1 to 256 characters).
+    #[schema(min_length = 1, max_length = 256)]
     pub idempotency_key: Option<String>,
     /// Run at this time instead of now.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -181,7 +182,7 @@ impl From<TriggerError> for ApiError {
 
 /// Triggers a run of a deployment.
 #[utoipa::path(post, path = "/api/deployments/{id}/runs", tag = "runs", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The deployment's id or name")), request_body = CreateRun,
+    params(("id" = String, Path, description = "The deployment's id or name")), request_body = Option<CreateRun>,
     responses((status = 201, body = FlowRun), (status = 200, body = FlowRun, description = "The run of this idempotency key"),
               (status = 404, body = super::Problem), (status = 409, body = super::Problem),
               (status = 422, body = super::Problem),
@@ -203,11 +204,13 @@ pub async fn create(
     Ok((status, Json(run_json(&record, None))))
 }
 
+/// Filters of the flow-runs list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// State types, comma-separated: SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED,
-    /// CANCELLED, CRASHED, ...
+    /// State types, comma-separated, in any case: SCHEDULED, PENDING, RUNNING,
+    /// COMPLETED, FAILED, CANCELLING, CANCELLED, CRASHED, PAUSED.
     pub state: Option<String>,
     /// A deployment id or name.
     pub deployment: Option<String>,
@@ -222,20 +225,18 @@ pub struct ListQuery {
     pub since: Option<DateTime<Utc>>,
     /// Created before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
-    pub cursor: Option<String>,
-    pub limit: Option<i64>,
 }
 
 /// Flow runs of the workspace, newest first.
-#[utoipa::path(get, path = "/api/flow-runs", tag = "runs", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = Page<FlowRun>), (status = 400, body = super::Problem)))]
+#[utoipa::path(get, path = "/api/flow-runs", tag = "runs", security(("bearer" = [])),
+    params(ListQuery, PageQuery),
+    responses((status = 200, body = Page<FlowRun>), (status = 404, body = super::Problem, description = "No such deployment")))]
 pub async fn list(
     auth: Auth,
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    Paged { filter: q, page }: Paged<ListQuery>,
 ) -> ApiResult<Json<Page<FlowRun>>> {
-    let Query(q) = query?;
-    let limit = list_limit(q.limit)?;
+    let pager = page.check(&state, "flow-runs", &auth.workspace_id)?;
     let states = parse_states(q.state.as_deref().unwrap_or(""))?;
     let deployment_id = match q.deployment {
         Some(d) => Some(find_deployment(&state, &auth.workspace_id, &d).await?.id),
@@ -252,81 +253,64 @@ pub async fn list(
         state_name: None,
         since: q.since,
         until: q.until,
-        before_id: q.cursor,
-        limit,
+        before_id: pager.after()?,
+        limit: pager.fetch(),
     };
     let runs = state
         .store()
         .list_flow_runs(&auth.workspace_id, &filter)
         .await?;
-    let next_cursor = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id.clone()))
-        .flatten();
-    Ok(Json(Page {
-        items: runs.iter().map(|r| run_json(r, None)).collect(),
-        next_cursor,
-    }))
+    Ok(Json(pager.page(
+        runs,
+        |r| json!(r.id),
+        |r| run_json(&r, None),
+    )))
 }
 
-#[derive(serde::Deserialize, utoipa::IntoParams)]
+/// Filters of the task-runs list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskListQuery {
-    /// State types, comma-separated.
+    /// State types, comma-separated, in any case.
     pub state: Option<String>,
     /// A task name.
     pub task: Option<String>,
     /// Only task runs of this flow run.
     pub flow_run: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: Option<i64>,
 }
 
 /// Task runs of the workspace, newest first.
-#[utoipa::path(get, path = "/api/task-runs", tag = "runs", security(("bearer" = [])), params(TaskListQuery),
-    responses((status = 200, body = Page<TaskRun>), (status = 400, body = super::Problem)))]
+#[utoipa::path(get, path = "/api/task-runs", tag = "runs", security(("bearer" = [])),
+    params(TaskListQuery, PageQuery),
+    responses((status = 200, body = Page<TaskRun>)))]
 pub async fn list_task_runs(
     auth: Auth,
     State(state): State<AppState>,
-    query: Result<Query<TaskListQuery>, axum::extract::rejection::QueryRejection>,
+    Paged { filter: q, page }: Paged<TaskListQuery>,
 ) -> ApiResult<Json<Page<TaskRun>>> {
-    let Query(q) = query?;
-    let limit = list_limit(q.limit)?;
+    let pager = page.check(&state, "task-runs", &auth.workspace_id)?;
     let filter = TaskRunFilter {
         states: parse_states(q.state.as_deref().unwrap_or(""))?,
         task_name: q.task.filter(|t| !t.is_empty()),
         flow_run_id: q.flow_run.filter(|t| !t.is_empty()),
-        before_id: q.cursor,
-        limit,
+        before_id: pager.after()?,
+        limit: pager.fetch(),
     };
     let runs = state
         .store()
         .list_task_runs(&auth.workspace_id, &filter)
         .await?;
-    let next_cursor = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id.clone()))
-        .flatten();
-    Ok(Json(Page {
-        items: runs.into_iter().map(TaskRun::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(pager.page(runs, |r| json!(r.id), TaskRun::from)))
 }
 
-/// A list's page size: 50 by default, 1 to 500.
-fn list_limit(limit: Option<i64>) -> ApiResult<i64> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit must be between 1 and 500".into(),
-        ));
-    }
-    Ok(limit)
-}
-
-/// State types from a comma-separated list (any case); empty for none.
+/// State types from a comma-separated list (any case); empty for none. The OpenAPI
+/// document says the same with `openapi::state_list_pattern`.
 pub(crate) fn parse_states(list: &str) -> ApiResult<Vec<StateType>> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
     list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
         .map(|s| {
             StateType::parse(&s.to_ascii_uppercase())
                 .ok_or_else(|| ApiError::BadRequest(format!("unknown state {s:?}")))
@@ -373,7 +357,7 @@ pub struct TaskRun {
     pub position: Option<i64>,
     pub state: StateJson,
     pub run_count: i64,
-    #[schema(value_type = Object)]
+    /// The task's return value: any JSON.
     pub result: Option<Value>,
     pub cache_key: Option<String>,
     pub tags: Vec<String>,
@@ -405,28 +389,44 @@ impl From<TaskRunRecord> for TaskRun {
     }
 }
 
+/// A flow run's task runs in call order; those called from tasks (without a position)
+/// last.
 #[utoipa::path(get, path = "/api/flow-runs/{id}/task-runs", tag = "runs", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The flow run's id"), PageQuery),
     responses((status = 200, body = Page<TaskRun>), (status = 404, body = super::Problem)))]
 pub async fn task_runs(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Paged { page, .. }: Paged,
 ) -> ApiResult<Json<Page<TaskRun>>> {
     let run = find_run(&state, &auth.workspace_id, &id).await?;
-    let items = state.store().task_runs(&run.id).await?;
-    Ok(Json(Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "flow-run-task-runs", &run.id)?;
+    let after: Option<(Option<i64>, String)> = pager.after()?;
+    let items = state
+        .store()
+        .task_runs_page(
+            &run.id,
+            after.as_ref().map(|(p, id)| (*p, id.as_str())),
+            pager.fetch(),
+        )
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |t| json!([t.position, t.id]),
+        TaskRun::from,
+    )))
 }
 
+/// How to read a flow run's logs.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
-    /// Lines after this sequence number.
+    /// Lines after this sequence number (instead of a cursor; also where following
+    /// starts).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
-    pub limit: Option<i64>,
     /// Follow as server-sent events until the run is final.
     pub follow: Option<bool>,
 }
@@ -440,6 +440,18 @@ pub struct LogLine {
     pub task_run_id: Option<String>,
 }
 
+/// An event of followed logs (the schema of each server-sent event): `log` events, then
+/// one `end` once the run is final.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LogEvent {
+    /// `log` or `end`.
+    #[schema(pattern = "^(log|end)$")]
+    pub event: String,
+    /// A `LogLine` as JSON text (`{}` for `end`).
+    pub data: String,
+}
+
 fn log_json(l: crate::store::LogLine) -> LogLine {
     LogLine {
         seq: l.seq,
@@ -450,37 +462,46 @@ fn log_json(l: crate::store::LogLine) -> LogLine {
     }
 }
 
-/// Logs of a flow run and its task runs; with `Accept: text/event-stream` or
-/// `follow=true`, a stream of events `log` that ends with an event `end`.
+/// Logs of a flow run and its task runs, oldest first; with `Accept: text/event-stream`
+/// or `follow=true`, a stream of events `log` (from `after` or the cursor on) that ends
+/// with an event `end` once the run is final.
 #[utoipa::path(get, path = "/api/flow-runs/{id}/logs", tag = "runs", security(("bearer" = [])),
-    params(("id" = String, Path), LogQuery),
-    responses((status = 200, body = Page<LogLine>), (status = 404, body = super::Problem)))]
+    params(("id" = String, Path, description = "The flow run's id"), LogQuery, PageQuery),
+    responses((status = 200, content(
+        (Page<LogLine> = "application/json"),
+        (LogEvent = "text/event-stream")
+    )), (status = 404, body = super::Problem)))]
 pub async fn logs(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    Paged { filter: q, page }: Paged<LogQuery>,
 ) -> ApiResult<Response> {
-    let Query(q) = query?;
     let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let pager = page.check(&state, "flow-run-logs", &run.id)?;
     let wants_stream = q.follow.unwrap_or(false)
         || headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/event-stream"));
-    let after = q.after.unwrap_or(0);
+    let after = match (q.after, pager.after::<i64>()?) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give 'after' or 'cursor', not both".into(),
+            ));
+        }
+        (Some(a), None) if a < 0 => {
+            return Err(ApiError::BadRequest("'after' must not be negative".into()));
+        }
+        (a, c) => a.or(c).unwrap_or(0),
+    };
     if !wants_stream {
-        let limit = q.limit.unwrap_or(500).clamp(1, 5000);
-        let lines = state.store().logs_after(&run.id, after, limit).await?;
-        let next_cursor = (lines.len() as i64 == limit)
-            .then(|| lines.last().map(|l| l.seq.to_string()))
-            .flatten();
-        return Ok(Json(Page {
-            items: lines.into_iter().map(log_json).collect(),
-            next_cursor,
-        })
-        .into_response());
+        let lines = state
+            .store()
+            .logs_after(&run.id, after, pager.fetch())
+            .await?;
+        return Ok(Json(pager.page(lines, |l| json!(l.seq), log_json)).into_response());
     }
     let stream = futures_util::stream::unfold(Some((state, run.id, after)), |st| async move {
         let (state, run_id, after) = st?;
@@ -548,7 +569,7 @@ pub struct Artifact {
     #[serde(rename = "type")]
     pub kind: String,
     pub description: Option<String>,
-    #[schema(value_type = Object)]
+    /// Depends on the type: markdown text, a table's rows, a link, a progress value.
     pub data: Value,
     pub flow_run_id: String,
     pub task_run_id: Option<String>,
@@ -572,45 +593,71 @@ impl From<ArtifactRecord> for Artifact {
     }
 }
 
+/// Artifacts of a flow run and its task runs, oldest first.
 #[utoipa::path(get, path = "/api/flow-runs/{id}/artifacts", tag = "runs", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The flow run's id"), PageQuery),
     responses((status = 200, body = Page<Artifact>), (status = 404, body = super::Problem)))]
 pub async fn artifacts(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Paged { page, .. }: Paged,
 ) -> ApiResult<Json<Page<Artifact>>> {
     let run = find_run(&state, &auth.workspace_id, &id).await?;
-    let items = state.store().artifacts(&run.id).await?;
-    Ok(Json(Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "flow-run-artifacts", &run.id)?;
+    let after: Option<(DateTime<Utc>, String)> = pager.after()?;
+    let items = state
+        .store()
+        .artifacts_page(
+            &run.id,
+            after.as_ref().map(|(t, id)| (*t, id.as_str())),
+            pager.fetch(),
+        )
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |a| json!([a.created, a.id]),
+        Artifact::from,
+    )))
 }
 
+/// Which artifact's versions to list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactQuery {
+    /// The artifact's key.
     pub key: String,
 }
 
 /// Versions of an artifact, latest first.
-#[utoipa::path(get, path = "/api/artifacts", tag = "runs", security(("bearer" = [])), params(ArtifactQuery),
-    responses((status = 200, body = Page<Artifact>), (status = 400, body = super::Problem)))]
+#[utoipa::path(get, path = "/api/artifacts", tag = "runs", security(("bearer" = [])),
+    params(ArtifactQuery, PageQuery),
+    responses((status = 200, body = Page<Artifact>)))]
 pub async fn artifacts_by_key(
     auth: Auth,
     State(state): State<AppState>,
-    query: Result<Query<ArtifactQuery>, axum::extract::rejection::QueryRejection>,
+    Paged { filter: q, page }: Paged<ArtifactQuery>,
 ) -> ApiResult<Json<Page<Artifact>>> {
-    let Query(q) = query?;
+    // The key is part of the list's identity: a cursor of one key's versions is no
+    // cursor of another's.
+    let scope = format!("{}\n{}", auth.workspace_id, q.key);
+    let pager = page.check(&state, "artifact-versions", &scope)?;
+    let before: Option<(DateTime<Utc>, String)> = pager.after()?;
     let items = state
         .store()
-        .workspace_artifacts_by_key(&auth.workspace_id, &q.key, i64::MAX)
+        .workspace_artifacts_by_key(
+            &auth.workspace_id,
+            &q.key,
+            before.as_ref().map(|(t, id)| (*t, id.as_str())),
+            pager.fetch(),
+        )
         .await?;
-    Ok(Json(Page {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor: None,
-    }))
+    Ok(Json(pager.page(
+        items,
+        |a| json!([a.created, a.id]),
+        Artifact::from,
+    )))
 }
 
 /// Cancels a run: a running instance is interrupted within a second; it ends Cancelled.
@@ -649,7 +696,6 @@ pub struct ResumeRun {
     /// The input the pause asks for; it must match the pause's input schema. Leave it
     /// out for a pause that takes none.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub input: Option<Value>,
 }
 
@@ -658,7 +704,7 @@ pub struct ResumeRun {
 /// run runs again from the start, replaying what it completed, and its pause returns
 /// the input.
 #[utoipa::path(post, path = "/api/flow-runs/{id}/resume", tag = "runs", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body = ResumeRun,
+    params(("id" = String, Path)), request_body = Option<ResumeRun>,
     responses((status = 202, body = FlowRun), (status = 404, body = super::Problem),
               (status = 409, body = super::Problem), (status = 422, body = super::Problem)))]
 pub async fn resume(

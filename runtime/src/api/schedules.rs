@@ -2,7 +2,7 @@
 //! active flag, a catch-up and an overlap policy; pause, resume, backfill, preview.
 
 use super::deployments::find as find_deployment;
-use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page};
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::schedule::{Catchup, Overlap, ScheduleSpec};
 use crate::store::{ScheduleRecord, Unstarted};
 use axum::Json;
@@ -35,6 +35,218 @@ pub struct Schedule {
     pub updated: DateTime<Utc>,
 }
 
+/// An IANA timezone name (as `chrono-tz` knows them, in their exact case).
+pub struct Timezone;
+
+impl utoipa::PartialSchema for Timezone {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "An IANA timezone name, such as Europe/Berlin (default UTC)",
+            ))
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .into()
+    }
+}
+
+impl ToSchema for Timezone {}
+
+/// The `type` of a cron schedule.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CronType {
+    Cron,
+}
+
+/// The `type` of an interval schedule.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum IntervalType {
+    Interval,
+}
+
+/// The `type` of an RRULE schedule.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RruleType {
+    Rrule,
+}
+
+/// Declares the body of a new schedule of one kind: its spec's fields and the policies
+/// every schedule takes (for the document only: the handler reads the body as a map,
+/// inferring the kind from its fields).
+macro_rules! schedule_body {
+    ($(#[$meta:meta])* $name:ident { $($spec:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        pub struct $name {
+            $($spec)*
+            #[schema(value_type = Option<Timezone>)]
+            pub timezone: Option<String>,
+            /// Over the deployment's default parameters (default none).
+            #[schema(value_type = Option<Object>)]
+            pub parameters: Option<Map<String, Value>>,
+            /// Whether it creates runs (default true).
+            pub active: Option<bool>,
+            /// Default `skip`.
+            pub catchup: Option<Catchup>,
+            /// Missed fire times run at most, with `catchup: all` (default 10).
+            #[schema(minimum = 1, maximum = 10000)]
+            pub catchup_limit: Option<i64>,
+            /// Default `allow`.
+            pub overlap: Option<Overlap>,
+        }
+    };
+}
+
+/// Declares a preview's body for one kind: a new schedule's, with `count` and `after`.
+macro_rules! preview_body {
+    ($(#[$meta:meta])* $name:ident { $($spec:tt)* }) => {
+        schedule_body!($(#[$meta])* $name {
+            $($spec)*
+            /// Fire times to give (default 10).
+            #[schema(minimum = 1, maximum = 1000)]
+            pub count: Option<i64>,
+            /// Fire times after this (default now).
+            pub after: Option<DateTime<Utc>>,
+        });
+    };
+}
+
+schedule_body!(
+    /// A cron schedule.
+    CronSchedule {
+        #[serde(rename = "type")]
+        #[schema(value_type = Option<CronType>)]
+        pub kind: Option<String>,
+        /// Five fields (minute hour day-of-month month day-of-week), or six with seconds
+        /// first; `@daily` and the like.
+        #[schema(min_length = 1)]
+        pub cron: String,
+    }
+);
+
+schedule_body!(
+    /// An interval schedule.
+    IntervalSchedule {
+        #[serde(rename = "type")]
+        #[schema(value_type = Option<IntervalType>)]
+        pub kind: Option<String>,
+        /// Seconds between fire times (fractions allowed, up to about 292 years).
+        #[schema(minimum = 0.000000001, maximum = 9200000000.0)]
+        pub interval_seconds: f64,
+        /// The first fire time (default 2020-01-01T00:00:00 in the timezone).
+        pub anchor_date: Option<DateTime<Utc>>,
+    }
+);
+
+schedule_body!(
+    /// An RRULE (RFC 5545) schedule.
+    RruleSchedule {
+        #[serde(rename = "type")]
+        #[schema(value_type = Option<RruleType>)]
+        pub kind: Option<String>,
+        /// The rule, with or without `RRULE:`, optionally with DTSTART, RDATE, EXDATE lines.
+        #[schema(min_length = 1)]
+        pub rrule: String,
+    }
+);
+
+preview_body!(
+    /// The fire times of a cron schedule.
+    CronPreview {
+        #[serde(rename = "type")]
+        #[schema(value_type = Option<CronType>)]
+        pub kind: Option<String>,
+        #[schema(min_length = 1)]
+        pub cron: String,
+    }
+);
+
+preview_body!(
+    /// The fire times of an interval schedule.
+    IntervalPreview {
+        #[serde(rename = "type")]
+        #[schema(value_type = Option<IntervalType>)]
+        pub kind: Option<String>,
+        #[schema(minimum = 0.000000001, maximum = 9200000000.0)]
+        pub interval_seconds: f64,
+        pub anchor_date: Option<DateTime<Utc>>,
+    }
+);
+
+preview_body!(
+    /// The fire times of an RRULE schedule.
+    RrulePreview {
+        #[serde(rename = "type")]
+        #[schema(value_type = Option<RruleType>)]
+        pub kind: Option<String>,
+        #[schema(min_length = 1)]
+        pub rrule: String,
+    }
+);
+
+/// A schedule to preview: one of the three kinds, with `count` and `after` (policies
+/// are taken and play no part).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum SchedulePreview {
+    #[schema(title = "cron")]
+    Cron(CronPreview),
+    #[schema(title = "interval")]
+    Interval(IntervalPreview),
+    #[schema(title = "rrule")]
+    Rrule(RrulePreview),
+}
+
+/// A new schedule: one of the three kinds (`type` may be left out: the kind's own field
+/// tells it), with its policies.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum NewSchedule {
+    #[schema(title = "cron")]
+    Cron(CronSchedule),
+    #[schema(title = "interval")]
+    Interval(IntervalSchedule),
+    #[schema(title = "rrule")]
+    Rrule(RruleSchedule),
+}
+
+/// A schedule change: any of its spec's fields (a field of another kind replaces the
+/// spec: then the body must make a whole spec of that kind) and policies.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ScheduleChange {
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>, pattern = "^(cron|interval|rrule)$")]
+    pub kind: Option<String>,
+    #[schema(min_length = 1)]
+    pub cron: Option<String>,
+    #[schema(minimum = 0.000000001, maximum = 9200000000.0)]
+    pub interval_seconds: Option<f64>,
+    pub anchor_date: Option<DateTime<Utc>>,
+    #[schema(min_length = 1)]
+    pub rrule: Option<String>,
+    #[schema(value_type = Option<Timezone>)]
+    pub timezone: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    pub active: Option<bool>,
+    pub catchup: Option<Catchup>,
+    #[schema(minimum = 1, maximum = 10000)]
+    pub catchup_limit: Option<i64>,
+    pub overlap: Option<Overlap>,
+}
+
 const POLICY_FIELDS: [&str; 5] = [
     "parameters",
     "active",
@@ -42,6 +254,13 @@ const POLICY_FIELDS: [&str; 5] = [
     "catchup_limit",
     "overlap",
 ];
+
+/// The fields of a schedule body that are given: a `null` field is one left out (the
+/// default, or no change), as the document's optional fields say.
+fn given(mut body: Map<String, Value>) -> Map<String, Value> {
+    body.retain(|_, v| !v.is_null());
+    body
+}
 
 /// Splits a schedule body into its spec and its policy fields, inferring the spec's
 /// type from its fields when `type` is left out.
@@ -75,6 +294,25 @@ fn parse_spec(body: &Map<String, Value>) -> ApiResult<ScheduleSpec> {
     Ok(spec)
 }
 
+/// A record to check policies against when none is being made (a preview).
+fn placeholder_record() -> ScheduleRecord {
+    let now = Utc::now();
+    ScheduleRecord {
+        id: String::new(),
+        workspace_id: String::new(),
+        deployment_id: String::new(),
+        spec: Value::Null,
+        parameters: Value::Object(Map::new()),
+        active: true,
+        catchup: Catchup::Skip.as_str().into(),
+        catchup_limit: 10,
+        overlap: Overlap::Allow.as_str().into(),
+        scheduled_until: None,
+        created: now,
+        updated: now,
+    }
+}
+
 fn apply_policies(record: &mut ScheduleRecord, body: &Map<String, Value>) -> ApiResult<()> {
     let mut errors = Vec::new();
     if let Some(p) = body.get("parameters") {
@@ -96,7 +334,8 @@ fn apply_policies(record: &mut ScheduleRecord, body: &Map<String, Value>) -> Api
         }
     }
     if let Some(n) = body.get("catchup_limit") {
-        match n.as_i64().filter(|n| (1..=10_000).contains(n)) {
+        let n = n.as_number().and_then(super::whole);
+        match n.filter(|n| (1..=10_000).contains(n)) {
             Some(n) => record.catchup_limit = n,
             None => errors.push("'catchup_limit' must be between 1 and 10000".into()),
         }
@@ -139,7 +378,7 @@ fn to_json(state: &AppState, r: &ScheduleRecord) -> Schedule {
 /// Adds a schedule to a deployment.
 #[utoipa::path(post, path = "/api/deployments/{id}/schedules", tag = "schedules", security(("bearer" = [])),
     params(("id" = String, Path, description = "The deployment's id or name")),
-    request_body(content = Object, description = "A cron, interval or rrule spec with timezone, plus parameters, active, catchup, catchup_limit, overlap"),
+    request_body = NewSchedule,
     responses((status = 201, body = Schedule), (status = 404, body = super::Problem), (status = 422, body = super::Problem)))]
 pub async fn create(
     auth: Auth,
@@ -147,6 +386,7 @@ pub async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
+    let body = given(body);
     let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
     let spec = parse_spec(&body)?;
     let now = state.scheduler.clock().now();
@@ -170,20 +410,28 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(to_json(&state, &record))))
 }
 
+/// A deployment's schedules, oldest first.
 #[utoipa::path(get, path = "/api/deployments/{id}/schedules", tag = "schedules", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The deployment's id or name")),
+    params(("id" = String, Path, description = "The deployment's id or name"), PageQuery),
     responses((status = 200, body = Page<Schedule>), (status = 404, body = super::Problem)))]
 pub async fn list(
     auth: Auth,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Paged { page, .. }: Paged,
 ) -> ApiResult<Json<Page<Schedule>>> {
     let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
-    let items = state.store().deployment_schedules(&deployment.id).await?;
-    Ok(Json(Page {
-        items: items.iter().map(|r| to_json(&state, r)).collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "schedules", &deployment.id)?;
+    let after: Option<String> = pager.after()?;
+    let items = state
+        .store()
+        .deployment_schedules_page(&deployment.id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |r| serde_json::json!(r.id),
+        |r| to_json(&state, &r),
+    )))
 }
 
 async fn find(state: &AppState, workspace_id: &str, id: &str) -> ApiResult<ScheduleRecord> {
@@ -211,7 +459,7 @@ pub async fn get(
 /// Changes a schedule: its spec (any of cron, interval_seconds, anchor_date, rrule,
 /// timezone) and its policies.
 #[utoipa::path(patch, path = "/api/schedules/{id}", tag = "schedules", security(("bearer" = [])),
-    params(("id" = String, Path)), request_body(content = Object),
+    params(("id" = String, Path)), request_body = ScheduleChange,
     responses((status = 200, body = Schedule), (status = 404, body = super::Problem), (status = 422, body = super::Problem)))]
 pub async fn update(
     auth: Auth,
@@ -219,6 +467,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Schedule>> {
+    let body = given(body);
     let mut record = find(&state, &auth.workspace_id, &id).await?;
     let spec_fields: Map<String, Value> = body
         .iter()
@@ -401,17 +650,19 @@ pub struct Preview {
 /// The next fire times of a schedule spec, before saving it. The body is a spec plus
 /// optional `count` (default 10, at most 1000) and `after` (default now).
 #[utoipa::path(post, path = "/api/schedules/preview", tag = "schedules", security(("bearer" = [])),
-    request_body(content = Object),
+    request_body = SchedulePreview,
     responses((status = 200, body = Preview), (status = 422, body = super::Problem)))]
 pub async fn preview(
     _auth: Auth,
     State(state): State<AppState>,
-    ApiJson(mut body): ApiJson<Map<String, Value>>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Preview>> {
+    let mut body = given(body);
     let count = match body.remove("count") {
         None => 10,
         Some(v) => v
-            .as_u64()
+            .as_number()
+            .and_then(super::whole)
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| {
                 ApiError::invalid(
@@ -426,6 +677,9 @@ pub async fn preview(
             .map_err(|e| ApiError::invalid("Invalid preview", vec![format!("'after': {e}")]))?,
     };
     let spec = parse_spec(&body)?;
+    // Policies play no part in a preview, but what is given must be what a schedule
+    // takes.
+    apply_policies(&mut placeholder_record(), &body)?;
     let compiled = spec
         .compile()
         .map_err(|e| ApiError::invalid("Invalid schedule", vec![e.to_string()]))?;

@@ -1,6 +1,6 @@
 //! Workspace variables (any JSON) and secrets (sealed at rest, never returned).
 
-use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page};
+use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,14 +12,14 @@ use utoipa::ToSchema;
 pub struct Variable {
     #[serde(default)]
     pub name: String,
-    #[schema(value_type = Object)]
+    /// Any JSON.
     pub value: Value,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutVariable {
-    #[schema(value_type = Object)]
+    /// Any JSON, at most 64 KiB as text.
     pub value: Value,
 }
 
@@ -42,25 +42,31 @@ fn check_name(name: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::invalid(
             "Invalid name",
-            vec!["names are 1 to 100 letters, digits, '.', '-' or '_'".into()],
+            vec![format!("names are {}", super::workspaces::NAME_RULE)],
         ))
     }
 }
 
+/// The workspace's variables in name order.
 #[utoipa::path(get, path = "/api/variables", tag = "variables", security(("bearer" = [])),
+    params(PageQuery),
     responses((status = 200, body = Page<Variable>)))]
 pub async fn list_variables(
     auth: Auth,
     State(state): State<AppState>,
+    Paged { page, .. }: Paged,
 ) -> ApiResult<Json<Page<Variable>>> {
-    let items = state.store().variables(&auth.workspace_id).await?;
-    Ok(Json(Page {
-        items: items
-            .into_iter()
-            .map(|(name, value)| Variable { name, value })
-            .collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "variables", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let items = state
+        .store()
+        .variables_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |(name, _)| serde_json::json!(name),
+        |(name, value)| Variable { name, value },
+    )))
 }
 
 #[utoipa::path(get, path = "/api/variables/{name}", tag = "variables", security(("bearer" = [])),
@@ -125,18 +131,27 @@ pub async fn delete_variable(
     }
 }
 
-/// Secret names only: values never leave the server except to the workspace's guests.
+/// Secret names only, in order: values never leave the server except to the
+/// workspace's guests.
 #[utoipa::path(get, path = "/api/secrets", tag = "variables", security(("bearer" = [])),
+    params(PageQuery),
     responses((status = 200, body = Page<SecretName>)))]
 pub async fn list_secrets(
     auth: Auth,
     State(state): State<AppState>,
+    Paged { page, .. }: Paged,
 ) -> ApiResult<Json<Page<SecretName>>> {
-    let names = state.store().secret_names(&auth.workspace_id).await?;
-    Ok(Json(Page {
-        items: names.into_iter().map(|name| SecretName { name }).collect(),
-        next_cursor: None,
-    }))
+    let pager = page.check(&state, "secrets", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let names = state
+        .store()
+        .secret_names_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        names,
+        |name| serde_json::json!(name),
+        |name| SecretName { name },
+    )))
 }
 
 #[utoipa::path(put, path = "/api/secrets/{name}", tag = "variables", security(("bearer" = [])),

@@ -29,10 +29,11 @@ const DELIVERY_HEADERS: [&str; 2] = ["idempotency-key", "x-github-delivery"];
         description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>, when signing is on"),
         ("Idempotency-Key" = Option<String>, Header,
         description = "A delivery id (or X-GitHub-Delivery): a repeat returns the first run")),
-    request_body(content = Object, description = "The run's parameters"),
+    request_body(content = Option<Object>, description = "The run's parameters (a JSON object; none: no parameters)"),
     responses((status = 202, body = Accepted), (status = 401, body = super::Problem),
-              (status = 404, body = super::Problem), (status = 422, body = super::Problem),
-              (status = 429, body = super::Problem, description = "Over a rate limit, or too many failed authentications from this address (see Retry-After)"),
+              (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem, description = "The deployment is paused"),
+              (status = 422, body = super::Problem),
               (status = 503, body = super::Problem, description = "The run cannot be stored now (see Retry-After); none was created")))]
 pub async fn trigger_hook(
     State(state): State<AppState>,

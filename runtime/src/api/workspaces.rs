@@ -1,6 +1,8 @@
 //! Workspaces (admin) and their API keys.
 
-use super::{Admin, ApiError, ApiJson, ApiResult, AppState, Auth, MaybeJson};
+use super::{
+    Admin, ApiError, ApiJson, ApiResult, AppState, Auth, MaybeJson, Page, PageQuery, Paged,
+};
 use crate::secrets;
 use crate::store::{ApiKeyRecord, Revoked, WorkspaceRecord};
 use axum::Json;
@@ -45,6 +47,7 @@ pub struct WorkspaceCreated {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    /// A name to tell the key by; see the name pattern.
     pub name: Option<String>,
 }
 
@@ -59,13 +62,21 @@ fn key_json(k: &ApiKeyRecord, secret: Option<String>) -> Key {
     }
 }
 
+/// Whether `name` is a name: every name of the API is checked here (the OpenAPI
+/// document says the same with `openapi::NAME_PATTERN`). '.' and '..' are refused: as a
+/// path segment they would name another route.
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
+        && name != "."
+        && name != ".."
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
+
+/// What [`valid_name`] takes, for messages.
+pub(crate) const NAME_RULE: &str = "1 to 100 letters, digits, '.', '-' or '_', but not '.' or '..'";
 
 /// A new key for a workspace; returns the record and the secret (shown once).
 pub fn new_key(workspace_id: &str, name: Option<String>) -> (ApiKeyRecord, String) {
@@ -97,7 +108,7 @@ pub async fn create_workspace(
     if !valid_name(&body.name) {
         return Err(ApiError::invalid(
             "Invalid workspace name",
-            vec!["'name' must be 1 to 100 letters, digits, '.', '-' or '_'".into()],
+            vec![format!("'name' must be {}", super::workspaces::NAME_RULE)],
         ));
     }
     let ws = WorkspaceRecord {
@@ -125,29 +136,34 @@ pub async fn create_workspace(
     ))
 }
 
-/// Lists the server's workspaces (admin token).
+/// The server's workspaces by name (admin token).
 #[utoipa::path(get, path = "/api/workspaces", tag = "workspaces", security(("bearer" = [])),
-    responses((status = 200, body = super::Page<Workspace>), (status = 401, body = super::Problem)))]
+    params(PageQuery),
+    responses((status = 200, body = Page<Workspace>)))]
 pub async fn list_workspaces(
     _: Admin,
     State(state): State<AppState>,
-) -> ApiResult<Json<super::Page<Workspace>>> {
-    let items = state.store().workspaces().await?;
-    Ok(Json(super::Page {
-        items: items
-            .into_iter()
-            .map(|w| Workspace {
-                id: w.id,
-                name: w.name,
-                created: w.created,
-            })
-            .collect(),
-        next_cursor: None,
-    }))
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Workspace>>> {
+    let pager = page.check(&state, "workspaces", "")?;
+    let after: Option<String> = pager.after()?;
+    let items = state
+        .store()
+        .workspaces_page(after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        items,
+        |w| serde_json::json!(w.name),
+        |w| Workspace {
+            id: w.id,
+            name: w.name,
+            created: w.created,
+        },
+    )))
 }
 
 /// Creates another key for the caller's workspace.
-#[utoipa::path(post, path = "/api/keys", tag = "workspaces", request_body = CreateKey,
+#[utoipa::path(post, path = "/api/keys", tag = "workspaces", request_body = Option<CreateKey>,
     security(("bearer" = [])),
     responses((status = 201, body = Key), (status = 401, body = super::Problem)))]
 pub async fn create_key(
@@ -156,22 +172,37 @@ pub async fn create_key(
     MaybeJson(body): MaybeJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<Key>)> {
     let name = body.and_then(|b| b.name);
+    if name.as_deref().is_some_and(|n| !valid_name(n)) {
+        return Err(ApiError::invalid(
+            "Invalid key",
+            vec![format!("'name' must be {NAME_RULE}")],
+        ));
+    }
     let (key, secret) = new_key(&auth.workspace_id, name);
     state.store().create_key(&key).await?;
     Ok((StatusCode::CREATED, Json(key_json(&key, Some(secret)))))
 }
 
+/// The workspace's keys (revoked ones too, without secrets), oldest first.
 #[utoipa::path(get, path = "/api/keys", tag = "workspaces", security(("bearer" = [])),
-    responses((status = 200, body = super::Page<Key>), (status = 401, body = super::Problem)))]
+    params(PageQuery),
+    responses((status = 200, body = Page<Key>)))]
 pub async fn list_keys(
     auth: Auth,
     State(state): State<AppState>,
-) -> ApiResult<Json<super::Page<Key>>> {
-    let keys = state.store().keys(&auth.workspace_id).await?;
-    Ok(Json(super::Page {
-        items: keys.iter().map(|k| key_json(k, None)).collect(),
-        next_cursor: None,
-    }))
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<Key>>> {
+    let pager = page.check(&state, "keys", &auth.workspace_id)?;
+    let after: Option<String> = pager.after()?;
+    let keys = state
+        .store()
+        .keys_page(&auth.workspace_id, after.as_deref(), pager.fetch())
+        .await?;
+    Ok(Json(pager.page(
+        keys,
+        |k| serde_json::json!(k.id),
+        |k| key_json(&k, None),
+    )))
 }
 
 /// Revokes a key; it stops working at once. A workspace's last active key is kept
@@ -199,7 +230,7 @@ pub async fn revoke_key(
 
 /// Mints a key for an existing workspace (admin token): the way back into a workspace
 /// whose keys are lost.
-#[utoipa::path(post, path = "/api/workspaces/{id}/keys", tag = "workspaces", request_body = CreateKey,
+#[utoipa::path(post, path = "/api/workspaces/{id}/keys", tag = "workspaces", request_body = Option<CreateKey>,
     security(("bearer" = [])), params(("id" = String, Path, description = "The workspace's id or name")),
     responses((status = 201, body = Key), (status = 401, body = super::Problem),
               (status = 404, body = super::Problem)))]
@@ -217,9 +248,14 @@ pub async fn admin_create_key(
             .await?
             .ok_or(ApiError::NotFound("workspace"))?,
     };
-    let name = body
-        .and_then(|b| b.name)
-        .or(Some("minted by the admin".into()));
+    let name = body.and_then(|b| b.name);
+    if name.as_deref().is_some_and(|n| !valid_name(n)) {
+        return Err(ApiError::invalid(
+            "Invalid key",
+            vec![format!("'name' must be {NAME_RULE}")],
+        ));
+    }
+    let name = name.or_else(|| Some("admin-minted".into()));
     let (key, secret) = new_key(&ws.id, name);
     store.create_key(&key).await?;
     tracing::warn!(target: "weir::audit", workspace = %ws.name, "the admin minted a key for the workspace");

@@ -19,6 +19,7 @@ pub(crate) mod trap;
 
 use crate::model::limits::Limits;
 use crate::model::manifest::{Definition, Manifest};
+use crate::model::schema::Schema;
 use sandbox::Sandboxed;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -97,7 +98,7 @@ pub struct LoadedComponent<W: World> {
     pub from_cache: bool,
     pub manifest: Manifest,
     pre: W::Pre,
-    validators: HashMap<String, Arc<jsonschema::Validator>>,
+    validators: HashMap<String, Arc<Schema>>,
 }
 
 impl<W: World> LoadedComponent<W> {
@@ -109,8 +110,8 @@ impl<W: World> LoadedComponent<W> {
         self.manifest.task(name)
     }
 
-    /// The compiled parameter schema of a flow.
-    pub fn validator(&self, flow: &str) -> Option<&Arc<jsonschema::Validator>> {
+    /// The compiled parameter schema of a flow (bounded: see `model::schema`).
+    pub fn validator(&self, flow: &str) -> Option<&Arc<Schema>> {
         self.validators.get(flow)
     }
 }
@@ -386,9 +387,9 @@ impl<W: World> Engine<W> {
         let manifest = self.describe(&pre).await?;
         let mut validators = HashMap::new();
         for flow in &manifest.flows {
-            let v = jsonschema::validator_for(&flow.parameters).map_err(|e| {
+            let v = crate::model::schema::compile(&flow.parameters).map_err(|e| {
                 LoadError::Describe(format!(
-                    "flow '{}' has an invalid parameter schema: {e}",
+                    "flow '{}' has a parameter schema Weir refuses: {e}",
                     flow.name
                 ))
             })?;

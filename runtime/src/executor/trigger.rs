@@ -68,7 +68,7 @@ impl Executor {
             if request
                 .idempotency_key
                 .as_deref()
-                .is_some_and(|k| k.is_empty() || k.len() > 256)
+                .is_some_and(|k| k.is_empty() || k.chars().count() > 256)
             {
                 return Err(TriggerError::Invalid(
                     "'idempotency_key' must be 1 to 256 characters".into(),

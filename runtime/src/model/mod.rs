@@ -14,4 +14,5 @@ pub mod log;
 pub mod manifest;
 pub mod run;
 pub mod schedule;
+pub mod schema;
 pub mod state;

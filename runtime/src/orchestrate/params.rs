@@ -1,15 +1,12 @@
 //! Flow parameters: defaults filled, values coerced where the schema allows ("5" to 5),
 //! then validated against the flow's JSON Schema, before the run may start.
 
+use crate::model::schema::Schema;
 use serde_json::{Map, Value};
 
 /// Validates parameters, returning them with defaults and coercions applied, or one
 /// message per offending field.
-pub fn prepare(
-    schema: &Value,
-    validator: &jsonschema::Validator,
-    input: Value,
-) -> Result<Value, Vec<String>> {
+pub fn prepare(schema: &Value, validator: &Schema, input: Value) -> Result<Value, Vec<String>> {
     let mut value = match input {
         Value::Null => Value::Object(Map::new()),
         Value::Object(m) => Value::Object(m),
@@ -21,18 +18,7 @@ pub fn prepare(
         }
     };
     coerce(schema, schema, &mut value, 0);
-    let errors: Vec<String> = validator
-        .iter_errors(&value)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            let field = path.trim_start_matches('/').replace('/', ".");
-            if field.is_empty() {
-                e.to_string()
-            } else {
-                format!("'{field}': {e}")
-            }
-        })
-        .collect();
+    let errors = validator.errors(&value);
     if errors.is_empty() {
         Ok(value)
     } else {
@@ -175,7 +161,7 @@ mod tests {
 
     fn run(input: Value) -> Result<Value, Vec<String>> {
         let s = schema();
-        let v = jsonschema::validator_for(&s).unwrap();
+        let v = crate::model::schema::compile(&s).unwrap();
         prepare(&s, &v, input)
     }
 

@@ -79,17 +79,16 @@ pub fn validate_input(schema: Option<&Value>, input: &Value) -> Result<(), Vec<S
             ])
         };
     };
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| vec![format!("the pause's input schema is not valid: {e}")])?;
-    let errors: Vec<String> = validator
-        .iter_errors(input)
+    let schema = crate::model::schema::compile(schema)
+        .map_err(|e| vec![format!("the pause's input schema is refused: {e}")])?;
+    let errors: Vec<String> = schema
+        .errors(input)
+        .into_iter()
         .map(|e| {
-            let path = e.instance_path().to_string();
-            let field = path.trim_start_matches('/').replace('/', ".");
-            if field.is_empty() {
-                format!("input: {e}")
+            if e.starts_with('\'') {
+                e
             } else {
-                format!("'{field}': {e}")
+                format!("input: {e}")
             }
         })
         .collect();
@@ -193,10 +192,8 @@ impl Orchestrator {
                     Ok(v) => v,
                     Err(e) => return Ok(Err(format!("the input schema is not JSON: {e}"))),
                 };
-                if let Err(e) = jsonschema::validator_for(&schema) {
-                    return Ok(Err(format!(
-                        "the input schema is not a valid JSON Schema: {e}"
-                    )));
+                if let Err(e) = crate::model::schema::compile(&schema) {
+                    return Ok(Err(format!("the input schema is refused: {e}")));
                 }
                 Some(schema)
             }

@@ -231,9 +231,20 @@ impl CompiledSchedule {
     }
 
     /// The next `n` fire times after `after` (the API's preview).
+    ///
+    /// Only times up to the end of the year 9999: RFC 3339, which the API writes times
+    /// in, has no later ones (and no run is due then).
     pub fn preview(&self, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-        self.fire_times(after, DateTime::<Utc>::MAX_UTC, n)
+        self.fire_times(after, last_writable_time(), n)
     }
+}
+
+/// The last instant RFC 3339 can write: 9999-12-31T23:59:59.999999999Z.
+fn last_writable_time() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(10_000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc() - Duration::nanoseconds(1))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn parse_tz(name: &str) -> Result<Tz, SpecError> {

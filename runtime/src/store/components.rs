@@ -58,16 +58,36 @@ impl Store {
         })
     }
 
+    /// A workspace's components, newest first.
     pub async fn workspace_components(&self, workspace_id: &str) -> Result<Vec<ComponentRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
+        self.workspace_components_page(workspace_id, None, i64::MAX)
+            .await
+    }
+
+    /// At most `limit` components of a workspace, newest first, after the one added at
+    /// `before.0` with digest `before.1`.
+    pub async fn workspace_components_page(
+        &self,
+        workspace_id: &str,
+        before: Option<(DateTime<Utc>, &str)>,
+        limit: i64,
+    ) -> Result<Vec<ComponentRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new(
             "SELECT c.digest, c.size, c.manifest, w.created FROM workspace_components w
-             JOIN components c ON c.digest = w.digest
-             WHERE w.workspace_id = $1 ORDER BY w.created DESC",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await?;
+             JOIN components c ON c.digest = w.digest WHERE w.workspace_id = ",
+        );
+        q.push_bind(workspace_id.to_owned());
+        if let Some((created, digest)) = before {
+            q.push(" AND (w.created, w.digest) < (")
+                .push_bind(ts(created))
+                .push(", ")
+                .push_bind(digest.to_owned())
+                .push(")");
+        }
+        q.push(" ORDER BY w.created DESC, w.digest DESC LIMIT ")
+            .push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(component_from_row).collect()
         })
     }

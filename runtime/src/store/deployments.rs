@@ -153,6 +153,11 @@ impl Store {
         workspace_id: &str,
         id_or_name: &str,
     ) -> Result<Option<DeploymentRecord>> {
+        // A text with a NUL matches nothing stored (PostgreSQL takes no NUL in text, and
+        // SQLite's full-text query none in its terms): answered without asking either.
+        if id_or_name.contains('\0') {
+            return Ok(None);
+        }
         with_db!(&self.db, pool => {
         let row = sqlx::query(
             "SELECT * FROM deployments WHERE workspace_id = $1 AND (id = $2 OR name = $3)
@@ -193,11 +198,24 @@ impl Store {
     }
 
     pub async fn deployments(&self, workspace_id: &str) -> Result<Vec<DeploymentRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT * FROM deployments WHERE workspace_id = $1 ORDER BY name")
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?;
+        self.deployments_page(workspace_id, None, i64::MAX).await
+    }
+
+    /// At most `limit` deployments of a workspace in name order, after the name `after`.
+    pub async fn deployments_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeploymentRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT * FROM deployments WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(name) = after {
+            q.push(" AND name > ").push_bind(name.to_owned());
+        }
+        q.push(" ORDER BY name LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(deployment_from_row).collect()
         })
     }
@@ -214,13 +232,28 @@ impl Store {
     }
 
     pub async fn deployment_versions(&self, deployment_id: &str) -> Result<Vec<DeploymentVersion>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT * FROM deployment_versions WHERE deployment_id = $1 ORDER BY version_no DESC",
-        )
-        .bind(deployment_id)
-        .fetch_all(pool)
-        .await?;
+        self.deployment_versions_page(deployment_id, None, i64::MAX)
+            .await
+    }
+
+    /// At most `limit` versions of a deployment, newest first, before the version
+    /// `before`.
+    pub async fn deployment_versions_page(
+        &self,
+        deployment_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeploymentVersion>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new(
+            "SELECT * FROM deployment_versions WHERE deployment_id = ",
+        );
+        q.push_bind(deployment_id.to_owned());
+        if let Some(n) = before {
+            q.push(" AND version_no < ").push_bind(n);
+        }
+        q.push(" ORDER BY version_no DESC LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(DeploymentVersion {

@@ -4,6 +4,7 @@ use super::db::{DbRow, with_db};
 use super::{Result, Saved, Store, parse_ts, ts};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::QueryBuilder;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolRecord {
@@ -30,11 +31,24 @@ fn pool_from_row(r: &impl DbRow) -> Result<PoolRecord> {
 
 impl Store {
     pub async fn pools(&self, workspace_id: &str) -> Result<Vec<PoolRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT * FROM work_pools WHERE workspace_id = $1 ORDER BY name")
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?;
+        self.pools_page(workspace_id, None, i64::MAX).await
+    }
+
+    /// At most `limit` pools of a workspace in name order, after the name `after`.
+    pub async fn pools_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PoolRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new("SELECT * FROM work_pools WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(name) = after {
+            q.push(" AND name > ").push_bind(name.to_owned());
+        }
+        q.push(" ORDER BY name LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(pool_from_row).collect()
         })
     }
@@ -99,13 +113,27 @@ impl Store {
         &self,
         workspace_id: &str,
     ) -> Result<Vec<ConcurrencyLimitRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT tag, max_runs FROM concurrency_limits WHERE workspace_id = $1 ORDER BY tag",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await?;
+        self.concurrency_limits_page(workspace_id, None, i64::MAX)
+            .await
+    }
+
+    /// At most `limit` tag limits of a workspace in tag order, after the tag `after`.
+    pub async fn concurrency_limits_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ConcurrencyLimitRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT tag, max_runs FROM concurrency_limits WHERE workspace_id = ",
+        );
+        q.push_bind(workspace_id.to_owned());
+        if let Some(tag) = after {
+            q.push(" AND tag > ").push_bind(tag.to_owned());
+        }
+        q.push(" ORDER BY tag LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(ConcurrencyLimitRecord {

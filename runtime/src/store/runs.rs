@@ -234,6 +234,18 @@ impl Store {
         f: &RunFilter,
     ) -> Result<Vec<FlowRunRecord>> {
         let postgres = self.db.is_postgres();
+        // A text with a NUL matches nothing stored (PostgreSQL takes no NUL in text, and
+        // SQLite's full-text query none in its terms): answered without asking either.
+        let texts = [
+            &f.name_contains,
+            &f.flow,
+            &f.tag,
+            &f.state_name,
+            &f.deployment_id,
+        ];
+        if texts.into_iter().flatten().any(|t| t.contains('\0')) {
+            return Ok(Vec::new());
+        }
         // Name search on SQLite: a rare text takes its candidates from the trigram index,
         // a common one (the index has many candidates) scans newest first, where it soon
         // fills the page. PostgreSQL's planner weighs its trigram index itself.

@@ -98,12 +98,28 @@ impl Store {
         })
     }
 
+    /// A deployment's schedules, oldest first (ids sort by creation time).
     pub async fn deployment_schedules(&self, deployment_id: &str) -> Result<Vec<ScheduleRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT * FROM schedules WHERE deployment_id = $1 ORDER BY created")
-            .bind(deployment_id)
-            .fetch_all(pool)
-            .await?;
+        self.deployment_schedules_page(deployment_id, None, i64::MAX)
+            .await
+    }
+
+    /// At most `limit` schedules of a deployment, oldest first, after the schedule
+    /// `after`.
+    pub async fn deployment_schedules_page(
+        &self,
+        deployment_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT * FROM schedules WHERE deployment_id = ");
+        q.push_bind(deployment_id.to_owned());
+        if let Some(id) = after {
+            q.push(" AND id > ").push_bind(id.to_owned());
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(schedule_from_row).collect()
         })
     }

@@ -2,6 +2,7 @@
 
 use super::db::{DbRow, with_db};
 use super::*;
+use sqlx::QueryBuilder;
 
 impl Store {
     pub async fn variable(&self, name: &str) -> Result<Option<String>> {
@@ -31,13 +32,26 @@ impl Store {
 
     /// Variables of a workspace (`None`: the local runs' variables).
     pub async fn variables(&self, workspace_id: &str) -> Result<Vec<(String, Value)>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query(
-            "SELECT name, value FROM workspace_variables WHERE workspace_id = $1 ORDER BY name",
-        )
-        .bind(workspace_id)
-        .fetch_all(pool)
-        .await?;
+        self.variables_page(workspace_id, None, i64::MAX).await
+    }
+
+    /// At most `limit` variables of a workspace in name order, after the name `after`.
+    pub async fn variables_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, Value)>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new(
+            "SELECT name, value FROM workspace_variables WHERE workspace_id = ",
+        );
+        q.push_bind(workspace_id.to_owned());
+        if let Some(name) = after {
+            q.push(" AND name > ").push_bind(name.to_owned());
+        }
+        q.push(" ORDER BY name LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -102,11 +116,24 @@ impl Store {
 
     /// Names of a workspace's secrets.
     pub async fn secret_names(&self, workspace_id: &str) -> Result<Vec<String>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT name FROM secrets WHERE workspace_id = $1 ORDER BY name")
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?;
+        self.secret_names_page(workspace_id, None, i64::MAX).await
+    }
+
+    /// At most `limit` secret names of a workspace in order, after the name `after`.
+    pub async fn secret_names_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new("SELECT name FROM secrets WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(name) = after {
+            q.push(" AND name > ").push_bind(name.to_owned());
+        }
+        q.push(" ORDER BY name LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(|r| Ok(r.col("name")?)).collect()
         })
     }

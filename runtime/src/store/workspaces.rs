@@ -127,6 +127,23 @@ impl Store {
         })
     }
 
+    /// A page of the server's workspaces by name, after `after`.
+    pub async fn workspaces_page(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<WorkspaceRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT * FROM workspaces");
+        if let Some(name) = after {
+            q.push(" WHERE name > ").push_bind(name.to_owned());
+        }
+        q.push(" ORDER BY name LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
+        rows.iter().map(workspace_from_row).collect()
+        })
+    }
+
     pub async fn workspace_by_name(&self, name: &str) -> Result<Option<WorkspaceRecord>> {
         with_db!(&self.db, pool => {
         let row = sqlx::query("SELECT * FROM workspaces WHERE name = $1")
@@ -156,17 +173,30 @@ impl Store {
         })
     }
 
+    /// A workspace's keys, oldest first (ids sort by creation time).
     pub async fn keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRecord>> {
-        with_db!(&self.db, pool => {
-        let rows = sqlx::query("SELECT * FROM api_keys WHERE workspace_id = $1 ORDER BY created")
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await?;
+        self.keys_page(workspace_id, None, i64::MAX).await
+    }
+
+    /// At most `limit` keys of a workspace, oldest first, after the key `after`.
+    pub async fn keys_page(
+        &self,
+        workspace_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new("SELECT * FROM api_keys WHERE workspace_id = ");
+        q.push_bind(workspace_id.to_owned());
+        if let Some(id) = after {
+            q.push(" AND id > ").push_bind(id.to_owned());
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(limit);
+        let rows = q.build().fetch_all(pool).await?;
         rows.iter().map(key_from_row).collect()
         })
     }
 
-    /// Revokes a key of the workspace; false when there is no such live key.
     /// Revokes a key of a workspace, unless it is the workspace's last active key
     /// (which would lock the workspace out: an admin can mint it a new key instead).
     pub async fn revoke_key(&self, workspace_id: &str, id: &str) -> Result<Revoked> {

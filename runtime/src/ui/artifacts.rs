@@ -132,7 +132,7 @@ pub async fn page(
 ) -> Result<Markup, PageError> {
     let versions = state
         .store()
-        .workspace_artifacts_by_key(&viewer.workspace_id, &key, VERSIONS + 1)
+        .workspace_artifacts_by_key(&viewer.workspace_id, &key, None, VERSIONS + 1)
         .await?;
     let Some(latest) = versions.first() else {
         return Err(ApiError::NotFound("artifact").into());

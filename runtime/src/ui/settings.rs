@@ -25,14 +25,15 @@ async fn render(
     let ws = &viewer.workspace_id;
     let variables = store.variables(ws).await?;
     let secrets = store.secret_names(ws).await?;
-    let pools = api::pools::list(viewer.auth(), State(state.clone()))
+    let pools = api::pools::list(viewer.auth(), State(state.clone()), api::Paged::largest())
         .await?
         .0
         .items;
-    let limits = api::pools::list_limits(viewer.auth(), State(state.clone()))
-        .await?
-        .0
-        .items;
+    let limits =
+        api::pools::list_limits(viewer.auth(), State(state.clone()), api::Paged::largest())
+            .await?
+            .0
+            .items;
     let keys = store.keys(ws).await?;
     let csrf = &viewer.csrf;
     let body = html! {
