@@ -20,6 +20,7 @@ mod final_state;
 mod hostile;
 mod hostile_clients;
 mod isolation;
+mod js;
 mod limits;
 mod observability;
 mod openapi;

@@ -396,7 +396,35 @@ async fn parameters_are_checked_against_the_type_hints_and_coerced() {
                "when": "2024-03-01"}),
     )
     .await;
-    assert_eq!(value, "5|0.25|True|7|window|Friday|fast|None");
+    assert_eq!(value, "5|0.25|True|7|window|Friday|fast|None|None|None");
+    let schema_point = &schema["properties"]["point"];
+    assert!(
+        schema_point.to_string().contains("#/$defs/Point"),
+        "a TypedDict is a schema of its own: {schema_point}"
+    );
+    let value = completed(
+        &h,
+        &c,
+        "typed",
+        json!({"n": 1, "ratio": 1.5, "flag": false, "window": {"days": 2, "label": "w"},
+               "when": "2024-03-02", "mode": "slow", "name": "Ada",
+               "point": {"x": "3", "y": 1.5}, "at": "2024-03-01T14:30:00Z"}),
+    )
+    .await;
+    assert_eq!(value, "1|1.5|False|2|w|Saturday|slow|Ada|3,1.5|14");
+    let out = run(
+        &h,
+        &c,
+        "typed",
+        json!({"n": 1, "ratio": 1, "flag": true, "window": {"days": 1}, "when": "2024-03-02",
+               "mode": "medium", "point": {"x": 1}, "at": "yesterday"}),
+    )
+    .await;
+    assert_eq!(out.state.kind, StateType::Failed);
+    let m = message(&out);
+    for needle in ["medium", "'point'", "'at'"] {
+        assert!(m.contains(needle), "{needle} not in {m}");
+    }
 
     let out = run(
         &h,
@@ -631,4 +659,251 @@ async fn pauses_and_suspends_resume_with_typed_input() {
             "{flow}: the task before the pause ran once (a suspend replays it): {tasks}"
         );
     }
+}
+
+/// Prefect's `run_deployment` from a Python flow: the new run is a run of the other
+/// deployment, with the parameters given.
+#[tokio::test]
+async fn run_deployment_starts_a_run_of_another_deployment() {
+    use crate::support::server::TestServer;
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("python-launch").await;
+    let digest = s
+        .upload_file(&ws.key, &crate::support::python_guest(BASIC))
+        .await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "mapper", "component": digest, "flow": "map-flow", "parameters": {"n": 1}}),
+    )
+    .await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "launcher", "component": digest, "flow": "launcher",
+               "parameters": {"target": "mapper", "n": 4}}),
+    )
+    .await;
+    let (status, run) = s
+        .post("/api/deployments/launcher/runs", &ws.key, json!({}))
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let run = s
+        .wait_final_within(
+            &ws.key,
+            run["id"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(run["state"]["type"], "COMPLETED", "{run}");
+    let child = run["result"].as_str().expect("the new run's id");
+    let child = s
+        .wait_final_within(&ws.key, child, Duration::from_secs(60))
+        .await;
+    assert_eq!(child["flow"], "map-flow", "{child}");
+    assert_eq!(child["result"], 12, "2 * (0 + 1 + 2 + 3): {child}");
+
+    // A deployment that does not exist fails the launching run with the reason.
+    s.deploy(
+        &ws.key,
+        json!({"name": "lost", "component": digest, "flow": "launcher",
+               "parameters": {"target": "nowhere", "n": 1}}),
+    )
+    .await;
+    let (_, run) = s
+        .post("/api/deployments/lost/runs", &ws.key, json!({}))
+        .await;
+    let run = s
+        .wait_final_within(
+            &ws.key,
+            run["id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(run["state"]["type"], "FAILED", "{run}");
+    assert!(
+        run["state"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nowhere"),
+        "{run}"
+    );
+    s.stop().await;
+}
+
+async fn task_runs(api: &crate::support::server::Api, key: &str, run: &str) -> Vec<Value> {
+    let (status, page) = api
+        .get(&format!("/api/flow-runs/{run}/task-runs"), key)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// kill -9 of the real `weir server` in the middle of Python flow runs: on restart the
+/// runs are taken over and executed again, their completed tasks replayed (never run
+/// again), and every run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_recovery_replays_completed_python_tasks() {
+    use crate::support::node::Node;
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::database_url(dir.path()).await;
+    let args = ["--lease-seconds", "1", "--grace-seconds", "0"];
+    let node = Node::start(dir.path(), db.as_deref(), "p0", &args).await;
+    let ws = node.workspace("python-durable").await;
+    let digest = node
+        .upload_file(&ws.key, &crate::support::python_guest(BASIC))
+        .await;
+    node.deploy(
+        &ws.key,
+        json!({"name": "five", "component": digest, "flow": "durable-five",
+               "parameters": {"millis": 300}}),
+    )
+    .await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (status, run) = node
+            .post("/api/deployments/five/runs", &ws.key, json!({}))
+            .await;
+        assert_eq!(status, 201, "{run}");
+        runs.push(run["id"].as_str().unwrap().to_owned());
+    }
+    // Killed once both runs have completed two steps, and are inside a third.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut ready = true;
+        for run in &runs {
+            let tasks = task_runs(&node, &ws.key, run).await;
+            let done = tasks
+                .iter()
+                .filter(|t| t["state"]["type"] == "COMPLETED")
+                .count();
+            ready &= (2..5).contains(&done);
+        }
+        if ready {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runs never reached their third step"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut before = Vec::new();
+    for run in &runs {
+        let tasks = task_runs(&node, &ws.key, run).await;
+        let completed: Vec<(Value, Value)> = tasks
+            .iter()
+            .filter(|t| t["state"]["type"] == "COMPLETED")
+            .map(|t| (t["id"].clone(), t["position"].clone()))
+            .collect();
+        before.push(completed);
+    }
+    node.kill().await;
+
+    let node = Node::start(dir.path(), db.as_deref(), "p1", &args).await;
+    for (run, completed_before) in runs.iter().zip(&before) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let r = loop {
+            let (_, r) = node.get(&format!("/api/flow-runs/{run}"), &ws.key).await;
+            let t = r["state"]["type"].as_str().unwrap_or_default().to_owned();
+            if matches!(t.as_str(), "COMPLETED" | "FAILED" | "CANCELLED" | "CRASHED") {
+                break r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {run} is still {t}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        assert_eq!(r["state"]["type"], "COMPLETED", "{r}");
+        assert_eq!(r["result"], json!(10), "{r}");
+        assert!(r["crash_count"].as_i64().unwrap() >= 1, "taken over: {r}");
+        let tasks = task_runs(&node, &ws.key, run).await;
+        for step in 0..5 {
+            let completed: Vec<&Value> = tasks
+                .iter()
+                .filter(|t| t["position"] == json!(step) && t["state"]["type"] == "COMPLETED")
+                .collect();
+            assert_eq!(completed.len(), 1, "step {step} of {run}: {tasks:#?}");
+        }
+        // The steps completed before the kill are the same task runs, run once: replayed.
+        for (id, position) in completed_before {
+            let t = tasks
+                .iter()
+                .find(|t| t["id"] == *id)
+                .unwrap_or_else(|| panic!("task run {id} is gone: {tasks:#?}"));
+            assert_eq!(t["state"]["type"], "COMPLETED", "{t}");
+            assert_eq!(t["run_count"], 1, "step {position} ran again: {t}");
+            assert!(
+                !tasks
+                    .iter()
+                    .any(|o| o["position"] == *position && o["id"] != *id),
+                "step {position} of {run} has another task run: {tasks:#?}"
+            );
+        }
+    }
+    node.kill().await;
+}
+
+/// `weir build` says what is wrong with a Python file: a syntax error (with its line),
+/// an import it cannot bundle (and what to install), a file without a flow; and `weir
+/// run` names the flows a component has when asked for one it has not.
+#[test]
+fn weir_build_errors_say_what_to_do() {
+    crate::support::build_python_guests();
+    let dir = tempfile::tempdir().unwrap();
+    let weir = env!("CARGO_BIN_EXE_weir");
+    let cache = crate::support::root().join("target/weir-cache");
+    let build = |name: &str, source: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, source).unwrap();
+        let out = std::process::Command::new(weir)
+            .args(["build"])
+            .arg(&file)
+            .arg("-o")
+            .arg(dir.path().join("out.wasm"))
+            .env("WEIR_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} built");
+        assert!(
+            !dir.path().join("out.wasm").exists(),
+            "no component is left"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = build(
+        "syntax.py",
+        "from weir import flow\n\n@flow\ndef f(:\n    return 1\n",
+    );
+    assert!(e.contains("syntax error") && e.contains("line 4"), "{e}");
+    let e = build(
+        "missing.py",
+        "import no_such_package_anywhere\nfrom weir import flow\n\n@flow\ndef f():\n    return 1\n",
+    );
+    assert!(
+        e.contains("imports `no_such_package_anywhere`") && e.contains("pip install"),
+        "{e}"
+    );
+    let e = build(
+        "empty.py",
+        "from weir import task\n\n@task\ndef t():\n    return 1\n",
+    );
+    assert!(e.contains("defines no flow"), "{e}");
+    let e = build(
+        "bad_options.py",
+        "from weir import flow\n\n@flow(retries=-1)\ndef f():\n    return 1\n",
+    );
+    assert!(e.contains("retries must be a whole number"), "{e}");
+
+    let out = std::process::Command::new(weir)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run"])
+        .arg(crate::support::python_guest("hello"))
+        .arg("no-such-flow")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no-such-flow") && e.contains("hello"), "{e}");
 }

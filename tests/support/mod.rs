@@ -76,6 +76,33 @@ pub fn python_guest(name: &str) -> PathBuf {
     p
 }
 
+/// Builds the JavaScript guests (`examples/js`, `tests/guests/js`) once per test process
+/// with this build's `weir build` (a no-op for those up to date).
+pub fn build_js_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(root().join("scripts/build-js-guests"))
+            .env("WEIR_BIN", env!("CARGO_BIN_EXE_weir"))
+            .status()
+            .expect("run scripts/build-js-guests");
+        assert!(
+            status.success(),
+            "building the JavaScript guest components failed"
+        );
+    });
+}
+
+/// The path of a built JavaScript guest: `js_guest("hello")` (examples/js/hello.js),
+/// `js_guest("guest_basic")` (tests/guests/js/basic.js).
+pub fn js_guest(name: &str) -> PathBuf {
+    build_js_guests();
+    let p = root()
+        .join("target/wasm32-wasip2/release/js")
+        .join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
 /// Where the tests keep compiled Python components between test processes: compiling
 /// one takes seconds, so each test must not do it again in its own directory.
 pub fn shared_compile_cache() -> PathBuf {
@@ -195,6 +222,12 @@ impl Harness {
     /// Loads a built Python guest (see [`python_guest`]).
     pub async fn load_python(&self, name: &str) -> Arc<LoadedComponent> {
         let bytes = std::fs::read(python_guest(name)).expect("read guest");
+        self.orch.engine().load(&bytes).await.expect("load guest")
+    }
+
+    /// Loads a built JavaScript guest (see [`js_guest`]).
+    pub async fn load_js(&self, name: &str) -> Arc<LoadedComponent> {
+        let bytes = std::fs::read(js_guest(name)).expect("read guest");
         self.orch.engine().load(&bytes).await.expect("load guest")
     }
 

@@ -51,7 +51,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Build a component from a Python file of flows (`weir build flows.py -o flows.wasm`).
+    /// Build a component from a Python, JavaScript or TypeScript file of flows (`weir build flows.py -o flows.wasm`).
     Build(build::BuildArgs),
     /// Show a component's manifest: its flows, tasks, parameter schemas and options.
     Inspect {

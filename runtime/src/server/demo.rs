@@ -33,6 +33,9 @@ const DEPLOYMENTS: &[(&str, &str, &str, &str)] = &[
     ("python/retries", "retries-py", "retries", "{}"),
     ("python/caching", "caching-py", "caching", r#"{"x": 3}"#),
     ("python/subflows", "subflows-py", "parent", "{}"),
+    // And in JavaScript (examples/js, built by scripts/build-js-guests into js/).
+    ("js/hello", "hello-js", "hello", "{}"),
+    ("js/etl", "etl-js", "etl", "{}"),
 ];
 
 /// What a user needs to try the demo.
@@ -166,9 +169,16 @@ pub async fn setup(server: &Server, examples: &Path, env_file: &Path) -> anyhow:
     let mut hello_webhook = String::new();
     for (file, name, flow, defaults) in DEPLOYMENTS {
         let path = examples.join(format!("{file}.wasm"));
-        if file.starts_with("python/") && !path.exists() {
+        let script = if file.starts_with("python/") {
+            Some("scripts/build-python-guests")
+        } else if file.starts_with("js/") {
+            Some("scripts/build-js-guests")
+        } else {
+            None
+        };
+        if let Some(script) = script.filter(|_| !path.exists()) {
             println!(
-                "{} was not built (scripts/build-python-guests): `{name}` is not deployed",
+                "{} was not built ({script}): `{name}` is not deployed",
                 path.display()
             );
             continue;

@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 import sys
 import time
-from typing import Literal, Optional
+from typing import Literal, Optional, TypedDict
 
 from weir import (
     Completed,
@@ -16,6 +16,7 @@ from weir import (
     flow,
     get_run_logger,
     pause_flow_run,
+    run_deployment,
     suspend_flow_run,
     task,
     unmapped,
@@ -246,6 +247,11 @@ class Window:
     label: str = "window"
 
 
+class Point(TypedDict):
+    x: int
+    y: float
+
+
 @flow
 def typed(
     n: int,
@@ -255,10 +261,15 @@ def typed(
     when: datetime.date,
     mode: Literal["fast", "slow"] = "fast",
     name: Optional[str] = None,
+    point: Optional[Point] = None,
+    at: Optional[datetime.datetime] = None,
 ) -> str:
     assert isinstance(window, Window), type(window)
     assert isinstance(when, datetime.date), type(when)
-    return f"{n}|{ratio}|{flag}|{window.days}|{window.label}|{when:%A}|{mode}|{name}"
+    assert at is None or isinstance(at, datetime.datetime), type(at)
+    where = None if point is None else f"{point['x']!r},{point['y']!r}"
+    hour = None if at is None else at.hour
+    return f"{n}|{ratio}|{flag}|{window.days}|{window.label}|{when:%A}|{mode}|{name}|{where}|{hour}"
 
 
 # Hooks.
@@ -435,3 +446,26 @@ def huge_result(megabytes: int) -> int:
 @flow
 def failed_state() -> Failed:
     return Failed(message="chose to fail")
+
+
+# Runs of other deployments (Prefect's run_deployment).
+
+
+@flow
+def launcher(target: str, n: int) -> str:
+    return run_deployment(target, parameters={"n": n}).id
+
+
+# Durable execution: five steps, each a task that takes `millis`; a server killed with -9
+# between them replays the completed ones on restart.
+
+
+@task
+def durable_step(i: int, millis: int) -> int:
+    time.sleep(millis / 1000)
+    return i
+
+
+@flow
+def durable_five(millis: int) -> int:
+    return sum(durable_step(i, millis) for i in range(5))

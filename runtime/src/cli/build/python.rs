@@ -1,16 +1,14 @@
-//! `weir build flows.py -o flows.wasm`: a Python file of flows and tasks (Weir's Python
-//! SDK, `guest-sdk/python`) into a component, through componentize-py.
+//! Python flows into a component, through componentize-py.
 //!
-//! The SDK and the WIT world are compiled into this binary, so building needs nothing of
-//! the repository: the first build installs componentize-py into a virtualenv of its own
-//! under the cache directory (`WEIR_CACHE_DIR`, else `~/.cache/weir`), which later builds
-//! reuse. The user's file imports `weir`; its directory, and the active virtualenv's
-//! site-packages (`VIRTUAL_ENV`), are where its other imports are found. Only pure-Python
-//! packages can be bundled.
+//! The first build installs componentize-py into a virtualenv of its own under the cache
+//! directory, which later builds reuse. The user's file imports `weir`; its directory,
+//! and the active virtualenv's site-packages (`VIRTUAL_ENV`), are where its other
+//! imports are found. Only pure-Python packages can be bundled.
 
+use super::{BuildArgs, COMPLETE, Stage, WIT, cache_dir, directory_of, install_into, stderr_of};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Output};
+use std::process::Command;
 
 /// The componentize-py release the SDK is built and tested with.
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
@@ -34,7 +32,7 @@ macro_rules! sdk_file {
     ($path:literal) => {
         (
             $path,
-            include_str!(concat!("../../../guest-sdk/python/", $path)),
+            include_str!(concat!("../../../../guest-sdk/python/", $path)),
         )
     };
 }
@@ -72,53 +70,27 @@ const SDK: &[(&str, &str)] = &[
     sdk_file!("weir/runtime/task_run.py"),
 ];
 
-const WIT: &str = include_str!("../../../wit/weir.wit");
-
-#[derive(clap::Args)]
-pub struct BuildArgs {
-    /// The Python file holding the flows and tasks (`from weir import flow, task`).
-    file: PathBuf,
-    /// The component to write (default: the file's name with `.wasm`).
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// Another directory to find the file's imports in (repeatable); the file's own
-    /// directory and the active virtualenv's site-packages are searched anyway.
-    #[arg(long = "path", value_name = "DIR")]
-    paths: Vec<PathBuf>,
-    /// A componentize-py executable to use instead of the cached one.
-    #[arg(long, env = "WEIR_COMPONENTIZE_PY", value_name = "PATH")]
-    componentize_py: Option<PathBuf>,
-    /// The Python (3.10 or later) that creates the cached virtualenv.
-    #[arg(long, env = "WEIR_PYTHON", default_value = "python3")]
-    python: String,
-    /// Where the virtualenv with componentize-py is kept (default: ~/.cache/weir).
-    #[arg(long, env = "WEIR_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-}
-
-/// `weir build`.
-pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+/// Builds the Python file `args.file` into the component `output`.
+pub(super) fn build(args: &BuildArgs, output: &Path) -> anyhow::Result<()> {
     let file = &args.file;
     let module = module_name(file)?;
     let source =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .with_context(|| format!("cannot find the directory of {}", file.display()))?;
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| file.with_extension("wasm"));
+    let dir = directory_of(file)?;
 
-    let tool = Tool::find(&args)?;
+    let tool = Tool::find(args)?;
     tool.check_syntax(file, &source)?;
 
     let stage = Stage::new()?;
-    stage.write(&module)?;
-    let partial = output.with_extension(format!("wasm.{}.tmp", std::process::id()));
+    let app = app_module(&module);
+    stage.write(
+        SDK.iter()
+            .map(|(path, text)| ((*path).to_owned(), *text))
+            .chain([
+                ("wit/weir.wit".to_owned(), WIT),
+                (format!("{APP_MODULE}.py"), app.as_str()),
+            ]),
+    )?;
     let mut command = tool.command();
     command
         .arg("-d")
@@ -130,37 +102,22 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     for path in &args.paths {
         command.arg("-p").arg(path);
     }
-    command.arg("-o").arg(&partial);
-    let started = std::time::Instant::now();
+    command.arg("-o").arg(output);
     let out = command
         .output()
         .with_context(|| format!("cannot run {}", tool.describe()))?;
     let report =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() || !partial.exists() {
-        let _ = std::fs::remove_file(&partial);
+    // componentize-py shows the file's directory as /1 (the stage is /0): show it as it is.
+    let report = report.replace("File \"/1/", &format!("File \"{}/", dir.display()));
+    if !out.status.success() || !output.exists() {
         bail!("{}", explain_failure(file, &module, &report));
     }
-    std::fs::rename(&partial, &output)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
-    eprintln!(
-        "built {} ({:.1} MB) in {:.1} s",
-        output.display(),
-        size as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The module name of the user's file: its stem, a Python identifier of its own.
 fn module_name(file: &Path) -> anyhow::Result<String> {
-    if file.extension().and_then(|e| e.to_str()) != Some("py") {
-        bail!(
-            "weir build builds a Python file of flows (.py), not {}",
-            file.display()
-        );
-    }
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -201,12 +158,14 @@ fn app_module(module: &str) -> String {
 }
 
 /// The last Python traceback in a report: from "Traceback" to the exception's line.
+/// componentize-py wraps the module's traceback in an `AssertionError: Traceback ...`
+/// of its own; the innermost one is the user's.
 fn python_traceback(report: &str) -> Option<String> {
     let lines: Vec<&str> = report.lines().collect();
     let start = lines
         .iter()
-        .rposition(|l| l.starts_with("Traceback (most recent call last)"))?;
-    let mut out = vec![lines[start]];
+        .rposition(|l| l.contains("Traceback (most recent call last)"))?;
+    let mut out = vec!["Traceback (most recent call last):"];
     for line in &lines[start + 1..] {
         out.push(line);
         if !line.starts_with(' ') && !line.is_empty() {
@@ -259,45 +218,6 @@ fn explain_failure(file: &Path, module: &str, report: &str) -> String {
     )
 }
 
-/// A temporary directory holding the SDK, the WIT world and the app module.
-struct Stage {
-    path: PathBuf,
-}
-
-impl Stage {
-    fn new() -> anyhow::Result<Self> {
-        let path = std::env::temp_dir().join(format!("weir-build-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { path })
-    }
-
-    fn write(&self, module: &str) -> anyhow::Result<()> {
-        let mut files: Vec<(String, &str)> = SDK
-            .iter()
-            .map(|(path, text)| ((*path).to_owned(), *text))
-            .collect();
-        files.push(("wit/weir.wit".into(), WIT));
-        let app = app_module(module);
-        files.push((format!("{APP_MODULE}.py"), app.as_str()));
-        for (path, text) in files {
-            let target = self.path.join(path);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(&target, text)
-                .with_context(|| format!("cannot write {}", target.display()))?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Stage {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 /// How componentize-py is run: a given executable, or the cached virtualenv's Python.
 enum Tool {
     Executable(PathBuf),
@@ -309,13 +229,10 @@ impl Tool {
         if let Some(exe) = &args.componentize_py {
             return Ok(Tool::Executable(exe.clone()));
         }
-        let cache = match &args.cache_dir {
-            Some(dir) => dir.clone(),
-            None => default_cache_dir()?,
-        };
+        let cache = cache_dir(args)?;
         let venv = cache.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
         let python = venv_python(&venv);
-        if venv.join(".complete").exists() && python.exists() {
+        if venv.join(COMPLETE).exists() && python.exists() {
             return Ok(Tool::Venv { python });
         }
         install(&args.python, &cache, &venv)?;
@@ -388,16 +305,6 @@ impl Tool {
     }
 }
 
-fn default_cache_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("weir"));
-    }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".cache/weir")),
-        None => bail!("no cache directory: set WEIR_CACHE_DIR (or HOME)"),
-    }
-}
-
 fn venv_python(venv: &Path) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join("python.exe")
@@ -406,20 +313,16 @@ fn venv_python(venv: &Path) -> PathBuf {
     }
 }
 
-/// Creates the virtualenv with componentize-py, in a directory of its own renamed into
-/// place when complete, so builds running at once never see half of one.
+/// Creates the virtualenv with componentize-py (see [`install_into`]).
 fn install(python: &str, cache: &Path, venv: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(cache)
-        .with_context(|| format!("cannot create the cache directory {}", cache.display()))?;
     eprintln!(
         "weir build: installing componentize-py {COMPONENTIZE_PY_VERSION} into {} (once)",
         venv.display()
     );
-    let partial = cache.join(format!(".venv-{}", uuid::Uuid::now_v7()));
-    let result = (|| {
+    install_into(cache, venv, |partial| {
         let out = Command::new(python)
             .args(["-m", "venv"])
-            .arg(&partial)
+            .arg(partial)
             .output();
         let needs = "weir build needs Python 3.10 or later with its venv module to install \
              componentize-py (Debian: apt-get install python3 python3-venv; or pass --python or \
@@ -431,7 +334,7 @@ fn install(python: &str, cache: &Path, venv: &Path) -> anyhow::Result<()> {
             Ok(out) => bail!("{needs}\n\n`{python} -m venv` said: {}", stderr_of(&out)),
             Err(e) => bail!("{needs}\n\ncannot run `{python}`: {e}"),
         }
-        let out = Command::new(venv_python(&partial))
+        let out = Command::new(venv_python(partial))
             .args([
                 "-m",
                 "pip",
@@ -451,25 +354,8 @@ fn install(python: &str, cache: &Path, venv: &Path) -> anyhow::Result<()> {
                 v = COMPONENTIZE_PY_VERSION
             );
         }
-        std::fs::write(partial.join(".complete"), COMPONENTIZE_PY_VERSION)?;
         Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&partial);
-        return Err(e);
-    }
-    if std::fs::rename(&partial, venv).is_err() {
-        // Another build installed it meanwhile.
-        let _ = std::fs::remove_dir_all(&partial);
-        if !venv.join(".complete").exists() {
-            bail!("cannot move the new virtualenv to {}", venv.display());
-        }
-    }
-    Ok(())
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -479,27 +365,12 @@ mod tests {
     #[test]
     fn every_sdk_file_is_embedded() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/python");
-        let mut on_disk = Vec::new();
-        let mut dirs = vec![root.join("weir")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    if path.file_name().unwrap() != "__pycache__" {
-                        dirs.push(path);
-                    }
-                } else if path.extension().is_some_and(|e| e == "py") {
-                    let relative = path.strip_prefix(&root).unwrap();
-                    on_disk.push(relative.to_string_lossy().replace('\\', "/"));
-                }
-            }
-        }
-        on_disk.sort();
+        let on_disk = super::super::files_on_disk(&root, "weir", &[".py"]);
         let mut embedded: Vec<String> = SDK.iter().map(|(p, _)| (*p).to_owned()).collect();
         embedded.sort();
         assert_eq!(
             on_disk, embedded,
-            "add new SDK files to SDK in cli/build.rs"
+            "add new SDK files to SDK in cli/build/python.rs"
         );
     }
 
@@ -510,8 +381,6 @@ mod tests {
         assert!(e.to_string().contains("not importable"), "{e}");
         let e = module_name(Path::new("weir.py")).unwrap_err();
         assert!(e.to_string().contains("would hide"), "{e}");
-        let e = module_name(Path::new("flows.js")).unwrap_err();
-        assert!(e.to_string().contains("Python file"), "{e}");
     }
 
     #[test]
@@ -523,7 +392,8 @@ mod tests {
         let report = "AssertionError: weir build: flows defines no flow: decorate ...";
         let text = explain_failure(Path::new("flows.py"), "flows", report);
         assert!(text.starts_with("flows defines no flow"), "{text}");
-        let report = "noise\nTraceback (most recent call last):\n  File \"flows.py\", line 3\n    \
+        let report = "noise\nTraceback (most recent call last):\n  File \"<string>\", line 1\n\
+                      AssertionError: Traceback (most recent call last):\n  File \"flows.py\", line 3\n    \
                       x = 1/0\nZeroDivisionError: division by zero\n  0: rust frame\n";
         let text = explain_failure(Path::new("flows.py"), "flows", report);
         assert!(
@@ -531,6 +401,10 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("rust frame"), "{text}");
+        assert!(
+            !text.contains("<string>"),
+            "the wrapper's frame is left out: {text}"
+        );
     }
 
     #[test]
