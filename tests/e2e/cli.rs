@@ -196,8 +196,16 @@ fn the_server_banner_names_its_urls_and_data_and_run_keeps_out_of_its_database()
 #[test]
 fn the_demo_keeps_its_key_and_webhook_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let examples = guest("hello").parent().unwrap().to_owned();
-    let examples = examples.to_str().unwrap();
+    // The Rust examples only: the demo also deploys the Python ones when they are built,
+    // whose compilation is not what this test is about.
+    let built = guest("hello").parent().unwrap().to_owned();
+    let rust_examples = dir.path().join("examples");
+    std::fs::create_dir(&rust_examples).unwrap();
+    for name in ["hello", "etl", "retries", "caching", "subflows"] {
+        let file = format!("{name}.wasm");
+        std::fs::copy(built.join(&file), rust_examples.join(&file)).unwrap();
+    }
+    let examples = rust_examples.to_str().unwrap();
     let env_file = dir.path().join("demo.env");
     let read_env = || {
         let text = std::fs::read_to_string(&env_file).unwrap();

@@ -62,3 +62,29 @@ async fn a_failed_upstream_leaves_downstream_not_ready() {
     assert_eq!(down.state.name, "NotReady");
     assert_eq!(down.run_count, 0, "the downstream body never ran");
 }
+
+/// More flow runs than the pool keeps for flows take the instances task attempts would
+/// use: an attempt that finds the pool full waits for room (instances ending) instead of
+/// failing its task run.
+#[tokio::test]
+async fn task_attempts_wait_for_room_in_a_full_pool() {
+    let limits = weir::model::limits::Limits {
+        max_instances: 8,
+        ..crate::support::test_limits()
+    };
+    let h = crate::support::Harness::with_limits(limits).await;
+    let c = h.load(BASIC).await;
+    // Seven flow runs in a pool of eight, each waiting on a 300 ms task, leave one
+    // instance for seven attempts at once.
+    let runs = (0..7).map(|_| h.run(&c, "ordering_flow", json!({})));
+    let outcomes = futures_util::future::join_all(runs).await;
+    for out in &outcomes {
+        assert_eq!(state_of(out), "COMPLETED/Completed", "{:?}", out.failure);
+        let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+        assert!(tasks.iter().all(|t| t.state.is_completed()), "{tasks:?}");
+    }
+    assert!(
+        h.orch.engine().pool_waits() > 0,
+        "no attempt found the pool full: the test did not test anything"
+    );
+}

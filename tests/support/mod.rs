@@ -49,6 +49,66 @@ pub fn guest(name: &str) -> PathBuf {
     p
 }
 
+/// Builds the Python guests (`examples/python`, `tests/guests/python`) once per test
+/// process with this build's `weir build` (a no-op for those up to date).
+pub fn build_python_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(root().join("scripts/build-python-guests"))
+            .env("WEIR_BIN", env!("CARGO_BIN_EXE_weir"))
+            .status()
+            .expect("run scripts/build-python-guests");
+        assert!(
+            status.success(),
+            "building the Python guest components failed"
+        );
+    });
+}
+
+/// The path of a built Python guest: `python_guest("hello")` (examples/python/hello.py),
+/// `python_guest("guest_basic")` (tests/guests/python/basic.py).
+pub fn python_guest(name: &str) -> PathBuf {
+    build_python_guests();
+    let p = root()
+        .join("target/wasm32-wasip2/release/python")
+        .join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// Builds the JavaScript guests (`examples/js`, `tests/guests/js`) once per test process
+/// with this build's `weir build` (a no-op for those up to date).
+pub fn build_js_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(root().join("scripts/build-js-guests"))
+            .env("WEIR_BIN", env!("CARGO_BIN_EXE_weir"))
+            .status()
+            .expect("run scripts/build-js-guests");
+        assert!(
+            status.success(),
+            "building the JavaScript guest components failed"
+        );
+    });
+}
+
+/// The path of a built JavaScript guest: `js_guest("hello")` (examples/js/hello.js),
+/// `js_guest("guest_basic")` (tests/guests/js/basic.js).
+pub fn js_guest(name: &str) -> PathBuf {
+    build_js_guests();
+    let p = root()
+        .join("target/wasm32-wasip2/release/js")
+        .join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// Where the tests keep compiled Python components between test processes: compiling
+/// one takes seconds, so each test must not do it again in its own directory.
+pub fn shared_compile_cache() -> PathBuf {
+    root().join("target/wasm32-wasip2/release/python/compiled")
+}
+
 /// Limits for tests: small enough that adversarial guests fail fast.
 pub fn test_limits() -> Limits {
     Limits {
@@ -145,6 +205,30 @@ impl Harness {
             orch: Orchestrator::new(engine, store),
             _dir: dir,
         }
+    }
+
+    /// A harness whose engine shares compiled code with other tests (for the large
+    /// Python components).
+    pub async fn shared(limits: Limits) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::new(limits, Some(shared_compile_cache())).expect("engine");
+        let store = open_store(dir.path()).await;
+        Self {
+            orch: Orchestrator::new(engine, store),
+            _dir: dir,
+        }
+    }
+
+    /// Loads a built Python guest (see [`python_guest`]).
+    pub async fn load_python(&self, name: &str) -> Arc<LoadedComponent> {
+        let bytes = std::fs::read(python_guest(name)).expect("read guest");
+        self.orch.engine().load(&bytes).await.expect("load guest")
+    }
+
+    /// Loads a built JavaScript guest (see [`js_guest`]).
+    pub async fn load_js(&self, name: &str) -> Arc<LoadedComponent> {
+        let bytes = std::fs::read(js_guest(name)).expect("read guest");
+        self.orch.engine().load(&bytes).await.expect("load guest")
     }
 
     pub fn store(&self) -> &Store {

@@ -171,7 +171,12 @@ impl Api {
 
     /// Uploads a built guest; returns its digest.
     pub async fn upload(&self, key: &str, guest: &str) -> String {
-        let bytes = std::fs::read(super::guest(guest)).unwrap();
+        self.upload_file(key, &super::guest(guest)).await
+    }
+
+    /// Uploads the component at `path` (a Python or JavaScript guest); returns its digest.
+    pub async fn upload_file(&self, key: &str, path: &std::path::Path) -> String {
+        let bytes = std::fs::read(path).unwrap();
         let (status, body) = send(
             self.req(reqwest::Method::POST, "/api/components", key)
                 .header("content-type", "application/wasm")

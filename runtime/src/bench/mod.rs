@@ -49,7 +49,9 @@ async fn run_in(
             component.display()
         )
     })?;
+    let loading = Instant::now();
     let loaded = orch.engine().load(&bytes).await?;
+    let load_seconds = loading.elapsed().as_secs_f64();
     let flow = |name: &str, params: Value| FlowRequest::new(loaded.clone(), name, params);
     // Warm up as the Prefect side does: one ten-task flow.
     let warm = orch.run_flow(flow("ten", json!({}))).await?;
@@ -98,6 +100,11 @@ async fn run_in(
     if workload == "flows" {
         line.push_str(&format!(" per_flow_ms={:.3}", 1000.0 * seconds / n as f64));
     }
+    // The component's size and its first load (a compilation: the engine's cache is new).
+    line.push_str(&format!(
+        " component_mb={:.1} compile_s={load_seconds:.2}",
+        bytes.len() as f64 / 1e6
+    ));
     if let Some(rss) = peak_rss_mb() {
         line.push_str(&format!(" peak_rss_mb={rss}"));
     }

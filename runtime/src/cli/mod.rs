@@ -1,5 +1,6 @@
 //! The `weir` command line.
 
+pub mod build;
 mod client;
 mod db_lock;
 
@@ -50,6 +51,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build a component from a Python, JavaScript or TypeScript file of flows (`weir build flows.py -o flows.wasm`).
+    Build(build::BuildArgs),
     /// Show a component's manifest: its flows, tasks, parameter schemas and options.
     Inspect {
         component: PathBuf,
@@ -253,6 +256,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Build(args) => tokio::task::block_in_place(|| build::run(args)),
         Command::Inspect { component, json } => inspect(&cli.data_dir, &component, json).await,
         Command::Server {
             addr,

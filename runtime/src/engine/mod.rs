@@ -20,7 +20,7 @@ pub(crate) mod trap;
 use crate::model::limits::Limits;
 use crate::model::manifest::{Definition, Manifest};
 use crate::model::schema::Schema;
-use sandbox::Sandboxed;
+use sandbox::{Exceeded, Sandboxed};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +32,15 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{
     Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
+
+/// Core instance slots in the pool per instance slot: a component made by
+/// componentize-py holds about 14.
+pub const CORE_INSTANCES_PER_INSTANCE: u32 = 20;
+/// The most core instances one component may hold.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 40;
+
+/// How long an instantiation waits for room in a full instance pool before it fails.
+pub const POOL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a component could not be loaded. Each message names the problem for the user.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +130,7 @@ pub struct Engine<W: World> {
     compile_permits: Arc<tokio::sync::Semaphore>,
     compiles: Arc<CompileCounters>,
     ticker_stop: Arc<AtomicBool>,
+    pool_waits: AtomicU64,
 }
 
 /// Compilations of an engine, for metrics and tests.
@@ -189,15 +199,20 @@ impl<W: World> Engine<W> {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<Arc<Self>> {
         let mut pool = PoolingAllocationConfig::new();
         let n = limits.max_instances;
+        // Sized for every instance being a large component: a Rust guest holds a few core
+        // instances, one made by componentize-py about 14 (CPython and its libraries
+        // linked as separate modules) and a few memories and tables. Core-instance slots
+        // are counters, not reserved memory, so a generous count costs nothing; memory
+        // slots are address space only (`memory_reservation` each).
         pool.total_component_instances(n)
-            .total_core_instances(n * 4)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
+            .total_core_instances(n * CORE_INSTANCES_PER_INSTANCE)
+            .total_memories(n * 3)
+            .total_tables(n * 8)
             .total_stacks(n)
             .max_memory_size(limits.memory_bytes)
-            .max_core_instances_per_component(16)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
             .max_memories_per_component(4)
-            .max_tables_per_component(16)
+            .max_tables_per_component(32)
             .max_unused_warm_slots(n.min(100))
             // Reset only what a guest dirtied, with memset rather than page faults: a
             // task attempt is a fresh instance, so slot reuse is the hot path.
@@ -262,6 +277,7 @@ impl<W: World> Engine<W> {
             loading: Mutex::default(),
             compiles: Arc::default(),
             ticker_stop,
+            pool_waits: AtomicU64::new(0),
         }))
     }
 
@@ -427,10 +443,19 @@ impl<W: World> Engine<W> {
                     )));
                 }
             };
-            world
-                .describe(&mut store)
-                .await
-                .map_err(LoadError::Describe)
+            world.describe(&mut store).await.map_err(|e| {
+                // What the guest wrote to stderr (a Python traceback, a Rust panic) says why.
+                let tail = store.data().stderr_tail();
+                if tail.trim().is_empty() {
+                    LoadError::Describe(e)
+                } else {
+                    let first = e.lines().next().unwrap_or_default();
+                    LoadError::Describe(format!(
+                        "{first} The guest wrote:
+{tail}"
+                    ))
+                }
+            })
         };
         tokio::time::timeout(within, describe).await.map_err(|_| {
             LoadError::Describe(format!(
@@ -447,8 +472,14 @@ impl<W: World> Engine<W> {
         state: W::Data,
     ) -> wasmtime::Result<(Store<W::Data>, W)> {
         let mut store = self.store(state);
-        let world = W::instantiate(pre, &mut store).await?;
-        Ok((store, world))
+        match W::instantiate(pre, &mut store).await {
+            Ok(world) => Ok((store, world)),
+            // The server's memory budget, not the guest, refused the instance's memory.
+            Err(e) if store.data().sandbox().limiter.memory_exceeded == Some(Exceeded::Node) => {
+                Err(e.context(BudgetFull(self.limits.memory_budget.limit() >> 20)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A fresh store with Weir's limits applied: memory, handles, CPU time (counted in
@@ -470,14 +501,66 @@ impl<W: World> Engine<W> {
         store
     }
 
-    /// A fresh instance of a loaded component, in a fresh store with Weir's limits.
+    /// A fresh instance of a loaded component, in a fresh store (its data made by
+    /// `state`) with Weir's limits.
+    ///
+    /// When the pool has no room left for it (every slot of some kind, component or core
+    /// instances, memories, tables, is held by live instances), it waits up to
+    /// [`POOL_PATIENCE`] for instances to end, trying again in a fresh store: a full pool
+    /// is load, not an error of the guest, and task attempts are bounded by the
+    /// orchestrator's task slots, so room comes back as they end. The bound matters only
+    /// when flow runs hold every instance while they wait for their tasks: then the
+    /// attempts give up, their flows end, and the pool drains. An instance whose memory
+    /// the server's memory budget cannot take now waits the same way.
     pub(crate) async fn instantiate_component(
         &self,
         component: &LoadedComponent<W>,
-        state: W::Data,
+        state: impl Fn() -> W::Data,
     ) -> wasmtime::Result<(Store<W::Data>, W)> {
-        self.instantiate(&component.pre, state).await
+        let deadline = std::time::Instant::now() + POOL_PATIENCE;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match self.instantiate(&component.pre, state()).await {
+                Err(e)
+                    if (is_pool_full(&e) || is_budget_full(&e))
+                        && std::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::debug!("no room for an instance, waiting {pause:?}: {e:#}");
+                    self.pool_waits.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
     }
+
+    /// How many times an instantiation waited for room in the pool.
+    pub fn pool_waits(&self) -> u64 {
+        self.pool_waits.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether an instantiation failed only because the pooling allocator had no free slot.
+/// An instance refused because the server's memory budget is in use.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the server's memory budget for instances ({0} MiB, shared by every run) is in use; no \
+     instance could start"
+)]
+struct BudgetFull(usize);
+
+fn is_budget_full(e: &wasmtime::Error) -> bool {
+    e.chain()
+        .any(|cause| cause.downcast_ref::<BudgetFull>().is_some())
+}
+
+fn is_pool_full(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+    })
 }
 
 fn digest(bytes: &[u8]) -> String {

@@ -63,7 +63,10 @@ pub fn compile(schema: &Value) -> Result<Schema, String> {
     }
     check_refs_and_patterns(schema)?;
     let expanded_nodes = expanded_size(schema)?;
+    // Formats are checked whatever the draft (2020-12 only annotates them): a parameter
+    // typed as a date-time gets one, not any string; unknown formats pass.
     let validator = jsonschema::options()
+        .should_validate_formats(true)
         .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(MAX_REGEX_PROGRAM))
         .with_format("regex", |text: &str| {
             text.len() <= MAX_PATTERN_CHARS
@@ -328,6 +331,26 @@ mod tests {
         assert!(compile(&remote).unwrap_err().contains("refers outside"));
         let long = json!({"type": "string", "pattern": "a".repeat(2000)});
         assert!(compile(&long).unwrap_err().contains("pattern"));
+    }
+
+    #[test]
+    fn formats_are_checked() {
+        let s = compile(&json!({
+            "type": "object",
+            "properties": {
+                "at": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+                "day": {"type": "string", "format": "date"},
+                "n": {"type": "integer", "format": "uint32"},
+            },
+        }))
+        .unwrap();
+        assert!(
+            s.errors(&json!({"at": "2024-03-01T14:30:00Z", "day": "2024-03-01", "n": 3}))
+                .is_empty()
+        );
+        assert!(s.errors(&json!({"at": null})).is_empty());
+        assert!(!s.errors(&json!({"at": "yesterday"})).is_empty());
+        assert!(!s.errors(&json!({"day": "someday"})).is_empty());
     }
 
     #[test]

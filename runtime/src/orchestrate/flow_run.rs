@@ -464,7 +464,7 @@ impl Orchestrator {
         scope: &Arc<FlowScope>,
         def: &Definition,
     ) -> (State, Option<String>, Option<Failure>) {
-        let host = HostState::new(&scope.limits, Some(scope.clone()), None);
+        let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
         let (mut store, world) = match self
             .engine
             .instantiate_component(&scope.component, host)
@@ -696,6 +696,9 @@ impl Orchestrator {
         &self,
         flow_run_id: &str,
     ) -> Result<HashMap<i64, Recorded>, StoreError> {
+        // The records of the execution that just ended may still be in the writer's
+        // queue (a retry without delay starts at once): replay must see them all.
+        self.store.flush().await?;
         let mut out = HashMap::new();
         for t in self.store.task_runs(flow_run_id).await? {
             let (Some(position), true) = (t.position, t.state.is_completed()) else {

@@ -27,7 +27,7 @@ pub(crate) async fn run(
 ) {
     let orch = &scope.orch;
     let _slot = orch.task_slots.acquire(&scope.holder()).await;
-    let host = HostState::new(&scope.limits, Some(scope.clone()), None);
+    let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
     let event = wit::StateEvent {
         kind,
         name: name.to_owned(),
@@ -72,7 +72,7 @@ pub(crate) async fn retry_condition(
 ) -> bool {
     let orch = &scope.orch;
     let _slot = orch.task_slots.acquire(&scope.holder()).await;
-    let host = HostState::new(&scope.limits, Some(scope.clone()), None);
+    let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
     let result = async {
         let (mut store, world) = orch
             .engine

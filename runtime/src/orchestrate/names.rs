@@ -180,6 +180,12 @@ pub fn generate() -> String {
 
 /// Fills `{name}` (or `{name.field}`) placeholders from the parameters. Strings are
 /// inserted bare, other values as JSON; unknown placeholders are left as written.
+///
+/// A placeholder may carry a format spec, as in Python's `str.format`
+/// (Prefect's `flow_run_name="{name}-on-{date:%A}"`): a date or date-time parameter
+/// (RFC 3339 text) is formatted with the spec as a `strftime` pattern; a number takes
+/// `.Nf` (N decimals), `d`, and a width with `0` fill (`03d`, `08.2f`). Any other spec
+/// leaves the value as it would be without one.
 pub fn render(template: &str, params: &Value) -> String {
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
@@ -188,13 +194,16 @@ pub fn render(template: &str, params: &Value) -> String {
         let after = &rest[open + 1..];
         match after.find('}') {
             Some(close) => {
-                let key = &after[..close];
+                let inside = &after[..close];
+                let (key, spec) = match inside.split_once(':') {
+                    Some((key, spec)) => (key, Some(spec)),
+                    None => (inside, None),
+                };
                 match lookup(params, key) {
-                    Some(Value::String(s)) => out.push_str(s),
-                    Some(v) => out.push_str(&v.to_string()),
+                    Some(v) => out.push_str(&formatted(v, spec)),
                     None => {
                         out.push('{');
-                        out.push_str(key);
+                        out.push_str(inside);
                         out.push('}');
                     }
                 }
@@ -208,6 +217,74 @@ pub fn render(template: &str, params: &Value) -> String {
     }
     out.push_str(rest);
     out
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// A value with a Python-style format spec applied (see [`render`]).
+fn formatted(v: &Value, spec: Option<&str>) -> String {
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return plain(v);
+    };
+    match v {
+        Value::String(s) if spec.contains('%') => format_date(s, spec).unwrap_or_else(|| s.clone()),
+        Value::Number(n) => format_number(n, spec).unwrap_or_else(|| n.to_string()),
+        v => plain(v),
+    }
+}
+
+fn format_date(text: &str, pattern: &str) -> Option<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        write!(out, "{}", t.format(pattern)).ok()?;
+    } else if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        write!(out, "{}", t.format(pattern)).ok()?;
+    } else if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        write!(out, "{}", d.format(pattern)).ok()?;
+    } else {
+        return None;
+    }
+    Some(out)
+}
+
+fn format_number(n: &serde_json::Number, spec: &str) -> Option<String> {
+    let (body, kind) = match spec.chars().last()? {
+        c @ ('d' | 'f') => (&spec[..spec.len() - 1], c),
+        _ => return None,
+    };
+    let (width, precision) = match body.split_once('.') {
+        Some((w, p)) => (w, Some(p.parse::<usize>().ok()?)),
+        None => (body, None),
+    };
+    let width = width.strip_prefix('>').unwrap_or(width);
+    let zero = width.starts_with('0');
+    let width: usize = if width.is_empty() {
+        0
+    } else {
+        width.parse().ok()?
+    };
+    let digits = match kind {
+        'd' => n.as_i64().map(|i| i.to_string())?,
+        _ => format!("{:.*}", precision.unwrap_or(6), n.as_f64()?),
+    };
+    Some(if zero {
+        let (sign, magnitude) = match digits.strip_prefix('-') {
+            Some(m) => ("-", m),
+            None => ("", digits.as_str()),
+        };
+        format!(
+            "{sign}{magnitude:0>w$}",
+            w = width.saturating_sub(sign.len())
+        )
+    } else {
+        format!("{digits:>width$}")
+    })
 }
 
 fn lookup<'a>(params: &'a Value, path: &str) -> Option<&'a Value> {
@@ -237,5 +314,21 @@ mod tests {
         assert_eq!(render("add-{x}-{name}", &p), "add-1-ada");
         assert_eq!(render("{cfg.env}/{missing}", &p), "prod/{missing}");
         assert_eq!(render("open {brace", &p), "open {brace");
+    }
+
+    #[test]
+    fn templates_take_python_format_specs() {
+        let p = json!({"date": "2024-03-01T10:00:00Z", "day": "2024-03-02", "n": 7, "x": 2.5,
+                       "local": "2024-03-04T09:30:00"});
+        assert_eq!(render("{date:%A}", &p), "Friday");
+        assert_eq!(render("{day:%d %B}", &p), "02 March");
+        assert_eq!(render("{local:%H:%M}", &p), "09:30");
+        assert_eq!(
+            render("run-{n:03d}-{x:.2f}-{x:07.3f}", &p),
+            "run-007-2.50-002.500"
+        );
+        assert_eq!(render("{n:>4d}|{n:x}|{n:}", &p), "   7|7|7");
+        assert_eq!(render("{missing:%A}", &p), "{missing:%A}");
+        assert_eq!(render("{n:%A}", &p), "7");
     }
 }

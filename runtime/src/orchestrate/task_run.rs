@@ -461,8 +461,7 @@ impl TaskRun {
             log_prints: self.def.options.log_prints,
             nesting: self.nesting,
         });
-        let mut state = HostState::new(&scope.limits, Some(scope.clone()), Some(task));
-        state.slot = Some(slot);
+        let state = || HostState::new(&scope.limits, Some(scope.clone()), Some(task.clone()));
         let (mut store, world) = match orch
             .engine
             .instantiate_component(&scope.component, state)
@@ -479,6 +478,7 @@ impl TaskRun {
                 );
             }
         };
+        store.data_mut().slot = Some(slot);
         let arguments = arguments.to_owned();
         let call = world
             .weir_flow_guest()

@@ -26,6 +26,16 @@ const DEPLOYMENTS: &[(&str, &str, &str, &str)] = &[
     ("retries", "retries", "retries", "{}"),
     ("caching", "caching", "caching", r#"{"x": 3}"#),
     ("subflows", "subflows", "parent", "{}"),
+    // The same examples in Python (examples/python, built by scripts/build-python-guests
+    // into python/ beside the Rust ones); deployed when they were built.
+    ("python/hello", "hello-py", "hello", "{}"),
+    ("python/etl", "etl-py", "etl", "{}"),
+    ("python/retries", "retries-py", "retries", "{}"),
+    ("python/caching", "caching-py", "caching", r#"{"x": 3}"#),
+    ("python/subflows", "subflows-py", "parent", "{}"),
+    // And in JavaScript (examples/js, built by scripts/build-js-guests into js/).
+    ("js/hello", "hello-js", "hello", "{}"),
+    ("js/etl", "etl-js", "etl", "{}"),
 ];
 
 /// What a user needs to try the demo.
@@ -159,6 +169,20 @@ pub async fn setup(server: &Server, examples: &Path, env_file: &Path) -> anyhow:
     let mut hello_webhook = String::new();
     for (file, name, flow, defaults) in DEPLOYMENTS {
         let path = examples.join(format!("{file}.wasm"));
+        let script = if file.starts_with("python/") {
+            Some("scripts/build-python-guests")
+        } else if file.starts_with("js/") {
+            Some("scripts/build-js-guests")
+        } else {
+            None
+        };
+        if let Some(script) = script.filter(|_| !path.exists()) {
+            println!(
+                "{} was not built ({script}): `{name}` is not deployed",
+                path.display()
+            );
+            continue;
+        }
         let bytes = std::fs::read(&path).with_context(|| {
             format!("cannot read {} (run scripts/build-guests)", path.display())
         })?;

@@ -1,0 +1,298 @@
+// TypeScript types of Weir's JavaScript SDK (`import { flow, task } from "weir"`).
+
+/** JSON values: what crosses to the host as parameters and results. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A JSON Schema (an object), as given in `parameters` and `waitForInput`. */
+export type JsonSchema = { [key: string]: unknown };
+
+/** Prefect's state types. */
+export declare const StateType: {
+  readonly SCHEDULED: "SCHEDULED";
+  readonly PENDING: "PENDING";
+  readonly RUNNING: "RUNNING";
+  readonly PAUSED: "PAUSED";
+  readonly COMPLETED: "COMPLETED";
+  readonly FAILED: "FAILED";
+  readonly CANCELLING: "CANCELLING";
+  readonly CANCELLED: "CANCELLED";
+  readonly CRASHED: "CRASHED";
+};
+export type StateType = (typeof StateType)[keyof typeof StateType];
+
+/** Why a run failed, as the host reports it. */
+export interface Failure {
+  kind: string;
+  message: string;
+  retryable: boolean | null;
+  details: unknown;
+}
+
+/** A run's state: a task run's or flow run's outcome, or one a flow returns to choose its own. */
+export declare class State<T = unknown> {
+  readonly type: StateType;
+  /** A sub-state ("Cached", "Retrying", "TimedOut") or a user's name ("Skipped"). */
+  readonly name: string;
+  readonly message: string | null;
+  readonly data: T | undefined;
+  readonly failure: Failure | null;
+  /** The task run's (or subflow run's) id. */
+  readonly runId: string | null;
+  isScheduled(): boolean;
+  isPending(): boolean;
+  isRunning(): boolean;
+  isPaused(): boolean;
+  isCompleted(): boolean;
+  isFailed(): boolean;
+  isCancelling(): boolean;
+  isCancelled(): boolean;
+  isCrashed(): boolean;
+  isFinal(): boolean;
+  /** The value; throws for a run that did not complete (or returns the error). */
+  result(options?: { raiseOnFailure?: true }): T;
+  result(options: { raiseOnFailure: false }): T | Error;
+}
+
+/** The error `State.result()` throws for a run that did not complete. */
+export declare class FailedRun extends Error {
+  readonly state: State;
+}
+
+export interface StateOptions<T = unknown> {
+  message?: string;
+  name?: string;
+  data?: T;
+}
+/** `return Completed({ message: "nothing to do", name: "Skipped" })` */
+export declare function Completed<T = unknown>(options?: StateOptions<T>): State<T>;
+/** `return Failed({ message: "..." })`: the flow run fails without an exception. */
+export declare function Failed<T = unknown>(options?: StateOptions<T>): State<T>;
+export declare function Cancelled<T = unknown>(options?: StateOptions<T>): State<T>;
+export declare function Crashed<T = unknown>(options?: StateOptions<T>): State<T>;
+export declare function Pending<T = unknown>(options?: StateOptions<T>): State<T>;
+export declare function Running<T = unknown>(options?: StateOptions<T>): State<T>;
+export declare function Scheduled<T = unknown>(options?: StateOptions<T>): State<T>;
+
+/** A cache policy: `INPUTS` or `NONE`. */
+export declare class CachePolicy {
+  readonly name: string;
+}
+/** Results keyed by the component, the task and its inputs. */
+export declare const INPUTS: CachePolicy;
+/** Never cached (the default). */
+export declare const NONE: CachePolicy;
+
+/** Retry delays that double: `backoffFactor * 2 ** n` seconds. */
+export declare function exponentialBackoff(backoffFactor: number): (retries: number) => number[];
+
+/** The run a hook or a retry condition is about. */
+export interface RunInfo {
+  id?: string;
+  name: string;
+  parameters?: Record<string, Json>;
+  runCount?: number;
+  state?: State;
+}
+
+export type Hook<Item> = (item: Item, run: RunInfo, state: State) => void | Promise<void>;
+
+/** Options shared by flows and tasks (Prefect's decorator arguments, in camelCase). */
+export interface CommonOptions<Item> {
+  /** The name the host knows it by (default: the function's name; `myFlow` is `my-flow` for flows). */
+  name?: string;
+  description?: string;
+  version?: string;
+  tags?: string[];
+  retries?: number;
+  /** Seconds before each retry: one number, one per retry (the last repeats), or `exponentialBackoff(f)`. */
+  retryDelaySeconds?: number | number[] | ((retries: number) => number[]);
+  retryJitterFactor?: number;
+  timeoutSeconds?: number;
+  persistResult?: boolean;
+  /** Log what `console.log` prints at INFO (a flow's covers the tasks it calls). */
+  logPrints?: boolean;
+  onCompletion?: Hook<Item> | Hook<Item>[];
+  onFailure?: Hook<Item> | Hook<Item>[];
+  /** Run in the run's instance when it starts. */
+  onRunning?: Hook<Item> | Hook<Item>[];
+  /** A JSON Schema per parameter, by name: the host checks and coerces parameters against them. */
+  parameters?: Record<string, JsonSchema>;
+}
+
+export interface TaskOptions extends CommonOptions<Task<any[], unknown>> {
+  /** Decides whether a failed attempt is retried. */
+  retryConditionFn?: (task: Task<any[], unknown>, taskRun: RunInfo, state: State) => boolean;
+  cachePolicy?: CachePolicy;
+  /** A cache key from the call's parameters (`taskInputHash`); `null` does not cache. */
+  cacheKeyFn?: (context: { task: Task<any[], unknown> }, parameters: Record<string, Json>) => string | null | undefined;
+  /** Seconds a cached result stays valid. */
+  cacheExpiration?: number;
+  refreshCache?: boolean;
+  /** A template over the parameters: "extract-page-{page}". */
+  taskRunName?: string;
+}
+
+export interface FlowOptions extends CommonOptions<Flow<any[], unknown>> {
+  /** A template over the parameters: "greet-{name}" (format specs such as "{date:%A}" too). */
+  flowRunName?: string;
+  /** `false`: the host does not check the parameters against `parameters`. */
+  validateParameters?: boolean;
+  onCancellation?: Hook<Flow<any[], unknown>> | Hook<Flow<any[], unknown>>[];
+  onCrashed?: Hook<Flow<any[], unknown>> | Hook<Flow<any[], unknown>>[];
+}
+
+type Awaited2<T> = T extends PromiseLike<infer U> ? U : T;
+
+/** A submitted task run (Prefect's `PrefectFuture`). */
+export declare class TaskFuture<T = unknown> {
+  readonly taskName: string;
+  readonly taskRunId: string | null;
+  /** Waits until the task run is final; returns its state. */
+  wait(): State<T>;
+  readonly state: State<T>;
+  /** The value (waits for it); throws when the run did not complete. */
+  result(options?: { raiseOnFailure?: boolean }): T;
+}
+
+/** The futures of a map. */
+export declare class TaskFutureList<T = unknown> extends Array<TaskFuture<T>> {
+  wait(): void;
+  result(options?: { raiseOnFailure?: boolean }): T[];
+}
+
+/** An argument that may be a future or a state of an upstream run (resolved, and waited for). */
+export type Arg<T> = T | TaskFuture<T> | State<T>;
+/** A map argument: an array (one run per element), or `unmapped(value)` for every run. */
+export type MapArg<T> = T[] | Unmapped<T>;
+
+export interface CallOptions {
+  /** Runs that must be final first (`allowFailure(f)`: even if it failed). */
+  waitFor?: Array<TaskFuture | State | AllowFailure>;
+}
+
+/** A task: calling it inside a flow runs it through the host and returns its value. */
+export interface Task<A extends unknown[], R> {
+  (...args: { [K in keyof A]: Arg<A[K]> }): Awaited2<R>;
+  /** Starts a task run concurrently with the flow. */
+  submit(...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited2<R>>;
+  /** One task run per element of the array arguments. */
+  map(...args: { [K in keyof A]: MapArg<A[K]> | A[K] }): TaskFutureList<Awaited2<R>>;
+  /** Call options: `t.with({ waitFor: [f] }).submit(x)`; `returnState` gives states, not values. */
+  with(options: CallOptions & { returnState: true }): {
+    call(...args: { [K in keyof A]: Arg<A[K]> }): State<Awaited2<R>>;
+    submit(...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited2<R>>;
+    map(...args: { [K in keyof A]: MapArg<A[K]> | A[K] }): TaskFutureList<Awaited2<R>>;
+  };
+  with(options: CallOptions & { returnState?: false }): {
+    call(...args: { [K in keyof A]: Arg<A[K]> }): Awaited2<R>;
+    submit(...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited2<R>>;
+    map(...args: { [K in keyof A]: MapArg<A[K]> | A[K] }): TaskFutureList<Awaited2<R>>;
+  };
+  readonly fn: (...args: A) => R;
+}
+
+/** A flow: calling it inside another flow is a subflow run. */
+export interface Flow<A extends unknown[], R> {
+  (...args: { [K in keyof A]: Arg<A[K]> }): Awaited2<R>;
+  with(options: { returnState: true }): { call(...args: A): State<Awaited2<R>> };
+  readonly fn: (...args: A) => R;
+}
+
+/** Declares a task: `task({ name: "extract", retries: 2 }, (page: number) => ...)`. */
+export declare function task<A extends unknown[], R>(options: TaskOptions, fn: (...args: A) => R): Task<A, R>;
+export declare function task<A extends unknown[], R>(fn: (...args: A) => R): Task<A, R>;
+
+/** Declares a flow: `flow({ name: "etl", retries: 1 }, (n = 5) => ...)`. */
+export declare function flow<A extends unknown[], R>(options: FlowOptions, fn: (...args: A) => R): Flow<A, R>;
+export declare function flow<A extends unknown[], R>(fn: (...args: A) => R): Flow<A, R>;
+
+/** Prefect's flow name for a function name: `myFlow` is `my-flow`. */
+export declare function flowName(fnName: string): string;
+
+export declare class Unmapped<T = unknown> {
+  readonly value: T;
+}
+/** `task.map(items, unmapped(factor))`: `factor` goes to every run. */
+export declare function unmapped<T>(value: T): Unmapped<T>;
+
+export declare class AllowFailure<T = unknown> {
+  readonly value: T;
+}
+/** `waitFor: [allowFailure(future)]`: run even if that run failed. */
+export declare function allowFailure<T>(value: T): AllowFailure<T>;
+
+/** A cache key from the task and its inputs (Prefect's `task_input_hash`). */
+export declare function taskInputHash(context: { task: Task<any[], unknown> }, parameters: Record<string, Json>): string;
+
+export interface RunLogger {
+  debug(...message: unknown[]): void;
+  info(...message: unknown[]): void;
+  warning(...message: unknown[]): void;
+  warn(...message: unknown[]): void;
+  error(...message: unknown[]): void;
+  critical(...message: unknown[]): void;
+}
+/** The run logger (Prefect's `get_run_logger()`). */
+export declare function getRunLogger(): RunLogger;
+
+export interface ArtifactOptions {
+  /** Groups versions of one artifact (lowercase letters, digits and dashes). */
+  key?: string;
+  description?: string;
+}
+/** Each returns the artifact's id (`null` outside a run). */
+export declare function createMarkdownArtifact(markdown: string, options?: ArtifactOptions): string | null;
+export declare function createTableArtifact(table: Array<Record<string, Json>> | Json[][], options?: ArtifactOptions): string | null;
+export declare function createLinkArtifact(link: string, options?: ArtifactOptions & { linkText?: string }): string | null;
+export declare function createProgressArtifact(progress: number, options?: ArtifactOptions): string | null;
+export declare function updateProgressArtifact(artifactId: string, progress: number): void;
+
+/** Workspace variables. */
+export declare const Variable: {
+  get<T extends Json = Json>(name: string, defaultValue?: T | null): T | null;
+};
+/** Workspace secrets: `Secret.load("token").get()`. */
+export declare const Secret: {
+  load(name: string): { get(): string };
+};
+
+export interface FlowRunContext {
+  readonly id: string | null;
+  readonly name: string | null;
+  readonly flowName: string | null;
+  readonly parameters: Record<string, Json>;
+  readonly tags: string[];
+  readonly parentFlowRunId: string | null;
+  readonly scheduledStartTime: string | null;
+}
+export interface TaskRunContext {
+  readonly id: string | null;
+  readonly name: string | null;
+  readonly taskName: string | null;
+  /** 1 for the first attempt. */
+  readonly runCount: number;
+  readonly tags: string[];
+}
+export declare const flowRun: FlowRunContext;
+export declare const taskRun: TaskRunContext;
+/** The run context (Prefect's `prefect.runtime`). */
+export declare const runtime: { readonly flowRun: FlowRunContext; readonly taskRun: TaskRunContext };
+
+export interface PauseOptions {
+  /** Seconds to wait for a resume (default 3600); past them the run fails. */
+  timeout?: number;
+  key?: string;
+  description?: string;
+  /** A JSON Schema the resume's input must match; the input is returned. */
+  waitForInput?: JsonSchema;
+}
+/** Pauses the flow run until it is resumed; returns the resume's input. */
+export declare function pauseFlowRun<T = Json>(options?: PauseOptions): T;
+/** Suspends the flow run (its instance is released; the run replays on resume). */
+export declare function suspendFlowRun<T = Json>(options?: PauseOptions): T;
+
+/** Creates a run of a deployment of the workspace; returns the new flow run's id. */
+export declare function runDeployment(
+  name: string,
+  options?: { parameters?: Record<string, Json>; scheduledTime?: Date | string },
+): string;

@@ -1,0 +1,1 @@
+"""Blocks (Prefect's ``prefect.blocks``): only secrets, in ``weir.blocks.system``."""

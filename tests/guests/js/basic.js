@@ -1,0 +1,178 @@
+// The JavaScript test guest: one flow per behaviour the end-to-end tests check (states,
+// retries and their delays, maps, caching, subflows, futures, artifacts, logs, the
+// runtime, async code, and hostile code).
+import {
+  flow, task, unmapped, allowFailure, exponentialBackoff, taskInputHash, INPUTS, Completed, Failed,
+  getRunLogger, createMarkdownArtifact, createTableArtifact, createLinkArtifact, createProgressArtifact,
+  updateProgressArtifact, Variable, Secret, runtime,
+} from "weir";
+
+// States and final-state rules.
+
+export const skipped = flow({ name: "skipped" }, () => Completed({ message: "nothing to do", name: "Skipped" }));
+
+export const raises = flow({ name: "raises" }, (word = "bad input") => {
+  throw new TypeError(word);
+});
+
+export const failedState = flow({ name: "failed-state" }, () => Failed({ message: "chose to fail" }));
+
+const failIf = task({ name: "fail_if" }, (fail, label) => {
+  if (fail) throw new Error(`${label} failed`);
+  return label;
+});
+
+// A handled task failure does not fail the flow.
+export const handled = flow({ name: "handled" }, () => {
+  const state = failIf.with({ returnState: true }).call(true, "first");
+  return state.isFailed() ? "recovered" : "unexpected";
+});
+
+// Retries.
+
+const flaky = task({ name: "flaky", retries: 3, retryDelaySeconds: [0.2, 0.4] }, (failTimes) => {
+  const attempt = runtime.taskRun.runCount;
+  if (attempt <= failTimes) throw new Error(`attempt ${attempt} failed`);
+  return attempt;
+});
+
+export const retryFlow = flow({ name: "retry-flow", parameters: { fail_times: { type: "integer" } } },
+  (fail_times) => flaky(fail_times));
+
+const picky = task({
+  name: "picky",
+  retries: 3,
+  retryDelaySeconds: exponentialBackoff(0.01),
+  retryConditionFn: (t, run, state) => state.message.includes("transient"),
+}, (kind) => {
+  throw new Error(`${kind} trouble`);
+});
+
+export const retryConditionFlow = flow({ name: "retry-condition-flow" }, (kind) => picky(kind));
+
+// Caching.
+
+const square = task({ name: "square", cachePolicy: INPUTS, cacheExpiration: 3600 }, (x) => {
+  getRunLogger().info(`computing square(${x})`);
+  return x * x;
+});
+
+const keyed = task({ name: "keyed", cacheKeyFn: taskInputHash }, (x) => {
+  getRunLogger().info(`computing keyed(${x})`);
+  return x + 100;
+});
+
+export const cached = flow({ name: "cached" }, (x) => [square(x), square(x), keyed(x), keyed(x)]);
+
+// Maps and futures.
+
+const double = task({ name: "double" }, (x) => 2 * x);
+const add = task({ name: "add" }, (x, y) => x + y);
+
+export const mapFlow = flow({ name: "map-flow", parameters: { n: { type: "integer" } } },
+  (n) => double.map([...Array(n).keys()]).result().reduce((a, b) => a + b, 0));
+
+export const futuresFlow = flow({ name: "futures-flow" }, () => {
+  const a = double.submit(3);
+  const b = add.submit(a, 10); // a future as an argument is resolved
+  const c = add.with({ waitFor: [b] }).submit(1, 1);
+  const mapped = add.map([1, 2, 3], unmapped(100));
+  const failed = failIf.submit(true, "upstream");
+  const after = add.with({ waitFor: [allowFailure(failed)] }).submit(5, 5);
+  const blocked = add.submit(failed, 1);
+  return {
+    b: b.result(),
+    c: c.result(),
+    mapped: mapped.result(),
+    after: after.result(),
+    failed: failed.state.isFailed(),
+    blocked: blocked.state.type,
+    state: a.state.name,
+  };
+});
+
+// Subflows.
+
+export const child = flow({ name: "child", flowRunName: "child-{name}" }, (name) => `hello ${name}`);
+
+export const parent = flow({ name: "parent" }, (names) => names.map((name) => child(name)));
+
+// Artifacts, logs, prints, variables, secrets, runtime.
+
+const shout = task({ name: "shout", logPrints: true }, (word) => {
+  console.log(`SHOUT ${word.toUpperCase()}`);
+  return word.toUpperCase();
+});
+
+export const reporting = flow({ name: "reporting", logPrints: true, flowRunName: "reporting-{day}" }, (day = "monday") => {
+  const logger = getRunLogger();
+  logger.info(`info from ${runtime.flowRun.flowName}`);
+  logger.warning("a warning");
+  console.log("printed by the flow");
+  shout("hey");
+  createMarkdownArtifact("# Report\n\nAll good.", { key: "js-report", description: "A report" });
+  createTableArtifact([{ a: 1, b: 2 }, { a: 3, b: 4 }], { key: "js-table" });
+  createLinkArtifact("https://example.com", { linkText: "Example", key: "js-link" });
+  const progress = createProgressArtifact(10, { key: "js-progress" });
+  updateProgressArtifact(progress, 100);
+  let secret;
+  try {
+    secret = Secret.load("missing").get();
+  } catch (error) {
+    secret = error.message;
+  }
+  return {
+    name: runtime.flowRun.name,
+    flow: runtime.flowRun.flowName,
+    parameters: runtime.flowRun.parameters,
+    variable: Variable.get("greeting", "no variable"),
+    secret,
+  };
+});
+
+// Async code.
+
+const asyncDouble = task({ name: "async_double" }, async (x) => {
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  return 2 * x;
+});
+
+export const asyncFlow = flow({ name: "async-flow" }, async (x) => {
+  const first = await asyncDouble(x);
+  await null;
+  const second = await asyncDouble(first);
+  return second + 1;
+});
+
+// Timeouts.
+
+const spin = task({ name: "spin", timeoutSeconds: 0.5 }, () => {
+  for (;;) {
+    // Spins until the host stops it.
+  }
+});
+
+export const timeoutFlow = flow({ name: "timeout-flow" }, () => spin());
+
+// Hostile code: each fails its own run only.
+
+export const steady = flow({ name: "steady" }, (n) => double.map([...Array(n).keys()]).result().reduce((a, b) => a + b, 0));
+
+export const infiniteLoop = flow({ name: "infinite-loop" }, () => {
+  let i = 0;
+  for (;;) i++;
+});
+
+export const memoryBomb = flow({ name: "memory-bomb" }, () => {
+  const hog = [];
+  for (;;) hog.push(new Array(1 << 20).fill(7));
+});
+
+export const deepRecursion = flow({ name: "deep-recursion" }, () => {
+  const down = (n) => down(n + 1) + 1;
+  return down(0);
+});
+
+const huge = task({ name: "huge" }, (megabytes) => "x".repeat(megabytes * 1024 * 1024));
+
+export const hugeResult = flow({ name: "huge-result" }, (megabytes) => huge(megabytes).length);
