@@ -553,7 +553,12 @@ async fn hostile_a_memory_bomb_hits_the_memory_limit() {
     fails_with(
         "memory-bomb",
         json!({}),
-        &["MemoryError: out of memory", "memory limit of 64 MiB"],
+        // The server's budget may run out first when other tests' instances hold much of it.
+        &[
+            "MemoryError: out of memory",
+            "memory limit of 64 MiB",
+            "memory budget",
+        ],
     )
     .await;
 }

@@ -478,6 +478,7 @@ impl TaskRun {
                 );
             }
         };
+        // The slot goes with the instance (made once; a full pool may make several stores).
         store.data_mut().slot = Some(slot);
         let arguments = arguments.to_owned();
         let call = world

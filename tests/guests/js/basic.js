@@ -163,9 +163,11 @@ export const infiniteLoop = flow({ name: "infinite-loop" }, () => {
   for (;;) i++;
 });
 
+// Typed arrays grow the linear memory in big steps: the limit is reached in a few
+// milliseconds of CPU, not after the collector thrashes over millions of small objects.
 export const memoryBomb = flow({ name: "memory-bomb" }, () => {
   const hog = [];
-  for (;;) hog.push(new Array(1 << 20).fill(7));
+  for (;;) hog.push(new Uint8Array(4 << 20).fill(7));
 });
 
 export const deepRecursion = flow({ name: "deep-recursion" }, () => {
