@@ -28,6 +28,7 @@ mod pages;
 mod params;
 mod pauses;
 mod python;
+mod quotas;
 mod races;
 mod replay;
 mod retries;

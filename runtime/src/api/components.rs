@@ -36,6 +36,7 @@ impl From<ComponentRecord> for Component {
 #[utoipa::path(post, path = "/api/components", tag = "components", security(("bearer" = [])),
     request_body(content = inline(String), content_type = "application/wasm", description = "The component's .wasm bytes"),
     responses((status = 201, body = Component), (status = 200, body = Component, description = "Uploaded before"),
+              (status = 403, body = super::Problem, description = "The workspace holds as many components as its quota"),
               (status = 413, body = super::Problem), (status = 415, body = super::Problem),
               (status = 503, body = super::Problem, description = "Too many uploads at once; retry after Retry-After"),
               (status = 422, body = super::Problem, description = "Not a component of the weir:flow world")))]
@@ -97,6 +98,7 @@ pub(crate) async fn add_component(
         ));
     }
     let loading = state.uploads.load(&received).await?;
+
     let bytes = &loading.bytes;
     let loaded = state
         .executor
@@ -104,6 +106,15 @@ pub(crate) async fn add_component(
         .load(bytes)
         .await
         .map_err(|e| ApiError::invalid("Not a Weir component", vec![e.to_string()]))?;
+    // The same bytes again are no new component, whatever the quota.
+    if state
+        .store()
+        .workspace_component(workspace_id, &loaded.digest)
+        .await?
+        .is_none()
+    {
+        super::quotas::check_components(state, workspace_id).await?;
+    }
     received
         .keep_as(&state.executor.component_path(&loaded.digest))
         .await

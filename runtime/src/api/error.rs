@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 403: a form from another site, or without the session's security token.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the workspace is over a quota the admin set (components, storage).
+    #[error("{0}")]
+    Quota(String),
     /// 404: no such object in the caller's workspace.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -85,6 +88,7 @@ impl ApiError {
             Self::BadRequest(d) => (StatusCode::BAD_REQUEST, "Bad request", d.clone(), vec![]),
             Self::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "Unauthorized", d.clone(), vec![]),
             Self::Forbidden(d) => (StatusCode::FORBIDDEN, "Forbidden", d.clone(), vec![]),
+            Self::Quota(d) => (StatusCode::FORBIDDEN, "Quota exceeded", d.clone(), vec![]),
             Self::NotFound(what) | Self::UnknownToken(what) => (
                 StatusCode::NOT_FOUND,
                 "Not found",

@@ -10,6 +10,7 @@ mod health;
 mod openapi;
 pub(crate) mod page;
 pub(crate) mod pools;
+mod quotas;
 pub mod rate;
 mod runs;
 pub(crate) mod schedules;
@@ -109,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(workspaces::create_key, workspaces::list_keys))
         .routes(routes!(workspaces::revoke_key))
         .routes(routes!(workspaces::admin_create_key))
+        .routes(routes!(quotas::get_quotas, quotas::put_quotas))
+        .routes(routes!(quotas::usage))
         .routes(routes!(components::upload, components::list))
         .routes(routes!(components::get, components::delete))
         .routes(routes!(deployments::create, deployments::list))

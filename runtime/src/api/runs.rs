@@ -171,6 +171,7 @@ impl From<TriggerError> for ApiError {
                 ApiError::invalid("Invalid parameters", errors)
             }
             TriggerError::Invalid(msg) => ApiError::invalid("Invalid run", vec![msg]),
+            TriggerError::Quota(msg) => ApiError::Quota(msg),
             TriggerError::Unavailable(u) => ApiError::Unavailable {
                 detail: format!("the run cannot be stored now: {}", u.reason),
                 retry_after: u.retry_after,
@@ -184,6 +185,7 @@ impl From<TriggerError> for ApiError {
 #[utoipa::path(post, path = "/api/deployments/{id}/runs", tag = "runs", security(("bearer" = [])),
     params(("id" = String, Path, description = "The deployment's id or name")), request_body = Option<CreateRun>,
     responses((status = 201, body = FlowRun), (status = 200, body = FlowRun, description = "The run of this idempotency key"),
+              (status = 403, body = super::Problem, description = "The workspace is over a quota"),
               (status = 404, body = super::Problem), (status = 409, body = super::Problem),
               (status = 422, body = super::Problem),
               (status = 503, body = super::Problem, description = "The run cannot be stored now (see Retry-After); none was created")))]

@@ -31,6 +31,7 @@ const DELIVERY_HEADERS: [&str; 2] = ["idempotency-key", "x-github-delivery"];
         description = "A delivery id (or X-GitHub-Delivery): a repeat returns the first run")),
     request_body(content = Option<Object>, description = "The run's parameters (a JSON object; none: no parameters)"),
     responses((status = 202, body = Accepted), (status = 401, body = super::Problem),
+              (status = 403, body = super::Problem, description = "The workspace is over a quota"),
               (status = 404, body = super::Problem),
               (status = 409, body = super::Problem, description = "The deployment is paused"),
               (status = 422, body = super::Problem),

@@ -22,10 +22,11 @@ pub async fn run(
     n: u64,
     component: &Path,
     db: Option<&str>,
+    limits: Limits,
 ) -> anyhow::Result<String> {
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    let result = run_in(workload, n, component, &dir, db).await;
+    let result = run_in(workload, n, component, &dir, db, limits).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -36,8 +37,9 @@ async fn run_in(
     component: &Path,
     dir: &Path,
     db: Option<&str>,
+    limits: Limits,
 ) -> anyhow::Result<String> {
-    let engine = Engine::new(Limits::default(), Some(dir.join("compiled")))?;
+    let engine = Engine::new(limits, Some(dir.join("compiled")))?;
     let store = match db {
         Some(url) => Store::open_url(url).await?,
         None => Store::open_sqlite(&dir.join("weir.db")).await?,

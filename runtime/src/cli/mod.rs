@@ -29,6 +29,13 @@ struct Cli {
     command: Command,
 }
 
+/// How instances' CPU is metered.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CpuMetering {
+    Fuel,
+    Off,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a flow of a component locally, without a server.
@@ -101,6 +108,11 @@ enum Command {
         /// Components compiled at once (default: one per core).
         #[arg(long)]
         max_concurrent_compiles: Option<usize>,
+        /// How instances' CPU is metered: `fuel` counts the WebAssembly instructions each
+        /// workspace executes (deterministically; needed for fuel quotas), `off` lets
+        /// guest code run a little faster.
+        #[arg(long, env = "WEIR_CPU_METERING", value_enum, default_value_t = CpuMetering::Fuel)]
+        cpu_metering: CpuMetering,
         /// Memory all instances may hold at once, in MiB, their runs' host-side state
         /// included (default: three quarters of the machine's or the cgroup's memory).
         /// Past it an instance cannot grow, and one that cannot start waits.
@@ -179,6 +191,9 @@ enum Command {
         /// The bench component (examples/bench built for wasm32-wasip2).
         #[arg(long, default_value = "target/wasm32-wasip2/release/bench.wasm")]
         component: PathBuf,
+        /// `chain`, `map`, `flows`: CPU metering, as the server's option.
+        #[arg(long, env = "WEIR_CPU_METERING", value_enum, default_value_t = CpuMetering::Fuel)]
+        cpu_metering: CpuMetering,
     },
     /// Print a shell completion script: `weir completions bash > ~/.local/share/bash-completion/completions/weir`,
     /// `weir completions zsh > "${fpath[1]}/_weir"`, `weir completions fish > ~/.config/fish/completions/weir.fish`.
@@ -272,6 +287,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             component_cache_mb,
             max_concurrent_compiles,
             memory_budget_mb,
+            cpu_metering,
             task_slot_share,
             max_connections,
             max_connections_per_peer,
@@ -320,6 +336,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(n) = max_concurrent_compiles {
                 config.limits.max_concurrent_compiles = n.max(1);
             }
+            config.limits.cpu_metering = cpu_metering == CpuMetering::Fuel;
             if let Some(mb) = memory_budget_mb {
                 config.limits.memory_budget =
                     crate::model::limits::MemoryBudget::new(mb.max(1).saturating_mul(1 << 20));
@@ -350,6 +367,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             seconds,
             component,
+            cpu_metering,
         } => {
             let report = if workload == "schedules" {
                 crate::bench::schedules(n.max(1) as usize, seconds, &component).await?
@@ -366,7 +384,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let db = db.context("bench runs needs --db PATH")?;
                 crate::bench::runs_report(&db, since.unwrap_or_default()).await?
             } else {
-                crate::bench::run(&workload, n, &component, db.as_deref()).await?
+                let limits = Limits {
+                    cpu_metering: cpu_metering == CpuMetering::Fuel,
+                    ..Limits::default()
+                };
+                crate::bench::run(&workload, n, &component, db.as_deref(), limits).await?
             };
             println!("{report}");
             Ok(ExitCode::SUCCESS)

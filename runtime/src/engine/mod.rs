@@ -226,6 +226,9 @@ impl<W: World> Engine<W> {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // Fuel counts what instances execute, deterministically, for the CPU meter
+            // of their workspace (its fuel quota); it never runs out by itself.
+            .consume_fuel(limits.cpu_metering)
             .max_wasm_stack(limits.wasm_stack_bytes)
             .async_stack_size(limits.wasm_stack_bytes + (1 << 20))
             .memory_reservation(limits.memory_bytes as u64)
@@ -470,27 +473,54 @@ impl<W: World> Engine<W> {
         &self,
         pre: &W::Pre,
         state: W::Data,
-    ) -> wasmtime::Result<(Store<W::Data>, W)> {
+    ) -> wasmtime::Result<(Metered<W::Data>, W)> {
         let mut store = self.store(state);
         match W::instantiate(pre, &mut store).await {
             Ok(world) => Ok((store, world)),
-            // The server's memory budget, not the guest, refused the instance's memory.
-            Err(e) if store.data().sandbox().limiter.memory_exceeded == Some(Exceeded::Node) => {
-                Err(e.context(BudgetFull(self.limits.memory_budget.limit() >> 20)))
+            // The server's memory budget (or the workspace's quota), not the guest,
+            // refused the instance's memory.
+            Err(e) => {
+                let limiter = &store.data().sandbox().limiter;
+                match limiter.memory_exceeded {
+                    Some(Exceeded::Node) => Err(e.context(BudgetFull(format!(
+                        "the server's memory budget for instances ({} MiB, shared by every \
+                         run) is in use",
+                        limiter.budget().outermost().limit() >> 20
+                    )))),
+                    Some(Exceeded::Workspace) => Err(e.context(BudgetFull(format!(
+                        "the workspace's memory quota ({} MiB, shared by its runs) is in use",
+                        limiter.budget().limit() >> 20
+                    )))),
+                    // The workspace's fuel quota ran out while the instance started.
+                    _ if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) => {
+                        let message = trap::explain(&e, &store).message;
+                        Err(e.context(message))
+                    }
+                    _ => Err(e),
+                }
             }
-            Err(e) => Err(e),
         }
     }
 
     /// A fresh store with Weir's limits applied: memory, handles, CPU time (counted in
     /// epoch ticks, from instantiation on, so a start function that loops is stopped).
-    fn store(&self, state: W::Data) -> Store<W::Data> {
+    fn store(&self, state: W::Data) -> Metered<W::Data> {
         let mut store = Store::new(&self.wasmtime, state);
         store.limiter(|s| &mut s.sandbox_mut().limiter);
         store.set_max_component_handles(self.limits.max_handles);
+        if self.limits.cpu_metering {
+            let fuel = store.data_mut().sandbox_mut().starting_fuel();
+            // Cannot fail: fuel is enabled in the engine's configuration.
+            let _ = store.set_fuel(fuel);
+        }
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
+            let left = ctx.get_fuel().unwrap_or(sandbox::FUEL_TANK);
             let data = ctx.data_mut().sandbox_mut();
+            if !data.meter(left, 1) {
+                data.fuel_quota_spent = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
             if data.cpu_ticks_left == 0 {
                 data.cpu_exceeded = true;
                 return Ok(UpdateDeadline::Interrupt);
@@ -498,7 +528,7 @@ impl<W: World> Engine<W> {
             data.cpu_ticks_left -= 1;
             Ok(UpdateDeadline::Yield(1))
         });
-        store
+        Metered(store)
     }
 
     /// A fresh instance of a loaded component, in a fresh store (its data made by
@@ -516,7 +546,7 @@ impl<W: World> Engine<W> {
         &self,
         component: &LoadedComponent<W>,
         state: impl Fn() -> W::Data,
-    ) -> wasmtime::Result<(Store<W::Data>, W)> {
+    ) -> wasmtime::Result<(Metered<W::Data>, W)> {
         let deadline = std::time::Instant::now() + POOL_PATIENCE;
         let mut pause = std::time::Duration::from_millis(1);
         loop {
@@ -544,11 +574,46 @@ impl<W: World> Engine<W> {
 /// Whether an instantiation failed only because the pooling allocator had no free slot.
 /// An instance refused because the server's memory budget is in use.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the server's memory budget for instances ({0} MiB, shared by every run) is in use; no \
-     instance could start"
-)]
-struct BudgetFull(usize);
+#[error("{0}; no instance could start")]
+struct BudgetFull(String);
+
+/// An instance's store. When it ends, the fuel its instance burnt since the last epoch
+/// tick is charged to its workspace's CPU meter (most task attempts end within a tick).
+pub struct Metered<T: Sandboxed>(Store<T>);
+
+impl<T: Sandboxed> Drop for Metered<T> {
+    fn drop(&mut self) {
+        if let Ok(left) = self.0.get_fuel() {
+            self.0.data_mut().sandbox_mut().meter(left, 0);
+        }
+    }
+}
+
+impl<T: Sandboxed> std::ops::Deref for Metered<T> {
+    type Target = Store<T>;
+    fn deref(&self) -> &Store<T> {
+        &self.0
+    }
+}
+
+impl<T: Sandboxed> std::ops::DerefMut for Metered<T> {
+    fn deref_mut(&mut self) -> &mut Store<T> {
+        &mut self.0
+    }
+}
+
+impl<T: Sandboxed> wasmtime::AsContext for Metered<T> {
+    type Data = T;
+    fn as_context(&self) -> wasmtime::StoreContext<'_, T> {
+        self.0.as_context()
+    }
+}
+
+impl<T: Sandboxed> wasmtime::AsContextMut for Metered<T> {
+    fn as_context_mut(&mut self) -> wasmtime::StoreContextMut<'_, T> {
+        self.0.as_context_mut()
+    }
+}
 
 fn is_budget_full(e: &wasmtime::Error) -> bool {
     e.chain()

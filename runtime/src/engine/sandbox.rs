@@ -3,7 +3,16 @@
 //! [`Sandbox`] and lends it to the engine through [`Sandboxed`].
 
 use crate::model::limits::{Limits, MemoryBudget};
+use crate::model::quota::CpuMeter;
+use std::sync::Arc;
 use wasmtime::ResourceLimiter;
+
+/// Fuel an instance starts with when its workspace has no fuel quota: more than any
+/// instance can burn, so fuel only counts (the limit is the CPU time).
+pub(crate) const FUEL_TANK: u64 = 1 << 62;
+/// Fuel every instance gets to start, whatever is left of its workspace's quota (about
+/// a millisecond of guest code).
+const STARTING_FUEL: u64 = 1_000_000;
 
 /// What the engine needs of an instance's store data: its sandbox, and the last lines
 /// the guest wrote to stderr (to explain a trap).
@@ -21,6 +30,14 @@ pub struct Sandbox {
     host_call_budget: u64,
     pub(crate) cpu_ticks_left: u64,
     pub(crate) cpu_exceeded: bool,
+    /// The workspace's meter, charged with the fuel the instance burns.
+    pub(crate) cpu_meter: Option<Arc<CpuMeter>>,
+    /// The fuel level when the meter was last charged.
+    pub(crate) fuel_seen: u64,
+    /// Set when the workspace's fuel quota stopped the instance.
+    pub(crate) fuel_quota_spent: bool,
+    /// Whether the engine counts fuel (`Limits::cpu_metering`).
+    pub(crate) metering: bool,
 }
 
 /// Errors the host raises as traps; the orchestrator turns them into failure messages.
@@ -47,6 +64,37 @@ impl Sandbox {
             host_call_budget: limits.max_host_calls,
             cpu_ticks_left: cpu_ticks.max(1),
             cpu_exceeded: false,
+            cpu_meter: limits.cpu_meter.clone(),
+            fuel_seen: FUEL_TANK,
+            fuel_quota_spent: false,
+            metering: limits.cpu_metering,
+        }
+    }
+
+    /// The fuel an instance starts with: what is left of its workspace's fuel quota
+    /// (running out of it traps: the quota is spent), or [`FUEL_TANK`].
+    pub(crate) fn starting_fuel(&mut self) -> u64 {
+        // Enough to start even when the quota is spent, so that the guest's call, not
+        // its instantiation, fails (with the quota's message).
+        let fuel = self
+            .cpu_meter
+            .as_ref()
+            .map_or(FUEL_TANK, |m| m.remaining().clamp(STARTING_FUEL, FUEL_TANK));
+        self.fuel_seen = fuel;
+        fuel
+    }
+
+    /// Charges the workspace's meter with the fuel burnt since the last charge (the
+    /// store's level is `fuel_left`) and `ticks`; false once its quota is spent.
+    pub(crate) fn meter(&mut self, fuel_left: u64, ticks: u64) -> bool {
+        if !self.metering {
+            return true;
+        }
+        let burnt = self.fuel_seen.saturating_sub(fuel_left);
+        self.fuel_seen = fuel_left;
+        match &self.cpu_meter {
+            Some(m) => m.charge(burnt, ticks),
+            None => true,
         }
     }
 
@@ -70,6 +118,8 @@ pub(crate) enum Exceeded {
     Instance,
     /// The memory budget all instances of the process share.
     Node,
+    /// The memory quota of the workspace the instance runs for.
+    Workspace,
 }
 
 /// Caps the linear memory of an instance, across all its memories, and takes it from
@@ -115,8 +165,12 @@ impl ResourceLimiter for Limiter {
             self.memory_exceeded = Some(Exceeded::Instance);
             return Ok(false);
         }
-        if !self.budget.try_take(more) {
-            self.memory_exceeded = Some(Exceeded::Node);
+        if let Err(refused) = self.budget.take_or_refuse(more) {
+            self.memory_exceeded = Some(if refused.is_nested() {
+                Exceeded::Workspace
+            } else {
+                Exceeded::Node
+            });
             return Ok(false);
         }
         self.used += more;

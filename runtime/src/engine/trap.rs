@@ -26,6 +26,20 @@ pub(crate) fn explain<T: Sandboxed>(err: &wasmtime::Error, store: &Store<T>) -> 
              requests, task futures) at once than its limit",
         );
     }
+    if sandbox.fuel_quota_spent || (trap == Some(&Trap::OutOfFuel) && sandbox.cpu_meter.is_some()) {
+        let budget = sandbox
+            .cpu_meter
+            .as_ref()
+            .and_then(|m| m.budget())
+            .unwrap_or_default();
+        return Failure::permanent(
+            FailureKind::Cpu,
+            format!(
+                "the workspace's CPU quota ({budget} fuel an hour) is spent; it renews at \
+                 the next hour"
+            ),
+        );
+    }
     if sandbox.cpu_exceeded {
         return Failure::new(FailureKind::Cpu, "the instance exceeded its CPU time limit");
     }
@@ -85,6 +99,14 @@ fn memory_failure(exceeded: Exceeded, limiter: &Limiter) -> Failure {
             format!(
                 "the server's memory budget for instances ({} MiB, shared by every run) \
                  is in use; the instance could not grow",
+                limiter.budget().outermost().limit() >> 20
+            ),
+        ),
+        Exceeded::Workspace => Failure::new(
+            FailureKind::Memory,
+            format!(
+                "the workspace's memory quota ({} MiB, shared by its runs) is in use; the \
+                 instance could not grow",
                 limiter.budget().limit() >> 20
             ),
         ),

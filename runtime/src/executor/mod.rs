@@ -214,6 +214,12 @@ impl Executor {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Flow runs of a workspace executing on this node (or waiting to start, holding
+    /// their slots).
+    pub fn runs_in_flight(&self, workspace_id: &str) -> usize {
+        self.slots.in_use(&format!("workspace:{workspace_id}"))
+    }
+
     /// Where a component's bytes live on disk.
     pub fn component_path(&self, digest: &str) -> PathBuf {
         self.components_dir.join(format!("{digest}.wasm"))

@@ -109,7 +109,7 @@ impl Executor {
     ) -> Result<Option<SharedSlots>, Option<crate::store::StoreError>> {
         let shared: Vec<(String, i64)> = wants
             .iter()
-            .filter(|(k, _)| k != NODE)
+            .filter(|(k, limit)| k != NODE && *limit != usize::MAX)
             .map(|(k, limit)| (k.clone(), *limit as i64))
             .collect();
         if shared.is_empty() || !self.store().is_postgres() {
@@ -141,6 +141,13 @@ impl Executor {
         let Some(ws) = &run.workspace_id else {
             return Ok(Some(wants));
         };
+        // The workspace's quota of runs in flight (counted, unbounded, without one: the
+        // count is its usage). Only a bound is shared through the database.
+        let in_flight = self.orch.tenants.get(ws).quotas().runs_in_flight;
+        wants.push((
+            format!("workspace:{ws}"),
+            in_flight.map_or(usize::MAX, |n| n as usize),
+        ));
         let config = self.workspace_limits(ws).await?;
         if let Some(d) = deployment {
             if let Some(pool) = config.pools.get(&d.pool) {

@@ -26,6 +26,9 @@ pub enum TriggerError {
     InvalidParameters(Vec<String>),
     #[error("{0}")]
     Invalid(String),
+    /// The workspace is over a quota that stops new runs (its storage).
+    #[error("{0}")]
+    Quota(String),
     /// The run cannot be stored now (the database is away or behind): nothing was
     /// created; ask again later.
     #[error("the run cannot be stored now: {0}")]
@@ -61,6 +64,14 @@ impl Executor {
     ) -> Result<Vec<(FlowRunRecord, bool)>, TriggerError> {
         if deployment.paused {
             return Err(TriggerError::Paused(deployment.name.clone()));
+        }
+        if let Some(why) = self
+            .orch
+            .tenants
+            .get(&deployment.workspace_id)
+            .refuse_new_run()
+        {
+            return Err(TriggerError::Quota(why));
         }
         let component = self.component(&deployment.component_digest).await?;
         let mut records = Vec::with_capacity(requests.len());

@@ -46,6 +46,12 @@ pub struct Limits {
     /// Memory every instance of this process may hold at once, shared by all of them:
     /// their linear memories and what their runs make the host keep.
     pub memory_budget: MemoryBudget,
+    /// The CPU meter of the workspace an instance runs for (its fuel quota); `None` for
+    /// instances of no workspace.
+    pub cpu_meter: Option<Arc<super::quota::CpuMeter>>,
+    /// Whether instances count the fuel they burn (deterministic CPU metering per
+    /// workspace, and fuel quotas). Off, guest code runs a little faster.
+    pub cpu_metering: bool,
     /// What one flow run may make the host keep for it (task runs it started, their
     /// arguments and results), its subflows included.
     pub max_run_host_bytes: usize,
@@ -96,6 +102,8 @@ impl Default for Limits {
             max_concurrent_compiles: std::thread::available_parallelism().map_or(2, |n| n.get()),
             egress: super::egress::Egress::default(),
             memory_budget: MemoryBudget::of_machine(),
+            cpu_meter: None,
+            cpu_metering: true,
             max_run_host_bytes: 1 << 30,
             max_wasi_resources: 1024,
             max_http_fields_bytes: 32 << 10,
@@ -121,7 +129,9 @@ impl Limits {
 }
 
 /// A budget of bytes shared by everything that takes from it (every instance and run of
-/// a process): a take that would pass the limit is refused, whoever asks.
+/// a process, or of one workspace): a take that would pass the limit is refused,
+/// whoever asks. A budget may be within another (a workspace's within the process's):
+/// what it takes, it takes from both.
 #[derive(Debug, Clone)]
 pub struct MemoryBudget {
     inner: Arc<BudgetInner>,
@@ -129,16 +139,29 @@ pub struct MemoryBudget {
 
 #[derive(Debug)]
 struct BudgetInner {
-    limit: usize,
+    limit: AtomicUsize,
     used: AtomicUsize,
+    parent: Option<MemoryBudget>,
 }
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
         Self {
             inner: Arc::new(BudgetInner {
-                limit,
+                limit: AtomicUsize::new(limit),
                 used: AtomicUsize::new(0),
+                parent: None,
+            }),
+        }
+    }
+
+    /// A budget of `limit` bytes within this one (a workspace's share of the process's).
+    pub fn within(&self, limit: usize) -> Self {
+        Self {
+            inner: Arc::new(BudgetInner {
+                limit: AtomicUsize::new(limit),
+                used: AtomicUsize::new(0),
+                parent: Some(self.clone()),
             }),
         }
     }
@@ -150,32 +173,78 @@ impl MemoryBudget {
     }
 
     pub fn limit(&self) -> usize {
-        self.inner.limit
+        self.inner.limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit; what is taken stays taken (past a lower limit, takes are
+    /// refused until enough is given back).
+    pub fn set_limit(&self, limit: usize) {
+        self.inner.limit.store(limit, Ordering::Relaxed);
     }
 
     pub fn used(&self) -> usize {
         self.inner.used.load(Ordering::Relaxed)
     }
 
-    /// Takes `n` bytes if they fit under the limit.
+    /// The budget this one is within, and so on up: the process's.
+    pub fn outermost(&self) -> &MemoryBudget {
+        match &self.inner.parent {
+            Some(p) => p.outermost(),
+            None => self,
+        }
+    }
+
+    /// Whether this budget is within another (a workspace's).
+    pub fn is_nested(&self) -> bool {
+        self.inner.parent.is_some()
+    }
+
+    /// Takes `n` bytes if they fit under the limit (and the limits of the budgets this
+    /// one is within).
     pub fn try_take(&self, n: usize) -> bool {
-        self.inner
+        self.take_or_refuse(n).is_ok()
+    }
+
+    /// Takes `n` bytes, or says which budget refused them (nothing is taken then).
+    pub fn take_or_refuse(&self, n: usize) -> Result<(), MemoryBudget> {
+        let inner = &self.inner;
+        let limit = inner.limit.load(Ordering::Relaxed);
+        if inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(n)
-                    .filter(|total| *total <= self.inner.limit)
+                used.checked_add(n).filter(|total| *total <= limit)
             })
-            .is_ok()
+            .is_err()
+        {
+            return Err(self.clone());
+        }
+        if let Some(parent) = &inner.parent
+            && let Err(refused) = parent.take_or_refuse(n)
+        {
+            self.give_here(n);
+            return Err(refused);
+        }
+        Ok(())
     }
 
     /// Takes `n` bytes that are in use whether or not they fit (the budget may pass its
     /// limit: then every `try_take` fails until enough is given back).
     pub fn take(&self, n: usize) {
         self.inner.used.fetch_add(n, Ordering::AcqRel);
+        if let Some(parent) = &self.inner.parent {
+            parent.take(n);
+        }
     }
 
     /// Gives back `n` bytes taken before.
     pub fn give(&self, n: usize) {
+        self.give_here(n);
+        if let Some(parent) = &self.inner.parent {
+            parent.give(n);
+        }
+    }
+
+    fn give_here(&self, n: usize) {
         let _ = self
             .inner
             .used
@@ -216,5 +285,27 @@ mod tests {
         assert!(!b.try_take(usize::MAX));
         b.give(1000);
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn a_budget_within_another_takes_from_both_and_names_who_refused() {
+        let node = MemoryBudget::new(100);
+        let ws = node.within(50);
+        assert!(ws.try_take(40));
+        assert_eq!((ws.used(), node.used()), (40, 40));
+        let refused = ws.take_or_refuse(20).unwrap_err();
+        assert!(refused.is_nested(), "the workspace's limit refused");
+        assert!(node.try_take(55));
+        let refused = ws.take_or_refuse(5).unwrap_err();
+        assert!(!refused.is_nested(), "the node's limit refused");
+        assert_eq!(
+            (ws.used(), node.used()),
+            (40, 95),
+            "nothing taken by a refusal"
+        );
+        ws.give(40);
+        assert_eq!((ws.used(), node.used()), (0, 55));
+        ws.set_limit(10);
+        assert!(!ws.try_take(11));
     }
 }

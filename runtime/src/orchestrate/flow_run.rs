@@ -432,6 +432,7 @@ impl Orchestrator {
             change.end_time = Some(Utc::now());
             if state.is_completed() && options.persists_result() {
                 change.result = value.clone();
+                scope.note_stored(value.as_ref().map_or(0, |v| v.len()));
             }
             self.set_flow_state(&scope.name, change);
             let hooks = options.hooks_for(state.kind);

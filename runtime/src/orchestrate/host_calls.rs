@@ -221,6 +221,15 @@ impl Run for FlowScope {
                 limits.max_artifact_bytes_per_run
             ));
         }
+        if let Some(tenant) = &self.tenant {
+            if let Some(mb) = tenant.storage_full() {
+                return Err(format!(
+                    "the workspace's storage quota ({mb} MiB of logs, artifacts and results) \
+                     is used; no more artifacts can be stored"
+                ));
+            }
+            tenant.note_storage(size);
+        }
         let id = uuid::Uuid::now_v7().to_string();
         if kind == "progress" {
             self.calls().progress_artifacts.insert(id.clone());

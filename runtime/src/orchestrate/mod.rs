@@ -19,6 +19,7 @@ pub mod pause;
 mod scope;
 pub(crate) mod slots;
 mod task_run;
+pub mod tenants;
 mod transition;
 
 pub use crate::model::failure::{Failure, FailureKind};
@@ -44,6 +45,8 @@ pub struct Orchestrator {
     /// a flow waiting on its tasks can never starve them of instances), shared fairly
     /// between workspaces and runs.
     pub(crate) task_slots: Arc<slots::TaskSlots>,
+    /// Workspaces met by this node: their quotas, memory, CPU meters and storage.
+    pub tenants: tenants::Tenants,
     pub(crate) durations: metrics::Histogram,
     /// Opens workspace secrets for guests; `None` where there are none (`weir run`).
     pub(crate) secrets: Option<crate::secrets::SecretBox>,
@@ -78,10 +81,16 @@ impl Orchestrator {
             limits.task_slot_share_per_run,
             limits.task_slot_share_per_workspace,
         );
+        let tenants = tenants::Tenants::new(
+            limits.memory_budget.clone(),
+            task_slots.clone(),
+            limits.epoch_tick.as_millis() as u64,
+        );
         Arc::new(Self {
             engine,
             store,
             events,
+            tenants,
             task_slots,
             durations: metrics::Histogram::default(),
             secrets: None,

@@ -173,6 +173,10 @@ pub struct FlowScope {
     pub(crate) artifacts: AtomicUsize,
     pub(crate) artifact_bytes: AtomicUsize,
     interrupt: Mutex<Option<Interrupt>>,
+    /// The workspace the run belongs to (its quotas, memory, CPU meter and storage).
+    pub(crate) tenant: Option<Arc<super::tenants::Tenant>>,
+    /// Set once the workspace's storage quota stopped the run's logs.
+    storage_capped: AtomicBool,
     /// Set by whoever writes the run's final state, so it is written once.
     ended: AtomicBool,
 }
@@ -191,6 +195,15 @@ impl FlowScope {
         let mut limits = orch.engine.limits().clone();
         if let Some(m) = settings.memory_bytes {
             limits.memory_bytes = limits.memory_bytes.min(m);
+        }
+        // A workspace's runs share its memory quota and CPU meter.
+        let tenant = settings
+            .workspace_id
+            .as_deref()
+            .map(|ws| orch.tenants.get(ws));
+        if let Some(t) = &tenant {
+            limits.memory_budget = t.memory.clone();
+            limits.cpu_meter = Some(t.cpu.clone());
         }
         let log_rate = Mutex::new(LogRate::new(limits.log_lines_per_second));
         let admission = Arc::new(tokio::sync::Semaphore::new(limits.max_active_task_runs));
@@ -219,6 +232,8 @@ impl FlowScope {
             artifacts: AtomicUsize::new(0),
             artifact_bytes: AtomicUsize::new(0),
             interrupt: Mutex::new(None),
+            tenant,
+            storage_capped: AtomicBool::new(false),
             ended: AtomicBool::new(false),
         }
     }
@@ -235,12 +250,20 @@ impl FlowScope {
                  arguments and results); start fewer task runs at once or pass smaller values",
                 limit >> 20
             ))
-        } else if !self.limits.memory_budget.try_take(bytes) {
-            Some(format!(
-                "the server's memory budget ({} MiB, shared by every run) is in use; the run \
-                 could not start more task runs",
-                self.limits.memory_budget.limit() >> 20
-            ))
+        } else if let Err(refused) = self.limits.memory_budget.take_or_refuse(bytes) {
+            Some(if refused.is_nested() {
+                format!(
+                    "the workspace's memory quota ({} MiB, shared by its runs) is in use; the \
+                     run could not start more task runs",
+                    refused.limit() >> 20
+                )
+            } else {
+                format!(
+                    "the server's memory budget ({} MiB, shared by every run) is in use; the \
+                     run could not start more task runs",
+                    refused.limit() >> 20
+                )
+            })
         } else {
             None
         };
@@ -260,6 +283,13 @@ impl FlowScope {
     pub(crate) fn note_host(&self, bytes: usize) {
         self.host_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.limits.memory_budget.take(bytes);
+    }
+
+    /// Counts `bytes` the run stored (a result) against its workspace's storage.
+    pub(crate) fn note_stored(&self, bytes: usize) {
+        if let Some(t) = &self.tenant {
+            t.note_storage(bytes);
+        }
     }
 
     /// Who this run is when it asks for task slots.
@@ -422,6 +452,28 @@ impl FlowScope {
         }
         let limits = &self.limits;
         let cost = message.len() + limits.log_line_overhead;
+        if let Some(t) = &self.tenant {
+            if let Some(mb) = t.storage_full() {
+                if self.storage_capped.swap(true, Ordering::Relaxed) {
+                    return;
+                }
+                // The notice itself is written (and counted): one per run.
+                let notice = format!(
+                    "the workspace's storage quota ({mb} MiB of logs, artifacts and results) \
+                     is used; further logs of this run are dropped"
+                );
+                t.note_storage(notice.len() + limits.log_line_overhead);
+                self.orch.store.write(Write::Log(LogRecord {
+                    flow_run_id: self.id.clone(),
+                    task_run_id: None,
+                    level: LogLevel::Warning.as_str().to_owned(),
+                    message: notice,
+                    timestamp: Utc::now(),
+                }));
+                return;
+            }
+            t.note_storage(cost);
+        }
         let bytes = self.log_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
         let lines = self.log_lines.fetch_add(1, Ordering::Relaxed) + 1;
         let (level, message) =

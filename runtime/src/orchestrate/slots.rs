@@ -34,6 +34,8 @@ struct State {
     by_workspace: HashMap<Arc<str>, usize>,
     /// Runs with waiters, each with its own queue.
     waiting: HashMap<Arc<str>, Waiting>,
+    /// Workspaces with a task-slot quota below the share every workspace has.
+    caps: HashMap<Arc<str>, usize>,
 }
 
 struct Waiting {
@@ -165,7 +167,8 @@ impl TaskSlots {
             .copied()
             .unwrap_or(0);
         let queued = state.waiting.contains_key(&holder.run);
-        if state.free > 0 && held < self.per_run && ws_held < self.per_workspace && !queued {
+        let ws_share = state.workspace_share(&holder.workspace, self.per_workspace);
+        if state.free > 0 && held < self.per_run && ws_held < ws_share && !queued {
             state.take(holder);
             return Ok(Slot {
                 slots: self.clone(),
@@ -197,6 +200,28 @@ impl TaskSlots {
         })
     }
 
+    /// Bounds the slots a workspace may hold (its quota) below its share; `None` lifts
+    /// the bound. Slots it holds past a lowered bound are kept until given back.
+    pub(crate) fn set_workspace_cap(&self, workspace: &str, cap: Option<usize>) {
+        let mut state = self.lock();
+        let changed = match cap {
+            Some(n) => state.caps.insert(workspace.into(), n) != Some(n),
+            None => state.caps.remove(workspace).is_some(),
+        };
+        if changed {
+            self.dispatch(&mut state);
+        }
+    }
+
+    /// Slots a workspace holds now.
+    pub(crate) fn held_by_workspace(&self, workspace: &str) -> usize {
+        self.lock()
+            .by_workspace
+            .get(workspace)
+            .copied()
+            .unwrap_or(0)
+    }
+
     fn release(&self, holder: &Holder) {
         let mut state = self.lock();
         state.give(holder);
@@ -213,7 +238,8 @@ impl TaskSlots {
                 .filter_map(|(run, w)| {
                     let held = state.by_run.get(run).copied().unwrap_or(0);
                     let ws_held = state.by_workspace.get(&w.workspace).copied().unwrap_or(0);
-                    (held < self.per_run && ws_held < self.per_workspace).then_some((
+                    let ws_share = state.workspace_share(&w.workspace, self.per_workspace);
+                    (held < self.per_run && ws_held < ws_share).then_some((
                         ws_held,
                         held,
                         run.clone(),
@@ -241,6 +267,12 @@ impl TaskSlots {
 }
 
 impl State {
+    fn workspace_share(&self, workspace: &str, share: usize) -> usize {
+        self.caps
+            .get(workspace)
+            .map_or(share, |cap| share.min(*cap))
+    }
+
     fn take(&mut self, holder: &Holder) {
         self.free -= 1;
         *self.by_run.entry(holder.run.clone()).or_default() += 1;
@@ -337,5 +369,28 @@ mod tests {
         drop(slot);
         assert_eq!(slots.in_use(), 0);
         assert!(slots.try_acquire(&h, false).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_workspace_quota_bounds_its_slots_and_raising_it_hands_them_out() {
+        let slots = TaskSlots::new(10, 1.0, 1.0);
+        slots.set_workspace_cap("a", Some(2));
+        let held: Vec<Slot> = (0..2)
+            .map(|i| {
+                slots
+                    .try_acquire(&holder("a", &format!("r{i}")), false)
+                    .ok()
+                    .unwrap()
+            })
+            .collect();
+        let waiter = slots.try_acquire(&holder("a", "r9"), false).err().unwrap();
+        assert_eq!(slots.held_by_workspace("a"), 2);
+        assert!(slots.try_acquire(&holder("b", "n"), false).is_ok());
+        slots.set_workspace_cap("a", None);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter.wait())
+            .await
+            .expect("handed over once the quota is lifted");
+        assert_eq!(&*got.holder.workspace, "a");
+        drop(held);
     }
 }

@@ -98,6 +98,7 @@ impl FlowScope {
         let outcome = Arc::new(self.execute_task(call).await);
         if let Some(value) = &outcome.value {
             self.note_host(value.len());
+            self.note_stored(value.len());
         }
         tx.send_replace(Some(outcome.clone()));
         outcome

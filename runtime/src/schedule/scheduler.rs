@@ -271,6 +271,12 @@ impl Scheduler {
             match self.executor.trigger_many(deployment, chunk).await {
                 Ok(runs) => out.extend(runs),
                 Err(TriggerError::Paused(_)) => {}
+                Err(TriggerError::Quota(why)) => {
+                    tracing::warn!(
+                        "deployment {}: scheduled runs skipped: {why}",
+                        deployment.name
+                    );
+                }
                 Err(TriggerError::InvalidParameters(errors)) => {
                     tracing::error!(
                         "deployment {}: scheduled parameters do not validate: {}",

@@ -11,6 +11,9 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// One pass of upkeep.
 pub async fn pass(executor: &Arc<Executor>) {
+    if let Err(e) = executor.orchestrator().tenants.sync(executor.store()).await {
+        tracing::warn!("syncing workspace quotas and usage failed: {e}");
+    }
     match executor.sweep_pauses().await {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} paused flow run(s) timed out"),

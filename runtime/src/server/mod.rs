@@ -131,6 +131,13 @@ impl Server {
                 }
             },
         };
+        // Quotas hold from the first run on.
+        executor
+            .orchestrator()
+            .tenants
+            .sync(&store)
+            .await
+            .context("cannot read the workspaces' quotas")?;
         let recovered = executor.recover().await?;
         maintenance::pass(&executor).await;
         let scheduler = Scheduler::new(

@@ -20,6 +20,7 @@ mod leases;
 mod logs;
 mod pauses;
 mod pools;
+mod quotas;
 mod records;
 mod rows;
 mod runs;

@@ -294,7 +294,7 @@ pub async fn run(
         Err(TriggerError::InvalidParameters(messages)) => {
             Ok(again(&shown, &form::errors_by_field(&messages)))
         }
-        Err(e @ (TriggerError::Invalid(_) | TriggerError::Paused(_))) => {
+        Err(e @ (TriggerError::Invalid(_) | TriggerError::Paused(_) | TriggerError::Quota(_))) => {
             let mut errors = form::Errors::new();
             errors.insert(String::new(), vec![e.to_string()]);
             Ok(again(&shown, &errors))

@@ -164,6 +164,75 @@ pub enum WorkspaceCommand {
         #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
     },
+    /// Show a workspace's quotas and usage, or change them (the quotas given replace
+    /// those set; the others are kept unless --clear).
+    Quota {
+        /// The workspace's name or id.
+        workspace: String,
+        #[command(flatten)]
+        quotas: QuotaArgs,
+        /// Remove every quota not given here.
+        #[arg(long)]
+        clear: bool,
+        /// The server's admin token.
+        #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
+    /// Your workspace's quotas and what it uses (with its API key).
+    Usage,
+}
+
+/// Quotas of a workspace, each `none` to remove it.
+#[derive(clap::Args, Debug, Default)]
+pub struct QuotaArgs {
+    /// Flow runs executing at once, across nodes.
+    #[arg(long, value_name = "N|none")]
+    runs_in_flight: Option<String>,
+    /// Task slots held at once on a node.
+    #[arg(long, value_name = "N|none")]
+    task_slots: Option<String>,
+    /// Memory of its instances and runs on a node, in MiB.
+    #[arg(long, value_name = "MIB|none")]
+    memory_mb: Option<String>,
+    /// Logs, artifacts and results stored, in MiB.
+    #[arg(long, value_name = "MIB|none")]
+    storage_mb: Option<String>,
+    /// Components it may hold.
+    #[arg(long, value_name = "N|none")]
+    components: Option<String>,
+    /// Fuel (WebAssembly instructions) per hour, across nodes.
+    #[arg(long, value_name = "N|none")]
+    fuel_per_hour: Option<String>,
+}
+
+impl QuotaArgs {
+    /// The quotas given, as JSON values (`null` for `none`).
+    fn given(&self) -> anyhow::Result<Vec<(&'static str, Value)>> {
+        let mut out = Vec::new();
+        for (name, v) in [
+            ("runs_in_flight", &self.runs_in_flight),
+            ("task_slots", &self.task_slots),
+            ("memory_mb", &self.memory_mb),
+            ("storage_mb", &self.storage_mb),
+            ("components", &self.components),
+            ("fuel_per_hour", &self.fuel_per_hour),
+        ] {
+            let Some(v) = v else { continue };
+            let value = if v == "none" {
+                Value::Null
+            } else {
+                let n: u64 = v.replace('_', "").parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--{} must be a whole number or 'none', not {v:?}",
+                        name.replace('_', "-")
+                    )
+                })?;
+                json!(n)
+            };
+            out.push((name, value));
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +315,39 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
 async fn workspace(opts: &ClientOpts, command: WorkspaceCommand) -> anyhow::Result<ExitCode> {
     let (name, admin_token) = match command {
         WorkspaceCommand::Create { name, admin_token } => (name, admin_token),
+        WorkspaceCommand::Quota {
+            workspace,
+            quotas,
+            clear,
+            admin_token,
+        } => {
+            let api = opts.api_as(Some(admin_token))?;
+            let path = ["api", "workspaces", workspace.as_str(), "quotas"];
+            let given = quotas.given()?;
+            let report = if given.is_empty() && !clear {
+                api.get(&path, &[]).await?
+            } else {
+                let mut body = if clear {
+                    serde_json::Map::new()
+                } else {
+                    api.get(&path, &[]).await?["quotas"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                for (name, value) in given {
+                    body.insert(name.to_owned(), value);
+                }
+                api.put(&path, Value::Object(body)).await?
+            };
+            print_quotas(opts, &report);
+            return Ok(ExitCode::SUCCESS);
+        }
+        WorkspaceCommand::Usage => {
+            let report = opts.api()?.get(&["api", "usage"], &[]).await?;
+            print_quotas(opts, &report);
+            return Ok(ExitCode::SUCCESS);
+        }
         WorkspaceCommand::Ls { admin_token } => {
             let api = opts.api_as(Some(admin_token))?;
             let items = api.list(&["api", "workspaces"], &[], None).await?;
@@ -277,6 +379,62 @@ async fn workspace(opts: &ClientOpts, command: WorkspaceCommand) -> anyhow::Resu
         print_secret_key(&created["key"]);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A workspace's quotas beside what it uses.
+fn print_quotas(opts: &ClientOpts, report: &Value) {
+    if opts.json {
+        print_json(report);
+        return;
+    }
+    let (q, u) = (&report["quotas"], &report["usage"]);
+    let quota = |v: &Value| match v {
+        Value::Null => "none".to_owned(),
+        v => v.to_string(),
+    };
+    println!(
+        "Workspace '{}' ({})",
+        text(&report["workspace"]),
+        text(&report["workspace_id"])
+    );
+    let mut t = Table::new(&["", "quota", "used"]);
+    let mib = |v: &Value| format!("{:.1} MiB", v.as_f64().unwrap_or(0.0) / (1 << 20) as f64);
+    t.row(vec![
+        "runs in flight (this node)".into(),
+        quota(&q["runs_in_flight"]),
+        u["runs_in_flight"].to_string(),
+    ]);
+    t.row(vec![
+        "task slots (this node)".into(),
+        quota(&q["task_slots"]),
+        u["task_slots"].to_string(),
+    ]);
+    t.row(vec![
+        "memory MiB (this node)".into(),
+        quota(&q["memory_mb"]),
+        mib(&u["memory_bytes"]),
+    ]);
+    t.row(vec![
+        "storage MiB".into(),
+        quota(&q["storage_mb"]),
+        mib(&u["storage_bytes"]),
+    ]);
+    t.row(vec![
+        "components".into(),
+        quota(&q["components"]),
+        u["components"].to_string(),
+    ]);
+    t.row(vec![
+        "fuel per hour".into(),
+        quota(&q["fuel_per_hour"]),
+        u["fuel_this_hour"].to_string(),
+    ]);
+    t.row(vec![
+        "CPU seconds this hour".into(),
+        String::new(),
+        format!("{:.2}", u["cpu_seconds_this_hour"].as_f64().unwrap_or(0.0)),
+    ]);
+    print!("{t}");
 }
 
 fn print_secret_key(key: &Value) {
