@@ -296,7 +296,7 @@ mod tests {
         let refused = ws.take_or_refuse(20).unwrap_err();
         assert!(refused.is_nested(), "the workspace's limit refused");
         assert!(node.try_take(55));
-        let refused = ws.take_or_refuse(5).unwrap_err();
+        let refused = ws.take_or_refuse(6).unwrap_err();
         assert!(!refused.is_nested(), "the node's limit refused");
         assert_eq!(
             (ws.used(), node.used()),
