@@ -347,3 +347,72 @@ async fn compiling_is_bounded_and_refused_components_leave_no_compiled_code() {
     engine.load(&basic).await.expect("accepted");
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_compile_in_a_worker_bounded_in_memory_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("compiled");
+    let basic = std::fs::read(crate::support::guest(crate::BASIC)).unwrap();
+    let bounded = |memory_bytes: usize, time: Duration| weir::model::limits::Limits {
+        compile_worker: Some(weir::model::limits::CompileWorker {
+            exe: env!("CARGO_BIN_EXE_weir").into(),
+            memory_bytes,
+            time,
+        }),
+        ..isolation_limits()
+    };
+    // Too little memory to compile it: refused, saying so, and the server is unharmed.
+    let engine = weir::host::Engine::new(
+        bounded(24 << 20, Duration::from_secs(60)),
+        Some(cache.clone()),
+    )
+    .unwrap();
+    let message = engine
+        .load(&basic)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        message.contains("compiling the component needed more than 24 MiB"),
+        "{message}"
+    );
+    // Too little time: the worker is killed.
+    let engine = weir::host::Engine::new(
+        bounded(2 << 30, Duration::from_millis(50)),
+        Some(cache.clone()),
+    )
+    .unwrap();
+    let message = engine
+        .load(&basic)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        message.contains("compiling the component took more than 0.05 s"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&cache).map_or(0, |d| d.count()),
+        0,
+        "nothing is left of refused compilations"
+    );
+    // Within its bounds, the worker's code runs here.
+    let engine = weir::host::Engine::new(
+        bounded(1 << 30, Duration::from_secs(60)),
+        Some(cache.clone()),
+    )
+    .unwrap();
+    let loaded = engine.load(&basic).await.expect("compiled by the worker");
+    assert!(!loaded.from_cache);
+    let kept: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].ends_with(".cwasm") && !kept[0].starts_with("compile-"),
+        "{kept:?}"
+    );
+}

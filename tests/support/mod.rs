@@ -116,6 +116,12 @@ pub fn test_limits() -> Limits {
         cpu_time: std::time::Duration::from_secs(2),
         max_result_bytes: 1 << 20,
         max_instances: 200,
+        // As the server does: uploads compile in a worker process.
+        compile_worker: Some(weir::model::limits::CompileWorker {
+            exe: env!("CARGO_BIN_EXE_weir").into(),
+            memory_bytes: 2 << 30,
+            time: std::time::Duration::from_secs(120),
+        }),
         ..Limits::default()
     }
 }

@@ -108,6 +108,13 @@ enum Command {
         /// Components compiled at once (default: one per core).
         #[arg(long)]
         max_concurrent_compiles: Option<usize>,
+        /// Memory one compilation of an upload may take, in MiB (uploads compile in a
+        /// worker process bounded by it).
+        #[arg(long, default_value_t = 2048)]
+        compile_memory_mb: usize,
+        /// Seconds of CPU (and of time) one compilation of an upload may take.
+        #[arg(long, default_value_t = 120)]
+        compile_seconds: u64,
         /// How instances' CPU is metered: `fuel` counts the WebAssembly instructions each
         /// workspace executes (deterministically; needed for fuel quotas), `off` lets
         /// guest code run a little faster.
@@ -203,10 +210,41 @@ enum Command {
     },
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Compiles one component for a server (the server runs it, within its bounds).
+    #[command(hide = true)]
+    CompileWorker {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        memory_bytes: usize,
+        #[arg(long)]
+        stack_bytes: usize,
+        #[arg(long, action = clap::ArgAction::Set)]
+        cpu_metering: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A compile worker starts no runtime and no logging: it compiles and exits.
+    if let Command::CompileWorker {
+        input,
+        output,
+        memory_bytes,
+        stack_bytes,
+        cpu_metering,
+    } = &cli.command
+    {
+        return crate::engine::worker::run_worker(
+            input,
+            output,
+            *memory_bytes,
+            *stack_bytes,
+            *cpu_metering,
+        );
+    }
     crate::install_crypto_provider();
     // A server logs every request (target weir::access) and every failed
     // authentication (weir::audit); WEIR_LOG overrides, e.g. `WEIR_LOG=warn`. The
@@ -288,6 +326,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             max_concurrent_compiles,
             memory_budget_mb,
             cpu_metering,
+            compile_memory_mb,
+            compile_seconds,
             task_slot_share,
             max_connections,
             max_connections_per_peer,
@@ -337,6 +377,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.limits.max_concurrent_compiles = n.max(1);
             }
             config.limits.cpu_metering = cpu_metering == CpuMetering::Fuel;
+            config.limits.compile_worker = crate::model::limits::CompileWorker::this_executable()
+                .map(|mut w| {
+                    w.memory_bytes = compile_memory_mb.max(64).saturating_mul(1 << 20);
+                    w.time = std::time::Duration::from_secs(compile_seconds.max(1));
+                    w
+                });
             if let Some(mb) = memory_budget_mb {
                 config.limits.memory_budget =
                     crate::model::limits::MemoryBudget::new(mb.max(1).saturating_mul(1 << 20));
@@ -400,6 +446,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(command) => client::dispatch(command).await,
+        // Handled in `main`, before any runtime starts.
+        Command::CompileWorker { .. } => Ok(ExitCode::FAILURE),
     }
 }
 

@@ -16,8 +16,9 @@ pub mod http;
 pub(crate) mod linker;
 pub mod sandbox;
 pub(crate) mod trap;
+pub mod worker;
 
-use crate::model::limits::Limits;
+use crate::model::limits::{CompileWorker, Limits};
 use crate::model::manifest::{Definition, Manifest};
 use crate::model::schema::Schema;
 use sandbox::{Exceeded, Sandboxed};
@@ -222,18 +223,7 @@ impl<W: World> Engine<W> {
             .async_stack_keep_resident(256 << 10)
             .decommit_batch_size(32);
 
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            // Fuel counts what instances execute, deterministically, for the CPU meter
-            // of their workspace (its fuel quota); it never runs out by itself.
-            .consume_fuel(limits.cpu_metering)
-            .max_wasm_stack(limits.wasm_stack_bytes)
-            .async_stack_size(limits.wasm_stack_bytes + (1 << 20))
-            .memory_reservation(limits.memory_bytes as u64)
-            .memory_guard_size(64 << 10)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let config = wasmtime_config(&limits, Some(pool));
         let wasmtime = wasmtime::Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e}"))?;
 
@@ -373,11 +363,21 @@ impl<W: World> Engine<W> {
         let compiles = self.compiles.clone();
         let max_functions = self.limits.max_component_functions;
         let cache_to = cached.clone();
+        // The worker stages its files beside the compiled cache (or in the temp dir).
+        let worker = self.limits.compile_worker.clone().map(|w| {
+            let scratch = self.cache_dir.clone().unwrap_or_else(std::env::temp_dir);
+            (w, self.limits.clone(), scratch)
+        });
         let (pre, component, from_cache, code_bytes) = blocking(move || {
             // Dropped in order: no longer counted running before the next may start.
             let _held = (running, permit);
-            let (component, from_cache) =
-                compile(&wasmtime, cached.as_deref(), &bytes, max_functions)?;
+            let (component, from_cache) = compile(
+                &wasmtime,
+                cached.as_deref(),
+                &bytes,
+                max_functions,
+                worker.as_ref(),
+            )?;
             if !from_cache {
                 compiles.compiled.fetch_add(1, Ordering::SeqCst);
             }
@@ -571,8 +571,29 @@ impl<W: World> Engine<W> {
     }
 }
 
-/// Whether an instantiation failed only because the pooling allocator had no free slot.
-/// An instance refused because the server's memory budget is in use.
+/// The wasmtime configuration of an engine running components under `limits`, with the
+/// pooling allocator when `pool` is given (a compile worker needs none: it instantiates
+/// nothing, and the compiled code is the same).
+pub(crate) fn wasmtime_config(limits: &Limits, pool: Option<PoolingAllocationConfig>) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // Fuel counts what instances execute, deterministically, for the CPU meter
+        // of their workspace (its fuel quota).
+        .consume_fuel(limits.cpu_metering)
+        .max_wasm_stack(limits.wasm_stack_bytes)
+        .async_stack_size(limits.wasm_stack_bytes + (1 << 20))
+        .memory_reservation(limits.memory_bytes as u64)
+        .memory_guard_size(64 << 10);
+    if let Some(pool) = pool {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// An instance refused because the server's memory budget (or its workspace's quota) is
+/// in use.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}; no instance could start")]
 struct BudgetFull(String);
@@ -620,6 +641,7 @@ fn is_budget_full(e: &wasmtime::Error) -> bool {
         .any(|cause| cause.downcast_ref::<BudgetFull>().is_some())
 }
 
+/// Whether an instantiation failed only because the pooling allocator had no free slot.
 fn is_pool_full(e: &wasmtime::Error) -> bool {
     e.chain().any(|cause| {
         cause
@@ -643,12 +665,15 @@ async fn blocking<T: Send + 'static>(
 
 /// Compiles a component, or loads its compiled code from `cached` (written there by an
 /// engine with the same compatibility hash). Blocking: seconds of CPU for a large one.
-/// A component of more than `max_functions` functions is refused before compiling.
+/// A component of more than `max_functions` functions is refused before compiling. With
+/// a `worker` (the server's case), the compilation runs in a worker process within its
+/// bounds of memory and time.
 fn compile(
     engine: &wasmtime::Engine,
     cached: Option<&Path>,
     bytes: &[u8],
     max_functions: usize,
+    worker: Option<&(CompileWorker, Limits, PathBuf)>,
 ) -> Result<(Component, bool), LoadError> {
     if let Some(path) = cached
         && path.exists()
@@ -669,8 +694,10 @@ fn compile(
              Weir compiles"
         )));
     }
-    let component =
-        Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+    let component = match worker {
+        Some((w, limits, scratch)) => worker::compile(w, engine, limits, bytes, scratch)?,
+        None => Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?,
+    };
     Ok((component, false))
 }
 

@@ -62,6 +62,10 @@ pub struct Limits {
     /// Functions a component may define across its core modules: past it, compiling
     /// would take more memory and time than an upload deserves.
     pub max_component_functions: usize,
+    /// Where uploads are compiled: in a worker process, bounded in memory and time (the
+    /// server's way), or in this process when `None` (`weir run`, which compiles the
+    /// user's own components).
+    pub compile_worker: Option<CompileWorker>,
     /// How long (and how much CPU) a component may take to start and describe itself.
     pub describe_time: Duration,
     /// Log lines one flow run may write (its task runs included), and the bytes a line
@@ -108,6 +112,7 @@ impl Default for Limits {
             max_wasi_resources: 1024,
             max_http_fields_bytes: 32 << 10,
             max_component_functions: 250_000,
+            compile_worker: None,
             describe_time: Duration::from_secs(10),
             max_log_lines_per_run: 100_000,
             log_line_overhead: 128,
@@ -125,6 +130,28 @@ impl Limits {
     /// Instances kept for flow runs, hooks and retry conditions; the rest run task attempts.
     pub fn reserved_for_flows(&self) -> u32 {
         (self.max_instances / 10).max(4)
+    }
+}
+
+/// The compiler process of a server, and how much it may use.
+#[derive(Debug, Clone)]
+pub struct CompileWorker {
+    /// The `weir` executable (it runs `weir compile-worker`).
+    pub exe: std::path::PathBuf,
+    /// Memory (its data segment, heap and private mappings) one compilation may take.
+    pub memory_bytes: usize,
+    /// CPU time, and wall-clock time, one compilation may take.
+    pub time: Duration,
+}
+
+impl CompileWorker {
+    /// This executable as the worker, with the default bounds: 2 GiB, 120 s.
+    pub fn this_executable() -> Option<Self> {
+        Some(Self {
+            exe: std::env::current_exe().ok()?,
+            memory_bytes: 2 << 30,
+            time: Duration::from_secs(120),
+        })
     }
 }
 
