@@ -107,17 +107,6 @@ fn quotas_of(s: &QuotaSettings) -> Result<Quotas, ApiError> {
     }
 }
 
-async fn workspace(state: &AppState, id: &str) -> ApiResult<WorkspaceRecord> {
-    let store = state.store();
-    match store.workspace(id).await? {
-        Some(ws) => Ok(ws),
-        None => Ok(store
-            .workspace_by_name(id)
-            .await?
-            .ok_or(ApiError::NotFound("workspace"))?),
-    }
-}
-
 async fn report(state: &AppState, ws: WorkspaceRecord) -> ApiResult<Json<WorkspaceQuotas>> {
     let tenants = &state.executor.orchestrator().tenants;
     let quotas = tenants.get(&ws.id).quotas();
@@ -153,7 +142,7 @@ pub async fn get_quotas(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkspaceQuotas>> {
-    let ws = workspace(&state, &id).await?;
+    let ws = super::workspaces::by_id_or_name(&state, &id).await?;
     report(&state, ws).await
 }
 
@@ -180,7 +169,7 @@ pub async fn put_quotas(
             ],
         ));
     }
-    let ws = workspace(&state, &id).await?;
+    let ws = super::workspaces::by_id_or_name(&state, &id).await?;
     state.store().put_quotas(&ws.id, &quotas).await?;
     state
         .executor

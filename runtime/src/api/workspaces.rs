@@ -228,6 +228,18 @@ pub async fn revoke_key(
     }
 }
 
+/// The workspace an admin route names by id or by name.
+pub(crate) async fn by_id_or_name(state: &AppState, id: &str) -> ApiResult<WorkspaceRecord> {
+    let store = state.store();
+    match store.workspace(id).await? {
+        Some(ws) => Ok(ws),
+        None => store
+            .workspace_by_name(id)
+            .await?
+            .ok_or(ApiError::NotFound("workspace")),
+    }
+}
+
 /// Mints a key for an existing workspace (admin token): the way back into a workspace
 /// whose keys are lost.
 #[utoipa::path(post, path = "/api/workspaces/{id}/keys", tag = "workspaces", request_body = Option<CreateKey>,
@@ -241,13 +253,7 @@ pub async fn admin_create_key(
     MaybeJson(body): MaybeJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<Key>)> {
     let store = state.store();
-    let ws = match store.workspace(&id).await? {
-        Some(ws) => ws,
-        None => store
-            .workspace_by_name(&id)
-            .await?
-            .ok_or(ApiError::NotFound("workspace"))?,
-    };
+    let ws = by_id_or_name(&state, &id).await?;
     let name = body.and_then(|b| b.name);
     if name.as_deref().is_some_and(|n| !valid_name(n)) {
         return Err(ApiError::invalid(
