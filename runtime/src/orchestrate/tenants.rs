@@ -25,6 +25,9 @@ pub struct Tenant {
     /// Bytes stored as of the last sync (every node counted), and written since here.
     storage_stored: AtomicU64,
     storage_unsaved: AtomicU64,
+    /// The storage quota in bytes (`u64::MAX`: none), read on every log line without a
+    /// lock.
+    storage_limit: AtomicU64,
     /// Whether the stored totals were read once (until then this node knows only its own).
     synced: AtomicBool,
 }
@@ -53,6 +56,7 @@ impl Tenant {
             cpu_ms_stored: AtomicU64::new(0),
             storage_stored: AtomicU64::new(0),
             storage_unsaved: AtomicU64::new(0),
+            storage_limit: AtomicU64::new(u64::MAX),
             synced: AtomicBool::new(false),
         }
     }
@@ -78,12 +82,8 @@ impl Tenant {
 
     /// The storage quota in MiB when the workspace has used it up.
     pub fn storage_full(&self) -> Option<u64> {
-        let mb = self
-            .quotas
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .storage_mb?;
-        (self.storage_used() >= mb.saturating_mul(1 << 20)).then_some(mb)
+        let limit = self.storage_limit.load(Ordering::Relaxed);
+        (limit != u64::MAX && self.storage_used() >= limit).then_some(limit >> 20)
     }
 
     /// Says why a new run of the workspace may not start, if it may not.
@@ -143,6 +143,12 @@ impl Tenants {
                 usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
             }));
         t.cpu.set_budget(quotas.fuel_per_hour);
+        t.storage_limit.store(
+            quotas
+                .storage_mb
+                .map_or(u64::MAX, |mb| mb.saturating_mul(1 << 20).min(u64::MAX - 1)),
+            Ordering::Relaxed,
+        );
         self.slots
             .set_workspace_cap(id, quotas.task_slots.map(|n| n as usize));
         *t.quotas.lock().unwrap_or_else(|e| e.into_inner()) = quotas;
