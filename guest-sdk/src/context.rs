@@ -21,6 +21,9 @@ pub struct RunContext {
     pub task_run_name: Option<String>,
     /// The task's name, inside a task.
     pub task_name: Option<String>,
+    /// The task run's arguments keyed by parameter name, inside a task (Prefect's
+    /// `task_run.parameters`).
+    pub task_run_parameters: Option<Value>,
     /// The attempt, 1 for the first one (retries count up).
     pub attempt: u32,
     /// The run's tags.
@@ -42,6 +45,9 @@ pub fn context() -> RunContext {
         task_run_id: context.task_run_id,
         task_run_name: context.task_run_name,
         task_name: context.task_name,
+        task_run_parameters: context
+            .task_run_parameters
+            .map(|text| serde_json::from_str(&text).unwrap_or(Value::Null)),
         attempt: context.attempt,
         tags: context.tags,
         parent_flow_run_id: context.parent_flow_run_id,

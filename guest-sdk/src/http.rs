@@ -63,22 +63,22 @@ pub fn request(
     } else if let Some(r) = url.strip_prefix("https://") {
         (Scheme::Https, r)
     } else {
-        return Err(
-            Error::msg(format!("{url:?} is not an http:// or https:// URL")).retryable(false),
-        );
+        return Err(Error::msg(format!(
+            "{url:?} is not an http:// or https:// URL"
+        )));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     if authority.is_empty() {
-        return Err(Error::msg(format!("{url:?} has no host")).retryable(false));
+        return Err(Error::msg(format!("{url:?} has no host")));
     }
     let fields = Fields::new();
     for (name, value) in headers {
         fields
             .append(name, value.as_bytes())
-            .map_err(|e| Error::msg(format!("header {name:?}: {e:?}")).retryable(false))?;
+            .map_err(|e| Error::msg(format!("header {name:?}: {e:?}")))?;
     }
     let req = OutgoingRequest::new(fields);
     let method = match method.to_ascii_uppercase().as_str() {
@@ -90,7 +90,7 @@ pub fn request(
         "HEAD" => Method::Head,
         other => Method::Other(other.to_owned()),
     };
-    let invalid = |what: &str| Error::msg(format!("{url:?}: invalid {what}")).retryable(false);
+    let invalid = |what: &str| Error::msg(format!("{url:?}: invalid {what}"));
     req.set_method(&method).map_err(|_| invalid("method"))?;
     req.set_scheme(Some(&scheme))
         .map_err(|_| invalid("scheme"))?;
@@ -163,15 +163,13 @@ fn failed(authority: &str, e: ErrorCode) -> Error {
             "outbound HTTP to {authority} is not allowed for this run: its deployment must grant the \
              host (capabilities.allowed_hosts)"
         ))
-        .kind("http-denied")
-        .retryable(false),
+        .kind("http-denied"),
         ErrorCode::DestinationIpProhibited => Error::msg(format!(
             "outbound HTTP to {authority} was refused: it resolves to an address this server's \
              egress policy denies (loopback, private, link-local and metadata addresses are \
              closed unless the operator opens them with --egress-allow)"
         ))
-        .kind("http-denied")
-        .retryable(false),
+        .kind("http-denied"),
         other => Error::msg(format!("the request to {authority} failed: {other:?}")).kind("http"),
     }
 }

@@ -34,9 +34,11 @@
 //! For a task `add`, the macro generates:
 //! - `add(x, y) -> weir_sdk::Result<T>`: runs the task through the host and waits;
 //! - `add::submit(x, y) -> TaskFuture<T>`: starts it concurrently;
-//! - `add::map(xs, ys) -> Vec<TaskFuture<T>>`: one run per element ([`MapArg`], [`unmapped`]);
+//! - `add::map(xs, ys) -> Vec<TaskFuture<T>>`: one run per element of each `Vec`; a value of
+//!   the parameter's own type (or [`unmapped`]) is repeated ([`MapArg`]);
 //! - `add::call_state(x, y) -> TaskState<T>`: runs it and returns its final state;
-//! - `add::with(CallOptions::new().wait_for(&future))`: the same calls, with options;
+//! - `add::with_options(CallOptions::new().retries(3).wait_for(&future))` (or `add::with`):
+//!   the same calls with options replaced for them (Prefect's `with_options`);
 //! - `add::body(x, y)`: the function itself, without orchestration.
 //!
 //! A flow `f` gives `f(..)` (a subflow call), `f::call_state(..)` and `f::body(..)`.
@@ -90,30 +92,45 @@ pub use pause::{
     Pause, pause_flow_run, pause_flow_run_with_input, suspend_flow_run, suspend_flow_run_with_input,
 };
 pub use state::{FlowState, State, StateType, TaskState};
-pub use task::{CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmapped, wait_all};
+pub use task::{
+    CachePolicy, CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmapped, wait_all,
+};
 
 /// Marks a function as a flow.
 ///
-/// Options (Prefect's `@flow` arguments): `name`, `description` (default: the doc comment),
-/// `version`, `flow_run_name = "run-{param}"`, `retries`, `retry_delay_seconds = 2` or
-/// `= [1, 2.5]`, `retry_jitter_factor`, `timeout_seconds`, `tags = ["a"]`, `log_prints`,
-/// `persist_result`, `on_completion = [hook]`, `on_failure = [hook]`, and for flows only
+/// Options (Prefect's `@flow` arguments): `name` (default: the function's name with dashes,
+/// `my_flow` is `my-flow`), `description` (default: the doc comment), `version`,
+/// `flow_run_name` (a template such as `"run-{param}"` or `"{day:%A}"`, or the path of a
+/// `fn() -> String` called as the run starts, which may read [`context()`]), `retries`,
+/// `retry_delay_seconds = 2` or `= [1, 2.5]` (at most 50), `retry_jitter_factor`,
+/// `timeout_seconds`, `tags = ["a"]`, `log_prints` (unset: the parent flow's setting, else
+/// off; what is printed is kept only when on), `persist_result`, `on_completion = [hook]`,
+/// `on_failure = [hook]`, `on_running = [hook]`, and for flows only
 /// `on_cancellation = [hook]` (the run ended Cancelled: cancelled by request, or its parent
-/// was) and `on_crashed = [hook]` (the run ended Crashed: the host could not run it).
+/// was), `on_crashed = [hook]` (the run ended Crashed: the host could not run it),
+/// `validate_parameters = false` (parameters reach the flow as given, neither validated nor
+/// coerced) and `task_runner = SequentialTaskRunner` / `ThreadPoolTaskRunner(n)` (at most
+/// `n` of the task runs the flow submits run at once, in submission order).
 ///
 /// Parameters are owned `Serialize + DeserializeOwned + JsonSchema` types; `#[default(expr)]`
 /// on a parameter gives it a default. The flow may return a value, a `Result<T, E>` (with `E`
-/// an [`Error`] or anything `Display`), a [`State`] (its final state) or a
-/// `Vec<TaskState<_>>` (failed when any of them failed).
+/// an [`Error`] or anything `Display`), a [`State`] (its final state), or task or subflow
+/// states or futures: one ([`TaskState`], [`FlowState`], [`TaskFuture`]) is the flow's
+/// state; several (a `Vec` of them, a `Vec<State>` mixing them with `.into()`, or a tuple)
+/// fail the flow when any failed, as in Prefect (`"1/3 states failed."`).
 pub use weir_sdk_macros::flow;
 
 /// Marks a function as a task.
 ///
-/// Options (Prefect's `@task` arguments): those of [`macro@flow`] except `flow_run_name`, plus
-/// `task_run_name`, `retry_condition = path` (`fn(&Error, u32) -> bool`),
-/// `cache_policy = "inputs" | "none"`, `cache_key_fn = path`
+/// Options (Prefect's `@task` arguments): those of [`macro@flow`] except the flow-only
+/// ones, plus `task_run_name` (a template or a function, as `flow_run_name`; inside it
+/// [`context()`] has the task run's `task_run_parameters`), `retry_condition = path`
+/// (`fn(&Error, u32) -> bool`), `cache_policy = "inputs" | "none"`, `cache_key_fn = path`
 /// (`fn(&CacheKeyContext) -> Option<String>`), `cache_expiration` (seconds) and
-/// `refresh_cache`.
+/// `refresh_cache`. `log_prints` unset takes the calling flow's setting.
+///
+/// A task's options can be replaced for some calls with `my_task::with_options(
+/// CallOptions::new().retries(3))` (Prefect's `task.with_options`).
 pub use weir_sdk_macros::task;
 
 /// Exports the component's flows and tasks; write it once, at the crate root:
@@ -140,8 +157,8 @@ pub mod __private {
     pub use crate::flow::call_flow;
     pub use crate::registry::{CachePolicy, Component, Options, Registration};
     pub use crate::run::{
-        Decode, DecodeState, DecodeValue, ErrorDisplay, ErrorExact, ParsedArguments, ReturnState,
-        ReturnValue, Returned, ReturnedError, task_output,
+        Decode, DecodeOpaque, DecodeState, DecodeValue, ErrorDisplay, ErrorExact, ParsedArguments,
+        ReturnState, ReturnValue, Returned, ReturnedError, task_output,
     };
     pub use crate::schema::{ParametersSchema, default_value};
     pub use crate::task::{Arguments, CacheKeyFn, MapArguments, call_task, map_task, submit_task};

@@ -29,12 +29,17 @@ pub struct Options {
     pub cache_expiration_seconds: Option<f64>,
     pub refresh_cache: bool,
     pub persist_result: Option<bool>,
-    pub log_prints: bool,
+    pub log_prints: Option<bool>,
     pub run_name_template: Option<&'static str>,
+    /// A function naming the run (`flow_run_name = my_fn`), called as the run starts.
+    pub run_name_fn: Option<fn() -> String>,
     pub on_completion: &'static [&'static str],
     pub on_failure: &'static [&'static str],
     pub on_cancellation: &'static [&'static str],
     pub on_crashed: &'static [&'static str],
+    pub on_running: &'static [&'static str],
+    pub validate_parameters: bool,
+    pub max_workers: Option<u32>,
 }
 
 impl Options {
@@ -48,12 +53,16 @@ impl Options {
         cache_expiration_seconds: None,
         refresh_cache: false,
         persist_result: None,
-        log_prints: false,
+        log_prints: None,
         run_name_template: None,
+        run_name_fn: None,
         on_completion: &[],
         on_failure: &[],
         on_cancellation: &[],
         on_crashed: &[],
+        on_running: &[],
+        validate_parameters: true,
+        max_workers: None,
     };
 }
 
@@ -130,12 +139,30 @@ impl Registration {
                 persist_result: options.persist_result,
                 log_prints: options.log_prints,
                 run_name_template: options.run_name_template.map(str::to_owned),
+                has_run_name_fn: options.run_name_fn.is_some(),
                 on_completion: strings(options.on_completion),
                 on_failure: strings(options.on_failure),
                 on_cancellation: strings(options.on_cancellation),
                 on_crashed: strings(options.on_crashed),
+                on_running: strings(options.on_running),
+                validate_parameters: options.validate_parameters,
+                max_workers: options.max_workers,
             },
         }
+    }
+}
+
+impl Registration {
+    /// Runs the flow or task, named first by its run-name function when it has one
+    /// (Prefect evaluates a callable run name as the run starts, in its context).
+    fn start(&self, parameters: &str) -> Result<FlowOutput, Failure> {
+        if let Some(name_fn) = self.options.run_name_fn {
+            let name = name_fn();
+            if let Err(error) = bindings::weir::flow::context::set_run_name(&name) {
+                crate::warn!("the run could not be named {name:?}: {error}");
+            }
+        }
+        (self.run)(parameters)
     }
 }
 
@@ -159,11 +186,13 @@ impl Guest for Component {
     }
 
     fn run_flow(name: String, parameters: String) -> Result<FlowOutput, Failure> {
-        (find(RunKind::Flow, &name)?.run)(&parameters)
+        find(RunKind::Flow, &name)?.start(&parameters)
     }
 
     fn run_task(name: String, arguments: String) -> Result<String, Failure> {
-        (find(RunKind::Task, &name)?.run)(&arguments).map(|output| output.value)
+        find(RunKind::Task, &name)?
+            .start(&arguments)
+            .map(|output| output.value)
     }
 
     fn retry_condition(task: String, failure: Failure, attempt: u32) -> bool {

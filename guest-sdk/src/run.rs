@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 
 use crate::bindings::{Failure, FlowOutput};
 use crate::error::{Error, Result};
-use crate::state::{FlowState, State, TaskState};
+use crate::state::{FlowState, State, StateType, TaskState};
+use crate::task::TaskFuture;
 
 fn invalid_parameters(message: String) -> Failure {
     Error::msg(message)
@@ -100,22 +101,119 @@ impl ReturnState for Returned<State> {
     }
 }
 
-/// Returned task states fail the flow when any failed (Prefect's returning states).
-impl<X> ReturnState for Returned<Vec<TaskState<X>>> {
-    fn __weir_output(self) -> Result<FlowOutput, Failure> {
-        let states = self.0;
-        let failed = states.iter().filter(|state| !state.is_completed()).count();
-        let state = if failed == 0 {
-            State::completed()
-        } else {
-            State::failed(format!(
-                "{failed} of {} returned task runs did not complete",
-                states.len()
-            ))
-        };
-        value_output(&states, Some(&state))
+/// Something a flow returns whose final state decides the flow's (Prefect's returned
+/// states and futures).
+pub trait FinalState {
+    fn final_state(&self) -> State;
+}
+
+impl FinalState for State {
+    fn final_state(&self) -> State {
+        self.clone()
     }
 }
+
+impl<X> FinalState for TaskState<X> {
+    fn final_state(&self) -> State {
+        self.state.clone()
+    }
+}
+
+impl<X> FinalState for FlowState<X> {
+    fn final_state(&self) -> State {
+        self.state.clone()
+    }
+}
+
+/// A returned future is waited for, and counts as the state it ends in.
+impl<X> FinalState for TaskFuture<X> {
+    fn final_state(&self) -> State {
+        self.state().state
+    }
+}
+
+/// The state of a flow that returned several states, as Prefect decides it: failed when
+/// any failed, else cancelled when any was, else completed.
+fn collection_state(states: &[State]) -> State {
+    let total = states.len();
+    let count = |kind: StateType| states.iter().filter(|s| s.kind == kind).count();
+    let failed = count(StateType::Failed) + count(StateType::Crashed);
+    let cancelled = count(StateType::Cancelled);
+    let unfinished = states.iter().filter(|s| !s.is_final()).count();
+    if failed > 0 {
+        State::failed(format!("{failed}/{total} states failed."))
+    } else if cancelled > 0 {
+        State::cancelled(format!("{cancelled}/{total} states cancelled."))
+    } else if unfinished > 0 {
+        State::failed(format!("{unfinished}/{total} states are not final."))
+    } else {
+        State::completed().message("All states completed.")
+    }
+}
+
+/// The output of a flow that returned one task or subflow state (or future): that state
+/// is the flow's, with its value.
+fn single_output(state: State) -> Result<FlowOutput, Failure> {
+    value_output(state.value.as_ref().unwrap_or(&Value::Null), Some(&state))
+}
+
+/// The output of a flow that returned several states: their collective state, with the
+/// returned states kept as the value.
+fn collection_output<S: Serialize>(states: &[State], value: &S) -> Result<FlowOutput, Failure> {
+    value_output(value, Some(&collection_state(states)))
+}
+
+impl<X> ReturnState for Returned<TaskState<X>> {
+    fn __weir_output(self) -> Result<FlowOutput, Failure> {
+        single_output(self.0.state)
+    }
+}
+
+impl<X> ReturnState for Returned<FlowState<X>> {
+    fn __weir_output(self) -> Result<FlowOutput, Failure> {
+        single_output(self.0.state)
+    }
+}
+
+impl<X> ReturnState for Returned<TaskFuture<X>> {
+    fn __weir_output(self) -> Result<FlowOutput, Failure> {
+        single_output(self.0.final_state())
+    }
+}
+
+impl<S: FinalState + Serialize> ReturnState for Returned<Vec<S>> {
+    fn __weir_output(self) -> Result<FlowOutput, Failure> {
+        let states: Vec<State> = self.0.iter().map(FinalState::final_state).collect();
+        collection_output(&states, &self.0)
+    }
+}
+
+/// Returned futures are waited for; the value keeps their final states.
+impl<X> ReturnState for Returned<Vec<TaskFuture<X>>> {
+    fn __weir_output(self) -> Result<FlowOutput, Failure> {
+        let states: Vec<State> = self.0.iter().map(FinalState::final_state).collect();
+        collection_output(&states, &states)
+    }
+}
+
+macro_rules! tuple_states {
+    ($($name:ident)+) => {
+        /// A tuple of states, futures or both (Prefect's `return x, y, z`).
+        impl<$($name: FinalState),+> ReturnState for Returned<($($name,)+)> {
+            #[allow(non_snake_case)]
+            fn __weir_output(self) -> Result<FlowOutput, Failure> {
+                let ($($name,)+) = &self.0;
+                let states = vec![$($name.final_state()),+];
+                collection_output(&states, &states)
+            }
+        }
+    };
+}
+tuple_states!(A B);
+tuple_states!(A B C);
+tuple_states!(A B C D);
+tuple_states!(A B C D E);
+tuple_states!(A B C D E F);
 
 /// Any other value is serialized, and the host decides the state.
 pub trait ReturnValue {
@@ -158,7 +256,9 @@ impl<E: Display> ErrorDisplay for &ReturnedError<E> {
     }
 }
 
-/// Decodes what a subflow call returned, as the flow's declared return type.
+/// Decodes what a subflow call returned, as the flow's declared return type. The macro
+/// calls `(&&Decode::<T>::new()).__weir_decode(..)`: a [`State`] flow gives its state, a
+/// flow whose type deserializes gives its value, and any other (futures) an error.
 pub struct Decode<T>(PhantomData<fn() -> T>);
 
 impl<T> Decode<T> {
@@ -168,13 +268,21 @@ impl<T> Decode<T> {
     }
 }
 
+impl<T> Clone for Decode<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Decode<T> {}
+
 /// A flow declared to return a [`State`] gives its final state (with its value).
 pub trait DecodeState {
     type Output;
     fn __weir_decode(self, state: FlowState<Self::Output>) -> Result<Self::Output>;
 }
 
-impl DecodeState for Decode<State> {
+impl DecodeState for &&Decode<State> {
     type Output = State;
     fn __weir_decode(self, state: FlowState<State>) -> Result<State> {
         if state.is_completed() {
@@ -185,7 +293,7 @@ impl DecodeState for Decode<State> {
     }
 }
 
-/// Any other flow gives its value.
+/// A flow whose return type deserializes gives its value.
 pub trait DecodeValue {
     type Output;
     fn __weir_decode(self, state: FlowState<Self::Output>) -> Result<Self::Output>;
@@ -195,6 +303,24 @@ impl<T: DeserializeOwned> DecodeValue for &Decode<T> {
     type Output = T;
     fn __weir_decode(self, state: FlowState<T>) -> Result<T> {
         state.result()
+    }
+}
+
+/// A flow returning what cannot cross runs (task futures) has no value for its caller.
+pub trait DecodeOpaque {
+    type Output;
+    fn __weir_decode(self, state: FlowState<Self::Output>) -> Result<Self::Output>;
+}
+
+impl<T> DecodeOpaque for Decode<T> {
+    type Output = T;
+    fn __weir_decode(self, state: FlowState<T>) -> Result<T> {
+        Err(Error::msg(format!(
+            "subflow run {} returns task futures, which do not cross flow runs; call it with \
+             `call_state` to get its final state",
+            state.flow_run_id
+        ))
+        .kind("invalid-result"))
     }
 }
 
@@ -270,15 +396,37 @@ mod tests {
             .unwrap();
         assert!(matches!(output.state.unwrap().type_, StateType::Completed));
 
-        let output = Returned(vec![ok, bad]).__weir_output().unwrap();
+        let output = Returned(vec![ok.clone(), bad.clone()])
+            .__weir_output()
+            .unwrap();
         let state = output.state.unwrap();
         assert!(matches!(state.type_, StateType::Failed));
-        assert_eq!(
-            state.message.as_deref(),
-            Some("1 of 2 returned task runs did not complete")
-        );
+        assert_eq!(state.message.as_deref(), Some("1/2 states failed."));
         let value: Value = serde_json::from_str(&output.value).unwrap();
         assert_eq!(value[0]["task_run_id"], "a");
+
+        // One failed state returned alone is the flow's state.
+        let output = Returned(bad.clone()).__weir_output().unwrap();
+        let state = output.state.unwrap();
+        assert!(matches!(state.type_, StateType::Failed));
+        assert_eq!(state.message.as_deref(), Some("x"));
+
+        // A tuple, and a list mixing task and subflow states.
+        let sub: FlowState<i64> = FlowState::new("f".into(), State::completed(), None);
+        let output = Returned((ok.clone(), bad.clone(), sub))
+            .__weir_output()
+            .unwrap();
+        assert_eq!(
+            output.state.unwrap().message.as_deref(),
+            Some("1/3 states failed.")
+        );
+        let sub: FlowState<i64> = FlowState::new("f".into(), State::cancelled("stop"), None);
+        let mixed: Vec<State> = vec![ok.clone().into(), sub.into()];
+        let state = Returned(mixed).__weir_output().unwrap().state.unwrap();
+        assert!(matches!(state.type_, StateType::Cancelled));
+        assert_eq!(state.message.as_deref(), Some("1/2 states cancelled."));
+        let state = Returned(vec![ok]).__weir_output().unwrap().state.unwrap();
+        assert_eq!(state.message.as_deref(), Some("All states completed."));
     }
 
     #[test]
@@ -301,19 +449,20 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the macro's dispatch, as it writes it
     fn subflow_results_decode_as_the_declared_type() {
         let done: FlowState<i64> =
             FlowState::new("f".into(), State::completed().with_value(5), None);
-        assert_eq!(Decode::<i64>::new().__weir_decode(done).unwrap(), 5);
+        assert_eq!((&&Decode::<i64>::new()).__weir_decode(done).unwrap(), 5);
 
         let skipped: FlowState<State> =
             FlowState::new("f".into(), State::completed().named("Skipped"), None);
-        let state = Decode::<State>::new().__weir_decode(skipped).unwrap();
+        let state = (&&Decode::<State>::new()).__weir_decode(skipped).unwrap();
         assert_eq!(state.name, "Skipped");
 
         let failed: FlowState<State> = FlowState::new("f".into(), State::failed("no"), None);
         assert_eq!(
-            Decode::<State>::new()
+            (&&Decode::<State>::new())
                 .__weir_decode(failed)
                 .unwrap_err()
                 .message(),

@@ -283,13 +283,31 @@ impl<T> std::fmt::Debug for TaskState<T> {
 }
 
 /// The final state of a subflow run (Prefect's `return_state=True` for flows).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
 pub struct FlowState<T> {
     /// The subflow run id (empty when the call failed before the host created a run).
     pub flow_run_id: String,
     /// The final state, with the value when it completed.
     pub state: State,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     failure: Option<Error>,
+    #[serde(skip)]
     marker: PhantomData<fn() -> T>,
+}
+
+impl<T> From<TaskState<T>> for State {
+    /// The task run's final state, to return among others from a flow.
+    fn from(state: TaskState<T>) -> State {
+        state.state
+    }
+}
+
+impl<T> From<FlowState<T>> for State {
+    /// The subflow run's final state, to return among others from a flow.
+    fn from(state: FlowState<T>) -> State {
+        state.state
+    }
 }
 
 impl<T> FlowState<T> {

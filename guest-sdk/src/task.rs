@@ -153,11 +153,49 @@ pub fn allow_failure(dependency: impl Into<Dependency>) -> Dependency {
     }
 }
 
-/// Options of one task call (`my_task::with(options)`): upstream runs to wait for, extra tags.
+/// Options of one task call (`my_task::with_options(options)`, Prefect's
+/// `task.with_options(...)`): upstream runs to wait for, extra tags, and any of the task's
+/// own options replaced for this call.
+///
+/// ```no_run
+/// use weir_sdk::{CachePolicy, CallOptions};
+///
+/// let options = CallOptions::new()
+///     .retries(5)
+///     .retry_delay_seconds([1.0, 10.0])
+///     .timeout_seconds(30.0)
+///     .name("fetch-eu")
+///     .cache_policy(CachePolicy::None);
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct CallOptions {
     wait_for: Vec<Dependency>,
     tags: Vec<String>,
+    overrides: Overrides,
+}
+
+/// How a task call caches its result, replacing the task's `cache_policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachePolicy {
+    /// Never cached (Prefect's `NONE`).
+    None,
+    /// Keyed by the component, the task and the arguments (Prefect's `INPUTS`).
+    Inputs,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Overrides {
+    name: Option<String>,
+    run_name_template: Option<String>,
+    retries: Option<u32>,
+    retry_delay_seconds: Option<Vec<f64>>,
+    retry_jitter_factor: Option<f64>,
+    timeout_seconds: Option<f64>,
+    cache_policy: Option<CachePolicy>,
+    cache_expiration_seconds: Option<f64>,
+    refresh_cache: Option<bool>,
+    persist_result: Option<bool>,
+    log_prints: Option<bool>,
 }
 
 impl CallOptions {
@@ -180,6 +218,104 @@ impl CallOptions {
         self
     }
 
+    /// The task's name shown for this call's run (`with_options(name=...)`).
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.overrides.name = Some(name.into());
+        self
+    }
+
+    /// The run's name, a template over the arguments (`"fetch-{region}"`).
+    #[must_use]
+    pub fn task_run_name(mut self, template: impl Into<String>) -> Self {
+        self.overrides.run_name_template = Some(template.into());
+        self
+    }
+
+    /// Retries for this call.
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.overrides.retries = Some(retries);
+        self
+    }
+
+    /// Delays before each retry, in seconds; the last one repeats.
+    #[must_use]
+    pub fn retry_delay_seconds(mut self, delays: impl IntoIterator<Item = f64>) -> Self {
+        self.overrides.retry_delay_seconds = Some(delays.into_iter().collect());
+        self
+    }
+
+    /// Spreads each retry delay by up to this factor.
+    #[must_use]
+    pub fn retry_jitter_factor(mut self, factor: f64) -> Self {
+        self.overrides.retry_jitter_factor = Some(factor);
+        self
+    }
+
+    /// A timeout for each attempt, in seconds; `0.0` is none.
+    #[must_use]
+    pub fn timeout_seconds(mut self, seconds: f64) -> Self {
+        self.overrides.timeout_seconds = Some(seconds);
+        self
+    }
+
+    /// The cache policy for this call. A task with a `cache_key_fn` keeps its own key
+    /// unless this is [`CachePolicy::None`].
+    #[must_use]
+    pub fn cache_policy(mut self, policy: CachePolicy) -> Self {
+        self.overrides.cache_policy = Some(policy);
+        self
+    }
+
+    /// How long this call's cached result is valid, in seconds.
+    #[must_use]
+    pub fn cache_expiration(mut self, seconds: f64) -> Self {
+        self.overrides.cache_expiration_seconds = Some(seconds);
+        self
+    }
+
+    /// Runs the task even when a cached result is valid, and caches the new one.
+    #[must_use]
+    pub fn refresh_cache(mut self, refresh: bool) -> Self {
+        self.overrides.refresh_cache = Some(refresh);
+        self
+    }
+
+    /// Whether the run's result is stored.
+    #[must_use]
+    pub fn persist_result(mut self, persist: bool) -> Self {
+        self.overrides.persist_result = Some(persist);
+        self
+    }
+
+    /// Whether what the task prints is logged.
+    #[must_use]
+    pub fn log_prints(mut self, log_prints: bool) -> Self {
+        self.overrides.log_prints = Some(log_prints);
+        self
+    }
+
+    fn overrides_to_host(&self) -> host::TaskOverrides {
+        let o = &self.overrides;
+        host::TaskOverrides {
+            name: o.name.clone(),
+            run_name_template: o.run_name_template.clone(),
+            retries: o.retries,
+            retry_delay_seconds: o.retry_delay_seconds.clone(),
+            retry_jitter_factor: o.retry_jitter_factor,
+            timeout_seconds: o.timeout_seconds,
+            cache_policy: o.cache_policy.map(|p| match p {
+                CachePolicy::None => crate::bindings::CachePolicy::None,
+                CachePolicy::Inputs => crate::bindings::CachePolicy::Inputs,
+            }),
+            cache_expiration_seconds: o.cache_expiration_seconds,
+            refresh_cache: o.refresh_cache,
+            persist_result: o.persist_result,
+            log_prints: o.log_prints,
+        }
+    }
+
     /// The host's call options, or the error when an upstream call never reached the host (it
     /// failed, and the dependent run must not start unless failures are allowed).
     fn to_host(&self, cache_key: Option<String>) -> Result<host::CallOptions> {
@@ -198,10 +334,14 @@ impl CallOptions {
                 }
             }
         }
+        // A call that turns caching off does not send the task's custom key.
+        let cache_key =
+            cache_key.filter(|_| self.overrides.cache_policy != Some(CachePolicy::None));
         Ok(host::CallOptions {
             wait_for,
             cache_key,
             tags: self.tags.clone(),
+            overrides: self.overrides_to_host(),
         })
     }
 }
@@ -219,6 +359,14 @@ pub enum MapArg<A> {
 /// Passes the same value to every run of a map (Prefect's `unmapped`).
 pub fn unmapped<A>(value: A) -> MapArg<A> {
     MapArg::Unmapped(value)
+}
+
+/// A value of the parameter's own type is the same for every run, as in Prefect (where
+/// a non-iterable is not mapped); [`unmapped`] says so explicitly.
+impl<A> From<A> for MapArg<A> {
+    fn from(value: A) -> Self {
+        MapArg::Unmapped(value)
+    }
 }
 
 impl<A> From<Vec<A>> for MapArg<A> {
@@ -489,9 +637,9 @@ mod tests {
     fn mapped_arguments_zip_and_unmapped_repeat() {
         let runs = zipped(
             MapArguments::new()
-                .arg("x", MapArg::from(vec![1, 2, 3]))
+                .arg("x", MapArg::<i32>::from(vec![1, 2, 3]))
                 .arg("y", unmapped(10))
-                .arg("z", MapArg::from(["a", "b", "c"])),
+                .arg("z", MapArg::<&str>::from(["a", "b", "c"])),
         );
         assert_eq!(
             runs,
@@ -505,7 +653,7 @@ mod tests {
 
     #[test]
     fn ranges_are_mapped() {
-        let runs = zipped(MapArguments::new().arg("i", MapArg::from(0..2u32)));
+        let runs = zipped(MapArguments::new().arg("i", MapArg::<u32>::from(0..2u32)));
         assert_eq!(runs, vec![json!({"i": 0}), json!({"i": 1})]);
     }
 
@@ -518,8 +666,8 @@ mod tests {
     #[test]
     fn lengths_must_match_and_every_run_fails_otherwise() {
         let (error, count) = MapArguments::new()
-            .arg("x", MapArg::from(vec![1, 2, 3]))
-            .arg("y", MapArg::from(vec![1, 2]))
+            .arg("x", MapArg::<i32>::from(vec![1, 2, 3]))
+            .arg("y", MapArg::<i32>::from(vec![1, 2]))
             .zip()
             .unwrap_err();
         assert_eq!(count, 3);

@@ -162,7 +162,7 @@ fn describe_lists_flows_and_tasks_with_their_options() {
     );
     let plain = find(&manifest.flows, "plain");
     assert_eq!(plain.options.timeout_seconds, Some(1.5));
-    assert!(plain.options.log_prints);
+    assert_eq!(plain.options.log_prints, Some(true));
     assert!(plain.description.is_none());
 }
 

@@ -112,8 +112,8 @@ async fn cancelling_a_run_cancels_its_subflow_and_task_runs_and_runs_hooks() {
     assert_eq!((parent_tasks.len(), child_tasks.len()), (1, 1));
 
     // Both flows' on_cancellation hooks ran, each on its own run.
-    wait_for_log(&s, &ws.key, &id, "cancel hook: cancel_parent Cancelled").await;
-    wait_for_log(&s, &ws.key, &child, "cancel hook: cancel_child Cancelled").await;
+    wait_for_log(&s, &ws.key, &id, "cancel hook: cancel-parent Cancelled").await;
+    wait_for_log(&s, &ws.key, &child, "cancel hook: cancel-child Cancelled").await;
     s.stop().await;
 }
 

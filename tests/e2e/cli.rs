@@ -82,7 +82,7 @@ fn bad_input_gets_a_clear_error() {
     let basic = guest("guest_basic");
     let (ok, _, err) = weir(&["run", basic.to_str().unwrap(), "nope"]);
     assert!(
-        !ok && err.contains("no flow 'nope'") && err.contains("retry_flow"),
+        !ok && err.contains("no flow 'nope'") && err.contains("retry-flow"),
         "{err}"
     );
     let (ok, _, err) = weir(&["run", basic.to_str().unwrap()]);
@@ -111,7 +111,7 @@ fn inspect_shows_the_manifest() {
     let (ok, stdout, err) = weir(&["inspect", basic.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(
-        stdout.contains("flows:") && stdout.contains("retry_flow"),
+        stdout.contains("flows:") && stdout.contains("retry-flow"),
         "{stdout}"
     );
     assert!(stdout.contains("param n: integer (required)"), "{stdout}");

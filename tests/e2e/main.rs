@@ -25,6 +25,7 @@ mod js;
 mod limits;
 mod observability;
 mod openapi;
+mod options;
 mod pages;
 mod params;
 mod pauses;

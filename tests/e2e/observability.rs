@@ -68,7 +68,7 @@ async fn hooks_run_on_completion_and_failure() {
     );
     assert!(
         logs.iter()
-            .any(|l| l == "hook: hooks_flow completed as Completed"),
+            .any(|l| l == "hook: hooks-flow completed as Completed"),
         "{logs:?}"
     );
 }

@@ -64,7 +64,7 @@ async fn an_unknown_flow_is_an_error_that_lists_the_flows() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("no flow 'nope'") && err.contains("retry_flow"),
+        err.contains("no flow 'nope'") && err.contains("retry-flow"),
         "{err}"
     );
 }

@@ -208,6 +208,37 @@ async fn a_flaky_task_is_retried_with_its_delays() {
 }
 
 #[tokio::test]
+async fn with_options_inside_a_run_replaces_the_tasks_options_for_its_calls() {
+    let h = harness().await;
+    let c = h.load_python(BASIC).await;
+    // `flaky` allows 3 retries; the variant made in the flow allows 5, without delays.
+    let out = run(&h, &c, "with-options-flow", json!({"fail_times": 5})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    assert_eq!(out.value.as_deref(), Some("6"));
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    assert_eq!(tasks[0].task_name, "flaky-patient");
+    assert_eq!(tasks[0].run_count, 6);
+    assert!(
+        c.task("flaky-patient").is_none(),
+        "the variant is not a new task"
+    );
+}
+
+#[tokio::test]
+async fn callable_run_names_name_flow_and_task_runs_as_they_start() {
+    let h = harness().await;
+    let c = h.load_python(BASIC).await;
+    let out = run(&h, &c, "named-by-callable", json!({"region": "eu"})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let value: Value = serde_json::from_str(out.value.as_deref().unwrap_or("null")).unwrap();
+    assert_eq!(value, json!(["report-for-eu", "row-7"]));
+    let record = h.store().flow_run(&out.flow_run_id).await.unwrap().unwrap();
+    assert_eq!(record.name, "report-for-eu");
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    assert_eq!(tasks[0].name, "row-7");
+}
+
+#[tokio::test]
 async fn the_retry_condition_sees_the_tasks_exception() {
     let h = harness().await;
     let c = h.load_python(BASIC).await;

@@ -53,8 +53,8 @@ async fn a_flows_final_state_hooks_run_for_a_run_without_an_instance() {
     assert_eq!(
         hooks,
         [
-            "crash hook: crash_hooked Crashed",
-            "cancel hook: crash_hooked Cancelled"
+            "crash hook: crash-hooked Crashed",
+            "cancel hook: crash-hooked Cancelled"
         ],
         "{logs:?}"
     );

@@ -424,7 +424,7 @@ async fn a_flow_can_start_a_run_of_a_deployment() {
     let child = run["result"].as_str().unwrap();
     let child = s.wait_final(&ws.key, child).await;
     assert_eq!(child["result"], 14);
-    assert_eq!(child["flow"], "map_flow");
+    assert_eq!(child["flow"], "map-flow");
     s.stop().await;
 }
 

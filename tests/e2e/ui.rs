@@ -628,7 +628,7 @@ async fn settings_change_through_the_apis_checks_and_secrets_are_never_shown() {
     let comps = b.get("/components").await;
     assert!(comps.body.contains(&digest[..16]), "{}", comps.body);
     let comp = b.get(&format!("/components/{digest}")).await;
-    assert!(comp.body.contains("hostile_content"), "{}", comp.body);
+    assert!(comp.body.contains("hostile-content"), "{}", comp.body);
     s.stop().await;
 }
 
@@ -892,7 +892,7 @@ async fn a_component_uploads_from_its_page_and_a_bad_file_shows_why() {
     let at = ok.location().to_owned();
     assert!(at.starts_with("/components/"), "{at}");
     let page = b.get(&at).await;
-    assert!(page.body.contains("ordering_flow"), "{}", page.body);
+    assert!(page.body.contains("ordering-flow"), "{}", page.body);
     let (_, listed) = s.get("/api/components", &ws.key).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
     s.stop().await;

@@ -121,7 +121,9 @@ export class Options {
       throw new TypeError(`${what}: persistResult must be a boolean`);
     }
     this.persistResult = o.persistResult;
-    this.logPrints = Boolean(o.logPrints);
+    // Unset inherits the caller's setting (a task its flow's, a subflow its parent's).
+    this.logPrints = o.logPrints === undefined ? undefined : Boolean(o.logPrints);
+    this.validateParameters = o.validateParameters ?? true;
     const runName = kind === "flow" ? o.flowRunName : o.taskRunName;
     if (runName !== undefined && typeof runName !== "string") {
       throw new TypeError(
@@ -167,10 +169,15 @@ export class Options {
       persistResult: this.persistResult,
       logPrints: this.logPrints,
       runNameTemplate: this.runName,
+      hasRunNameFn: false,
       onCompletion: this.onCompletion.map(hookName),
       onFailure: this.onFailure.map(hookName),
       onCancellation: this.onCancellation.map(hookName),
       onCrashed: this.onCrashed.map(hookName),
+      // The SDK runs `onRunning` hooks itself, in the run's own instance.
+      onRunning: [],
+      validateParameters: this.validateParameters,
+      maxWorkers: undefined,
     };
   }
 }

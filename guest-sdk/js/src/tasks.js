@@ -252,7 +252,7 @@ export class Task {
   }
 
   callOptions(params, deps) {
-    return { waitFor: deps.wit(), cacheKey: this.cacheKey(params), tags: [] };
+    return { waitFor: deps.wit(), cacheKey: this.cacheKey(params), tags: [], overrides: {} };
   }
 
   cacheKey(params) {

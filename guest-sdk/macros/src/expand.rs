@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, ExprPath, ItemFn, LitStr};
 
 use crate::Kind;
-use crate::options::{self, CachePolicy, Errors, Options};
+use crate::options::{self, CachePolicy, Errors, Options, RunName};
 use crate::signature::{self, Param, Return};
 
 pub fn expand(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -137,12 +137,17 @@ impl Generator {
             Kind::Flow => "flow",
             Kind::Task => "task",
         };
+        // As in Prefect, a flow's default name is its function's with dashes
+        // (`my_flow` is "my-flow"); a task's keeps the function's name.
         let name = self
             .options
             .name
             .as_ref()
             .map(LitStr::value)
-            .unwrap_or_else(|| ident.to_string());
+            .unwrap_or_else(|| match self.kind {
+                Kind::Flow => ident.to_string().replace('_', "-"),
+                Kind::Task => ident.to_string(),
+            });
         let body_ident = format_ident!("__weir_{}_body_{}", kind_name, ident);
         let (doc_attrs, other_attrs): (Vec<&Attribute>, Vec<&Attribute>) = self
             .func
@@ -233,8 +238,14 @@ impl Generator {
                         with(::weir_sdk::CallOptions::new()).map(#(#names),*)
                     }
 
-                    /// The task with call options (upstream runs to wait for, extra tags).
+                    /// The task with call options (upstream runs to wait for, extra tags,
+                    /// and any of its options replaced for these calls).
                     pub fn with(options: ::weir_sdk::CallOptions) -> WithOptions {
+                        WithOptions { options }
+                    }
+
+                    /// The same as `with` (Prefect's `task.with_options(...)`).
+                    pub fn with_options(options: ::weir_sdk::CallOptions) -> WithOptions {
                         WithOptions { options }
                     }
 
@@ -275,8 +286,8 @@ impl Generator {
                     #[allow(dead_code, clippy::too_many_arguments)]
                     #vis fn #ident(#(#typed),*) -> ::weir_sdk::Result<#output> {
                         #[allow(unused_imports)]
-                        use ::weir_sdk::__private::{DecodeState as _, DecodeValue as _};
-                        ::weir_sdk::__private::Decode::<#output>::new()
+                        use ::weir_sdk::__private::{DecodeOpaque as _, DecodeState as _, DecodeValue as _};
+                        (&&::weir_sdk::__private::Decode::<#output>::new())
                             .__weir_decode(#ident::call_state(#(#names),*))
                     }
                 };
@@ -298,7 +309,7 @@ impl Generator {
         let mod_doc = format!(
             "Handles of the {kind_name} `{name}`: `body` and `call_state`{}.",
             if self.kind == Kind::Task {
-                ", `submit`, `map`, `with`"
+                ", `submit`, `map`, `with`, `with_options`"
             } else {
                 ""
             }
@@ -383,11 +394,29 @@ impl Generator {
         if let Some(persist) = o.persist_result {
             fields.push(quote!(persist_result: ::core::option::Option::Some(#persist)));
         }
-        if o.log_prints {
-            fields.push(quote!(log_prints: true));
+        if let Some(log_prints) = o.log_prints {
+            fields.push(quote!(log_prints: ::core::option::Option::Some(#log_prints)));
         }
-        if let Some(template) = &o.run_name {
-            fields.push(quote!(run_name_template: ::core::option::Option::Some(#template)));
+        match &o.run_name {
+            Some(RunName::Template(template)) => {
+                fields.push(quote!(run_name_template: ::core::option::Option::Some(#template)));
+            }
+            Some(RunName::Fn(path)) => {
+                fields.push(quote_spanned! {path.span()=>
+                    run_name_fn: ::core::option::Option::Some(#path as fn() -> ::std::string::String)
+                });
+            }
+            None => {}
+        }
+        if !o.on_running.is_empty() {
+            let names = o.on_running.iter().map(path_name);
+            fields.push(quote!(on_running: &[#(#names),*]));
+        }
+        if o.validate_parameters == Some(false) {
+            fields.push(quote!(validate_parameters: false));
+        }
+        if let Some(n) = o.max_workers {
+            fields.push(quote!(max_workers: ::core::option::Option::Some(#n)));
         }
         if !o.on_completion.is_empty() {
             let names = o.on_completion.iter().map(path_name);
@@ -422,6 +451,7 @@ impl Generator {
             .chain(&o.on_failure)
             .chain(&o.on_cancellation)
             .chain(&o.on_crashed)
+            .chain(&o.on_running)
         {
             let hook_name = path_name(path);
             if hook_names.contains(&hook_name) {

@@ -21,6 +21,7 @@ const COMMON: &[&str] = &[
     "log_prints",
     "on_completion",
     "on_failure",
+    "on_running",
 ];
 const TASK_ONLY: &[&str] = &[
     "task_run_name",
@@ -30,7 +31,22 @@ const TASK_ONLY: &[&str] = &[
     "cache_expiration",
     "refresh_cache",
 ];
-const FLOW_ONLY: &[&str] = &["flow_run_name", "on_cancellation", "on_crashed"];
+const FLOW_ONLY: &[&str] = &[
+    "flow_run_name",
+    "on_cancellation",
+    "on_crashed",
+    "validate_parameters",
+    "task_runner",
+];
+
+/// Prefect's limit on retry delays.
+const MAX_RETRY_DELAYS: usize = 50;
+
+/// A run name: a template over the parameters, or a function called as the run starts.
+pub enum RunName {
+    Template(LitStr),
+    Fn(ExprPath),
+}
 
 /// How a task's results are cached.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,12 +67,16 @@ pub struct Options {
     pub retry_jitter_factor: Option<f64>,
     pub timeout_seconds: Option<f64>,
     pub persist_result: Option<bool>,
-    pub log_prints: bool,
+    pub log_prints: Option<bool>,
     pub on_completion: Vec<ExprPath>,
     pub on_failure: Vec<ExprPath>,
     pub on_cancellation: Vec<ExprPath>,
     pub on_crashed: Vec<ExprPath>,
-    pub run_name: Option<LitStr>,
+    pub on_running: Vec<ExprPath>,
+    pub run_name: Option<RunName>,
+    pub validate_parameters: Option<bool>,
+    /// The flow's task runner: how many submitted task runs run at once.
+    pub max_workers: Option<u32>,
     pub retry_condition: Option<ExprPath>,
     pub cache_policy: Option<(CachePolicy, Span)>,
     pub cache_key_fn: Option<ExprPath>,
@@ -130,6 +150,14 @@ pub fn parse(kind: Kind, attr: proc_macro2::TokenStream, errors: &mut Errors) ->
             errors.push(e);
         }
     }
+    if let (Kind::Flow, Some(name)) = (kind, &options.name)
+        && let Some(c) = name.value().chars().find(|c| "/%&><".contains(*c))
+    {
+        errors.push(error(
+            name,
+            format!("a flow name cannot contain '{c}' (none of / % & > <)"),
+        ));
+    }
     if let (Some(key_fn), Some((CachePolicy::None, _))) =
         (&options.cache_key_fn, &options.cache_policy)
     {
@@ -190,13 +218,30 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
         }
         "timeout_seconds" => options.timeout_seconds = Some(seconds(name, value)?),
         "persist_result" => options.persist_result = Some(lit_bool(name, value)?),
-        "log_prints" => options.log_prints = lit_bool(name, value)?,
+        "log_prints" => options.log_prints = Some(lit_bool(name, value)?),
+        "on_running" => options.on_running = path_list(name, value)?,
+        "validate_parameters" => options.validate_parameters = Some(lit_bool(name, value)?),
+        "task_runner" => options.max_workers = task_runner(value)?,
         "on_completion" => options.on_completion = path_list(name, value)?,
         "on_failure" => options.on_failure = path_list(name, value)?,
         "on_cancellation" => options.on_cancellation = path_list(name, value)?,
         "on_crashed" => options.on_crashed = path_list(name, value)?,
         "task_run_name" | "flow_run_name" => {
-            options.run_name = Some(non_empty(lit_str(name, value)?)?)
+            options.run_name = Some(match value {
+                Expr::Path(p) if p.qself.is_none() => RunName::Fn(p.clone()),
+                _ => match lit_str(name, value) {
+                    Ok(template) => RunName::Template(non_empty(template)?),
+                    Err(_) => {
+                        return Err(error(
+                            value,
+                            format!(
+                                "`{name}` expects a template string, like `{name} = \"run-{{x}}\"`, \
+                                 or the path of a function returning the name, like `{name} = my_name`"
+                            ),
+                        ));
+                    }
+                },
+            })
         }
         "retry_condition" => options.retry_condition = Some(path(name, value)?),
         "cache_policy" => {
@@ -309,8 +354,48 @@ fn seconds(name: &str, value: &Expr) -> syn::Result<f64> {
     bounded(name, value, MAX_SECONDS, " seconds (ten years)")
 }
 
+/// Prefect's task runners: `SequentialTaskRunner` (one at a time, in submission order),
+/// `ThreadPoolTaskRunner(N)` (N at once), `ThreadPoolTaskRunner` / `ConcurrentTaskRunner`
+/// (no bound of the flow's own).
+fn task_runner(value: &Expr) -> syn::Result<Option<u32>> {
+    let expected = "`task_runner` expects `SequentialTaskRunner`, `ThreadPoolTaskRunner(max_workers)` \
+                    or `ConcurrentTaskRunner`";
+    let (path, args) = match value {
+        Expr::Path(p) => (&p.path, None),
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(p) => (&p.path, Some(&call.args)),
+            _ => return Err(error(value, expected)),
+        },
+        _ => return Err(error(value, expected)),
+    };
+    let runner = path
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
+    match (runner.as_str(), args) {
+        ("SequentialTaskRunner", None) => Ok(Some(1)),
+        ("ThreadPoolTaskRunner" | "ConcurrentTaskRunner", None) => Ok(None),
+        ("ThreadPoolTaskRunner", Some(args)) if args.len() == 1 => {
+            let n = lit_u32("max_workers", &args[0])?;
+            if n == 0 {
+                return Err(error(&args[0], "`max_workers` must be at least 1"));
+            }
+            Ok(Some(n))
+        }
+        _ => Err(error(value, expected)),
+    }
+}
+
 fn number_or_list(name: &str, value: &Expr) -> syn::Result<Vec<f64>> {
     match value {
+        Expr::Array(array) if array.elems.len() > MAX_RETRY_DELAYS => Err(error(
+            value,
+            format!(
+                "`{name}` lists {} delays; at most {MAX_RETRY_DELAYS} are allowed (Prefect's limit)",
+                array.elems.len()
+            ),
+        )),
         Expr::Array(array) => array.elems.iter().map(|e| seconds(name, e)).collect(),
         _ => match number(name, value) {
             Ok(_) => Ok(vec![seconds(name, value)?]),

@@ -64,12 +64,23 @@ def test_options_are_checked_and_normalized():
         ({"retry_jitter_factor": -1}, "retry_jitter_factor"),
         ({"on_failure": ["not callable"]}, "on_failure"),
         ({"no_such_option": 1}, "no_such_option"),
-        ({"task_run_name": lambda: "x"}, "callable run name"),
+        ({"task_run_name": 42}, "run name"),
     ],
 )
 def test_bad_options_are_refused_when_declared(options, message):
     with pytest.raises((TypeError, ValueError), match=message):
         task(**options)(lambda: None)
+
+
+def test_run_names_are_templates_or_callables_and_log_prints_inherits():
+    def name_fn():
+        return "named"
+
+    named = task(task_run_name=name_fn, name="named_task")(lambda: None)
+    assert named.options.run_name is name_fn
+    assert named.options.template() is None
+    assert task(name="plain_task")(lambda: None).options.log_prints is None
+    assert task(name="quiet_task", log_prints=False)(lambda: None).options.log_prints is False
 
 
 def test_names_follow_prefect_and_collisions_are_refused():

@@ -89,10 +89,15 @@ def _options(item: Any, retry_condition: bool) -> Any:
         persist_result=o.persist_result,
         log_prints=o.log_prints,
         run_name_template=o.template(),
+        has_run_name_fn=callable(o.run_name),
         on_completion=[hook_name(h) for h in o.on_completion],
         on_failure=[hook_name(h) for h in o.on_failure],
         on_cancellation=[hook_name(h) for h in o.on_cancellation],
         on_crashed=[hook_name(h) for h in o.on_crashed],
+        # The SDK runs `on_running` hooks itself, in the run's own instance.
+        on_running=[],
+        validate_parameters=getattr(item, "validate_parameters", True),
+        max_workers=getattr(item, "max_workers", None),
     )
 
 
@@ -165,7 +170,29 @@ def _run_hooks(hooks: list[Callable[..., Any]], item: Any, run: _RunInfo, state:
             get_run_logger().error(f"hook {hook_name(hook)} failed: {exceptions.message_of(error)}")
 
 
+def _name_run(item: Any) -> None:
+    """Names the run with its callable run name, as Prefect does when a run starts (the
+    callable reads ``weir.runtime``)."""
+    if not callable(item.options.run_name):
+        return
+    from .logging import get_run_logger
+
+    try:
+        name = str(item.options.run_name())
+    except Exception as error:  # noqa: BLE001 - a bad name leaves the run's own
+        get_run_logger().warning(f"the run name function failed: {exceptions.message_of(error)}")
+        return
+    try:
+        _host.interface("context").set_run_name(name)
+    except Exception as error:  # noqa: BLE001 - the host refused the name
+        get_run_logger().warning(f"the run could not be named {name!r}: {getattr(error, 'value', error)}")
+        return
+    # The run context read before the rename is stale now.
+    setattr(_context.current(), "_run_context", None)
+
+
 def _running_hooks(item: Any, params: dict[str, Any]) -> None:
+    _name_run(item)
     if not item.options.on_running:
         return
     from .runtime import flow_run, task_run

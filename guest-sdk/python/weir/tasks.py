@@ -177,11 +177,12 @@ class Options:
         self.cache_expiration = _seconds(cache_expiration, "cache_expiration")
         self.refresh_cache = bool(refresh_cache)
         self.persist_result = persist_result
-        self.log_prints = bool(log_prints)
-        if run_name is not None and not isinstance(run_name, str):
+        # None inherits the caller's setting (a task its flow's, a subflow its parent's).
+        self.log_prints = None if log_prints is None else bool(log_prints)
+        if run_name is not None and not isinstance(run_name, str) and not callable(run_name):
             raise TypeError(
-                "a run name is a template over the parameters, such as \"{name}-on-{date:%A}\" "
-                "(Weir names a run before its code starts, so a callable run name is not supported)"
+                "a run name is a template over the parameters, such as \"{name}-on-{date:%A}\", "
+                f"or a callable returning the name, not {run_name!r}"
             )
         self.run_name = run_name
         self.on_completion = _hook_names(on_completion, "on_completion")
@@ -351,6 +352,10 @@ class Task:
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__wrapped__ = fn
+        # The registered task the host runs; a `with_options` variant made inside a run
+        # calls it with its own options replacing the task's for those calls.
+        self._host_name = self.name
+        self._variant = False
         if register:
             _registry.add_task(self)
 
@@ -372,12 +377,14 @@ class Task:
         learns a component's tasks when it is built); give it its own ``name`` when its
         options differ."""
         args = {**self._init_args, **overrides}
+        if _context.on_host():
+            # Inside a run: the same registered task, its options replaced for the calls
+            # made through the copy (the host applies them to each call's run).
+            variant = Task(self.fn, register=False, **args)
+            variant._host_name = self._host_name
+            variant._variant = True
+            return variant
         same = args.get("name") in (None, self.name) and _registry.tasks().get(self.name) is self
-        if same and _context.on_host():
-            raise RuntimeError(
-                f"{self.name}.with_options(...) inside a run: declare the variant at module level, "
-                "with its own name"
-            )
         return Task(self.fn, register=not same or not _context.building(), **args)
 
     # Calls.
@@ -423,10 +430,41 @@ class Task:
 
     def _host_options(self, params: dict[str, Any], resolved: _Resolved, tags: Sequence[str] = ()) -> Any:
         tasks = _host.interface("tasks")
+        if self._variant:
+            tags = [*tags, *self.options.tags]
         return tasks.CallOptions(
             wait_for=[tasks.Dependency(task_run_id=i, allow_failure=a) for i, a in resolved.wait_for],
             cache_key=self._cache_key(params),
             tags=list(tags),
+            overrides=self._overrides(tasks),
+        )
+
+    def _overrides(self, tasks: Any) -> Any:
+        """The host's per-call options: none for the task itself, every option for a
+        ``with_options`` variant (those it did not change equal the task's)."""
+        if not self._variant:
+            return tasks.TaskOverrides(
+                name=None, run_name_template=None, retries=None, retry_delay_seconds=None,
+                retry_jitter_factor=None, timeout_seconds=None, cache_policy=None,
+                cache_expiration_seconds=None, refresh_cache=None, persist_result=None,
+                log_prints=None,
+            )
+        o = self.options
+        types = _host.interface("types")
+        policy = {"none": types.CachePolicy.NONE, "inputs": types.CachePolicy.INPUTS,
+                  "custom": types.CachePolicy.CUSTOM}[o.host_cache_policy]
+        return tasks.TaskOverrides(
+            name=self.name if self.name != self._host_name else None,
+            run_name_template=o.template(),
+            retries=o.retries,
+            retry_delay_seconds=list(o.retry_delay_seconds),
+            retry_jitter_factor=o.retry_jitter_factor,
+            timeout_seconds=o.timeout_seconds or 0.0,
+            cache_policy=policy,
+            cache_expiration_seconds=o.cache_expiration,
+            refresh_cache=o.refresh_cache,
+            persist_result=o.persist_result,
+            log_prints=o.log_prints,
         )
 
     def _cache_key(self, params: dict[str, Any]) -> Optional[str]:
@@ -462,7 +500,7 @@ class Task:
             return _local_failure(error, "upstream")
         except Exception as error:  # noqa: BLE001 - the call fails, not the flow
             return _local_failure(error, "invalid-parameters")
-        outcome = _host.interface("tasks").call(self.name, arguments, options)
+        outcome = _host.interface("tasks").call(self._host_name, arguments, options)
         return _state_of(outcome, self._decode)
 
     def submit(self, *args: Any, return_state: bool = False, wait_for: Optional[Iterable[Any]] = None,
@@ -480,7 +518,7 @@ class Task:
             return PrefectFuture(self.name, state=_local_failure(error, "upstream"))
         except Exception as error:  # noqa: BLE001
             return PrefectFuture(self.name, state=_local_failure(error, "invalid-parameters"))
-        handle = _host.interface("tasks").submit(self.name, arguments, options)
+        handle = _host.interface("tasks").submit(self._host_name, arguments, options)
         future = PrefectFuture(self.name, handle, decode=self._decode)
         if return_state:
             return future.state
@@ -549,7 +587,7 @@ class Task:
         )
         if simple:
             options = self._host_options({}, shared)
-            handles = tasks.map(self.name, [p[0] for p in prepared], options)
+            handles = tasks.map(self._host_name, [p[0] for p in prepared], options)
             return PrefectFutureList(PrefectFuture(self.name, h, decode=self._decode) for h in handles)
         futures = PrefectFutureList()
         for p in prepared:
@@ -557,7 +595,7 @@ class Task:
                 futures.append(PrefectFuture(self.name, state=p))
                 continue
             arguments, params, resolved = p
-            handle = tasks.submit(self.name, arguments, self._host_options(params, resolved))
+            handle = tasks.submit(self._host_name, arguments, self._host_options(params, resolved))
             futures.append(PrefectFuture(self.name, handle, decode=self._decode))
         return futures
 

@@ -107,6 +107,45 @@ fn pipeline(#[default("monday")] day: String) -> weir_sdk::Result<usize> {
     Ok(rows.len() + pipeline::body("x".into())? + child()?.name.len())
 }
 
+fn run_name() -> String {
+    format!("nightly-{}", weir_sdk::context().parameters["day"])
+}
+
+#[flow(
+    flow_run_name = run_name,
+    validate_parameters = false,
+    task_runner = ThreadPoolTaskRunner(4),
+    on_running = [notify],
+    log_prints = false,
+)]
+fn runner_options(day: String) -> (TaskState<Row>, weir_sdk::TaskFuture<Row>) {
+    let options = CallOptions::new()
+        .name("load-eu")
+        .task_run_name("eu-{id}")
+        .retries(2)
+        .retry_delay_seconds([1.0, 2.0])
+        .retry_jitter_factor(0.1)
+        .timeout_seconds(3.0)
+        .cache_policy(weir_sdk::CachePolicy::None)
+        .cache_expiration(10.0)
+        .refresh_cache(true)
+        .persist_result(false)
+        .log_prints(true);
+    let _ = (day, load_row::map(vec![1, 2], 5, None));
+    (
+        load_row::with_options(options.clone()).call_state(1, 1, None),
+        load_row::with_options(options).submit(2, 2, None),
+    )
+}
+
+#[flow(task_runner = SequentialTaskRunner)]
+fn sequential() -> Vec<weir_sdk::TaskFuture<Row>> {
+    load_row::map(vec![1, 2], 5, None)
+}
+
+#[task(task_run_name = run_name, on_running = [notify])]
+fn named_by_function() {}
+
 #[flow]
 fn child() -> State {
     State::completed().named("Skipped")

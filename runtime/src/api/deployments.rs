@@ -263,7 +263,8 @@ async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
             Some(def) => {
                 // Defaults may leave out required parameters (a trigger brings them);
                 // what they do give must validate.
-                if let Some(v) = component.validator(&def.name)
+                if def.options.validate_parameters
+                    && let Some(v) = component.validator(&def.name)
                     && let Err(errs) = params::prepare(&def.parameters, v, d.parameters.clone())
                 {
                     errors.extend(

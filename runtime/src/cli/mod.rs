@@ -924,8 +924,14 @@ fn describe_definition(d: &Definition) {
     if !o.tags.is_empty() {
         opts.push(format!("tags={:?}", o.tags));
     }
-    if o.log_prints {
-        opts.push("log_prints".into());
+    if let Some(log_prints) = o.log_prints {
+        opts.push(format!("log_prints={log_prints}"));
+    }
+    if let Some(n) = o.max_workers {
+        opts.push(format!("max_workers={n}"));
+    }
+    if !o.validate_parameters {
+        opts.push("validate_parameters=false".into());
     }
     if !opts.is_empty() {
         println!("    options: {}", clean_line(&opts.join(", ")));

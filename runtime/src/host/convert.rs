@@ -8,7 +8,7 @@ use crate::model::log::LogLevel;
 use crate::model::manifest::{CachePolicy, Definition, Manifest, Options};
 use crate::model::run::{
     Artifact, ArtifactData, CallOptions, Dependency, FlowOutcome, PauseRequest, TaskAttempt,
-    TaskOutcome,
+    TaskOutcome, TaskOverrides,
 };
 use crate::model::state::{State, StateType};
 use serde_json::Value;
@@ -83,8 +83,30 @@ pub(crate) fn flow_outcome_to_wit(o: &FlowOutcome) -> flows::FlowOutcome {
     }
 }
 
+fn cache_policy_from_wit(p: wit::CachePolicy) -> CachePolicy {
+    match p {
+        wit::CachePolicy::None => CachePolicy::None,
+        wit::CachePolicy::Inputs => CachePolicy::Inputs,
+        wit::CachePolicy::Custom => CachePolicy::Custom,
+    }
+}
+
 pub(crate) fn call_options_from_wit(o: tasks::CallOptions) -> CallOptions {
+    let v = o.overrides;
     CallOptions {
+        overrides: TaskOverrides {
+            name: v.name,
+            run_name_template: v.run_name_template,
+            retries: v.retries,
+            retry_delay_seconds: v.retry_delay_seconds,
+            retry_jitter_factor: v.retry_jitter_factor,
+            timeout_seconds: v.timeout_seconds,
+            cache_policy: v.cache_policy.map(cache_policy_from_wit),
+            cache_expiration_seconds: v.cache_expiration_seconds,
+            refresh_cache: v.refresh_cache,
+            persist_result: v.persist_result,
+            log_prints: v.log_prints,
+        },
         wait_for: o
             .wait_for
             .into_iter()
@@ -134,16 +156,22 @@ pub(crate) fn artifact_from_wit(a: artifacts::Artifact) -> Artifact {
     }
 }
 
-/// What a flow or task instance knows about its run.
-pub(crate) fn run_context_to_wit(run: RunInfo<'_>, task: Option<&TaskAttempt>) -> wit::RunContext {
+/// What a flow or task instance knows about its run; `task_run_name` is the task run's
+/// name when the attempt renamed it.
+pub(crate) fn run_context_to_wit(
+    run: RunInfo<'_>,
+    task: Option<&TaskAttempt>,
+    task_run_name: Option<&str>,
+) -> wit::RunContext {
     wit::RunContext {
         flow_run_id: run.flow_run_id.to_owned(),
-        flow_run_name: run.flow_run_name.to_owned(),
+        flow_run_name: run.flow_run_name,
         flow_name: run.flow_name.to_owned(),
         parameters: run.parameters.to_owned(),
         task_run_id: task.map(|t| t.task_run_id.clone()),
-        task_run_name: task.map(|t| t.task_run_name.clone()),
+        task_run_name: task.map(|t| task_run_name.unwrap_or(&t.task_run_name).to_owned()),
         task_name: task.map(|t| t.task_name.clone()),
+        task_run_parameters: task.map(|t| t.arguments.clone()),
         attempt: task.map_or(run.attempt, |t| t.attempt),
         tags: task.map_or_else(|| run.tags.to_vec(), |t| t.tags.clone()),
         parent_flow_run_id: run.parent_flow_run_id.map(str::to_owned),
@@ -163,6 +191,11 @@ pub(crate) fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, String> {
                 d.name
             )
         })?;
+        if kind == "flow"
+            && let Err(e) = crate::model::manifest::check_name("flow", &d.name)
+        {
+            problems.push(e);
+        }
         let o = d.options;
         let mut options = Options {
             tags: o.tags,
@@ -171,20 +204,20 @@ pub(crate) fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, String> {
             retry_jitter_factor: o.retry_jitter_factor,
             has_retry_condition: o.has_retry_condition,
             timeout_seconds: o.timeout_seconds,
-            cache_policy: match o.cache_policy {
-                wit::CachePolicy::None => CachePolicy::None,
-                wit::CachePolicy::Inputs => CachePolicy::Inputs,
-                wit::CachePolicy::Custom => CachePolicy::Custom,
-            },
+            cache_policy: cache_policy_from_wit(o.cache_policy),
             cache_expiration_seconds: o.cache_expiration_seconds,
             refresh_cache: o.refresh_cache,
             persist_result: o.persist_result,
             log_prints: o.log_prints,
             run_name_template: o.run_name_template,
+            has_run_name_fn: o.has_run_name_fn,
             on_completion: o.on_completion,
             on_failure: o.on_failure,
             on_cancellation: o.on_cancellation,
             on_crashed: o.on_crashed,
+            on_running: o.on_running,
+            validate_parameters: o.validate_parameters,
+            max_workers: o.max_workers,
         };
         problems.extend(
             options
@@ -268,12 +301,16 @@ mod tests {
             cache_expiration_seconds: None,
             refresh_cache: false,
             persist_result: None,
-            log_prints: false,
+            log_prints: None,
             run_name_template: None,
+            has_run_name_fn: false,
             on_completion: vec![],
             on_failure: vec![],
             on_cancellation: vec![],
             on_crashed: vec![],
+            on_running: vec![],
+            validate_parameters: true,
+            max_workers: None,
         }
     }
 

@@ -15,7 +15,8 @@ use std::sync::Arc;
 /// Who a flow run is, for `context.current`.
 pub struct RunInfo<'a> {
     pub flow_run_id: &'a str,
-    pub flow_run_name: &'a str,
+    /// The run's name (as renamed by its run-name function, once it was).
+    pub flow_run_name: String,
     pub flow_name: &'a str,
     /// JSON text.
     pub parameters: &'a str,
@@ -34,8 +35,16 @@ pub struct RunInfo<'a> {
 pub trait Run: Send + Sync {
     fn info(&self) -> RunInfo<'_>;
 
-    /// Whether what the flow prints is logged at INFO (Prefect's `log_prints`).
+    /// Whether what the flow prints is logged at INFO (Prefect's `log_prints`, with the
+    /// parent's setting when the flow leaves it unset).
     fn log_prints(&self) -> bool;
+
+    /// Renames the task run of `task`, or the flow run, to a name already checked.
+    fn rename<'a>(
+        &'a self,
+        task: Option<&'a TaskAttempt>,
+        name: String,
+    ) -> BoxFuture<'a, Result<(), String>>;
 
     /// Hosts the run may reach over outbound HTTP.
     fn allowed_hosts(&self) -> &[String];

@@ -27,6 +27,8 @@ pub struct HostState {
     pub(super) task: Option<Arc<TaskAttempt>>,
     /// The task slot the attempt holds, lent while it waits for other tasks.
     pub(crate) slot: Option<crate::orchestrate::slots::Slot>,
+    /// The task run's name once the attempt renamed it (`context.set-run-name`).
+    pub(super) task_run_name: Option<String>,
     stdout: Capture,
     stderr: Capture,
     http: WasiHttpCtx,
@@ -39,19 +41,18 @@ impl HostState {
         run: Option<Arc<dyn Run>>,
         task: Option<Arc<TaskAttempt>>,
     ) -> Self {
-        // As in Prefect, a flow's `log_prints` covers the tasks it calls.
-        let log_prints = task.as_ref().is_some_and(|t| t.log_prints)
-            || run.as_ref().is_some_and(|r| r.log_prints());
+        // As in Prefect, what is printed is logged only under `log_prints` (a task's own
+        // setting, else its flow run's), and otherwise not kept.
+        let log_prints = match &task {
+            Some(t) => t.log_prints,
+            None => run.as_ref().is_some_and(|r| r.log_prints()),
+        };
         let stdout = Capture::new(
             run.clone(),
             task.clone(),
-            if log_prints {
-                LogLevel::Info
-            } else {
-                LogLevel::Debug
-            },
+            log_prints.then_some(LogLevel::Info),
         );
-        let stderr = Capture::new(run.clone(), task.clone(), LogLevel::Warning);
+        let stderr = Capture::new(run.clone(), task.clone(), Some(LogLevel::Warning));
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -85,6 +86,7 @@ impl HostState {
             run,
             task,
             slot: None,
+            task_run_name: None,
             http,
             http_policy,
             stdout,
@@ -161,7 +163,8 @@ struct Capture {
 struct CaptureInner {
     run: Option<Arc<dyn Run>>,
     task: Option<Arc<TaskAttempt>>,
-    level: LogLevel,
+    /// `None`: lines are kept for a trap's explanation only, not logged.
+    level: Option<LogLevel>,
     partial: Vec<u8>,
     /// The last few lines, kept to explain a trap.
     tail: Vec<String>,
@@ -171,7 +174,11 @@ const TAIL_LINES: usize = 8;
 const MAX_LINE: usize = 64 * 1024;
 
 impl Capture {
-    fn new(run: Option<Arc<dyn Run>>, task: Option<Arc<TaskAttempt>>, level: LogLevel) -> Self {
+    fn new(
+        run: Option<Arc<dyn Run>>,
+        task: Option<Arc<TaskAttempt>>,
+        level: Option<LogLevel>,
+    ) -> Self {
         Self {
             inner: Arc::new(Mutex::new(CaptureInner {
                 run,
@@ -219,9 +226,10 @@ impl CaptureInner {
             self.tail.remove(0);
         }
         self.tail.push(line.to_owned());
-        match &self.run {
-            Some(run) => run.log(self.task.as_deref(), self.level, line.to_owned()),
-            None => tracing::debug!(target: "weir::guest", "{line}"),
+        match (&self.run, self.level) {
+            (Some(run), Some(level)) => run.log(self.task.as_deref(), level, line.to_owned()),
+            (Some(_), None) => {}
+            (None, _) => tracing::debug!(target: "weir::guest", "{line}"),
         }
     }
 }

@@ -11,8 +11,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The flow of that name. A name with underscores also finds the flow whose default
+    /// name has dashes there (`my_flow` finds `my-flow`, as a Python function's name finds
+    /// its Prefect flow).
     pub fn flow(&self, name: &str) -> Option<&Definition> {
-        self.flows.iter().find(|d| d.name == name)
+        self.flows.iter().find(|d| d.name == name).or_else(|| {
+            name.contains('_')
+                .then(|| name.replace('_', "-"))
+                .and_then(|dashed| self.flows.iter().find(|d| d.name == dashed))
+        })
     }
 
     pub fn task(&self, name: &str) -> Option<&Definition> {
@@ -56,8 +63,13 @@ pub struct Options {
     pub cache_expiration_seconds: Option<f64>,
     pub refresh_cache: bool,
     pub persist_result: Option<bool>,
-    pub log_prints: bool,
+    /// `None` inherits the caller's setting (Prefect's `log_prints`); see
+    /// [`Options::log_prints_under`].
+    pub log_prints: Option<bool>,
     pub run_name_template: Option<String>,
+    /// The run is named by a guest function, which the run calls as it starts.
+    #[serde(default)]
+    pub has_run_name_fn: bool,
     pub on_completion: Vec<String>,
     pub on_failure: Vec<String>,
     /// Flows only: hooks run when a flow run ends Cancelled.
@@ -66,10 +78,40 @@ pub struct Options {
     /// Flows only: hooks run when a flow run ends Crashed.
     #[serde(default)]
     pub on_crashed: Vec<String>,
+    /// Hooks run each time a run enters Running.
+    #[serde(default)]
+    pub on_running: Vec<String>,
+    /// Flows only: `false` passes parameters through without validation or coercion.
+    #[serde(default = "yes")]
+    pub validate_parameters: bool,
+    /// Flows only: how many of a run's submitted task runs execute at once (Prefect's
+    /// task runners); `None` is bounded by the node's task slots only.
+    #[serde(default)]
+    pub max_workers: Option<u32>,
 }
 
-/// Retry delays one flow or task may list.
-pub const MAX_RETRY_DELAYS: usize = 1000;
+fn yes() -> bool {
+    true
+}
+
+/// Retry delays one flow or task may list (Prefect's limit).
+pub const MAX_RETRY_DELAYS: usize = 50;
+/// Characters Prefect refuses in flow and deployment names.
+pub const BANNED_NAME_CHARACTERS: &[char] = &['/', '%', '&', '>', '<'];
+
+/// Checks a flow or deployment name as Prefect does: not empty, none of
+/// [`BANNED_NAME_CHARACTERS`].
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err(format!("{what} name must not be empty"));
+    }
+    if let Some(c) = name.chars().find(|c| BANNED_NAME_CHARACTERS.contains(c)) {
+        return Err(format!(
+            "{what} name '{name}' contains '{c}'; names cannot contain any of / % & > <"
+        ));
+    }
+    Ok(())
+}
 /// The largest retry jitter factor (a delay spread by more than this is no delay).
 pub const MAX_JITTER: f64 = 1000.0;
 
@@ -109,7 +151,16 @@ impl Options {
         {
             errors.push(e.to_string());
         }
+        if self.max_workers == Some(0) {
+            errors.push("'max_workers' must be at least 1".to_owned());
+        }
         errors
+    }
+
+    /// Whether what a run prints is logged, given its caller's setting (a task's flow
+    /// run, a subflow's parent): its own when set, else the caller's.
+    pub fn log_prints_under(&self, caller: bool) -> bool {
+        self.log_prints.unwrap_or(caller)
     }
 
     /// Results are persisted unless the flow or task opts out.

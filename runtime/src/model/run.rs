@@ -13,6 +13,8 @@ pub struct TaskAttempt {
     pub task_name: String,
     pub attempt: u32,
     pub tags: Vec<String>,
+    /// The task run's arguments, JSON text (Prefect's `task_run.parameters`).
+    pub arguments: String,
     pub(crate) log_prints: bool,
     /// How deep in task calls this attempt's task run is: 1 when a flow called it.
     pub(crate) nesting: u32,
@@ -32,6 +34,79 @@ pub struct CallOptions {
     /// The key computed by the task's custom cache-key function.
     pub cache_key: Option<String>,
     pub tags: Vec<String>,
+    pub overrides: TaskOverrides,
+}
+
+/// Options of one call that replace the task's own (Prefect's `task.with_options`).
+#[derive(Debug, Clone, Default)]
+pub struct TaskOverrides {
+    pub name: Option<String>,
+    pub run_name_template: Option<String>,
+    pub retries: Option<u32>,
+    pub retry_delay_seconds: Option<Vec<f64>>,
+    pub retry_jitter_factor: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    pub cache_policy: Option<super::manifest::CachePolicy>,
+    pub cache_expiration_seconds: Option<f64>,
+    pub refresh_cache: Option<bool>,
+    pub persist_result: Option<bool>,
+    pub log_prints: Option<bool>,
+}
+
+impl TaskOverrides {
+    /// The task's definition with these overrides applied and checked like a manifest's
+    /// options (the messages name the bad fields).
+    pub fn apply(
+        &self,
+        def: &super::manifest::Definition,
+    ) -> Result<super::manifest::Definition, String> {
+        let mut def = def.clone();
+        let o = &mut def.options;
+        if let Some(name) = &self.name {
+            super::manifest::check_name("task", name)?;
+            def.name.clone_from(name);
+        }
+        if let Some(t) = &self.run_name_template {
+            o.run_name_template = Some(t.clone());
+            o.has_run_name_fn = false;
+        }
+        if let Some(r) = self.retries {
+            o.retries = r;
+        }
+        if let Some(d) = &self.retry_delay_seconds {
+            o.retry_delay_seconds.clone_from(d);
+        }
+        if let Some(j) = self.retry_jitter_factor {
+            o.retry_jitter_factor = Some(j);
+        }
+        if let Some(t) = self.timeout_seconds {
+            o.timeout_seconds = Some(t);
+        }
+        if let Some(p) = self.cache_policy {
+            o.cache_policy = p;
+        }
+        if let Some(e) = self.cache_expiration_seconds {
+            o.cache_expiration_seconds = Some(e);
+        }
+        if let Some(r) = self.refresh_cache {
+            o.refresh_cache = r;
+        }
+        if let Some(p) = self.persist_result {
+            o.persist_result = Some(p);
+        }
+        if let Some(l) = self.log_prints {
+            o.log_prints = Some(l);
+        }
+        let errors = o.validate();
+        if errors.is_empty() {
+            Ok(def)
+        } else {
+            Err(format!(
+                "invalid options for this call: {}",
+                errors.join("; ")
+            ))
+        }
+    }
 }
 
 /// The final state of a task run, with its value (JSON text) when it completed.

@@ -48,6 +48,9 @@ impl FlowRequest {
 }
 
 /// The outcome of a run that failed before it ran.
+/// The largest parameters a flow run takes, as JSON text (Prefect's 512 KB).
+pub const MAX_PARAMETERS_BYTES: usize = 512 * 1024;
+
 fn failed_outcome(record: &FlowRunRecord, failure: Failure) -> FlowOutcome {
     FlowOutcome {
         flow_run_id: record.id.clone(),
@@ -122,9 +125,19 @@ impl Orchestrator {
                     .collect(),
             });
         };
-        let prepared = match component.validator(&def.name) {
-            Some(v) => params::prepare(&def.parameters, v, request.parameters.clone()),
-            None => Ok(request.parameters.clone()),
+        let size = request.parameters.to_string().len();
+        let prepared = if size > MAX_PARAMETERS_BYTES {
+            Err(vec![format!(
+                "flow run parameters cannot exceed 512kb in size (these are {} kb)",
+                size.div_ceil(1024)
+            )])
+        } else if !def.options.validate_parameters {
+            params::pass_through(&def.parameters, request.parameters.clone())
+        } else {
+            match component.validator(&def.name) {
+                Some(v) => params::prepare(&def.parameters, v, request.parameters.clone()),
+                None => Ok(request.parameters.clone()),
+            }
         };
         let parameters = prepared
             .as_ref()
@@ -291,6 +304,7 @@ impl Orchestrator {
             record,
             &def,
             depth,
+            parent.is_some_and(|p| p.log_prints),
         ));
         if let Some(parent) = parent {
             parent.calls().children.push(scope.clone());
@@ -328,6 +342,7 @@ impl Orchestrator {
             record,
             &def,
             0,
+            false,
         ));
         hooks::run(
             &scope,
@@ -367,7 +382,21 @@ impl Orchestrator {
             if attempt == 1 {
                 running.start_time = Some(Utc::now());
             }
+            let entered = running.state.clone();
             self.set_flow_state(&scope.name, running);
+            if !options.on_running.is_empty() {
+                hooks::run(
+                    scope,
+                    wit::RunKind::Flow,
+                    &def.name,
+                    &scope.id,
+                    &scope.name,
+                    &entered,
+                    &options.on_running,
+                    &scope.parameters_json,
+                )
+                .await;
+            }
 
             let replay = if attempt == 1 {
                 HashMap::new()
@@ -430,7 +459,8 @@ impl Orchestrator {
                 };
             }
             change.end_time = Some(Utc::now());
-            if state.is_completed() && options.persists_result() {
+            // A failed run keeps what it returned too (the states that failed it).
+            if value.is_some() && options.persists_result() {
                 change.result = value.clone();
                 scope.note_stored(value.as_ref().map_or(0, |v| v.len()));
             }
@@ -442,7 +472,7 @@ impl Orchestrator {
                     wit::RunKind::Flow,
                     &def.name,
                     &scope.id,
-                    &scope.name,
+                    &scope.display_name(),
                     &state,
                     hooks,
                     &scope.parameters_json,

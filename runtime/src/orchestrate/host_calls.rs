@@ -42,7 +42,7 @@ impl Run for FlowScope {
     fn info(&self) -> RunInfo<'_> {
         RunInfo {
             flow_run_id: &self.id,
-            flow_run_name: &self.name,
+            flow_run_name: self.display_name(),
             flow_name: &self.flow_name,
             parameters: &self.parameters_json,
             attempt: self.attempt.load(Ordering::Relaxed),
@@ -53,6 +53,28 @@ impl Run for FlowScope {
 
     fn log_prints(&self) -> bool {
         self.log_prints
+    }
+
+    fn rename<'a>(
+        &'a self,
+        task: Option<&'a TaskAttempt>,
+        name: String,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let (kind, id) = match task {
+                Some(t) => (crate::store::RunKind::Task, t.task_run_id.as_str()),
+                None => (crate::store::RunKind::Flow, self.id.as_str()),
+            };
+            self.orch
+                .store
+                .rename_run(kind, id, &name)
+                .await
+                .map_err(|e| format!("the run could not be renamed: {e}"))?;
+            if task.is_none() {
+                *self.renamed.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+            }
+            Ok(())
+        })
     }
 
     fn allowed_hosts(&self) -> &[String] {

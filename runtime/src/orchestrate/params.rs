@@ -26,6 +26,38 @@ pub fn prepare(schema: &Value, validator: &Schema, input: Value) -> Result<Value
     }
 }
 
+/// Parameters of a flow that does not validate them (`validate_parameters = false`):
+/// passed as given, with only the defaults of missing ones filled.
+pub fn pass_through(schema: &Value, input: Value) -> Result<Value, Vec<String>> {
+    let mut map = match input {
+        Value::Null => Map::new(),
+        Value::Object(m) => m,
+        other => {
+            return Err(vec![format!(
+                "parameters must be a JSON object, not {}",
+                kind(&other)
+            )]);
+        }
+    };
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for (name, prop) in props {
+            if !map.contains_key(name)
+                && let Some(default) = default_of(schema, prop)
+            {
+                map.insert(name.clone(), default.clone());
+            }
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+/// A property's default: beside its `$ref` (where schema generators put the default of a
+/// struct-typed parameter) or in the schema it refers to.
+fn default_of<'a>(root: &'a Value, prop: &'a Value) -> Option<&'a Value> {
+    prop.get("default")
+        .or_else(|| resolve(root, prop).get("default"))
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -118,7 +150,7 @@ fn coerce(root: &Value, schema: &Value, value: &mut Value, depth: usize) {
                     match map.get_mut(name) {
                         Some(v) => coerce(root, prop, v, depth + 1),
                         None => {
-                            if let Some(default) = resolve(root, prop).get("default") {
+                            if let Some(default) = default_of(root, prop) {
                                 map.insert(name.clone(), default.clone());
                             }
                         }

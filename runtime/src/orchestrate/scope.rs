@@ -153,7 +153,13 @@ pub struct FlowScope {
     pub tags: Vec<String>,
     pub parent_flow_run_id: Option<String>,
     pub(crate) depth: u32,
+    /// Whether prints are logged: the flow's `log_prints`, else its parent's.
     pub(crate) log_prints: bool,
+    /// The name the run gave itself with its run-name function.
+    pub(crate) renamed: Mutex<Option<String>>,
+    /// The flow's task runner: how many task runs the flow submitted run at once, in
+    /// submission order (the semaphore is fair). `None`: no bound but the node's.
+    pub(crate) task_runner: Option<Arc<tokio::sync::Semaphore>>,
     pub(crate) attempt: AtomicU32,
     pub(crate) calls: Mutex<Calls>,
     log_bytes: AtomicUsize,
@@ -183,7 +189,7 @@ pub struct FlowScope {
 
 impl FlowScope {
     /// The scope of one execution of the flow run `record` of flow `def`, `depth`
-    /// subflow levels down.
+    /// subflow levels down, under a parent that logs prints or not.
     pub(crate) fn new(
         orch: Arc<Orchestrator>,
         component: Arc<LoadedComponent>,
@@ -191,6 +197,7 @@ impl FlowScope {
         record: &crate::store::FlowRunRecord,
         def: &crate::model::manifest::Definition,
         depth: u32,
+        parent_log_prints: bool,
     ) -> Self {
         let mut limits = orch.engine.limits().clone();
         if let Some(m) = settings.memory_bytes {
@@ -220,7 +227,12 @@ impl FlowScope {
             tags: record.tags.clone(),
             parent_flow_run_id: record.parent_flow_run_id.clone(),
             depth,
-            log_prints: def.options.log_prints,
+            log_prints: def.options.log_prints_under(parent_log_prints),
+            renamed: Mutex::new(None),
+            task_runner: def
+                .options
+                .max_workers
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
             attempt: AtomicU32::new(0),
             calls: Mutex::new(Calls::default()),
             log_bytes: AtomicUsize::new(0),
@@ -236,6 +248,15 @@ impl FlowScope {
             storage_capped: AtomicBool::new(false),
             ended: AtomicBool::new(false),
         }
+    }
+
+    /// The run's name: as its run-name function renamed it, else as created.
+    pub(crate) fn display_name(&self) -> String {
+        self.renamed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.name.clone())
     }
 
     /// Takes `bytes` the host will keep for this run, within the run's limit and the

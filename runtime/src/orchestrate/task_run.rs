@@ -109,9 +109,16 @@ impl FlowScope {
         let id = call.id.clone();
         let scope = self.clone();
         let admission = self.admission.clone();
+        // The flow's task runner bounds what the flow itself submits (a task's own task
+        // calls would wait on their caller's permit).
+        let runner = self.task_runner.clone().filter(|_| call.nesting == 1);
         // The future of a running task run is large; it is boxed only once the run is
         // admitted, so a map over 100,000 items costs a small future per waiting item.
         let handle = tokio::spawn(async move {
+            let _turn = match runner {
+                Some(runner) => runner.acquire_owned().await.ok(),
+                None => None,
+            };
             let _admitted = admission.acquire_owned().await;
             Box::pin(scope.run_task(call)).await;
         });
@@ -159,7 +166,18 @@ impl FlowScope {
                 ),
             );
         };
-        let def = def.clone();
+        // The component's task runs whatever this call names it (`with_options(name=..)`).
+        let task = def.name.clone();
+        let def = match call.options.overrides.apply(def) {
+            Ok(def) => def,
+            Err(message) => {
+                return TaskOutcome::failed(
+                    &call.id,
+                    State::failed(message.clone()),
+                    Failure::permanent(FailureKind::InvalidParameters, message),
+                );
+            }
+        };
         let args: Value = match serde_json::from_str(&call.arguments) {
             Ok(v) => v,
             Err(e) => {
@@ -190,20 +208,21 @@ impl FlowScope {
             CachePolicy::Inputs => Some(cache::inputs_key(
                 workspace,
                 &self.component.digest,
-                &def.name,
+                &task,
                 &canonical,
             )),
             CachePolicy::Custom => call
                 .options
                 .cache_key
                 .as_deref()
-                .map(|k| cache::custom_key(workspace, &def.name, k)),
+                .map(|k| cache::custom_key(workspace, &task, k)),
         };
 
         let run = TaskRun {
             scope: self.clone(),
             id: call.id.clone(),
             name: run_name,
+            task,
             def,
             tags,
             nesting: call.nesting,
@@ -273,6 +292,9 @@ struct TaskRun {
     scope: Arc<FlowScope>,
     id: String,
     name: String,
+    /// The component's task this run executes.
+    task: String,
+    /// Its definition with the call's overrides (its name is the one shown).
     def: Definition,
     tags: Vec<String>,
     nesting: u32,
@@ -366,6 +388,14 @@ impl TaskRun {
                 running.start_time = Some(Utc::now());
             }
             self.set_state(running);
+            if !options.on_running.is_empty() {
+                let state = if attempt == 1 {
+                    State::running()
+                } else {
+                    State::retrying()
+                };
+                self.run_hooks(&state, &options.on_running, arguments).await;
+            }
 
             let (result, timed_out) = self.attempt(arguments, attempt, slot).await;
             match result {
@@ -459,7 +489,8 @@ impl TaskRun {
             task_name: self.def.name.clone(),
             attempt,
             tags: self.tags.clone(),
-            log_prints: self.def.options.log_prints,
+            arguments: arguments.to_owned(),
+            log_prints: self.def.options.log_prints_under(scope.log_prints),
             nesting: self.nesting,
         });
         let state = || HostState::new(&scope.limits, Some(scope.clone()), Some(task.clone()));
@@ -484,7 +515,7 @@ impl TaskRun {
         let arguments = arguments.to_owned();
         let call = world
             .weir_flow_guest()
-            .call_run_task(&mut store, &self.def.name, &arguments);
+            .call_run_task(&mut store, &self.task, &arguments);
         // A timeout of 0 is none (Prefect's `None`); manifests are normalized at upload.
         let result = match self.def.options.timeout_seconds.filter(|s| *s > 0.0) {
             Some(secs) => match tokio::time::timeout(duration::to_std(secs), call).await {
@@ -524,7 +555,7 @@ impl TaskRun {
         if !self.def.options.has_retry_condition {
             return true;
         }
-        hooks::retry_condition(&self.scope, &self.def.name, failure, attempt).await
+        hooks::retry_condition(&self.scope, &self.task, failure, attempt).await
     }
 
     async fn run_hooks(&self, state: &State, hooks: &[String], arguments: &str) {
@@ -534,7 +565,7 @@ impl TaskRun {
         hooks::run(
             &self.scope,
             wit::RunKind::Task,
-            &self.def.name,
+            &self.task,
             &self.id,
             &self.name,
             state,

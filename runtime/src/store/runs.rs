@@ -538,6 +538,22 @@ impl Store {
         })
     }
 
+    /// Renames a flow or task run (a run-name function's result): the writes queued
+    /// before are flushed first, so the run's row exists, then one UPDATE.
+    pub async fn rename_run(&self, kind: RunKind, run_id: &str, name: &str) -> Result<()> {
+        self.flush().await?;
+        let sql = match kind {
+            RunKind::Flow => "UPDATE flow_runs SET name = $1 WHERE id = $2",
+            RunKind::Task => "UPDATE task_runs SET name = $1 WHERE id = $2",
+        };
+        with_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(sql).bind(name).bind(run_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Ends a flow run in the final `state` unless it is final already (it completed,
     /// failed or was ended by someone else first): one guarded UPDATE and its history
     /// row, committed when this returns. Returns whether the run changed.

@@ -86,6 +86,31 @@ def retry_flow(fail_times: int) -> int:
     return flaky(fail_times)
 
 
+def _report_name() -> str:
+    return f"report-for-{flow_run.parameters['region']}"
+
+
+def _row_name() -> str:
+    return f"row-{task_run.parameters['row']}"
+
+
+@task(task_run_name=_row_name)
+def load_row(row: int) -> str:
+    return task_run.name
+
+
+@flow(flow_run_name=_report_name)
+def named_by_callable(region: str) -> list:
+    """Prefect's callable run names, evaluated as each run starts."""
+    return [flow_run.name, load_row(7)]
+
+
+@flow
+def with_options_flow(fail_times: int) -> int:
+    """Prefect's ``with_options`` inside a run: more retries, no delay, another name."""
+    return flaky.with_options(retries=5, retry_delay_seconds=0, name="flaky-patient").submit(fail_times).result()
+
+
 def only_transient(task, task_run, state) -> bool:
     try:
         state.result()

@@ -26,12 +26,16 @@ fn options() -> Options {
         cache_expiration_seconds: None,
         refresh_cache: false,
         persist_result: None,
-        log_prints: false,
+        log_prints: None,
         run_name_template: None,
+        has_run_name_fn: false,
         on_completion: Vec::new(),
         on_failure: Vec::new(),
         on_cancellation: Vec::new(),
         on_crashed: Vec::new(),
+        on_running: Vec::new(),
+        validate_parameters: true,
+        max_workers: None,
     }
 }
 

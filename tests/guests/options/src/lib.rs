@@ -1,0 +1,281 @@
+//! Flows and tasks for the e2e tests of Prefect's remaining task and flow options: task
+//! runners, per-call options, running hooks, unvalidated parameters, inherited
+//! `log_prints`, run-name functions, returned collections of states, and Prefect's names.
+
+use serde::{Deserialize, Serialize};
+use weir_sdk::{
+    CallOptions, FlowState, HookContext, Result, State, TaskFuture, TaskState, flow, task,
+};
+
+weir_sdk::export!();
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Sleeps, and says when it started and ended (milliseconds since the epoch).
+#[task]
+fn interval(i: u32, ms: u64) -> (u32, u128, u128) {
+    let start = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    (i, start, now_ms())
+}
+
+fn intervals(futures: Vec<TaskFuture<(u32, u128, u128)>>) -> Result<Vec<(u32, u128, u128)>> {
+    weir_sdk::wait_all(futures)
+}
+
+/// Prefect's `SequentialTaskRunner`: submitted tasks run one at a time, in order.
+#[flow(task_runner = SequentialTaskRunner)]
+fn sequential_runner() -> Result<Vec<(u32, u128, u128)>> {
+    intervals((0..4).map(|i| interval::submit(i, 60)).collect())
+}
+
+/// Prefect's `ThreadPoolTaskRunner(max_workers=2)`.
+#[flow(task_runner = ThreadPoolTaskRunner(2))]
+fn pool_of_two() -> Result<Vec<(u32, u128, u128)>> {
+    intervals(interval::map(vec![0, 1, 2, 3, 4, 5], 80))
+}
+
+/// A task nested in a submitted task does not wait for the flow's only worker.
+#[task]
+fn outer(i: u32) -> Result<u32> {
+    Ok(interval(i, 1)?.0 + 100)
+}
+
+#[flow(task_runner = SequentialTaskRunner)]
+fn sequential_nested() -> Result<Vec<u32>> {
+    weir_sdk::wait_all((0..3).map(outer::submit).collect::<Vec<_>>())
+}
+
+// ---- per-call options ----------------------------------------------------------------
+
+/// Fails until its third attempt.
+#[task]
+fn third_time() -> Result<u32> {
+    let attempt = weir_sdk::context().attempt;
+    if attempt < 3 {
+        weir_sdk::bail!("attempt {attempt} fails");
+    }
+    Ok(attempt)
+}
+
+#[task(cache_policy = "inputs")]
+fn cached_stamp(x: u32) -> u128 {
+    let _ = x;
+    now_ms()
+}
+
+#[flow]
+fn with_options() -> Result<(u32, String, u128, u128)> {
+    // Retries given for this call only.
+    let attempts = third_time::with_options(
+        CallOptions::new()
+            .retries(2)
+            .name("third-time-lucky")
+            .task_run_name("lucky"),
+    )
+    .call()?;
+    // A timeout given for this call only.
+    let timed = interval::with_options(CallOptions::new().timeout_seconds(0.2)).call_state(0, 3000);
+    let message = timed.state.name.clone();
+    // Caching turned off for one call: it runs again.
+    let first = cached_stamp(1)?;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let uncached =
+        cached_stamp::with_options(CallOptions::new().cache_policy(weir_sdk::CachePolicy::None))
+            .call(1)?;
+    let _ = first;
+    Ok((attempts, message, cached_stamp(1)?, uncached))
+}
+
+#[flow]
+fn bad_override() -> State {
+    third_time::with_options(CallOptions::new().retry_delay_seconds(vec![1.0; 51]))
+        .call_state()
+        .into()
+}
+
+// ---- hooks on Running ----------------------------------------------------------------
+
+fn announce(ctx: &HookContext) {
+    weir_sdk::info!(
+        "running hook: {} {} in {}",
+        ctx.name,
+        ctx.run_name,
+        ctx.state.name
+    );
+}
+
+#[task(on_running = [announce], retries = 1)]
+fn hooked_task() -> Result<u32> {
+    let attempt = weir_sdk::context().attempt;
+    if attempt == 1 {
+        weir_sdk::bail!("first attempt fails");
+    }
+    Ok(attempt)
+}
+
+#[flow(on_running = [announce])]
+fn hooked_flow() -> Result<u32> {
+    hooked_task()
+}
+
+// ---- parameters ----------------------------------------------------------------------
+
+#[flow(validate_parameters = false)]
+fn unvalidated(n: i64) -> i64 {
+    n * 2
+}
+
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Window {
+    pub days: u32,
+}
+
+#[flow(flow_run_name = "window-{window.days}")]
+fn struct_default(#[default(Window { days: 7 })] window: Window) -> u32 {
+    window.days
+}
+
+// ---- log_prints, inherited -----------------------------------------------------------
+
+#[task]
+fn prints_inherit() {
+    println!("task inherits the flow's log_prints");
+}
+
+#[task(log_prints = false)]
+fn prints_opt_out() {
+    println!("task opted out of log_prints");
+}
+
+#[flow]
+fn prints_subflow() {
+    println!("subflow inherits its parent's log_prints");
+}
+
+#[flow(log_prints = true)]
+fn prints_on() -> Result<()> {
+    println!("flow prints with log_prints");
+    prints_inherit()?;
+    prints_opt_out()?;
+    prints_subflow()?;
+    Ok(())
+}
+
+#[flow]
+fn prints_off() -> Result<()> {
+    println!("flow prints without log_prints");
+    prints_inherit()?;
+    Ok(())
+}
+
+// ---- run names from functions --------------------------------------------------------
+
+fn report_name() -> String {
+    let ctx = weir_sdk::context();
+    format!(
+        "report-for-{}",
+        ctx.parameters["region"].as_str().unwrap_or("?")
+    )
+}
+
+fn row_name() -> String {
+    let ctx = weir_sdk::context();
+    let params = ctx.task_run_parameters.unwrap_or_default();
+    format!("row-{}-of-{}", params["id"], ctx.flow_run_name)
+}
+
+#[task(task_run_name = row_name)]
+fn load(id: u32) -> String {
+    let _ = id;
+    weir_sdk::context().task_run_name.unwrap_or_default()
+}
+
+#[flow(flow_run_name = report_name)]
+fn named_report(region: String) -> Result<(String, String)> {
+    let _ = region;
+    Ok((weir_sdk::context().flow_run_name, load(7)?))
+}
+
+// ---- returned states -----------------------------------------------------------------
+
+#[task]
+fn fails() -> Result<u32> {
+    weir_sdk::bail!("this task fails")
+}
+
+#[task]
+fn succeeds() -> u32 {
+    1
+}
+
+#[flow]
+fn ok_subflow() -> u32 {
+    2
+}
+
+/// Prefect's `return x, y, z` with one failed.
+#[flow]
+fn returns_tuple() -> (TaskState<u32>, TaskState<u32>, FlowState<u32>) {
+    (
+        fails::call_state(),
+        succeeds::call_state(),
+        ok_subflow::call_state(),
+    )
+}
+
+/// A list mixing task and subflow states.
+#[flow]
+fn returns_mixed() -> Vec<State> {
+    vec![
+        succeeds::call_state().into(),
+        ok_subflow::call_state().into(),
+    ]
+}
+
+/// One failed task state, returned alone.
+#[flow]
+fn returns_failed_task_state() -> TaskState<u32> {
+    fails::call_state()
+}
+
+/// Futures returned: resolved to their states.
+#[flow]
+fn returns_futures() -> Vec<TaskFuture<u32>> {
+    vec![succeeds::submit(), succeeds::submit()]
+}
+
+// ---- the rest ------------------------------------------------------------------------
+
+#[task]
+fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+/// A constant in `map` is repeated without `unmapped`.
+#[flow]
+fn map_constant() -> Result<Vec<i64>> {
+    weir_sdk::wait_all(add::map(vec![1, 2, 3], 10))
+}
+
+/// Default flow names follow Prefect: "my-add-one-flow".
+#[flow]
+fn my_add_one_flow(x: i64) -> i64 {
+    x + 1
+}
+
+/// An outbound request the run may not make fails each attempt; the task's retries
+/// still apply (as in Prefect).
+#[task(retries = 1)]
+fn fetch() -> Result<String> {
+    Ok(weir_sdk::http::get("http://example.com/")?.text())
+}
+
+#[flow]
+fn denied_fetch() -> Result<String> {
+    fetch()
+}
