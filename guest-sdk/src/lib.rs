@@ -61,6 +61,8 @@
 //! - `schema`: the JSON Schema of parameters.
 //! - `pause`: pausing and suspending the flow run until a resume brings its input.
 //! - `logging`, [`artifacts`], `context`, [`variables`], [`http`], `hooks`: the run's services.
+//! - `concurrency`: the workspace's global concurrency and rate limits ([`concurrency()`],
+//!   [`rate_limit()`], [`Limits`]).
 
 #![warn(missing_docs)]
 
@@ -68,6 +70,7 @@ extern crate self as weir_sdk;
 
 pub mod artifacts;
 mod bindings;
+mod concurrency;
 mod context;
 pub mod deployments;
 mod error;
@@ -84,6 +87,7 @@ mod state;
 mod task;
 pub mod variables;
 
+pub use concurrency::{Limits, Occupied, concurrency, rate_limit};
 pub use context::{RunContext, context};
 pub use error::{Error, Result};
 pub use hooks::{CacheKeyContext, HookContext, RunKind};

@@ -17,6 +17,7 @@ mod durability;
 mod egress;
 mod examples;
 mod final_state;
+mod global_limits;
 mod handmade;
 mod hostile;
 mod hostile_clients;

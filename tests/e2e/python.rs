@@ -225,6 +225,44 @@ async fn with_options_inside_a_run_replaces_the_tasks_options_for_its_calls() {
 }
 
 #[tokio::test]
+async fn concurrency_blocks_hold_global_limits_and_time_out_clearly() {
+    let h = harness().await;
+    let store = h.store().clone();
+    store
+        .put_global_limit("", "db", 1, None, true)
+        .await
+        .unwrap();
+    store
+        .put_global_limit("", "api", 5, Some(5.0), true)
+        .await
+        .unwrap();
+    let c = h.load_python(BASIC).await;
+    // Someone else holds the only slot: the block gives up at its deadline.
+    let limits = [("db".to_owned(), 1)];
+    assert!(
+        store
+            .take_concurrency_slots("", &limits, "holder", "elsewhere", 1)
+            .await
+            .unwrap()
+    );
+    let value = completed(&h, &c, "limited-block", json!({"timeout": 0.2})).await;
+    let text = value.as_str().unwrap_or_default();
+    assert!(text.starts_with("gave up: timed out after 0.2"), "{text}");
+    store.release_concurrency_slots("holder").await.unwrap();
+    let value = completed(&h, &c, "limited-block", json!({"timeout": 10})).await;
+    assert_eq!(value, "held");
+    // The block gave its slot back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.global_limit_in_use("", "db").await.unwrap() > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn callable_run_names_name_flow_and_task_runs_as_they_start() {
     let h = harness().await;
     let c = h.load_python(BASIC).await;

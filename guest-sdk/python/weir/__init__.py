@@ -36,6 +36,11 @@ from .states import Cancelled, Completed, Crashed, Failed, Pending, Running, Sch
 from .tasks import Task, allow_failure, exponential_backoff, task, task_input_hash, unmapped
 from .variables import Variable
 
+# Imported here so that a component holds them even when a flow imports them inside a
+# function (a component's modules are those imported when it was built).
+from . import concurrency  # noqa: E402
+from .concurrency import sync as _concurrency_sync  # noqa: E402, F401
+
 __version__ = "0.1.0"
 
 __all__ = [

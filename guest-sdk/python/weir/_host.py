@@ -19,6 +19,7 @@ def _bindings() -> Any:
     try:
         from wit_world.imports import (  # type: ignore[import-not-found]
             artifacts,
+            concurrency,
             context,
             deployments,
             flows,
@@ -34,6 +35,7 @@ def _bindings() -> Any:
         ) from error
     return {
         "artifacts": artifacts,
+        "concurrency": concurrency,
         "context": context,
         "deployments": deployments,
         "flows": flows,

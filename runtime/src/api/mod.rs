@@ -7,6 +7,7 @@ pub(crate) mod components;
 pub(crate) mod deployments;
 mod error;
 mod health;
+mod limits;
 mod openapi;
 pub(crate) mod page;
 pub(crate) mod pools;
@@ -144,6 +145,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(variables::put_secret, variables::delete_secret))
         .routes(routes!(pools::create, pools::list))
         .routes(routes!(pools::update, pools::delete))
+        .routes(routes!(limits::list))
+        .routes(routes!(limits::get, limits::put, limits::delete))
         .routes(routes!(pools::list_limits))
         .routes(routes!(pools::put_limit, pools::delete_limit))
         .routes(routes!(schedules::create, schedules::list))

@@ -177,6 +177,7 @@ impl Executor {
         let _ = executor.me.set(Arc::downgrade(&executor));
         let runner: Arc<dyn crate::orchestrate::DeploymentRunner> = executor.clone();
         executor.orch.set_deployment_runner(Arc::downgrade(&runner));
+        executor.orch.set_node_id(executor.node_id());
         executor
     }
 

@@ -4,6 +4,7 @@
 //! world as the engine runs it ([`Engine`], [`LoadedComponent`]).
 
 mod artifacts;
+mod concurrency;
 mod context;
 pub(crate) mod convert;
 mod deployments;
@@ -29,6 +30,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "weir:flow/tasks.task-future": TaskFutureHandle,
+        "weir:flow/concurrency.occupancy": concurrency::OccupancyHandle,
     },
 });
 

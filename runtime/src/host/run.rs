@@ -7,7 +7,7 @@
 
 use crate::model::log::LogLevel;
 use crate::model::run::{
-    Artifact, CallOptions, FlowOutcome, PauseRequest, TaskAttempt, TaskOutcome,
+    Artifact, CallOptions, FlowOutcome, LimitRequest, PauseRequest, TaskAttempt, TaskOutcome,
 };
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -38,6 +38,21 @@ pub trait Run: Send + Sync {
     /// Whether what the flow prints is logged at INFO (Prefect's `log_prints`, with the
     /// parent's setting when the flow leaves it unset).
     fn log_prints(&self) -> bool;
+
+    /// Occupies slots of the workspace's concurrency limits for the flow run (or the task
+    /// attempt `task`), waiting while they are full; the guard gives them back when dropped.
+    fn occupy(
+        self: Arc<Self>,
+        task: Option<Arc<TaskAttempt>>,
+        request: LimitRequest,
+    ) -> BoxFuture<'static, Result<Box<dyn Send + Sync>, String>>;
+
+    /// Takes slots of the workspace's rate limits, waiting for them to decay.
+    fn rate_limit(
+        self: Arc<Self>,
+        task: Option<Arc<TaskAttempt>>,
+        request: LimitRequest,
+    ) -> BoxFuture<'static, Result<(), String>>;
 
     /// Renames the task run of `task`, or the flow run, to a name already checked.
     fn rename<'a>(

@@ -20,6 +20,15 @@ pub struct TaskAttempt {
     pub(crate) nesting: u32,
 }
 
+/// Slots of the workspace's concurrency or rate limits a guest asks for.
+#[derive(Debug, Clone)]
+pub struct LimitRequest {
+    pub names: Vec<String>,
+    pub occupy: u32,
+    pub timeout_seconds: Option<f64>,
+    pub strict: bool,
+}
+
 /// A task run the new one waits for.
 #[derive(Debug, Clone)]
 pub struct Dependency {

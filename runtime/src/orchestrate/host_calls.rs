@@ -55,6 +55,25 @@ impl Run for FlowScope {
         self.log_prints
     }
 
+    fn occupy(
+        self: Arc<Self>,
+        task: Option<Arc<TaskAttempt>>,
+        request: crate::model::run::LimitRequest,
+    ) -> BoxFuture<'static, Result<Box<dyn Send + Sync>, String>> {
+        Box::pin(async move {
+            let occupancy = FlowScope::occupy(&self, task.as_deref(), request).await?;
+            Ok(Box::new(occupancy) as Box<dyn Send + Sync>)
+        })
+    }
+
+    fn rate_limit(
+        self: Arc<Self>,
+        task: Option<Arc<TaskAttempt>>,
+        request: crate::model::run::LimitRequest,
+    ) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async move { FlowScope::rate_limit(&self, task.as_deref(), request).await })
+    }
+
     fn rename<'a>(
         &'a self,
         task: Option<&'a TaskAttempt>,

@@ -12,6 +12,7 @@ mod events;
 mod flow_run;
 mod hooks;
 mod host_calls;
+mod limits;
 pub mod metrics;
 pub mod names;
 pub mod params;
@@ -54,6 +55,11 @@ pub struct Orchestrator {
     runner: std::sync::OnceLock<std::sync::Weak<dyn DeploymentRunner>>,
     /// Paused instances of this process, woken by resumes.
     pub(crate) waiters: pause::Waiters,
+    /// The node whose heartbeat vouches for the concurrency slots runs take here (set by
+    /// the executor; a process without one uses its own id, which no heartbeat keeps).
+    node_id: std::sync::OnceLock<String>,
+    /// Woken when slots of a concurrency limit are given back on this node.
+    pub(crate) limits_released: tokio::sync::Notify,
 }
 
 /// Starts a run of a deployment on behalf of a flow.
@@ -96,6 +102,8 @@ impl Orchestrator {
             secrets: None,
             runner: std::sync::OnceLock::new(),
             waiters: pause::Waiters::default(),
+            node_id: std::sync::OnceLock::new(),
+            limits_released: tokio::sync::Notify::new(),
         })
     }
 
@@ -113,6 +121,16 @@ impl Orchestrator {
     /// Lets guests start runs of deployments through `runner`.
     pub fn set_deployment_runner(&self, runner: std::sync::Weak<dyn DeploymentRunner>) {
         let _ = self.runner.set(runner);
+    }
+
+    /// Sets the node id concurrency slots are taken under (the executor's).
+    pub fn set_node_id(&self, node_id: &str) {
+        let _ = self.node_id.set(node_id.to_owned());
+    }
+
+    pub(crate) fn node_id(&self) -> &str {
+        self.node_id
+            .get_or_init(|| format!("process-{}", uuid::Uuid::now_v7()))
     }
 
     pub(crate) fn deployment_runner(&self) -> Option<Arc<dyn DeploymentRunner>> {

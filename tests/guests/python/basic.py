@@ -106,6 +106,19 @@ def named_by_callable(region: str) -> list:
 
 
 @flow
+def limited_block(timeout: float) -> str:
+    """Prefect's ``with concurrency(...)``, with a deadline on the wait."""
+    from weir.concurrency.sync import AcquireConcurrencySlotTimeoutError, concurrency, rate_limit
+
+    try:
+        with concurrency("db", occupy=1, timeout_seconds=timeout):
+            rate_limit("api")
+            return "held"
+    except AcquireConcurrencySlotTimeoutError as error:
+        return f"gave up: {error}"
+
+
+@flow
 def with_options_flow(fail_times: int) -> int:
     """Prefect's ``with_options`` inside a run: more retries, no delay, another name."""
     return flaky.with_options(retries=5, retry_delay_seconds=0, name="flaky-patient").submit(fail_times).result()

@@ -63,6 +63,8 @@ const SDK: &[(&str, &str)] = &[
     sdk_file!("weir/variables.py"),
     sdk_file!("weir/blocks/__init__.py"),
     sdk_file!("weir/blocks/system.py"),
+    sdk_file!("weir/concurrency/__init__.py"),
+    sdk_file!("weir/concurrency/sync.py"),
     sdk_file!("weir/runtime/__init__.py"),
     sdk_file!("weir/runtime/_current.py"),
     sdk_file!("weir/runtime/deployment.py"),

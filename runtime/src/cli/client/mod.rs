@@ -15,6 +15,7 @@ mod api;
 mod deploy;
 pub(crate) mod deployment_file;
 mod deployments;
+mod limits;
 pub(crate) mod output;
 mod pools;
 mod runs;
@@ -116,6 +117,14 @@ pub enum ClientCommand {
         opts: ClientOpts,
         #[command(subcommand)]
         command: pools::LimitCommand,
+    },
+    /// Global concurrency and rate limits that flows and tasks occupy.
+    #[command(name = "global-concurrency-limit", visible_alias = "gcl")]
+    GlobalLimit {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: limits::GlobalLimitCommand,
     },
     /// Create a flow run of a deployment.
     Trigger(runs::TriggerArgs),
@@ -304,6 +313,7 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Schedule { opts, command } => deployments::schedule(&opts, command).await,
         ClientCommand::Pool { opts, command } => pools::pool(&opts, command).await,
         ClientCommand::Limit { opts, command } => pools::limit_ls(&opts, command).await,
+        ClientCommand::GlobalLimit { opts, command } => limits::global_limit(&opts, command).await,
         ClientCommand::Trigger(args) => runs::trigger(args).await,
         ClientCommand::Runs { opts, command } => runs::dispatch(&opts, command).await,
         ClientCommand::Artifacts { opts, command } => artifacts(&opts, command).await,

@@ -279,3 +279,53 @@ fn fetch() -> Result<String> {
 fn denied_fetch() -> Result<String> {
     fetch()
 }
+
+// ---- global concurrency and rate limits ----------------------------------------------
+
+fn hold(ms: u64) -> (u128, u128) {
+    let start = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    (start, now_ms())
+}
+
+/// Holds one slot of the workspace's limit "db" while it works.
+#[flow]
+fn limited(ms: u64) -> Result<(u128, u128)> {
+    weir_sdk::concurrency("db", 1, || hold(ms))
+}
+
+#[task]
+fn limited_task(i: u32, ms: u64) -> Result<(u128, u128)> {
+    let _ = i;
+    weir_sdk::concurrency("db", 1, || hold(ms))
+}
+
+/// Tasks occupy slots too.
+#[flow]
+fn limited_tasks(n: u32, ms: u64) -> Result<Vec<(u128, u128)>> {
+    weir_sdk::wait_all(limited_task::map((0..n).collect::<Vec<_>>(), ms))
+}
+
+/// When each of `n` calls was let through the rate limit "api".
+#[flow]
+fn rate_limited(n: u32) -> Result<Vec<u128>> {
+    (0..n)
+        .map(|_| weir_sdk::rate_limit("api", 1).map(|()| now_ms()))
+        .collect()
+}
+
+/// Waits at most `seconds` for a slot of "db".
+#[flow]
+fn limited_with_timeout(seconds: f64) -> Result<()> {
+    weir_sdk::Limits::new(["db"])
+        .timeout_seconds(seconds)
+        .run(|| ())
+}
+
+/// A limit that does not exist: an error when strict, else nothing is limited.
+#[flow]
+fn missing_limit(strict: bool) -> Result<u32> {
+    weir_sdk::Limits::new(["no-such-limit"])
+        .strict(strict)
+        .run(|| 7)
+}
