@@ -51,6 +51,10 @@
 //! Flows and tasks are items of a module (not of a function body): the generated `mod f` reaches
 //! the function's types with `use super::*`.
 //!
+//! Arguments and results cross runs as JSON (serde). JSON has no NaN or infinity, so Weir
+//! writes them as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` and reads them back
+//! wherever a float is expected: a task returning `f64::NAN` gives its flow `NaN`.
+//!
 //! # Layout
 //!
 //! - `bindings`: the one `wit_bindgen::generate!` of the `weir:flow` world.
@@ -77,6 +81,7 @@ mod error;
 mod flow;
 mod hooks;
 pub mod http;
+mod json;
 pub use deployments::run_deployment;
 mod logging;
 mod pause;

@@ -66,7 +66,7 @@ impl ParsedArguments {
 }
 
 fn decode<T: DeserializeOwned>(name: &str, value: Value) -> Result<T, Failure> {
-    serde_json::from_value(value)
+    crate::json::from_value(value)
         .map_err(|error| invalid_parameters(format!("invalid parameter `{name}`: {error}")))
 }
 
@@ -74,7 +74,7 @@ fn value_output<T: Serialize + ?Sized>(
     value: &T,
     state: Option<&State>,
 ) -> Result<FlowOutput, Failure> {
-    let value = serde_json::to_string(value).map_err(|error| {
+    let value = crate::json::to_string(value).map_err(|error| {
         Error::msg(format!("cannot serialize the return value: {error}"))
             .kind("invalid-result")
             .retryable(false)

@@ -102,7 +102,7 @@ impl State {
     /// Attaches the run's value; a value that cannot be serialized becomes `null`.
     #[must_use]
     pub fn with_value(mut self, value: impl Serialize) -> Self {
-        self.value = Some(serde_json::to_value(value).unwrap_or(Value::Null));
+        self.value = Some(crate::json::to_value(&value).unwrap_or(Value::Null));
         self
     }
 
@@ -189,7 +189,7 @@ impl State {
 
     fn decode<T: DeserializeOwned>(&self, what: &str, id: &str) -> Result<T> {
         let value = self.value.clone().unwrap_or(Value::Null);
-        serde_json::from_value(value).map_err(|error| {
+        crate::json::from_value(value).map_err(|error| {
             Error::msg(format!("cannot decode the value of {what} {id}: {error}"))
                 .kind("invalid-result")
                 .retryable(false)

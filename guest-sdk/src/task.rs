@@ -401,7 +401,7 @@ impl Arguments {
 
     pub fn arg<A: serde::Serialize>(mut self, name: &str, value: &A) -> Self {
         if let Ok(map) = &mut self.0 {
-            match serde_json::to_value(value) {
+            match crate::json::to_value(value) {
                 Ok(value) => {
                     map.insert(name.to_owned(), value);
                 }
@@ -444,7 +444,8 @@ impl MapArguments {
     }
 
     pub fn arg<A: serde::Serialize>(mut self, name: &str, arg: MapArg<A>) -> Self {
-        let to_value = |value: &A| serde_json::to_value(value).map_err(|e| argument_error(name, e));
+        let to_value =
+            |value: &A| crate::json::to_value(value).map_err(|e| argument_error(name, e));
         let arg = match arg {
             MapArg::Mapped(values) => values
                 .iter()

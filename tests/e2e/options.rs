@@ -291,3 +291,18 @@ async fn a_refused_outbound_request_still_follows_the_tasks_retries() {
     let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
     assert_eq!(tasks[0].run_count, 2, "the retry was made: {tasks:#?}");
 }
+
+#[tokio::test]
+async fn nan_and_infinities_cross_task_runs_intact() {
+    let h = harness().await;
+    let c = h.load(OPTIONS).await;
+    let out = h.run(&c, "non_finite_values", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    assert_eq!(value(&out), json!([true, "Infinity", "-Infinity", true]));
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let stored = tasks
+        .iter()
+        .find(|t| t.task_name == "non_finite")
+        .and_then(|t| t.result.clone());
+    assert_eq!(stored, Some(json!(["NaN", "Infinity", [1.0, "-Infinity"]])));
+}

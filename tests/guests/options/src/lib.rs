@@ -329,3 +329,23 @@ fn missing_limit(strict: bool) -> Result<u32> {
         .strict(strict)
         .run(|| 7)
 }
+
+// ---- non-finite numbers --------------------------------------------------------------
+
+#[task]
+fn non_finite() -> (f64, f64, Vec<f64>) {
+    (f64::NAN, f64::INFINITY, vec![1.0, f64::NEG_INFINITY])
+}
+
+#[task]
+fn is_nan(x: f64) -> bool {
+    x.is_nan()
+}
+
+/// NaN and infinities cross task runs intact (JSON cannot hold them; Weir writes them as
+/// "NaN", "Infinity", "-Infinity").
+#[flow]
+fn non_finite_values() -> Result<(bool, f64, f64, bool)> {
+    let (nan, inf, values) = non_finite()?;
+    Ok((nan.is_nan(), inf, values[1], is_nan(f64::NAN)?))
+}
