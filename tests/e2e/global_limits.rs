@@ -278,3 +278,79 @@ async fn limits_are_managed_by_the_api_and_slots_come_back_after_kill_9() {
     assert_eq!(status, 204);
     node.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waiting_for_slots_is_cancelled_at_once() {
+    use crate::support::server::TestServer;
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("limits-cancel").await;
+    let (status, body) = s
+        .put(
+            "/api/global-concurrency-limits/db",
+            &ws.key,
+            json!({"limit": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let digest = s.upload(&ws.key, OPTIONS).await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "hold", "component": digest, "flow": "limited",
+               "parameters": {"ms": 60000}}),
+    )
+    .await;
+    let trigger = || async {
+        let (status, run) = s
+            .post("/api/deployments/hold/runs", &ws.key, json!({}))
+            .await;
+        assert_eq!(status, 201, "{run}");
+        run["id"].as_str().unwrap().to_owned()
+    };
+    let holder = trigger().await;
+    let waiter = trigger().await;
+    // The second run waits for the slot the first holds, and says so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, logs) = s
+            .get(&format!("/api/flow-runs/{waiter}/logs"), &ws.key)
+            .await;
+        let waiting = logs["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|l| l["message"] == "waiting for 1 slot(s) of concurrency limit(s) db")
+        });
+        if waiting {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never waited: {logs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    for id in [&waiter, &holder] {
+        let (status, body) = s
+            .post(&format!("/api/flow-runs/{id}/cancel"), &ws.key, json!({}))
+            .await;
+        assert!(status == 200 || status == 202, "{status} {body}");
+    }
+    for id in [&waiter, &holder] {
+        let run = s.wait_final(&ws.key, id).await;
+        assert_eq!(run["state"]["type"], "CANCELLED", "{run}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing is left occupied.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, limit) = s.get("/api/global-concurrency-limits/db", &ws.key).await;
+        if limit["active_slots"] == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{limit}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}

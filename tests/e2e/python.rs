@@ -225,6 +225,22 @@ async fn with_options_inside_a_run_replaces_the_tasks_options_for_its_calls() {
 }
 
 #[tokio::test]
+async fn a_sequential_task_runner_runs_submitted_tasks_one_at_a_time() {
+    let h = harness().await;
+    let c = h.load_python(BASIC).await;
+    assert_eq!(
+        c.flow("sequential-runner").unwrap().options.max_workers,
+        Some(1)
+    );
+    let value = completed(&h, &c, "sequential-runner", json!({})).await;
+    let runs: Vec<(u32, f64, f64)> = serde_json::from_value(value).unwrap();
+    assert_eq!(runs.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+    for pair in runs.windows(2) {
+        assert!(pair[1].1 >= pair[0].2, "one at a time, in order: {runs:?}");
+    }
+}
+
+#[tokio::test]
 async fn concurrency_blocks_hold_global_limits_and_time_out_clearly() {
     let h = harness().await;
     let store = h.store().clone();

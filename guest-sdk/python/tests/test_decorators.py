@@ -83,6 +83,20 @@ def test_run_names_are_templates_or_callables_and_log_prints_inherits():
     assert task(name="quiet_task", log_prints=False)(lambda: None).options.log_prints is False
 
 
+def test_task_runners_bound_a_flows_submitted_tasks():
+    from weir.task_runners import SequentialTaskRunner, ThreadPoolTaskRunner
+
+    assert flow(name="pool-flow", task_runner=ThreadPoolTaskRunner(max_workers=3))(lambda: None).max_workers == 3
+    assert flow(name="seq-flow", task_runner=SequentialTaskRunner())(lambda: None).max_workers == 1
+    assert flow(name="free-flow")(lambda: None).max_workers is None
+    with pytest.raises(ValueError, match="max_workers"):
+        ThreadPoolTaskRunner(max_workers=0)
+    with pytest.raises(TypeError, match="task_runner"):
+        flow(name="bad-flow", task_runner="threads")(lambda: None)
+    with pytest.raises(TypeError, match="task_runner"):
+        task(name="runner_task", task_runner=SequentialTaskRunner())(lambda: None)
+
+
 def test_names_follow_prefect_and_collisions_are_refused():
     @flow
     def my_flow():

@@ -24,6 +24,7 @@ class Flow:
         version: Optional[str] = None,
         flow_run_name: Any = None,
         validate_parameters: bool = True,
+        task_runner: Any = None,
         register: bool = True,
         **options: Any,
     ) -> None:
@@ -36,11 +37,18 @@ class Flow:
         self.description = description or inspect.getdoc(fn)
         self.version = version
         self.validate_parameters = validate_parameters
+        if task_runner is not None and not hasattr(task_runner, "max_workers"):
+            raise TypeError(
+                "task_runner must be one of weir.task_runners (ThreadPoolTaskRunner(max_workers=N), "
+                f"SequentialTaskRunner()), not {task_runner!r}"
+            )
+        self.task_runner = task_runner
+        self.max_workers = getattr(task_runner, "max_workers", None)
         self.isasync = inspect.iscoroutinefunction(fn)
         self.options = Options(run_name=flow_run_name, **options)
         self._init_args = dict(
             name=name, description=description, version=version, flow_run_name=flow_run_name,
-            validate_parameters=validate_parameters, **options,
+            validate_parameters=validate_parameters, task_runner=task_runner, **options,
         )
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -183,6 +191,7 @@ def flow(
     on_crashed: Any = None,
     on_running: Any = None,
     tags: Optional[Iterable[str]] = None,
+    task_runner: Any = None,
     **unsupported: Any,
 ) -> Any:
     """Marks a function as a flow (Prefect's ``@flow``), with or without options."""
@@ -206,6 +215,7 @@ def flow(
         on_crashed=on_crashed,
         on_running=on_running,
         tags=tags,
+        task_runner=task_runner,
     )
     if __fn is not None:
         return Flow(__fn, **options)

@@ -688,7 +688,7 @@ def task(
 
 
 #: Options Prefect has that make no sense on Weir (they are accepted and ignored).
-IGNORED_OPTIONS = {"task_runner", "result_storage", "result_serializer", "result_storage_key",
+IGNORED_OPTIONS = {"result_storage", "result_serializer", "result_storage_key",
                    "cache_result_in_memory", "viz_return_value", "asset_deps", "isolation_level"}
 
 

@@ -32,6 +32,7 @@ from weir.blocks.system import Secret
 from weir.cache_policies import INPUTS
 from weir.input import RunInput
 from weir.runtime import flow_run, task_run
+from weir.task_runners import SequentialTaskRunner
 from weir.tasks import exponential_backoff, task_input_hash
 from weir.variables import Variable
 
@@ -103,6 +104,19 @@ def load_row(row: int) -> str:
 def named_by_callable(region: str) -> list:
     """Prefect's callable run names, evaluated as each run starts."""
     return [flow_run.name, load_row(7)]
+
+
+@task
+def stamp(i: int) -> list:
+    start = time.time()
+    time.sleep(0.05)
+    return [i, start, time.time()]
+
+
+@flow(task_runner=SequentialTaskRunner())
+def sequential_runner() -> list:
+    """Prefect's SequentialTaskRunner: submitted tasks one at a time, in order."""
+    return [f.result() for f in stamp.map(range(3))]
 
 
 @flow
