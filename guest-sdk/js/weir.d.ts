@@ -129,12 +129,16 @@ export interface TaskOptions extends CommonOptions<Task<any[], unknown>> {
   cacheExpiration?: number;
   refreshCache?: boolean;
   /** A template over the parameters: "extract-page-{page}". */
-  taskRunName?: string;
+  /** A template over the arguments, or a function called as the run starts (reading `taskRun`). */
+  taskRunName?: string | (() => string);
 }
 
 export interface FlowOptions extends CommonOptions<Flow<any[], unknown>> {
-  /** A template over the parameters: "greet-{name}" (format specs such as "{date:%A}" too). */
-  flowRunName?: string;
+  /** A template over the parameters: "greet-{name}" (format specs such as "{date:%A}" too), or
+   * a function called as the run starts (reading `flowRun`). */
+  flowRunName?: string | (() => string);
+  /** How many submitted task runs run at once: `new ThreadPoolTaskRunner(n)`, `new SequentialTaskRunner()`. */
+  taskRunner?: ThreadPoolTaskRunner | SequentialTaskRunner;
   /** `false`: the host does not check the parameters against `parameters`. */
   validateParameters?: boolean;
   onCancellation?: Hook<Flow<any[], unknown>> | Hook<Flow<any[], unknown>>[];
@@ -168,7 +172,48 @@ export type MapArg<T> = T[] | Unmapped<T>;
 export interface CallOptions {
   /** Runs that must be final first (`allowFailure(f)`: even if it failed). */
   waitFor?: Array<TaskFuture | State | AllowFailure>;
+  /** Tags added to the task's own. */
+  tags?: string[];
+  /** The task's options replaced for these calls (Prefect's `with_options`). */
+  name?: string;
+  taskRunName?: string;
+  retries?: number;
+  retryDelaySeconds?: number | number[];
+  retryJitterFactor?: number;
+  timeoutSeconds?: number;
+  cachePolicy?: CachePolicy;
+  cacheExpiration?: number;
+  refreshCache?: boolean;
+  persistResult?: boolean;
+  logPrints?: boolean;
 }
+
+/** At most `maxWorkers` of a flow's submitted task runs at once. */
+export declare class ThreadPoolTaskRunner {
+  constructor(maxWorkers?: number);
+  readonly maxWorkers: number | undefined;
+}
+
+/** One submitted task run at a time, in submission order. */
+export declare class SequentialTaskRunner {
+  readonly maxWorkers: 1;
+}
+
+export interface LimitOptions {
+  /** Slots to take of each limit (default 1). */
+  occupy?: number;
+  /** Give up waiting after this many seconds (`AcquireConcurrencySlotTimeoutError`). */
+  timeoutSeconds?: number;
+  /** A limit that does not exist is an error (else it limits nothing). */
+  strict?: boolean;
+}
+
+/** Runs `fn` holding slots of the workspace's global concurrency limits (Prefect's `concurrency`). */
+export declare function concurrency<R>(names: string | string[], fn: () => R, options?: LimitOptions): R;
+/** Waits until the workspace's rate limits let more calls through (Prefect's `rate_limit`). */
+export declare function rateLimit(names: string | string[], options?: LimitOptions): void;
+export declare class ConcurrencySlotAcquisitionError extends Error {}
+export declare class AcquireConcurrencySlotTimeoutError extends ConcurrencySlotAcquisitionError {}
 
 /** A task: calling it inside a flow runs it through the host and returns its value. */
 export interface Task<A extends unknown[], R> {
@@ -188,6 +233,8 @@ export interface Task<A extends unknown[], R> {
     submit(...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited2<R>>;
     map(...args: { [K in keyof A]: MapArg<A[K]> | A[K] }): TaskFutureList<Awaited2<R>>;
   };
+  /** The same as `with` (Prefect's `task.with_options(...)`). */
+  withOptions: Task<A, R>["with"];
   readonly fn: (...args: A) => R;
 }
 

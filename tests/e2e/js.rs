@@ -469,3 +469,67 @@ fn weir_build_errors_say_what_to_do() {
     );
     assert!(e.contains("retries must be a whole number"), "{e}");
 }
+
+// Prefect's remaining options and global concurrency limits.
+
+#[tokio::test]
+async fn with_options_replaces_the_tasks_options_for_one_call() {
+    let h = harness().await;
+    let c = h.load_js(BASIC).await;
+    let out = run(&h, &c, "with-options-flow", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    assert_eq!(out.value.as_deref(), Some("3"));
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    assert_eq!(
+        (tasks[0].task_name.as_str(), tasks[0].name.as_str()),
+        ("flaky-patient", "patient")
+    );
+    assert_eq!(tasks[0].run_count, 3);
+}
+
+#[tokio::test]
+async fn run_name_functions_name_runs_as_they_start() {
+    let h = harness().await;
+    let c = h.load_js(BASIC).await;
+    let value = completed(&h, &c, "named-by-function", json!({"region": "eu"})).await;
+    assert_eq!(value, json!(["report-for-eu", "row-7"]));
+}
+
+#[tokio::test]
+async fn a_sequential_task_runner_runs_one_task_at_a_time() {
+    let h = harness().await;
+    let c = h.load_js(BASIC).await;
+    let value = completed(&h, &c, "sequential-runner", json!({})).await;
+    let runs: Vec<(u32, u64, u64)> = serde_json::from_value(value).unwrap();
+    assert_eq!(runs.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+    for pair in runs.windows(2) {
+        assert!(pair[1].1 >= pair[0].2, "one at a time, in order: {runs:?}");
+    }
+}
+
+#[tokio::test]
+async fn concurrency_blocks_give_their_slots_back_and_time_out_clearly() {
+    let h = harness().await;
+    let store = h.store().clone();
+    store
+        .put_global_limit("", "db", 1, None, true)
+        .await
+        .unwrap();
+    store
+        .put_global_limit("", "api", 5, Some(5.0), true)
+        .await
+        .unwrap();
+    let c = h.load_js(BASIC).await;
+    let value = completed(&h, &c, "limited-block", json!({"timeout": 10})).await;
+    assert_eq!(value, "held twice");
+    let limits = [("db".to_owned(), 1)];
+    assert!(
+        store
+            .take_concurrency_slots("", &limits, "holder", "elsewhere", 1)
+            .await
+            .unwrap()
+    );
+    let value = completed(&h, &c, "limited-block", json!({"timeout": 0.2})).await;
+    let text = value.as_str().unwrap_or_default();
+    assert!(text.starts_with("gave up: timed out after 0.2"), "{text}");
+}

@@ -2,7 +2,7 @@
 // conditions and hooks run on the host's behalf. A guest-visible failure is thrown as
 // `{ payload: failure }`, which the component turns into the WIT `result`'s error.
 
-import { inFrame, isThenable } from "./host.js";
+import { iface, inFrame, isThenable } from "./host.js";
 import { finalState, isStateLike } from "./flows.js";
 import { allFlows, allTasks } from "./registry.js";
 import { FailedRun, State, StateType } from "./states.js";
@@ -88,7 +88,27 @@ function hookFailed(hook, error) {
   getRunLogger().error(`hook ${hookName(hook)} failed: ${messageOf(error)}`);
 }
 
+// Names the run with its run-name function, as Prefect does when a run starts (the
+// function reads `flowRun` / `taskRun`).
+function nameRun(item) {
+  const nameFn = item.options.runName;
+  if (typeof nameFn !== "function") return;
+  let name;
+  try {
+    name = String(nameFn());
+  } catch (error) {
+    getRunLogger().warning(`the run name function failed: ${messageOf(error)}`);
+    return;
+  }
+  try {
+    iface("context").setRunName(name);
+  } catch (error) {
+    getRunLogger().warning(`the run could not be named ${JSON.stringify(name)}: ${messageOf(error)}`);
+  }
+}
+
 function runningHooks(item, params) {
+  nameRun(item);
   if (!item.options.onRunning.length) return;
   runHooks(item.options.onRunning, item, { name: item.name, parameters: params }, new State(StateType.RUNNING));
 }

@@ -15,6 +15,10 @@ export {
 } from "./tasks.js";
 export { INPUTS, NONE, CachePolicy, exponentialBackoff } from "./options.js";
 export {
+  concurrency, rateLimit, ConcurrencySlotAcquisitionError, AcquireConcurrencySlotTimeoutError,
+} from "./concurrency.js";
+export { ThreadPoolTaskRunner, SequentialTaskRunner } from "./task_runners.js";
+export {
   State, StateType, FailedRun, Completed, Failed, Cancelled, Crashed, Pending, Running, Scheduled,
 } from "./states.js";
 export {

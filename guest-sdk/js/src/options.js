@@ -72,11 +72,11 @@ const KNOWN = new Set([
   "name", "description", "version", "tags", "retries", "retryDelaySeconds", "retryJitterFactor",
   "retryConditionFn", "timeoutSeconds", "cachePolicy", "cacheKeyFn", "cacheExpiration",
   "refreshCache", "persistResult", "logPrints", "flowRunName", "taskRunName", "validateParameters",
-  "onCompletion", "onFailure", "onCancellation", "onCrashed", "onRunning", "parameters",
+  "onCompletion", "onFailure", "onCancellation", "onCrashed", "onRunning", "parameters", "taskRunner",
 ]);
 
 const TASK_ONLY = ["retryConditionFn", "cachePolicy", "cacheKeyFn", "cacheExpiration", "refreshCache", "taskRunName"];
-const FLOW_ONLY = ["flowRunName", "validateParameters", "onCancellation", "onCrashed"];
+const FLOW_ONLY = ["flowRunName", "validateParameters", "onCancellation", "onCrashed", "taskRunner"];
 
 /** The checked options of a flow (`kind` "flow") or a task ("task"). */
 export class Options {
@@ -125,13 +125,20 @@ export class Options {
     this.logPrints = o.logPrints === undefined ? undefined : Boolean(o.logPrints);
     this.validateParameters = o.validateParameters ?? true;
     const runName = kind === "flow" ? o.flowRunName : o.taskRunName;
-    if (runName !== undefined && typeof runName !== "string") {
+    if (runName !== undefined && typeof runName !== "string" && typeof runName !== "function") {
       throw new TypeError(
-        `${what}: a run name is a template over the parameters, such as "greet-{name}" (Weir names a run ` +
-          "before its code starts, so a function is not supported)",
+        `${what}: a run name is a template over the parameters, such as "greet-{name}", or a ` +
+          `function returning the name (called as the run starts), not ${describe(runName)}`,
       );
     }
     this.runName = runName;
+    const runner = o.taskRunner;
+    if (runner !== undefined && (runner === null || typeof runner !== "object" || !("maxWorkers" in runner))) {
+      throw new TypeError(
+        `${what}: taskRunner must be new ThreadPoolTaskRunner(n) or new SequentialTaskRunner(), not ${describe(runner)}`,
+      );
+    }
+    this.maxWorkers = runner?.maxWorkers ?? undefined;
     this.onCompletion = hooks(o.onCompletion, "onCompletion");
     this.onFailure = hooks(o.onFailure, "onFailure");
     this.onCancellation = hooks(o.onCancellation, "onCancellation");
@@ -168,8 +175,8 @@ export class Options {
       refreshCache: this.refreshCache,
       persistResult: this.persistResult,
       logPrints: this.logPrints,
-      runNameTemplate: this.runName,
-      hasRunNameFn: false,
+      runNameTemplate: typeof this.runName === "string" ? this.runName : undefined,
+      hasRunNameFn: typeof this.runName === "function",
       onCompletion: this.onCompletion.map(hookName),
       onFailure: this.onFailure.map(hookName),
       onCancellation: this.onCancellation.map(hookName),
@@ -177,7 +184,7 @@ export class Options {
       // The SDK runs `onRunning` hooks itself, in the run's own instance.
       onRunning: [],
       validateParameters: this.validateParameters,
-      maxWorkers: undefined,
+      maxWorkers: this.maxWorkers,
     };
   }
 }

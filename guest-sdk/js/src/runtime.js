@@ -114,6 +114,10 @@ export const taskRun = Object.freeze({
   get taskName() { return context()?.taskName ?? null; },
   get runCount() { return context()?.attempt ?? 1; },
   get tags() { return context()?.tags ?? []; },
+  get parameters() {
+    const text = context()?.taskRunParameters;
+    return text ? JSON.parse(text) : {};
+  },
 });
 
 /** The run context: `runtime.flowRun`, `runtime.taskRun`. */

@@ -229,9 +229,9 @@ export class Task {
   }
 
   /** Runs the task: inside a flow through the host (the value, or throws); elsewhere the plain function. */
-  call(args, { returnState = false, waitFor } = {}) {
+  call(args, { returnState = false, waitFor, ...overrides } = {}) {
     if (!onHost() || currentFrame().kind !== "flow") return this.local(args, returnState);
-    const state = this.runState(args, waitFor);
+    const state = this.runState(args, waitFor, overrides);
     return returnState ? state : state.result();
   }
 
@@ -251,8 +251,11 @@ export class Task {
     return { params, deps };
   }
 
-  callOptions(params, deps) {
-    return { waitFor: deps.wit(), cacheKey: this.cacheKey(params), tags: [], overrides: {} };
+  callOptions(params, deps, overrides = {}) {
+    const o = witOverrides(overrides, this.name);
+    // A call that turns caching off does not send the task's custom key.
+    const cacheKey = o.cachePolicy === "none" ? undefined : this.cacheKey(params);
+    return { waitFor: deps.wit(), cacheKey, tags: [...(overrides.tags ?? [])], overrides: o };
   }
 
   cacheKey(params) {
@@ -263,34 +266,37 @@ export class Task {
   }
 
   // The host call's arguments, or the failed state of a call that cannot be made.
-  request(args, waitFor) {
+  request(args, waitFor, overrides) {
     try {
       const { params, deps } = this.prepare(args, waitFor);
       if (deps.failed !== null && !deps.failed.runId) {
         return localFailure(new FailedRun(`an upstream task did not complete: ${deps.failed.message}`), "upstream");
       }
-      return { json: toJson(params, `the arguments of ${this.name}`), options: this.callOptions(params, deps) };
+      return {
+        json: toJson(params, `the arguments of ${this.name}`),
+        options: this.callOptions(params, deps, overrides),
+      };
     } catch (error) {
       return localFailure(error, "invalid-parameters");
     }
   }
 
-  runState(args, waitFor) {
-    const request = this.request(args, waitFor);
+  runState(args, waitFor, overrides) {
+    const request = this.request(args, waitFor, overrides);
     if (request instanceof State) return request;
     return stateOf(iface("tasks").call(this.name, request.json, request.options));
   }
 
   /** Starts a task run concurrently with the flow; returns its future. */
-  submit(args, { waitFor } = {}) {
+  submit(args, { waitFor, returnState: _ignored, ...overrides } = {}) {
     if (!onHost() || currentFrame().kind !== "flow") return new TaskFuture(this.name, null, this.local(args, true));
-    const request = this.request(args, waitFor);
+    const request = this.request(args, waitFor, overrides);
     if (request instanceof State) return new TaskFuture(this.name, null, request);
     return new TaskFuture(this.name, iface("tasks").submit(this.name, request.json, request.options));
   }
 
   /** One task run per element of the array arguments (`unmapped(x)` passes `x` to every run). */
-  map(args, { waitFor } = {}) {
+  map(args, { waitFor, returnState: _ignored, ...overrides } = {}) {
     const lengths = new Map();
     args.forEach((value, i) => {
       if (Array.isArray(value)) lengths.set(i, value.length);
@@ -318,7 +324,7 @@ export class Task {
       if (shared.failed !== null && !shared.failed.runId) {
         return localFailure(new FailedRun(`an upstream task did not complete: ${shared.failed.message}`), "upstream");
       }
-      const request = this.request(call, undefined);
+      const request = this.request(call, undefined, overrides);
       if (request instanceof State) return request;
       request.options.waitFor = [...shared.wit(), ...request.options.waitFor];
       return request;
@@ -327,7 +333,7 @@ export class Task {
       (p) => !(p instanceof State) && p.options.waitFor.length === shared.waitFor.length,
     );
     if (simple) {
-      const handles = iface("tasks").map(this.name, prepared.map((p) => p.json), this.callOptions({}, shared));
+      const handles = iface("tasks").map(this.name, prepared.map((p) => p.json), this.callOptions({}, shared, overrides));
       for (const handle of handles) futures.push(new TaskFuture(this.name, handle));
       return futures;
     }
@@ -357,6 +363,43 @@ export function task(options, fn) {
   return callable(t);
 }
 
+// Options a call may replace (Prefect's `task.with_options(...)`), by the WIT field
+// they set.
+const OVERRIDES = {
+  name: "name",
+  taskRunName: "runNameTemplate",
+  retries: "retries",
+  retryDelaySeconds: "retryDelaySeconds",
+  retryJitterFactor: "retryJitterFactor",
+  timeoutSeconds: "timeoutSeconds",
+  cachePolicy: "cachePolicy",
+  cacheExpiration: "cacheExpirationSeconds",
+  refreshCache: "refreshCache",
+  persistResult: "persistResult",
+  logPrints: "logPrints",
+};
+
+/** The WIT `task-overrides` of a call's options; the host checks their bounds. */
+function witOverrides(options, task) {
+  const out = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (key === "tags" || value === undefined) continue;
+    const field = OVERRIDES[key];
+    if (field === undefined) {
+      throw new TypeError(
+        `${task}.with(): unknown option ${key}; expected waitFor, returnState, tags or one of ${Object.keys(OVERRIDES).join(", ")}`,
+      );
+    }
+    if (key === "retryDelaySeconds") out[field] = (Array.isArray(value) ? value : [value]).map(Number);
+    else if (key === "cachePolicy") out[field] = value.name ?? String(value);
+    else if (key === "retries") out[field] = Math.max(0, Math.trunc(Number(value)));
+    else if (["name", "taskRunName"].includes(key)) out[field] = String(value);
+    else if (["refreshCache", "persistResult", "logPrints"].includes(key)) out[field] = Boolean(value);
+    else out[field] = Number(value);
+  }
+  return out;
+}
+
 function callable(t) {
   const call = (...args) => t.call(args);
   const withOptions = (callOptions = {}) => ({
@@ -370,6 +413,7 @@ function callable(t) {
     submit: (...args) => t.submit(args),
     map: (...args) => t.map(args),
     with: withOptions,
+    withOptions,
     fn: t.fn,
   });
 }

@@ -7,6 +7,7 @@ import {
   flow, task, unmapped, exponentialBackoff, INPUTS, Completed, Failed, State, StateType, flowName,
   taskInputHash,
 } from "../src/index.js";
+import { SequentialTaskRunner, ThreadPoolTaskRunner } from "../src/task_runners.js";
 import { parameterNames, parametersSchema, bind, positional } from "../src/params.js";
 import { sha256Hex, canonicalJson } from "../src/hash.js";
 import { finalState } from "../src/flows.js";
@@ -44,7 +45,14 @@ test("options are checked when declared", () => {
   assert.throws(() => task({ name: "a1", retries: -1 }, () => 1), /retries must be a whole number/);
   assert.throws(() => task({ name: "a2", retryDelaySeconds: "soon" }, () => 1), /retryDelaySeconds/);
   assert.throws(() => task({ name: "a3", cachePolicy: "inputs" }, () => 1), /cachePolicy must be INPUTS/);
-  assert.throws(() => task({ name: "a4", taskRunName: () => "x" }, () => 1), /template over the parameters/);
+  assert.throws(() => task({ name: "a4", taskRunName: 42 }, () => 1), /template over the parameters/);
+  assert.throws(() => flow({ name: "a8", taskRunner: "threads" }, () => 1), /taskRunner must be/);
+  assert.throws(() => new ThreadPoolTaskRunner(0), /maxWorkers/);
+  const named = task({ name: "a9", taskRunName: () => "x" }, () => 1).task.options.toWit();
+  assert.equal(named.hasRunNameFn, true);
+  assert.equal(named.runNameTemplate, undefined);
+  const runner = flow({ name: "a10", taskRunner: new SequentialTaskRunner() }, () => 1);
+  assert.equal(runner.flow.options.toWit().maxWorkers, 1);
   assert.throws(() => task({ name: "a5", flowRunName: "x" }, () => 1), /option of flows/);
   assert.throws(() => flow({ name: "a6", cacheKeyFn: () => "k" }, () => 1), /option of tasks/);
   assert.throws(() => task({ name: "a7", retires: 2 }, () => 1), /unknown option `retires`/);

@@ -8,7 +8,7 @@ use wasmtime::component::Resource;
 /// Occupied slots, held in the instance's table; dropping it (or the instance) gives
 /// them back.
 pub struct OccupancyHandle {
-    _guard: Box<dyn Send + Sync>,
+    guard: Option<Box<dyn Send + Sync>>,
 }
 
 fn request_from_wit(r: Request) -> LimitRequest {
@@ -35,7 +35,9 @@ impl concurrency::Host for HostState {
             Err(e) => return Ok(Err(e)),
         };
         // A full table drops the guard, which gives the slots back.
-        Ok(Ok(self.futures.push(OccupancyHandle { _guard: guard })?))
+        Ok(Ok(self
+            .futures
+            .push(OccupancyHandle { guard: Some(guard) })?))
     }
 
     async fn rate_limit(&mut self, request: Request) -> wasmtime::Result<Result<(), String>> {
@@ -48,6 +50,12 @@ impl concurrency::Host for HostState {
 }
 
 impl concurrency::HostOccupancy for HostState {
+    async fn release(&mut self, this: Resource<OccupancyHandle>) -> wasmtime::Result<()> {
+        self.charge()?;
+        self.futures.get_mut(&this)?.guard = None;
+        Ok(())
+    }
+
     async fn drop(&mut self, this: Resource<OccupancyHandle>) -> wasmtime::Result<()> {
         self.futures.delete(this)?;
         Ok(())

@@ -4,7 +4,8 @@
 import {
   flow, task, unmapped, allowFailure, exponentialBackoff, taskInputHash, INPUTS, Completed, Failed,
   getRunLogger, createMarkdownArtifact, createTableArtifact, createLinkArtifact, createProgressArtifact,
-  updateProgressArtifact, Variable, Secret, runtime,
+  updateProgressArtifact, Variable, Secret, runtime, concurrency, rateLimit,
+  AcquireConcurrencySlotTimeoutError, SequentialTaskRunner, NONE,
 } from "weir";
 
 // States and final-state rules.
@@ -178,3 +179,44 @@ export const deepRecursion = flow({ name: "deep-recursion" }, () => {
 const huge = task({ name: "huge" }, (megabytes) => "x".repeat(megabytes * 1024 * 1024));
 
 export const hugeResult = flow({ name: "huge-result" }, (megabytes) => huge(megabytes).length);
+
+// Prefect's remaining options: per-call options, run-name functions, task runners, and
+// global concurrency limits.
+
+const flakyTwice = task({ name: "flaky_twice" }, () => {
+  if (runtime.taskRun.runCount < 3) throw new Error(`attempt ${runtime.taskRun.runCount} fails`);
+  return runtime.taskRun.runCount;
+});
+
+export const withOptionsFlow = flow({ name: "with-options-flow" }, () =>
+  flakyTwice.withOptions({ retries: 2, name: "flaky-patient", taskRunName: "patient", cachePolicy: NONE }).call());
+
+const rowName = () => `row-${runtime.taskRun.parameters.id}`;
+const loadRow = task({ name: "load_row", taskRunName: rowName }, (id) => runtime.taskRun.name);
+
+export const namedByFunction = flow(
+  { name: "named-by-function", flowRunName: () => `report-for-${runtime.flowRun.parameters.region}` },
+  (region) => [runtime.flowRun.name, loadRow(7)],
+);
+
+const stamp = task({ name: "stamp" }, (i) => {
+  const start = Date.now();
+  while (Date.now() - start < 50) { /* busy: the sandbox has no sleep */ }
+  return [i, start, Date.now()];
+});
+
+export const sequentialRunner = flow({ name: "sequential-runner", taskRunner: new SequentialTaskRunner() },
+  () => stamp.map([0, 1, 2]).result());
+
+export const limitedBlock = flow({ name: "limited-block" }, (timeout) => {
+  try {
+    return concurrency("db", () => {
+      rateLimit("api");
+      // Given back on return: a second block can take the only slot at once.
+      return "held";
+    }, { timeoutSeconds: timeout }) + concurrency("db", () => " twice", { timeoutSeconds: 1 });
+  } catch (error) {
+    if (error instanceof AcquireConcurrencySlotTimeoutError) return `gave up: ${error.message}`;
+    throw error;
+  }
+});

@@ -59,6 +59,7 @@ def concurrency(names: Union[str, list[str]], occupy: int = 1, timeout_seconds: 
     try:
         yield
     finally:
+        handle.release()
         handle.__exit__(None, None, None)
 
 
