@@ -266,6 +266,9 @@ async fn flow_names_follow_prefect_and_its_limits_hold() {
     let h = harness().await;
     let c = h.load(OPTIONS).await;
     assert!(c.manifest.flow_names().contains(&"my-add-one-flow"));
+    // Without a version of its own, a flow is versioned by the component's digest.
+    let def = c.flow("my-add-one-flow").unwrap();
+    assert_eq!(def.version.as_deref(), Some(&c.digest[..12]));
     // The function's name finds the flow too.
     let out = h.run(&c, "my_add_one_flow", json!({"x": 1})).await;
     assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);

@@ -390,7 +390,8 @@ impl<W: World> Engine<W> {
             Ok::<_, LoadError>((pre, component, from_cache, code_bytes))
         })
         .await??;
-        let manifest = self.describe(&pre).await?;
+        let mut manifest = self.describe(&pre).await?;
+        manifest.default_versions(&digest);
         let mut validators = HashMap::new();
         for flow in &manifest.flows {
             let v = crate::model::schema::compile(&flow.parameters).map_err(|e| {

@@ -26,6 +26,17 @@ impl Manifest {
         self.tasks.iter().find(|d| d.name == name)
     }
 
+    /// Gives flows and tasks without a version the component's (Prefect versions a flow
+    /// by a hash of its source; a component's digest is that hash).
+    pub fn default_versions(&mut self, digest: &str) {
+        let version = digest.get(..12).unwrap_or(digest);
+        for def in self.flows.iter_mut().chain(self.tasks.iter_mut()) {
+            if def.version.is_none() {
+                def.version = Some(version.to_owned());
+            }
+        }
+    }
+
     pub fn flow_names(&self) -> Vec<&str> {
         self.flows.iter().map(|d| d.name.as_str()).collect()
     }

@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 const MAX_OCCUPY: u32 = 10_000;
 /// Limits one request may name.
 const MAX_NAMES: usize = 64;
-/// How often a waiter looks again when no release on this node woke it (a release on
-/// another node, a rate limit's decay).
+/// How often a waiter looks again when no release on this node woke it: a release on
+/// another node sharing PostgreSQL (with SQLite every release is this node's, and the
+/// poll is only a safety net).
 const POLL_MIN: Duration = Duration::from_millis(20);
 const POLL_MAX: Duration = Duration::from_millis(500);
+const POLL_MAX_SINGLE_NODE: Duration = Duration::from_secs(5);
 
 /// Occupied slots, given back when dropped.
 pub(crate) struct Occupancy {
@@ -151,6 +153,11 @@ impl FlowScope {
         }
         let lease = uuid::Uuid::now_v7().to_string();
         let names: Vec<&str> = limits.iter().map(|(n, _)| n.as_str()).collect();
+        let poll_max = if store.is_postgres() {
+            POLL_MAX
+        } else {
+            POLL_MAX_SINGLE_NODE
+        };
         let mut poll = POLL_MIN;
         let mut said = false;
         loop {
@@ -199,7 +206,7 @@ impl FlowScope {
                 () = released => {}
                 () = tokio::time::sleep(wait) => {}
             }
-            poll = (poll * 2).min(POLL_MAX);
+            poll = (poll * 2).min(poll_max);
         }
     }
 
