@@ -29,9 +29,12 @@ pub struct GlobalConcurrencyLimit {
 #[serde(deny_unknown_fields)]
 pub struct PutGlobalLimit {
     /// Slots that may be occupied at once: 0 to 1,000,000.
+    #[serde(deserialize_with = "super::int")]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub limit: i64,
     /// Makes it a rate limit: occupied slots come back at this rate (per second).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0, maximum = 1000000)]
     pub slot_decay_per_second: Option<f64>,
     #[serde(default = "yes")]
     pub active: bool,
