@@ -140,13 +140,7 @@ async fn waiting_times_out_and_missing_limits_are_explained() {
         .unwrap();
     let c = h.load(OPTIONS).await;
     // Someone else holds the only slot.
-    let limits = [("db".to_owned(), 1)];
-    assert!(
-        store
-            .take_concurrency_slots("", &limits, "holder", "elsewhere", 1)
-            .await
-            .unwrap()
-    );
+    crate::support::hold_limit_slot(&store, "db").await;
     let started = Instant::now();
     let out = h
         .run(&c, "limited_with_timeout", json!({"seconds": 0.3}))
@@ -172,6 +166,11 @@ async fn waiting_times_out_and_missing_limits_are_explained() {
         message.contains("no concurrency limit named 'no-such-limit'"),
         "{message}"
     );
+    let out = h.run(&c, "odd_limit_name", json!({})).await;
+    assert_eq!(state_of(&out), "FAILED/Failed");
+    let message = out.state.message.unwrap_or_default();
+    assert!(message.contains("is not a limit name"), "{message}");
+
     let out = h.run(&c, "missing_limit", json!({"strict": false})).await;
     assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
     let logs = h.logs(&out.flow_run_id).await;

@@ -523,19 +523,7 @@ async fn concurrency_blocks_give_their_slots_back_and_time_out_clearly() {
     let value = completed(&h, &c, "limited-block", json!({"timeout": 10})).await;
     assert_eq!(value, "held twice");
     // Someone else takes the only slot once the run has given it back (just after it ends).
-    let limits = [("db".to_owned(), 1)];
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !store
-        .take_concurrency_slots("", &limits, "holder", "elsewhere", 1)
-        .await
-        .unwrap()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run kept its slot"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::hold_limit_slot(&store, "db").await;
     let value = completed(&h, &c, "limited-block", json!({"timeout": 0.2})).await;
     let text = value.as_str().unwrap_or_default();
     assert!(text.starts_with("gave up: timed out after 0.2"), "{text}");

@@ -254,13 +254,7 @@ async fn concurrency_blocks_hold_global_limits_and_time_out_clearly() {
         .unwrap();
     let c = h.load_python(BASIC).await;
     // Someone else holds the only slot: the block gives up at its deadline.
-    let limits = [("db".to_owned(), 1)];
-    assert!(
-        store
-            .take_concurrency_slots("", &limits, "holder", "elsewhere", 1)
-            .await
-            .unwrap()
-    );
+    crate::support::hold_limit_slot(&store, "db").await;
     let value = completed(&h, &c, "limited-block", json!({"timeout": 0.2})).await;
     let text = value.as_str().unwrap_or_default();
     assert!(text.starts_with("gave up: timed out after 0.2"), "{text}");

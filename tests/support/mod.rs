@@ -269,3 +269,21 @@ impl Harness {
             .collect()
     }
 }
+
+/// Takes the only slot of the global limit `name` (of the runs outside a server) as
+/// another holder would, `"holder"`, once the runs that held it have given it back.
+pub async fn hold_limit_slot(store: &Store, name: &str) {
+    let limits = [(name.to_owned(), 1)];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store
+        .take_concurrency_slots("", &limits, "holder", "elsewhere", 1)
+        .await
+        .expect("take a slot")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot of {name} was never given back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

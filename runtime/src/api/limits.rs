@@ -66,6 +66,19 @@ async fn shown(
     })
 }
 
+async fn shown_by_name(
+    state: &AppState,
+    workspace_id: &str,
+    name: &str,
+) -> ApiResult<GlobalConcurrencyLimit> {
+    let l = state
+        .store()
+        .global_limit(workspace_id, name)
+        .await?
+        .ok_or(ApiError::NotFound("global concurrency limit"))?;
+    shown(state, workspace_id, l).await
+}
+
 /// The workspace's global concurrency and rate limits in name order.
 #[utoipa::path(get, path = "/api/global-concurrency-limits", tag = "limits", security(("bearer" = [])),
     params(PageQuery),
@@ -100,12 +113,9 @@ pub async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<GlobalConcurrencyLimit>> {
-    let l = state
-        .store()
-        .global_limit(&auth.workspace_id, &name)
-        .await?
-        .ok_or(ApiError::NotFound("global concurrency limit"))?;
-    Ok(Json(shown(&state, &auth.workspace_id, l).await?))
+    Ok(Json(
+        shown_by_name(&state, &auth.workspace_id, &name).await?,
+    ))
 }
 
 /// Creates or replaces a limit; slots occupied already stay occupied.
@@ -159,12 +169,9 @@ pub async fn put(
         .orchestrator()
         .limits_released
         .notify_waiters();
-    let l = state
-        .store()
-        .global_limit(&auth.workspace_id, &name)
-        .await?
-        .ok_or(ApiError::NotFound("global concurrency limit"))?;
-    Ok(Json(shown(&state, &auth.workspace_id, l).await?))
+    Ok(Json(
+        shown_by_name(&state, &auth.workspace_id, &name).await?,
+    ))
 }
 
 /// Deletes a limit; runs waiting for it go ahead.

@@ -62,21 +62,7 @@ fn key_json(k: &ApiKeyRecord, secret: Option<String>) -> Key {
     }
 }
 
-/// Whether `name` is a name: every name of the API is checked here (the OpenAPI
-/// document says the same with `openapi::NAME_PATTERN`). '.' and '..' are refused: as a
-/// path segment they would name another route.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
-/// What [`valid_name`] takes, for messages.
-pub(crate) const NAME_RULE: &str = "1 to 100 letters, digits, '.', '-' or '_', but not '.' or '..'";
+pub(crate) use crate::model::name::{NAME_RULE, valid_name};
 
 /// A new key for a workspace; returns the record and the secret (shown once).
 pub fn new_key(workspace_id: &str, name: Option<String>) -> (ApiKeyRecord, String) {

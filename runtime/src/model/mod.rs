@@ -12,6 +12,7 @@ pub mod failure;
 pub mod limits;
 pub mod log;
 pub mod manifest;
+pub mod name;
 pub mod quota;
 pub mod run;
 pub mod schedule;

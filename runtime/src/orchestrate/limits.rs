@@ -93,6 +93,17 @@ impl FlowScope {
                 request.occupy
             ));
         }
+        if let Some(bad) = request
+            .names
+            .iter()
+            .find(|n| !crate::model::name::valid_name(n))
+        {
+            return Err(format!(
+                "{:?} is not a limit name: names are {}",
+                bad.chars().take(100).collect::<String>(),
+                crate::model::name::NAME_RULE
+            ));
+        }
         let mut names = request.names.clone();
         names.sort();
         names.dedup();

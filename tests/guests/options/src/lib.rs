@@ -349,3 +349,9 @@ fn non_finite_values() -> Result<(bool, f64, f64, bool)> {
     let (nan, inf, values) = non_finite()?;
     Ok((nan.is_nan(), inf, values[1], is_nan(f64::NAN)?))
 }
+
+/// A limit name no limit can have.
+#[flow]
+fn odd_limit_name() -> Result<u32> {
+    weir_sdk::concurrency("db/../x", 1, || 1)
+}
