@@ -306,33 +306,34 @@ async fn a_run_waiting_for_slots_is_cancelled_at_once() {
         assert_eq!(status, 201, "{run}");
         run["id"].as_str().unwrap().to_owned()
     };
-    let holder = trigger().await;
-    let waiter = trigger().await;
-    // The second run waits for the slot the first holds, and says so.
+    let first = trigger().await;
+    let second = trigger().await;
+    // One of them (whichever took the slot second: they start concurrently) waits for
+    // the slot the other holds, and says so.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, logs) = s
-            .get(&format!("/api/flow-runs/{waiter}/logs"), &ws.key)
-            .await;
-        let waiting = logs["items"].as_array().is_some_and(|items| {
-            items
-                .iter()
-                .any(|l| l["message"] == "waiting for 1 slot(s) of concurrency limit(s) db")
-        });
-        if waiting {
-            break;
+    'waiting: loop {
+        for id in [&first, &second] {
+            let (_, logs) = s.get(&format!("/api/flow-runs/{id}/logs"), &ws.key).await;
+            let waiting = logs["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|l| l["message"] == "waiting for 1 slot(s) of concurrency limit(s) db")
+            });
+            if waiting {
+                break 'waiting;
+            }
         }
-        assert!(Instant::now() < deadline, "the run never waited: {logs}");
+        assert!(Instant::now() < deadline, "neither run waited");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
-    for id in [&waiter, &holder] {
+    for id in [&second, &first] {
         let (status, body) = s
             .post(&format!("/api/flow-runs/{id}/cancel"), &ws.key, json!({}))
             .await;
         assert!(status == 200 || status == 202, "{status} {body}");
     }
-    for id in [&waiter, &holder] {
+    for id in [&second, &first] {
         let run = s.wait_final(&ws.key, id).await;
         assert_eq!(run["state"]["type"], "CANCELLED", "{run}");
     }

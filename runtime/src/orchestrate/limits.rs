@@ -163,6 +163,14 @@ impl FlowScope {
             });
         }
         let lease = uuid::Uuid::now_v7().to_string();
+        // The guard exists before the slots are taken: a run cancelled between the commit
+        // that takes them and this function's return (the future dropped there) still
+        // gives them back. On a failure it deletes nothing, once.
+        let occupancy = Occupancy {
+            lease: Some(lease.clone()),
+            store: store.clone(),
+            orch,
+        };
         let names: Vec<&str> = limits.iter().map(|(n, _)| n.as_str()).collect();
         let poll_max = if store.is_postgres() {
             POLL_MAX
@@ -185,11 +193,7 @@ impl FlowScope {
                 .await
                 .map_err(|e| format!("cannot take concurrency slots: {e}"))?;
             if taken {
-                return Ok(Occupancy {
-                    lease: Some(lease),
-                    store,
-                    orch,
-                });
+                return Ok(occupancy);
             }
             if !said {
                 said = true;
