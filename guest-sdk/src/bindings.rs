@@ -16,5 +16,5 @@ wit_bindgen::generate!({
 pub use exports::weir::flow::guest::Guest;
 pub use weir::flow::types::{
     CachePolicy, Definition, Failure, FlowOutput, LogLevel, Manifest, Options, RunKind, State,
-    StateEvent, StateType,
+    StateEvent, StateType, TransactionEvent,
 };

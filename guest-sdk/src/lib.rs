@@ -90,6 +90,7 @@ mod run;
 mod schema;
 mod state;
 mod task;
+mod transaction;
 pub mod variables;
 
 pub use concurrency::{Limits, Occupied, concurrency, rate_limit};
@@ -103,6 +104,9 @@ pub use pause::{
 pub use state::{FlowState, State, StateType, TaskState};
 pub use task::{
     CachePolicy, CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmapped, wait_all,
+};
+pub use transaction::{
+    CommitMode, IsolationLevel, Transaction, TransactionContext, TransactionOptions, transaction,
 };
 
 /// Marks a function as a flow.

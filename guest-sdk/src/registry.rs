@@ -3,9 +3,10 @@
 
 use serde_json::Value;
 
-use crate::bindings::{self, Failure, FlowOutput, Guest, Manifest, StateEvent};
+use crate::bindings::{self, Failure, FlowOutput, Guest, Manifest, StateEvent, TransactionEvent};
 use crate::error::Error;
 use crate::hooks::{HookContext, RunKind};
+use crate::transaction::TransactionContext;
 
 /// The cache policy of a task (the WIT `cache-policy`).
 #[doc(hidden)]
@@ -38,6 +39,8 @@ pub struct Options {
     pub on_cancellation: &'static [&'static str],
     pub on_crashed: &'static [&'static str],
     pub on_running: &'static [&'static str],
+    pub on_commit: &'static [&'static str],
+    pub on_rollback: &'static [&'static str],
     pub validate_parameters: bool,
     pub max_workers: Option<u32>,
 }
@@ -61,6 +64,8 @@ impl Options {
         on_cancellation: &[],
         on_crashed: &[],
         on_running: &[],
+        on_commit: &[],
+        on_rollback: &[],
         validate_parameters: true,
         max_workers: None,
     };
@@ -83,6 +88,8 @@ pub struct Registration {
     pub retry_condition: Option<fn(&Error, u32) -> bool>,
     /// Runs the hook with that name; false if there is none.
     pub run_hook: fn(&str, &HookContext) -> bool,
+    /// Runs the transaction hook with that name; `None` if there is none.
+    pub run_transaction_hook: fn(&str, &TransactionContext) -> Option<Result<(), Error>>,
 }
 
 inventory::collect!(Registration);
@@ -145,6 +152,8 @@ impl Registration {
                 on_cancellation: strings(options.on_cancellation),
                 on_crashed: strings(options.on_crashed),
                 on_running: strings(options.on_running),
+                on_commit: strings(options.on_commit),
+                on_rollback: strings(options.on_rollback),
                 validate_parameters: options.validate_parameters,
                 max_workers: options.max_workers,
             },
@@ -218,6 +227,19 @@ impl Guest for Component {
             }
         }
     }
+
+    fn on_transaction(event: TransactionEvent) -> Result<(), String> {
+        let registration = find(RunKind::Task, &event.task).map_err(|f| f.message)?;
+        let context = TransactionContext::from_event(&event);
+        for hook in &event.hooks {
+            match (registration.run_transaction_hook)(hook, &context) {
+                Some(Ok(())) => {}
+                Some(Err(error)) => return Err(format!("hook `{hook}`: {error}")),
+                None => return Err(format!("`{}` has no hook named `{hook}`", event.task)),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +265,7 @@ mod tests {
             run: |_| unreachable!(),
             retry_condition: Some(|_, attempt| attempt < 3),
             run_hook: |_, _| false,
+            run_transaction_hook: |_, _| None,
         };
         let definition = registration.definition();
         assert_eq!(definition.name, "add");

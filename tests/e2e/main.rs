@@ -42,6 +42,7 @@ mod store_faults;
 mod subflows;
 mod timeouts;
 mod tls;
+mod transactions;
 mod ui;
 
 use crate::support::Harness;

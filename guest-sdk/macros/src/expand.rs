@@ -418,6 +418,14 @@ impl Generator {
         if let Some(n) = o.max_workers {
             fields.push(quote!(max_workers: ::core::option::Option::Some(#n)));
         }
+        if !o.on_commit.is_empty() {
+            let names = o.on_commit.iter().map(path_name);
+            fields.push(quote!(on_commit: &[#(#names),*]));
+        }
+        if !o.on_rollback.is_empty() {
+            let names = o.on_rollback.iter().map(path_name);
+            fields.push(quote!(on_rollback: &[#(#names),*]));
+        }
         if !o.on_completion.is_empty() {
             let names = o.on_completion.iter().map(path_name);
             fields.push(quote!(on_completion: &[#(#names),*]));
@@ -466,6 +474,26 @@ impl Generator {
                     #hook
                     hook(context);
                     true
+                }
+            });
+        }
+
+        // One arm per distinct transaction hook, checked to have its signature.
+        let mut txn_hook_names: Vec<String> = Vec::new();
+        let mut txn_hook_arms = Vec::new();
+        for path in o.on_commit.iter().chain(&o.on_rollback) {
+            let hook_name = path_name(path);
+            if txn_hook_names.contains(&hook_name) {
+                continue;
+            }
+            txn_hook_names.push(hook_name.clone());
+            let hook = quote_spanned! {path.span()=>
+                let hook: fn(&::weir_sdk::TransactionContext) -> ::weir_sdk::Result<()> = #path;
+            };
+            txn_hook_arms.push(quote! {
+                #hook_name => {
+                    #hook
+                    ::core::option::Option::Some(hook(context))
                 }
             });
         }
@@ -562,6 +590,17 @@ impl Generator {
                     }
                 }
 
+                fn __weir_run_transaction_hook(
+                    hook: &str,
+                    context: &::weir_sdk::TransactionContext,
+                ) -> ::core::option::Option<::weir_sdk::Result<()>> {
+                    let _ = context;
+                    match hook {
+                        #(#txn_hook_arms)*
+                        _ => ::core::option::Option::None,
+                    }
+                }
+
                 ::weir_sdk::__private::inventory::submit! {
                     ::weir_sdk::__private::Registration {
                         kind: ::weir_sdk::RunKind::#kind,
@@ -576,6 +615,7 @@ impl Generator {
                         run: __weir_run,
                         retry_condition: #retry_condition,
                         run_hook: __weir_run_hook,
+                        run_transaction_hook: __weir_run_transaction_hook,
                     }
                 }
             };

@@ -30,6 +30,8 @@ const TASK_ONLY: &[&str] = &[
     "cache_key_fn",
     "cache_expiration",
     "refresh_cache",
+    "on_commit",
+    "on_rollback",
 ];
 const FLOW_ONLY: &[&str] = &[
     "flow_run_name",
@@ -73,6 +75,9 @@ pub struct Options {
     pub on_cancellation: Vec<ExprPath>,
     pub on_crashed: Vec<ExprPath>,
     pub on_running: Vec<ExprPath>,
+    /// Transaction hooks (tasks only).
+    pub on_commit: Vec<ExprPath>,
+    pub on_rollback: Vec<ExprPath>,
     pub run_name: Option<RunName>,
     pub validate_parameters: Option<bool>,
     /// The flow's task runner: how many submitted task runs run at once.
@@ -220,6 +225,8 @@ fn set(options: &mut Options, name: &str, value: &Expr) -> syn::Result<()> {
         "persist_result" => options.persist_result = Some(lit_bool(name, value)?),
         "log_prints" => options.log_prints = Some(lit_bool(name, value)?),
         "on_running" => options.on_running = path_list(name, value)?,
+        "on_commit" => options.on_commit = path_list(name, value)?,
+        "on_rollback" => options.on_rollback = path_list(name, value)?,
         "validate_parameters" => options.validate_parameters = Some(lit_bool(name, value)?),
         "task_runner" => options.max_workers = task_runner(value)?,
         "on_completion" => options.on_completion = path_list(name, value)?,

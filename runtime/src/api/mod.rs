@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::task_runs))
+        .routes(routes!(runs::transactions))
         .routes(routes!(runs::list_task_runs))
         .routes(routes!(runs::logs))
         .routes(routes!(runs::artifacts))

@@ -368,6 +368,8 @@ pub struct TaskRun {
     pub end_time: Option<DateTime<Utc>>,
     /// The task runs this one waited for (`wait_for`).
     pub wait_for: Vec<String>,
+    /// The transaction the task run belongs to (see the flow run's transactions).
+    pub transaction_id: Option<String>,
 }
 
 impl From<TaskRunRecord> for TaskRun {
@@ -387,8 +389,65 @@ impl From<TaskRunRecord> for TaskRun {
             start_time: t.start_time,
             end_time: t.end_time,
             wait_for: t.upstream,
+            transaction_id: t.transaction_id,
         }
     }
+}
+
+/// A transaction of a flow run (Prefect's `with transaction()`).
+#[derive(Serialize, ToSchema)]
+pub struct Transaction {
+    pub id: String,
+    /// Its begin's position among the run's calls.
+    pub position: i64,
+    /// The transaction it began inside.
+    pub parent_id: Option<String>,
+    pub key: Option<String>,
+    #[schema(pattern = "^(read-committed|serializable)$")]
+    pub isolation: String,
+    #[schema(pattern = "^(eager|lazy|off)$")]
+    pub commit_mode: String,
+    /// `active`, `committed` or `rolled-back`.
+    #[schema(pattern = "^(active|committed|rolled-back)$")]
+    pub state: String,
+    pub created: DateTime<Utc>,
+    pub ended: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Transactions {
+    /// In the order they began (at most the first 10,000).
+    pub items: Vec<Transaction>,
+}
+
+/// A flow run's transactions and how each ended; its task runs name theirs.
+#[utoipa::path(get, path = "/api/flow-runs/{id}/transactions", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The flow run's id")),
+    responses((status = 200, body = Transactions), (status = 404, body = super::Problem)))]
+pub async fn transactions(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Transactions>> {
+    let run = find_run(&state, &auth.workspace_id, &id).await?;
+    let items = state
+        .store()
+        .transactions(&run.id)
+        .await?
+        .into_iter()
+        .map(|t| Transaction {
+            id: t.id,
+            position: t.position,
+            parent_id: t.parent_id,
+            key: t.key,
+            isolation: t.isolation.as_str().to_owned(),
+            commit_mode: t.commit_mode.as_str().to_owned(),
+            state: t.state.as_str().to_owned(),
+            created: t.created,
+            ended: t.ended,
+        })
+        .collect();
+    Ok(Json(Transactions { items }))
 }
 
 /// A flow run's task runs in call order; those called from tasks (without a position)

@@ -216,6 +216,8 @@ pub(crate) fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, String> {
             on_cancellation: o.on_cancellation,
             on_crashed: o.on_crashed,
             on_running: o.on_running,
+            on_commit: o.on_commit,
+            on_rollback: o.on_rollback,
             validate_parameters: o.validate_parameters,
             max_workers: o.max_workers,
         };
@@ -309,6 +311,8 @@ mod tests {
             on_cancellation: vec![],
             on_crashed: vec![],
             on_running: vec![],
+            on_commit: vec![],
+            on_rollback: vec![],
             validate_parameters: true,
             max_workers: None,
         }

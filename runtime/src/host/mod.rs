@@ -13,6 +13,7 @@ mod logging;
 mod run;
 mod state;
 mod tasks;
+mod transactions;
 mod variables;
 
 use crate::model::limits::Limits;
@@ -31,6 +32,7 @@ wasmtime::component::bindgen!({
     with: {
         "weir:flow/tasks.task-future": TaskFutureHandle,
         "weir:flow/concurrency.occupancy": concurrency::OccupancyHandle,
+        "weir:flow/transactions.transaction": transactions::TransactionHandle,
     },
 });
 

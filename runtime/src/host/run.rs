@@ -8,6 +8,7 @@
 use crate::model::log::LogLevel;
 use crate::model::run::{
     Artifact, CallOptions, FlowOutcome, LimitRequest, PauseRequest, TaskAttempt, TaskOutcome,
+    TransactionOptions, TransactionState,
 };
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -53,6 +54,28 @@ pub trait Run: Send + Sync {
         task: Option<Arc<TaskAttempt>>,
         request: LimitRequest,
     ) -> BoxFuture<'static, Result<(), String>>;
+
+    /// Opens a transaction of the flow run inside its innermost open one; returns its id.
+    fn begin_transaction(
+        self: Arc<Self>,
+        options: TransactionOptions,
+    ) -> BoxFuture<'static, Result<String, String>>;
+
+    /// A transaction's key and state.
+    fn transaction_info(&self, id: &str) -> Option<(Option<String>, TransactionState)>;
+
+    /// Stores a value (JSON text) in a transaction.
+    fn transaction_set(&self, id: &str, name: String, value: &str) -> Result<(), String>;
+
+    /// A value of a transaction or of an enclosing one (JSON text).
+    fn transaction_get(&self, id: &str, name: &str) -> Option<String>;
+
+    /// Ends the innermost open transaction, committing it or rolling it back.
+    fn end_transaction(
+        self: Arc<Self>,
+        id: String,
+        ok: bool,
+    ) -> BoxFuture<'static, Result<TransactionState, String>>;
 
     /// Renames the task run of `task`, or the flow run, to a name already checked.
     fn rename<'a>(

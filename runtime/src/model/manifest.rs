@@ -92,6 +92,12 @@ pub struct Options {
     /// Hooks run each time a run enters Running.
     #[serde(default)]
     pub on_running: Vec<String>,
+    /// Tasks only: hooks run when the task's transaction commits.
+    #[serde(default)]
+    pub on_commit: Vec<String>,
+    /// Tasks only: hooks run when the task's transaction rolls back.
+    #[serde(default)]
+    pub on_rollback: Vec<String>,
     /// Flows only: `false` passes parameters through without validation or coercion.
     #[serde(default = "yes")]
     pub validate_parameters: bool,

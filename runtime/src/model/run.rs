@@ -179,3 +179,61 @@ pub enum ArtifactData {
     /// A percentage, 0 to 100.
     Progress(f64),
 }
+
+/// Whether a transaction locks its key (Prefect's isolation levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    ReadCommitted,
+    /// A lock on the key from begin to commit or rollback, across nodes.
+    Serializable,
+}
+
+/// When a transaction commits (Prefect's commit modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitMode {
+    /// As it ends, even inside another.
+    Eager,
+    /// When the outermost transaction ends.
+    Lazy,
+    /// Never: rolled back at the end unless committed by someone else.
+    Off,
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransactionState {
+    Active,
+    Committed,
+    RolledBack,
+}
+
+macro_rules! text_enum {
+    ($t:ty { $($v:ident = $s:literal),* }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+text_enum!(Isolation { ReadCommitted = "read-committed", Serializable = "serializable" });
+text_enum!(CommitMode { Eager = "eager", Lazy = "lazy", Off = "off" });
+text_enum!(TransactionState { Active = "active", Committed = "committed", RolledBack = "rolled-back" });
+
+/// A transaction a flow opens (Prefect's `transaction(...)` arguments); `None` inherits
+/// the enclosing transaction's setting.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionOptions {
+    pub key: Option<String>,
+    pub isolation: Option<Isolation>,
+    pub commit_mode: Option<CommitMode>,
+    pub overwrite: bool,
+    pub lock_timeout_seconds: Option<f64>,
+}

@@ -633,6 +633,12 @@ impl Orchestrator {
         } else {
             self.stop_tree(scope, Abort::Stopped).await;
         }
+        // Transactions the flow left open: an error left them (they roll back) or the
+        // flow returned from inside one (it commits). A suspended or interrupted run
+        // leaves them to its next execution.
+        if state.is_final() && !matches!(state.kind, StateType::Cancelled | StateType::Crashed) {
+            scope.close_transactions(state.is_completed()).await;
+        }
         (state, value, failure)
     }
 
@@ -740,6 +746,8 @@ impl Orchestrator {
                 Recorded::Task {
                     name: t.task_name.clone(),
                     input_hash: t.input_hash.clone(),
+                    run_name: t.name.clone(),
+                    cache_key: t.cache_key.clone(),
                     outcome: Arc::new(TaskOutcome {
                         task_run_id: t.id.clone(),
                         state: t.state.clone(),
@@ -751,6 +759,16 @@ impl Orchestrator {
         }
         for (position, input) in self.store.resumed_pauses(flow_run_id).await? {
             out.insert(position, Recorded::Pause { input });
+        }
+        // The latest transaction begun at each position (they come in that order).
+        for t in self.store.transactions(flow_run_id).await? {
+            out.insert(
+                t.position,
+                Recorded::Transaction {
+                    id: t.id,
+                    state: t.state,
+                },
+            );
         }
         for f in self.store.subflow_runs(flow_run_id).await? {
             let (Some(position), true) = (f.parent_position, f.state.is_completed()) else {

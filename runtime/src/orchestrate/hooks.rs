@@ -62,6 +62,43 @@ pub(crate) async fn run(
     }
 }
 
+/// Runs a task's transaction hooks (`on_commit` when `commit`, else `on_rollback`) in
+/// the order given. `Err` says why one failed (the rest did not run).
+pub(crate) async fn transaction(
+    scope: &Arc<FlowScope>,
+    staged: &super::transactions::Staged,
+    commit: bool,
+    hooks: &[String],
+    values: &serde_json::Value,
+) -> Result<(), String> {
+    let orch = &scope.orch;
+    let _slot = orch.task_slots.acquire(&scope.holder()).await;
+    let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
+    let event = wit::TransactionEvent {
+        commit,
+        task: staged.task.clone(),
+        task_run_id: staged.task_run_id.clone(),
+        task_run_name: staged.run_name.clone(),
+        parameters: staged.arguments.clone(),
+        key: staged.key.clone(),
+        values: values.to_string(),
+        hooks: hooks.to_vec(),
+    };
+    let (mut store, world) = orch
+        .engine
+        .instantiate_component(&scope.component, host)
+        .await
+        .map_err(|e| format!("cannot start an instance: {e:#}"))?;
+    let call = world
+        .weir_flow_guest()
+        .call_on_transaction(&mut store, &event);
+    match tokio::time::timeout(HOOK_TIMEOUT, call).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(crate::engine::trap::explain(&e, &store).message),
+        Err(_) => Err(format!("did not finish within {HOOK_TIMEOUT:?}")),
+    }
+}
+
 /// Asks the task's retry condition whether a failed attempt should be retried. A
 /// condition that fails itself means no retry.
 pub(crate) async fn retry_condition(

@@ -74,6 +74,36 @@ impl Run for FlowScope {
         Box::pin(async move { FlowScope::rate_limit(&self, task.as_deref(), request).await })
     }
 
+    fn begin_transaction(
+        self: Arc<Self>,
+        options: crate::model::run::TransactionOptions,
+    ) -> BoxFuture<'static, Result<String, String>> {
+        Box::pin(async move { FlowScope::begin_transaction(&self, options).await })
+    }
+
+    fn transaction_info(
+        &self,
+        id: &str,
+    ) -> Option<(Option<String>, crate::model::run::TransactionState)> {
+        FlowScope::transaction_info(self, id)
+    }
+
+    fn transaction_set(&self, id: &str, name: String, value: &str) -> Result<(), String> {
+        FlowScope::transaction_set(self, id, name, value)
+    }
+
+    fn transaction_get(&self, id: &str, name: &str) -> Option<String> {
+        FlowScope::transaction_get(self, id, name)
+    }
+
+    fn end_transaction(
+        self: Arc<Self>,
+        id: String,
+        ok: bool,
+    ) -> BoxFuture<'static, Result<crate::model::run::TransactionState, String>> {
+        Box::pin(async move { FlowScope::end_transaction(&self, &id, ok).await })
+    }
+
     fn rename<'a>(
         &'a self,
         task: Option<&'a TaskAttempt>,

@@ -70,7 +70,7 @@ fn seconds(timeout: Option<f64>) -> Result<Option<Duration>, String> {
 }
 
 impl FlowScope {
-    fn workspace(&self) -> &str {
+    pub(crate) fn workspace(&self) -> &str {
         self.settings.workspace_id.as_deref().unwrap_or("")
     }
 
@@ -154,14 +154,55 @@ impl FlowScope {
             .map(|(name, slots, _)| (name, slots))
             .collect();
         let store = self.orch.store.clone();
-        let orch = Arc::downgrade(&self.orch);
         if limits.is_empty() {
             return Ok(Occupancy {
                 lease: None,
                 store,
-                orch,
+                orch: Arc::downgrade(&self.orch),
             });
         }
+        let names: Vec<&str> = limits.iter().map(|(n, _)| n.as_str()).collect();
+        let waiting = format!(
+            "waiting for {} slot(s) of concurrency limit(s) {}",
+            request.occupy,
+            names.join(", ")
+        );
+        self.hold(task, deadline, waiting, |lease| {
+            let store = store.clone();
+            let limits = limits.clone();
+            let scope = self.clone();
+            async move {
+                store
+                    .take_concurrency_slots(
+                        scope.workspace(),
+                        &limits,
+                        &lease,
+                        scope.orch.node_id(),
+                        request.occupy,
+                    )
+                    .await
+                    .map_err(|e| format!("cannot take concurrency slots: {e}"))
+            }
+        })
+        .await
+        .map_err(|e| e.unwrap_or_else(|| timed_out(&request, &names)))
+    }
+
+    /// Waits, without burning CPU, until `take(lease)` takes what it asks for under a
+    /// new lease; the guard gives back whatever the lease holds when dropped. A waiting
+    /// run says `waiting` in its logs once. `Err(None)`: the deadline passed.
+    pub(crate) async fn hold<F, Fut>(
+        self: &Arc<Self>,
+        task: Option<&TaskAttempt>,
+        deadline: Option<Instant>,
+        waiting: String,
+        mut take: F,
+    ) -> Result<Occupancy, Option<String>>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, String>>,
+    {
+        let store = self.orch.store.clone();
         let lease = uuid::Uuid::now_v7().to_string();
         // The guard exists before the slots are taken: a run cancelled between the commit
         // that takes them and this function's return (the future dropped there) still
@@ -169,9 +210,8 @@ impl FlowScope {
         let occupancy = Occupancy {
             lease: Some(lease.clone()),
             store: store.clone(),
-            orch,
+            orch: Arc::downgrade(&self.orch),
         };
-        let names: Vec<&str> = limits.iter().map(|(n, _)| n.as_str()).collect();
         let poll_max = if store.is_postgres() {
             POLL_MAX
         } else {
@@ -182,36 +222,18 @@ impl FlowScope {
         loop {
             // Registered before the attempt, so a release in between is not missed.
             let released = self.orch.limits_released.notified();
-            let taken = store
-                .take_concurrency_slots(
-                    self.workspace(),
-                    &limits,
-                    &lease,
-                    self.orch.node_id(),
-                    request.occupy,
-                )
-                .await
-                .map_err(|e| format!("cannot take concurrency slots: {e}"))?;
-            if taken {
+            if take(lease.clone()).await.map_err(Some)? {
                 return Ok(occupancy);
             }
             if !said {
                 said = true;
-                self.log(
-                    task,
-                    LogLevel::Info,
-                    format!(
-                        "waiting for {} slot(s) of concurrency limit(s) {}",
-                        request.occupy,
-                        names.join(", ")
-                    ),
-                );
+                self.log(task, LogLevel::Info, waiting.clone());
             }
             let wait = match deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Err(timed_out(&request, &names));
+                        return Err(None);
                     }
                     poll.min(left)
                 }

@@ -21,6 +21,7 @@ mod scope;
 pub(crate) mod slots;
 mod task_run;
 pub mod tenants;
+mod transactions;
 mod transition;
 
 pub use crate::model::failure::{Failure, FailureKind};

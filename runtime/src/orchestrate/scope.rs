@@ -21,6 +21,9 @@ pub(crate) enum Recorded {
     Task {
         name: String,
         input_hash: String,
+        /// The task run's name and cache key (its own transaction's key).
+        run_name: String,
+        cache_key: Option<String>,
         outcome: Arc<TaskOutcome>,
     },
     Flow {
@@ -29,6 +32,11 @@ pub(crate) enum Recorded {
     },
     /// A pause that was resumed, with the resume's input (JSON text).
     Pause { input: String },
+    /// A transaction that began here, and where it stands.
+    Transaction {
+        id: String,
+        state: crate::model::run::TransactionState,
+    },
 }
 
 impl Recorded {
@@ -38,6 +46,7 @@ impl Recorded {
             Recorded::Task { name, .. } => format!("task `{name}`"),
             Recorded::Flow { name, .. } => format!("subflow `{name}`"),
             Recorded::Pause { .. } => "a pause".to_owned(),
+            Recorded::Transaction { .. } => "a transaction".to_owned(),
         }
     }
 }
@@ -54,6 +63,7 @@ pub(crate) enum Call<'a> {
         name: &'a str,
     },
     Pause,
+    Transaction,
 }
 
 impl Call<'_> {
@@ -62,6 +72,7 @@ impl Call<'_> {
             Call::Task { name, .. } => format!("task `{name}`"),
             Call::Flow { name } => format!("subflow `{name}`"),
             Call::Pause => "a pause".to_owned(),
+            Call::Transaction => "a transaction".to_owned(),
         }
     }
 
@@ -70,6 +81,7 @@ impl Call<'_> {
             (Call::Task { name, .. }, Recorded::Task { name: r, .. }) => name == r,
             (Call::Flow { name }, Recorded::Flow { name: r, .. }) => name == r,
             (Call::Pause, Recorded::Pause { .. }) => true,
+            (Call::Transaction, Recorded::Transaction { .. }) => true,
             _ => false,
         }
     }
@@ -108,6 +120,9 @@ pub(crate) struct Calls {
     pub(crate) live_tasks: HashMap<String, String>,
     /// Subflow runs in progress, ended with their parent when it stops abruptly.
     pub(crate) children: Vec<Arc<FlowScope>>,
+    /// Open transactions an earlier execution rolled back: while one is open, calls run
+    /// anew instead of replaying (the work they recorded was undone).
+    pub(crate) fresh_depth: u32,
 }
 
 /// Why a running flow run must stop.
@@ -162,6 +177,8 @@ pub struct FlowScope {
     pub(crate) task_runner: Option<Arc<tokio::sync::Semaphore>>,
     pub(crate) attempt: AtomicU32,
     pub(crate) calls: Mutex<Calls>,
+    /// The transactions of the current execution.
+    pub(crate) transactions: Mutex<super::transactions::Transactions>,
     log_bytes: AtomicUsize,
     log_lines: AtomicUsize,
     log_capped: AtomicBool,
@@ -235,6 +252,7 @@ impl FlowScope {
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
             attempt: AtomicU32::new(0),
             calls: Mutex::new(Calls::default()),
+            transactions: Mutex::new(Default::default()),
             log_bytes: AtomicUsize::new(0),
             log_lines: AtomicUsize::new(0),
             log_capped: AtomicBool::new(false),
@@ -335,6 +353,7 @@ impl FlowScope {
             ..Calls::default()
         };
         drop(calls);
+        *self.transactions() = Default::default();
         *self.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
@@ -371,6 +390,10 @@ impl FlowScope {
             calls.diverged = true;
             return Ok(None);
         };
+        if calls.fresh_depth > 0 && !matches!(call, Call::Transaction) {
+            calls.diverged = true;
+            return Ok(None);
+        }
         if !call.same_kind_and_name(recorded) {
             if calls.diverged {
                 return Ok(None);
@@ -581,6 +604,8 @@ mod tests {
         Recorded::Task {
             name: name.into(),
             input_hash: String::new(),
+            run_name: String::new(),
+            cache_key: None,
             outcome: Arc::new(TaskOutcome {
                 task_run_id: "t".into(),
                 state: State::completed(),

@@ -5,13 +5,14 @@ use super::hooks;
 use super::names;
 use super::scope::{Call, FlowScope, Recorded};
 use super::slots::Slot;
+use super::transactions::Staged;
 use super::{CallOptions, Dependency, Event, TaskAttempt, TaskOutcome};
 use crate::host::{HostState, wit};
 use crate::model::duration;
 use crate::model::failure::{Failure, FailureKind};
 use crate::model::manifest::{CachePolicy, Definition};
 use crate::model::state::State;
-use crate::store::{CacheEntry, RunKind, StateChange, TaskRunRecord, Write};
+use crate::store::{RunKind, StateChange, TaskRunRecord, Write};
 use chrono::Utc;
 use rand::Rng;
 use serde_json::Value;
@@ -35,8 +36,10 @@ pub(crate) struct TaskCall {
     pub name_index: u64,
     /// How deep in task calls the new task run is: 1 when the flow calls it.
     pub nesting: u32,
-    /// The recorded outcome, when an earlier execution completed this call.
-    replay: Option<Arc<TaskOutcome>>,
+    /// The transaction the call belongs to (the flow's innermost open one).
+    pub transaction: Option<String>,
+    /// The recorded outcome (and cache key), when an earlier execution completed this call.
+    replay: Option<(Arc<TaskOutcome>, String, Option<String>)>,
     tx: watch::Sender<Option<Arc<TaskOutcome>>>,
 }
 
@@ -68,13 +71,18 @@ impl FlowScope {
                     arguments: &arguments,
                 },
             )? {
-                Some(Recorded::Task { outcome, .. }) => Some(outcome),
+                Some(Recorded::Task {
+                    outcome,
+                    run_name,
+                    cache_key,
+                    ..
+                }) => Some((outcome, run_name, cache_key)),
                 _ => None,
             },
             None => None,
         };
         let id = match &replay {
-            Some(outcome) => outcome.task_run_id.clone(),
+            Some((outcome, ..)) => outcome.task_run_id.clone(),
             None => uuid::Uuid::now_v7().to_string(),
         };
         let (tx, rx) = watch::channel(None);
@@ -87,6 +95,11 @@ impl FlowScope {
             position,
             name_index,
             nesting: caller_nesting.saturating_add(1),
+            transaction: if positioned {
+                self.current_transaction()
+            } else {
+                None
+            },
             replay,
             tx,
         })
@@ -127,8 +140,23 @@ impl FlowScope {
     }
 
     async fn execute_task(self: &Arc<Self>, call: TaskCall) -> TaskOutcome {
-        // Replay: a completed call recorded at this position returns its result.
-        if let Some(outcome) = &call.replay {
+        // Replay: a completed call recorded at this position returns its result (and
+        // takes its part in its transaction again).
+        if let Some((outcome, run_name, cache_key)) = &call.replay {
+            if let Some(txn) = &call.transaction
+                && let Some(def) = self.component.task(&call.task)
+            {
+                let staged = Staged::new(
+                    def,
+                    &def.name,
+                    &outcome.task_run_id,
+                    run_name,
+                    &call.arguments,
+                    cache_key.as_deref(),
+                    outcome.value.as_deref().unwrap_or("null"),
+                );
+                self.stage(Some(txn), staged).await;
+            }
             return (**outcome).clone();
         }
 
@@ -226,6 +254,7 @@ impl FlowScope {
             def,
             tags,
             nesting: call.nesting,
+            transaction: call.transaction.clone(),
         };
         let now = Utc::now();
         let pending = State::pending();
@@ -245,6 +274,7 @@ impl FlowScope {
             start_time: None,
             end_time: None,
             workspace_id: self.settings.workspace_id.clone(),
+            transaction_id: call.transaction.clone(),
             upstream: call
                 .options
                 .wait_for
@@ -298,6 +328,8 @@ struct TaskRun {
     def: Definition,
     tags: Vec<String>,
     nesting: u32,
+    /// The transaction it belongs to.
+    transaction: Option<String>,
 }
 
 impl TaskRun {
@@ -402,18 +434,16 @@ impl TaskRun {
                 Ok(value) => {
                     let state = State::completed();
                     self.finish(state.clone(), Some(&value), None);
-                    if let (Some(key), true) = (&cache_key, options.persists_result()) {
-                        let created = Utc::now();
-                        self.scope.orch.store.write(Write::CachePut(CacheEntry {
-                            key: key.clone(),
-                            result: value.clone(),
-                            task_run_id: self.id.clone(),
-                            created,
-                            expires: options
-                                .cache_expiration_seconds
-                                .map(|s| duration::after(created, s)),
-                        }));
-                    }
+                    let staged = Staged::new(
+                        &self.def,
+                        &self.task,
+                        &self.id,
+                        &self.name,
+                        arguments,
+                        cache_key.as_deref(),
+                        &value,
+                    );
+                    self.scope.stage(self.transaction.as_deref(), staged).await;
                     self.run_hooks(&state, &options.on_completion, arguments)
                         .await;
                     return TaskOutcome {

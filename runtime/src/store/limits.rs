@@ -176,10 +176,34 @@ impl Store {
         node: &str,
         occupy: u32,
     ) -> Result<bool> {
-        let mut keys: Vec<(String, i64)> = limits
+        let keys: Vec<(String, i64)> = limits
             .iter()
             .map(|(name, slots)| (slot_key(workspace_id, name), *slots))
             .collect();
+        self.take_limit_slots(keys, lease, node, occupy).await
+    }
+
+    /// Takes the lock of a serializable transaction's key (one slot); false when another
+    /// holds it. Given back like concurrency slots, by lease.
+    pub async fn take_transaction_lock(
+        &self,
+        workspace_id: &str,
+        key: &str,
+        lease: &str,
+        node: &str,
+    ) -> Result<bool> {
+        let keys = vec![(format!("txn:{workspace_id}:{key}"), 1)];
+        self.take_limit_slots(keys, lease, node, 1).await
+    }
+
+    /// Takes `occupy` slots of every key (each with its number of slots), all or none.
+    async fn take_limit_slots(
+        &self,
+        mut keys: Vec<(String, i64)>,
+        lease: &str,
+        node: &str,
+        occupy: u32,
+    ) -> Result<bool> {
         keys.sort();
         let postgres = self.is_postgres();
         let now = ts(Utc::now());

@@ -30,6 +30,7 @@ mod seed;
 mod sessions;
 mod slots;
 mod task_runs;
+mod transactions;
 mod variables;
 mod workspaces;
 mod writer;
@@ -50,6 +51,7 @@ pub use schedules::*;
 pub use seed::Seed;
 pub use sessions::SessionRecord;
 pub use task_runs::{TaskRunFilter, TaskRunGroup, TaskRunSummary};
+pub use transactions::TransactionRecord;
 pub use workspaces::*;
 pub use writer::{NotStored, Receipt, Unavailable, Write, WriterFailing, WriterHealth};
 

@@ -65,6 +65,8 @@ pub struct TaskRunRecord {
     pub workspace_id: Option<String>,
     /// The task runs this one waited for (`wait_for`), in the order given.
     pub upstream: Vec<String>,
+    /// The transaction it belongs to.
+    pub transaction_id: Option<String>,
 }
 
 /// A state change of a flow or task run, with the columns that change with it.

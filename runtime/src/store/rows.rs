@@ -102,6 +102,7 @@ pub(crate) fn task_run_from_row(r: &impl DbRow) -> Result<TaskRunRecord> {
             Some(text) => tags_from(&text)?,
             None => vec![],
         },
+        transaction_id: r.col("transaction_id")?,
     })
 }
 

@@ -213,9 +213,9 @@ macro_rules! batch_execute {
         for chunk in self.tasks.chunks(CHUNK) {
             let mut q = QueryBuilder::<$DB>::new(
                 "INSERT INTO task_runs (id, flow_run_id, position, task_name, name, input_hash,
-                   cache_key, tags, workspace_id, upstream, state_type, state_name,
-                   state_message, state_timestamp, run_count, result, created, start_time,
-                   end_time) ",
+                   cache_key, tags, workspace_id, upstream, transaction_id, state_type,
+                   state_name, state_message, state_timestamp, run_count, result, created,
+                   start_time, end_time) ",
             );
             q.push_values(chunk, |mut b, (r, c)| {
                 b.push_bind(&r.id)
@@ -230,7 +230,8 @@ macro_rules! batch_execute {
                     .push_bind(
                         (!r.upstream.is_empty())
                             .then(|| serde_json::to_string(&r.upstream).unwrap_or_default()),
-                    );
+                    )
+                    .push_bind(&r.transaction_id);
                 bind_progress!(b, r.created, c);
             });
             q.push(" ON CONFLICT (id) DO NOTHING");

@@ -9,7 +9,7 @@ wit_bindgen::generate!({
 
 use exports::weir::flow::guest::Guest;
 use weir::flow::types::{
-    CachePolicy, Definition, Failure, FlowOutput, Manifest, Options, StateEvent,
+    CachePolicy, Definition, Failure, FlowOutput, Manifest, Options, StateEvent, TransactionEvent,
 };
 
 struct Bomb;
@@ -59,6 +59,8 @@ impl Guest for Bomb {
                     on_cancellation: Vec::new(),
                     on_crashed: Vec::new(),
                     on_running: Vec::new(),
+                    on_commit: Vec::new(),
+                    on_rollback: Vec::new(),
                     validate_parameters: true,
                     max_workers: None,
                 },
@@ -83,6 +85,10 @@ impl Guest for Bomb {
     }
 
     fn on_state(_event: StateEvent) {}
+
+    fn on_transaction(_event: TransactionEvent) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 export!(Bomb);
