@@ -131,7 +131,48 @@ export interface TaskOptions extends CommonOptions<Task<any[], unknown>> {
   /** A template over the parameters: "extract-page-{page}". */
   /** A template over the arguments, or a function called as the run starts (reading `taskRun`). */
   taskRunName?: string | (() => string);
+  /** Run when the task's transaction commits (its cache record is written then). */
+  onCommit?: TransactionHook | TransactionHook[];
+  /** Run when the transaction the completed task belongs to rolls back (newest first). */
+  onRollback?: TransactionHook | TransactionHook[];
 }
+
+/** A task's transaction hook: it gets the transaction (values set in it, its key). */
+export type TransactionHook = (txn: Transaction) => void;
+
+/** A transaction of the flow run (Prefect's `transaction()`), or what transaction hooks get. */
+export declare class Transaction {
+  readonly key: string | null;
+  /** "active", "committed" or "rolled-back". */
+  readonly state: "active" | "committed" | "rolled-back";
+  set(name: string, value: Json): void;
+  /** A stored value, else the enclosing transaction's, else `defaultValue`; throws when none. */
+  get<T = Json>(name: string, defaultValue?: T): T;
+  isCommitted(): boolean;
+  isRolledBack(): boolean;
+  isActive(): boolean;
+}
+
+export interface TransactionOptions {
+  /** Once a transaction with this key committed, a later one begins committed. */
+  key?: string;
+  /** "SERIALIZABLE" locks the key, across nodes, until commit or rollback. */
+  isolationLevel?: "READ_COMMITTED" | "SERIALIZABLE";
+  /** "EAGER" commits as it ends, "LAZY" (the default) with the outermost, "OFF" never. */
+  commitMode?: "EAGER" | "LAZY" | "OFF";
+  /** Begins even when the key committed before. */
+  overwrite?: boolean;
+  /** Give up waiting for a serializable lock after this many seconds. */
+  lockTimeoutSeconds?: number;
+}
+
+/** Runs `fn` in a transaction: it commits when `fn` returns, rolls back when it throws. */
+export declare function transaction<R>(options: TransactionOptions, fn: (txn: Transaction) => R): R;
+export declare function transaction<R>(fn: (txn: Transaction) => R): R;
+/** The innermost open transaction of the flow, if any. */
+export declare function getTransaction(): Transaction | null;
+export declare const IsolationLevel: { readonly READ_COMMITTED: "READ_COMMITTED"; readonly SERIALIZABLE: "SERIALIZABLE" };
+export declare const CommitMode: { readonly EAGER: "EAGER"; readonly LAZY: "LAZY"; readonly OFF: "OFF" };
 
 export interface FlowOptions extends CommonOptions<Flow<any[], unknown>> {
   /** A template over the parameters: "greet-{name}" (format specs such as "{date:%A}" too), or

@@ -528,3 +528,38 @@ async fn concurrency_blocks_give_their_slots_back_and_time_out_clearly() {
     let text = value.as_str().unwrap_or_default();
     assert!(text.starts_with("gave up: timed out after 0.2"), "{text}");
 }
+
+#[tokio::test]
+async fn transactions_roll_back_and_keys_make_work_idempotent() {
+    let h = harness().await;
+    let c = h.load_js(BASIC).await;
+    let out = run(&h, &c, "transactional", json!({"contents": "one line"})).await;
+    assert_eq!(out.state.kind, StateType::Failed, "{out:?}");
+    let logs = h.logs(&out.flow_run_id).await;
+    assert!(
+        logs.iter()
+            .any(|l| l == "rolled back: deleted side-effect.txt"),
+        "{logs:#?} {out:?}"
+    );
+    assert!(
+        !logs.iter().any(|l| l.starts_with("committed")),
+        "{logs:#?}"
+    );
+    let out = run(&h, &c, "transactional", json!({"contents": "one\ntwo"})).await;
+    assert_eq!(out.state.kind, StateType::Completed, "{out:?}");
+    let logs = h.logs(&out.flow_run_id).await;
+    assert!(
+        logs.iter().any(|l| l == "committed side-effect.txt"),
+        "{logs:#?}"
+    );
+
+    let key = format!("js-{}", uuid::Uuid::now_v7());
+    assert_eq!(
+        completed(&h, &c, "load-once", json!({"key": key})).await,
+        "loaded"
+    );
+    assert_eq!(
+        completed(&h, &c, "load-once", json!({"key": key})).await,
+        "skipped"
+    );
+}

@@ -991,3 +991,33 @@ fn weir_build_errors_say_what_to_do() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("no-such-flow") && e.contains("hello"), "{e}");
 }
+
+#[tokio::test]
+async fn transactions_roll_back_and_keys_make_work_idempotent() {
+    let h = harness().await;
+    let c = h.load_python(BASIC).await;
+    let out = run(&h, &c, "transactional", json!({"contents": "one line"})).await;
+    assert_eq!(out.state.kind, StateType::Failed, "{out:?}");
+    let logs = h.logs(&out.flow_run_id).await;
+    assert!(
+        logs.iter()
+            .any(|l| l == "rolled back: deleted side-effect.txt"),
+        "{logs:#?} {out:?}"
+    );
+    assert!(
+        !logs.iter().any(|l| l.starts_with("committed")),
+        "{logs:#?}"
+    );
+    let value = completed(&h, &c, "transactional", json!({"contents": "one\ntwo"})).await;
+    assert_eq!(value, 7);
+
+    let key = format!("py-{}", uuid::Uuid::now_v7());
+    assert_eq!(
+        completed(&h, &c, "load-once", json!({"key": key})).await,
+        "loaded"
+    );
+    assert_eq!(
+        completed(&h, &c, "load-once", json!({"key": key})).await,
+        "skipped"
+    );
+}

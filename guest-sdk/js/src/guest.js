@@ -9,6 +9,7 @@ import { FailedRun, State, StateType } from "./states.js";
 import { getRunLogger } from "./runtime.js";
 import { hookName } from "./options.js";
 import { messageOf, stateType, toJson } from "./tasks.js";
+import { Transaction } from "./transactions.js";
 
 export const SDK = "weir-js/0.1.0";
 
@@ -209,6 +210,40 @@ export const guest = {
       getRunLogger().error(`retryConditionFn of ${taskName} failed: ${messageOf(error)}`);
       return false;
     }
+  },
+
+  onTransaction(event) {
+    const item = allTasks().get(event.task);
+    if (!item) throw { payload: `no task \`${event.task}\` to run transaction hooks for` };
+    const hooks = item.options.transactionHooks();
+    let values = {};
+    try {
+      values = JSON.parse(event.values);
+    } catch {
+      // Left empty.
+    }
+    let parameters = {};
+    try {
+      parameters = JSON.parse(event.parameters);
+    } catch {
+      // Left empty.
+    }
+    const txn = new Transaction({
+      key: event.key ?? null,
+      values: values && typeof values === "object" && !Array.isArray(values) ? values : {},
+      state: event.commit ? "committed" : "rolled-back",
+    });
+    inFrame("task", event.task, parameters, () => {
+      for (const hookId of event.hooks) {
+        const hook = hooks.get(hookId);
+        if (!hook) throw { payload: `\`${event.task}\` has no hook named \`${hookId}\`` };
+        try {
+          hook(txn);
+        } catch (error) {
+          throw { payload: `hook \`${hookId}\`: ${messageOf(error)}` };
+        }
+      }
+    });
   },
 
   onState(event) {

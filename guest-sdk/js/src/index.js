@@ -19,6 +19,9 @@ export {
 } from "./concurrency.js";
 export { ThreadPoolTaskRunner, SequentialTaskRunner } from "./task_runners.js";
 export {
+  transaction, getTransaction, Transaction, IsolationLevel, CommitMode,
+} from "./transactions.js";
+export {
   State, StateType, FailedRun, Completed, Failed, Cancelled, Crashed, Pending, Running, Scheduled,
 } from "./states.js";
 export {

@@ -73,9 +73,11 @@ const KNOWN = new Set([
   "retryConditionFn", "timeoutSeconds", "cachePolicy", "cacheKeyFn", "cacheExpiration",
   "refreshCache", "persistResult", "logPrints", "flowRunName", "taskRunName", "validateParameters",
   "onCompletion", "onFailure", "onCancellation", "onCrashed", "onRunning", "parameters", "taskRunner",
+  "onCommit", "onRollback",
 ]);
 
-const TASK_ONLY = ["retryConditionFn", "cachePolicy", "cacheKeyFn", "cacheExpiration", "refreshCache", "taskRunName"];
+const TASK_ONLY = ["retryConditionFn", "cachePolicy", "cacheKeyFn", "cacheExpiration", "refreshCache", "taskRunName",
+  "onCommit", "onRollback"];
 const FLOW_ONLY = ["flowRunName", "validateParameters", "onCancellation", "onCrashed", "taskRunner"];
 
 /** The checked options of a flow (`kind` "flow") or a task ("task"). */
@@ -144,6 +146,9 @@ export class Options {
     this.onCancellation = hooks(o.onCancellation, "onCancellation");
     this.onCrashed = hooks(o.onCrashed, "onCrashed");
     this.onRunning = hooks(o.onRunning, "onRunning");
+    // Transaction hooks (tasks): run with the transaction as it commits or rolls back.
+    this.onCommit = hooks(o.onCommit, "onCommit");
+    this.onRollback = hooks(o.onRollback, "onRollback");
   }
 
   /** The policy the host applies: a key function makes it "custom" (the caller's key). */
@@ -158,6 +163,13 @@ export class Options {
       ...this.onCrashed, ...this.onRunning]) {
       out.set(hookName(hook), hook);
     }
+    return out;
+  }
+
+  /** Every transaction hook by the name the host knows it by. */
+  transactionHooks() {
+    const out = new Map();
+    for (const hook of [...this.onCommit, ...this.onRollback]) out.set(hookName(hook), hook);
     return out;
   }
 
@@ -183,6 +195,8 @@ export class Options {
       onCrashed: this.onCrashed.map(hookName),
       // The SDK runs `onRunning` hooks itself, in the run's own instance.
       onRunning: [],
+      onCommit: this.onCommit.map(hookName),
+      onRollback: this.onRollback.map(hookName),
       validateParameters: this.validateParameters,
       maxWorkers: this.maxWorkers,
     };

@@ -131,3 +131,30 @@ test("the guest describes its flows and tasks, and refuses unknown ones", () => 
     setHost(null);
   }
 });
+
+test("transactions outside a run keep values, fall back to the parent and roll back on throw", async () => {
+  const { transaction, getTransaction } = await import("../src/transactions.js");
+  const outer = transaction((parent) => {
+    parent.set("key", [1, 2, 3]);
+    transaction((child) => {
+      assert.equal(getTransaction(), child);
+      assert.deepEqual(child.get("key"), [1, 2, 3]);
+    });
+    parent.get("key").push(4);
+    assert.deepEqual(parent.get("key"), [1, 2, 3]);
+    assert.equal(parent.get("missing", null), null);
+    assert.throws(() => parent.get("missing"), /unknown key: missing/);
+    return parent;
+  });
+  assert.ok(outer.isCommitted());
+  assert.equal(getTransaction(), null);
+  let failed;
+  assert.throws(() => transaction({ key: "k" }, (txn) => {
+    failed = txn;
+    throw new Error("boom");
+  }), /boom/);
+  assert.ok(failed.isRolledBack());
+  assert.throws(() => transaction({ commitMode: "SOMETIMES" }, () => 1), /commitMode must be/);
+  assert.throws(() => task({ name: "t", onCommit: [1] }, () => 1), /onCommit hooks must be functions/);
+  assert.throws(() => flow({ name: "f-txn", onRollback: () => 1 }, () => 1), /is an option of tasks/);
+});

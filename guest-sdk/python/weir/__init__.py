@@ -38,7 +38,7 @@ from .variables import Variable
 
 # Imported here so that a component holds them even when a flow imports them inside a
 # function (a component's modules are those imported when it was built).
-from . import concurrency, task_runners  # noqa: E402
+from . import concurrency, task_runners, transactions  # noqa: E402
 from .concurrency import sync as _concurrency_sync  # noqa: E402, F401
 
 __version__ = "0.1.0"

@@ -55,6 +55,13 @@ def _err(failure: Any) -> BaseException:
     return Err(failure)
 
 
+def _host_err(message: str) -> BaseException:
+    """A WIT ``result`` error carrying a message."""
+    from componentize_py_types import Err  # type: ignore[import-not-found]
+
+    return Err(message)
+
+
 def _unknown(what: str, name: str, known: dict[str, Any]) -> BaseException:
     types = _types()
     listed = ", ".join(sorted(known)) or "none"
@@ -96,6 +103,8 @@ def _options(item: Any, retry_condition: bool) -> Any:
         on_crashed=[hook_name(h) for h in o.on_crashed],
         # The SDK runs `on_running` hooks itself, in the run's own instance.
         on_running=[],
+        on_commit=[hook_name(h) for h in getattr(item, "on_commit_hooks", [])],
+        on_rollback=[hook_name(h) for h in getattr(item, "on_rollback_hooks", [])],
         validate_parameters=getattr(item, "validate_parameters", True),
         max_workers=getattr(item, "max_workers", None),
     )
@@ -278,6 +287,34 @@ class Guest:
 
             get_run_logger().error(f"retry_condition_fn of {task} failed: {exceptions.message_of(error)}")
             return False
+        finally:
+            _flush()
+
+    def on_transaction(self, event: Any) -> None:
+        from .transactions import Transaction, TransactionState
+
+        item = _registry.tasks().get(event.task)
+        if item is None:
+            raise _host_err(f"no task `{event.task}` to run transaction hooks for")
+        hooks = item.transaction_hooks()
+        try:
+            values = json.loads(event.values)
+        except ValueError:
+            values = {}
+        txn = Transaction(
+            event.key, values=values if isinstance(values, dict) else {},
+            state=TransactionState.COMMITTED if event.commit else TransactionState.ROLLED_BACK,
+        )
+        try:
+            with _context.enter(_context.Frame(_context.TASK, event.task)):
+                for name in event.hooks:
+                    hook = hooks.get(name)
+                    if hook is None:
+                        raise _host_err(f"`{event.task}` has no hook named `{name}`")
+                    try:
+                        hook(txn)
+                    except Exception as error:  # noqa: BLE001 - reported to the host
+                        raise _host_err(f"hook `{name}`: {exceptions.message_of(error)}") from None
         finally:
             _flush()
 

@@ -25,6 +25,7 @@ def _bindings() -> Any:
             flows,
             logging,
             tasks,
+            transactions,
             types,
             variables,
         )
@@ -41,6 +42,7 @@ def _bindings() -> Any:
         "flows": flows,
         "logging": logging,
         "tasks": tasks,
+        "transactions": transactions,
         "types": types,
         "variables": variables,
     }

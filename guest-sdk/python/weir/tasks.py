@@ -332,10 +332,16 @@ class Task:
         version: Optional[str] = None,
         task_run_name: Any = None,
         register: bool = True,
+        on_commit: Any = None,
+        on_rollback: Any = None,
         **options: Any,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task decorates a function")
+        # Transaction hooks (Prefect's names): run when the task's transaction commits
+        # or rolls back, with the transaction.
+        self.on_commit_hooks = _hook_names(on_commit, "on_commit")
+        self.on_rollback_hooks = _hook_names(on_rollback, "on_rollback")
         self.fn = fn
         self.name = name or fn.__name__
         if not isinstance(self.name, str) or not self.name:
@@ -347,7 +353,8 @@ class Task:
         self.task_key = f"{fn.__module__}.{fn.__qualname__}"
         self.source_hash = _source_hash(fn)
         self._init_args = dict(
-            name=name, description=description, version=version, task_run_name=task_run_name, **options
+            name=name, description=description, version=version, task_run_name=task_run_name,
+            on_commit=self.on_commit_hooks, on_rollback=self.on_rollback_hooks, **options
         )
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -358,6 +365,19 @@ class Task:
         self._variant = False
         if register:
             _registry.add_task(self)
+
+    def on_commit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Adds a hook run when the task's transaction commits (a decorator)."""
+        self.on_commit_hooks.extend(_hook_names(fn, "on_commit"))
+        return fn
+
+    def on_rollback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Adds a hook run when the task's transaction rolls back (a decorator)."""
+        self.on_rollback_hooks.extend(_hook_names(fn, "on_rollback"))
+        return fn
+
+    def transaction_hooks(self) -> dict[str, Callable[..., Any]]:
+        return {hook_name(h): h for h in self.on_commit_hooks + self.on_rollback_hooks}
 
     # Prefect's attribute names for the options.
     @property
@@ -657,6 +677,8 @@ def task(
     on_failure: Any = None,
     on_running: Any = None,
     retry_condition_fn: Optional[Callable[..., bool]] = None,
+    on_commit: Any = None,
+    on_rollback: Any = None,
     **unsupported: Any,
 ) -> Any:
     """Marks a function as a task (Prefect's ``@task``), with or without options."""
@@ -681,6 +703,8 @@ def task(
         on_failure=on_failure,
         on_running=on_running,
         retry_condition_fn=retry_condition_fn,
+        on_commit=on_commit,
+        on_rollback=on_rollback,
     )
     if __fn is not None:
         return Task(__fn, **options)

@@ -5,7 +5,7 @@ import {
   flow, task, unmapped, allowFailure, exponentialBackoff, taskInputHash, INPUTS, Completed, Failed,
   getRunLogger, createMarkdownArtifact, createTableArtifact, createLinkArtifact, createProgressArtifact,
   updateProgressArtifact, Variable, Secret, runtime, concurrency, rateLimit,
-  AcquireConcurrencySlotTimeoutError, SequentialTaskRunner, NONE,
+  AcquireConcurrencySlotTimeoutError, SequentialTaskRunner, NONE, transaction,
 } from "weir";
 
 // States and final-state rules.
@@ -220,3 +220,29 @@ export const limitedBlock = flow({ name: "limited-block" }, (timeout) => {
     throw error;
   }
 });
+
+// Transactions: the seeds' write rolled back when the quality test fails, and a key
+// that makes the work idempotent.
+
+const writeSideEffect = task({
+  name: "write_side_effect",
+  onCommit: (txn) => getRunLogger().info(`committed ${txn.get("path", "-")}`),
+  onRollback: [(txn) => getRunLogger().info(`rolled back: deleted ${txn.get("path")}`)],
+}, (contents) => contents.length);
+
+const qualityTest = task({ name: "quality_test" }, (contents) => {
+  if (contents.split("\n").length < 2) throw new Error("Not enough data!");
+});
+
+export const transactional = flow({ name: "transactional" }, (contents) => transaction((txn) => {
+  txn.set("path", "side-effect.txt");
+  const n = writeSideEffect(contents);
+  qualityTest(contents);
+  return n;
+}));
+
+export const loadOnce = flow({ name: "load-once" }, (key) => transaction({ key }, (txn) => {
+  if (txn.isCommitted()) return "skipped";
+  writeSideEffect(key);
+  return "loaded";
+}));

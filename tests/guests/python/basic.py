@@ -521,3 +521,51 @@ def durable_step(i: int, millis: int) -> int:
 @flow
 def durable_five(millis: int) -> int:
     return sum(durable_step(i, millis) for i in range(5))
+
+
+# ---- transactions -----------------------------------------------------------------------
+
+@task
+def write_side_effect(contents: str) -> int:
+    return len(contents)
+
+
+@write_side_effect.on_rollback
+def delete_side_effect(txn) -> None:
+    get_run_logger().info(f"rolled back: deleted {txn.get('path')}")
+
+
+@write_side_effect.on_commit
+def announce_side_effect(txn) -> None:
+    get_run_logger().info(f"committed {txn.get('path', '-')}")
+
+
+@task
+def quality_test(contents: str) -> None:
+    if len(contents.splitlines()) < 2:
+        raise ValueError("Not enough data!")
+
+
+@flow
+def transactional(contents: str) -> int:
+    """The seeds' transaction: the write rolls back when the quality test fails."""
+    from weir.transactions import transaction
+
+    with transaction() as txn:
+        txn.set("path", "side-effect.txt")
+        n = write_side_effect(contents)
+        quality_test(contents)
+    return n
+
+
+@flow
+def load_once(key: str) -> str:
+    """Idempotency by key: the second run returns early."""
+    from weir.transactions import get_transaction, transaction
+
+    with transaction(key=key) as txn:
+        assert get_transaction() is txn
+        if txn.is_committed():
+            return "skipped"
+        write_side_effect(key)
+        return "loaded"

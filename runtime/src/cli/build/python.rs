@@ -60,6 +60,7 @@ const SDK: &[(&str, &str)] = &[
     sdk_file!("weir/schema.py"),
     sdk_file!("weir/states.py"),
     sdk_file!("weir/task_runners.py"),
+    sdk_file!("weir/transactions.py"),
     sdk_file!("weir/tasks.py"),
     sdk_file!("weir/variables.py"),
     sdk_file!("weir/blocks/__init__.py"),
