@@ -140,7 +140,10 @@ pub use weir_sdk_macros::flow;
 /// [`context()`] has the task run's `task_run_parameters`), `retry_condition = path`
 /// (`fn(&Error, u32) -> bool`), `cache_policy = "inputs" | "none"`, `cache_key_fn = path`
 /// (`fn(&CacheKeyContext) -> Option<String>`), `cache_expiration` (seconds) and
-/// `refresh_cache`. `log_prints` unset takes the calling flow's setting.
+/// `refresh_cache`. `log_prints` unset takes the calling flow's setting. `on_commit = [hook]`
+/// and `on_rollback = [hook]` are the task's transaction hooks
+/// (`fn(&TransactionContext) -> Result<()>`), run when the transaction the task completed
+/// in commits or rolls back (see [`transaction()`]).
 ///
 /// A task's options can be replaced for some calls with `my_task::with_options(
 /// CallOptions::new().retries(3))` (Prefect's `task.with_options`).

@@ -44,6 +44,28 @@ async fn etl() {
 }
 
 #[tokio::test]
+async fn etl_daily_loads_a_day_once_and_rolls_back_a_failed_check() {
+    let h = Harness::new().await;
+    let c = h.load("etl").await;
+    let day = format!("2026-12-{}", uuid::Uuid::now_v7());
+    let failed = h
+        .run(&c, "etl-daily", json!({"day": day, "min_rows": 100}))
+        .await;
+    assert!(!failed.state.is_completed(), "{:?}", failed.state);
+    let logs = h.logs(&failed.flow_run_id).await;
+    let table = format!("sales_{day}");
+    assert!(
+        logs.iter()
+            .any(|l| l == &format!("rolled back load_rows-0: removed its rows from {table}")),
+        "{logs:#?}"
+    );
+    let first = h.run(&c, "etl-daily", json!({"day": day})).await;
+    assert_eq!(first.value, Some(format!("\"{day}: loaded 8 rows\"")));
+    let again = h.run(&c, "etl-daily", json!({"day": day})).await;
+    assert_eq!(again.value, Some(format!("\"{day} was loaded before\"")));
+}
+
+#[tokio::test]
 async fn retries() {
     let (h, out) = run("retries", "retries", json!({})).await;
     let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();

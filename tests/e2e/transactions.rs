@@ -451,3 +451,32 @@ async fn a_retried_flow_runs_a_rolled_back_transaction_anew() {
     use weir::model::run::TransactionState::{Committed, RolledBack};
     assert_eq!(states, [RolledBack, Committed]);
 }
+
+#[tokio::test]
+async fn misuse_of_the_interface_gets_clear_errors() {
+    let h = harness().await;
+    let c = h.load(TXN).await;
+    let out = h.run(&c, "misuse", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let errors: Vec<String> = serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    let expected = [
+        "a transaction key is 1 to 1024 bytes, not 5000",
+        "lock_timeout_seconds must be a non-negative number, not -1",
+        "transactions end in the reverse order they began: end the inner one first",
+        "the transaction has ended already",
+        "the value is not JSON",
+        "at most 64 transactions may be open at once in a flow run",
+        "cannot begin the transaction: transactions are opened by flows",
+    ];
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (error, want) in errors.iter().zip(expected) {
+        assert!(
+            error.starts_with(want),
+            "{error:?} should start with {want:?}"
+        );
+    }
+    // Nothing was left open: 2 + 64 transactions, each ended.
+    let txns = transactions(&h, &out.flow_run_id).await;
+    assert_eq!(txns.len(), 66);
+    assert!(txns.iter().all(|t| t.ended.is_some()), "{txns:?}");
+}

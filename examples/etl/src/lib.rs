@@ -1,10 +1,11 @@
 //! Extract, transform, load: pages are extracted concurrently with `map`, then transformed
-//! and loaded, with a Markdown report and a table as artifacts.
+//! and loaded, with a Markdown report and a table as artifacts; and a daily load in a
+//! transaction, loaded once per day and rolled back when its check fails.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weir_sdk::artifacts::{create_markdown_artifact, create_table_artifact};
-use weir_sdk::{flow, info, task};
+use weir_sdk::{TransactionContext, TransactionOptions, flow, info, task};
 
 weir_sdk::export!();
 
@@ -86,4 +87,50 @@ fn etl(#[default(5)] n: u32) -> weir_sdk::Result<usize> {
     create_markdown_artifact(&report, Some("etl-report"), Some("Summary of the ETL run"))?;
     create_table_artifact(&rows, Some("etl-table"), Some("The loaded rows"))?;
     Ok(loaded)
+}
+
+/// Removes what `load_rows` loaded, when the transaction it ran in rolls back.
+fn unload(txn: &TransactionContext) -> weir_sdk::Result<()> {
+    let table: String = txn.get("table")?;
+    info!(
+        "rolled back {}: removed its rows from {table}",
+        txn.task_run_name
+    );
+    Ok(())
+}
+
+/// Loads rows into the day's table (here: counts them); `unload` undoes it.
+#[task(on_rollback = [unload])]
+fn load_rows(rows: Vec<Row>) -> usize {
+    rows.len()
+}
+
+/// A day needs at least `min_rows` rows.
+#[task]
+fn check(loaded: usize, min_rows: usize) -> weir_sdk::Result<()> {
+    if loaded < min_rows {
+        weir_sdk::bail!("only {loaded} rows loaded, expected at least {min_rows}");
+    }
+    Ok(())
+}
+
+/// Loads one day, once: a run for a day that committed before returns early, and a
+/// failed check rolls the load back.
+#[flow(name = "etl-daily")]
+fn etl_daily(
+    day: String,
+    #[default(2)] pages: u32,
+    #[default(1)] min_rows: usize,
+) -> weir_sdk::Result<String> {
+    let options = TransactionOptions::new().key(format!("etl-daily-{day}"));
+    weir_sdk::transaction(options, |txn| {
+        if txn.is_committed() {
+            return Ok(format!("{day} was loaded before"));
+        }
+        txn.set("table", &format!("sales_{day}"))?;
+        let pages = weir_sdk::wait_all(extract::map(0..pages))?;
+        let loaded = load_rows(transform(pages.into_iter().flatten().collect())?)?;
+        check(loaded, min_rows)?;
+        Ok(format!("{day}: loaded {loaded} rows"))
+    })
 }

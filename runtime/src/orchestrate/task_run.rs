@@ -5,7 +5,7 @@ use super::hooks;
 use super::names;
 use super::scope::{Call, FlowScope, Recorded};
 use super::slots::Slot;
-use super::transactions::Staged;
+use super::transactions::{Staged, cache_record};
 use super::{CallOptions, Dependency, Event, TaskAttempt, TaskOutcome};
 use crate::host::{HostState, wit};
 use crate::model::duration;
@@ -434,16 +434,28 @@ impl TaskRun {
                 Ok(value) => {
                     let state = State::completed();
                     self.finish(state.clone(), Some(&value), None);
-                    let staged = Staged::new(
-                        &self.def,
-                        &self.task,
-                        &self.id,
-                        &self.name,
-                        arguments,
-                        cache_key.as_deref(),
-                        &value,
-                    );
-                    self.scope.stage(self.transaction.as_deref(), staged).await;
+                    if self.transaction.is_none()
+                        && options.on_commit.is_empty()
+                        && options.on_rollback.is_empty()
+                    {
+                        // Its own transaction, committing at once with nothing to run.
+                        let record =
+                            cache_record(&self.def, &self.id, cache_key.as_deref(), &value);
+                        if let Some(record) = record {
+                            self.scope.orch.store.write(Write::CachePut(record));
+                        }
+                    } else {
+                        let staged = Staged::new(
+                            &self.def,
+                            &self.task,
+                            &self.id,
+                            &self.name,
+                            arguments,
+                            cache_key.as_deref(),
+                            &value,
+                        );
+                        self.scope.stage(self.transaction.as_deref(), staged).await;
+                    }
                     self.run_hooks(&state, &options.on_completion, arguments)
                         .await;
                     return TaskOutcome {

@@ -43,6 +43,8 @@ const MAX_KEY_BYTES: usize = 1024;
 const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Transactions open at once in one flow run.
 const MAX_OPEN: usize = 64;
+/// What the host keeps for a transaction beyond its key and values.
+const TRANSACTION_HOST_BYTES: usize = 512;
 
 /// A completed task run's part in its transaction: what its commit writes and runs.
 #[derive(Debug, Clone)]
@@ -73,21 +75,7 @@ impl Staged {
         value: &str,
     ) -> Self {
         let options = &def.options;
-        let record = match (key, options.persists_result()) {
-            (Some(key), true) => {
-                let created = Utc::now();
-                Some(CacheEntry {
-                    key: key.to_owned(),
-                    result: value.to_owned(),
-                    task_run_id: task_run_id.to_owned(),
-                    created,
-                    expires: options
-                        .cache_expiration_seconds
-                        .map(|s| duration::after(created, s)),
-                })
-            }
-            _ => None,
-        };
+        let record = cache_record(def, task_run_id, key, value);
         Staged {
             task_run_id: task_run_id.to_owned(),
             task: task.to_owned(),
@@ -106,8 +94,30 @@ impl Staged {
     }
 }
 
+/// The cache record a completed task run writes as it commits: under its key, when it has
+/// one and persists its result.
+pub(crate) fn cache_record(
+    def: &Definition,
+    task_run_id: &str,
+    key: Option<&str>,
+    value: &str,
+) -> Option<CacheEntry> {
+    let options = &def.options;
+    let key = key.filter(|_| options.persists_result())?;
+    let created = Utc::now();
+    Some(CacheEntry {
+        key: key.to_owned(),
+        result: value.to_owned(),
+        task_run_id: task_run_id.to_owned(),
+        created,
+        expires: options
+            .cache_expiration_seconds
+            .map(|s| duration::after(created, s)),
+    })
+}
+
 enum Child {
-    Task(Staged),
+    Task(Box<Staged>),
     /// An inner transaction that ended and left its commit to this one.
     Transaction(String),
 }
@@ -176,7 +186,7 @@ impl Transactions {
         let lock = t.lock.take();
         for child in children {
             match child {
-                Child::Task(staged) => plan.steps.push(Step::Commit(staged, values.clone())),
+                Child::Task(staged) => plan.steps.push(Step::Commit(*staged, values.clone())),
                 Child::Transaction(inner) => self.commit(&inner, plan),
             }
         }
@@ -198,7 +208,7 @@ impl Transactions {
         let lock = t.lock.take();
         for child in children.into_iter().rev() {
             match child {
-                Child::Task(staged) => plan.steps.push(Step::Rollback(staged, values.clone())),
+                Child::Task(staged) => plan.steps.push(Step::Rollback(*staged, values.clone())),
                 Child::Transaction(inner) => self.rollback(&inner, plan),
             }
         }
@@ -235,13 +245,13 @@ impl FlowScope {
         self: &Arc<Self>,
         options: TransactionOptions,
     ) -> Result<String, String> {
-        if let Some(key) = &options.key {
-            if key.is_empty() || key.len() > MAX_KEY_BYTES {
-                return Err(format!(
-                    "a transaction key is 1 to {MAX_KEY_BYTES} bytes, not {}",
-                    key.len()
-                ));
-            }
+        if let Some(key) = &options.key
+            && (key.is_empty() || key.len() > MAX_KEY_BYTES)
+        {
+            return Err(format!(
+                "a transaction key is 1 to {MAX_KEY_BYTES} bytes, not {}",
+                key.len()
+            ));
         }
         let lock_deadline = match options.lock_timeout_seconds {
             None => None,
@@ -252,6 +262,9 @@ impl FlowScope {
                 ));
             }
         };
+        // What the host keeps for it until the execution ends counts against the run.
+        self.charge_host(TRANSACTION_HOST_BYTES + options.key.as_ref().map_or(0, String::len))
+            .map_err(|f| f.message)?;
         let position = self.next_position();
         let recorded = self
             .replay_at(position, Call::Transaction)
@@ -407,7 +420,8 @@ impl FlowScope {
         }
         t.value_bytes += bytes;
         t.values.insert(name, value);
-        Ok(())
+        drop(tree);
+        self.charge_host(bytes).map_err(|f| f.message)
     }
 
     /// A value of a transaction, else of the enclosing ones (JSON text).
@@ -517,7 +531,7 @@ impl FlowScope {
             let values = transaction.map(|id| Value::Object(tree.values_of(id)));
             match transaction.and_then(|id| tree.all.get_mut(id)) {
                 Some(t) if t.record.state == TransactionState::Active => {
-                    t.children.push(Child::Task(staged));
+                    t.children.push(Child::Task(Box::new(staged)));
                     return;
                 }
                 // Began committed: its work neither commits nor rolls back (Prefect's).
@@ -674,7 +688,7 @@ mod tests {
     }
 
     fn staged(id: &str) -> Child {
-        Child::Task(Staged {
+        Child::Task(Box::new(Staged {
             task_run_id: id.into(),
             task: "t".into(),
             run_name: id.into(),
@@ -683,7 +697,7 @@ mod tests {
             record: None,
             on_commit: vec![],
             on_rollback: vec!["undo".into()],
-        })
+        }))
     }
 
     fn order(plan: &Plan) -> Vec<String> {

@@ -215,3 +215,62 @@ fn retried() -> Result<usize> {
         Ok(n)
     })
 }
+
+/// Tries to open a transaction from a task (refused: tasks belong to their flow's).
+#[task]
+fn begin_in_task() -> String {
+    match transaction(TransactionOptions::new(), |_| Ok(())) {
+        Ok(()) => "opened".to_owned(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Misuses the raw interface as a hostile guest would; returns each error.
+#[flow]
+fn misuse() -> Result<Vec<String>> {
+    use weir_sdk::__private::bindings::weir::flow::transactions as raw;
+    let options = |key: Option<String>| raw::TransactionOptions {
+        key,
+        isolation: None,
+        commit_mode: None,
+        overwrite: false,
+        lock_timeout_seconds: Some(-1.0),
+    };
+    let plain = raw::TransactionOptions {
+        lock_timeout_seconds: None,
+        ..options(None)
+    };
+    let mut errors = Vec::new();
+    errors.push(
+        raw::begin(&options(Some("k".repeat(5000))))
+            .err()
+            .unwrap_or_default(),
+    );
+    errors.push(
+        raw::begin(&options(Some("k".into())))
+            .err()
+            .unwrap_or_default(),
+    );
+    let outer = raw::begin(&plain).map_err(weir_sdk::Error::msg)?;
+    let inner = raw::begin(&plain).map_err(weir_sdk::Error::msg)?;
+    errors.push(outer.end(true).err().unwrap_or_default());
+    inner.end(true).map_err(weir_sdk::Error::msg)?;
+    errors.push(inner.end(true).err().unwrap_or_default());
+    errors.push(outer.set("x", "not json").err().unwrap_or_default());
+    outer.end(true).map_err(weir_sdk::Error::msg)?;
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        match raw::begin(&plain) {
+            Ok(t) => open.push(t),
+            Err(e) => {
+                errors.push(e);
+                break;
+            }
+        }
+    }
+    for t in open.iter().rev() {
+        t.end(false).map_err(weir_sdk::Error::msg)?;
+    }
+    errors.push(begin_in_task()?);
+    Ok(errors)
+}
