@@ -958,3 +958,37 @@ async fn live_streams_per_session_are_bounded() {
     assert_eq!(status, 202);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_page_shows_its_transactions_and_which_task_runs_belong_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-txn").await;
+    let digest = s.upload(&ws.key, "guest_transactions").await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "nested", "component": digest, "flow": "nested",
+               "parameters": {"fail_inner": true}}),
+    )
+    .await;
+    let (status, run) = s
+        .post("/api/deployments/nested/runs", &ws.key, json!({}))
+        .await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let done = s.wait_final(&ws.key, &id).await;
+    assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
+    let b = signed_in(&s, &ws).await;
+    let page = b.get(&format!("/runs/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Transactions (2)"), "{}", page.body);
+    assert!(page.body.contains("<th>Transaction</th>"), "{}", page.body);
+    // Both rolled back (the inner one took the outer along); the three writes name theirs.
+    assert_eq!(
+        page.body.matches("rolled back</span>").count(),
+        2 + 3,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("transaction 1") && page.body.contains("transaction 2"));
+}

@@ -30,6 +30,8 @@ pub struct TaskRunSummary {
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
     pub upstream: Vec<String>,
+    /// The transaction it belongs to.
+    pub transaction_id: Option<String>,
 }
 
 fn summary_from_row(r: &impl DbRow) -> Result<TaskRunSummary> {
@@ -53,6 +55,7 @@ fn summary_from_row(r: &impl DbRow) -> Result<TaskRunSummary> {
             Some(text) => tags_from(&text)?,
             None => vec![],
         },
+        transaction_id: r.col("transaction_id")?,
     })
 }
 
@@ -133,8 +136,8 @@ impl Store {
         // Runs at a position in call order, from the index; then the few without one
         // (called from tasks).
         const COLUMNS: &str = "SELECT id, position, task_name, name, state_type, state_name,
-            state_message, state_timestamp, run_count, cache_key, start_time, end_time, upstream
-            FROM task_runs WHERE flow_run_id = $1";
+            state_message, state_timestamp, run_count, cache_key, start_time, end_time, upstream,
+            transaction_id FROM task_runs WHERE flow_run_id = $1";
         with_db!(&self.db, pool => {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{COLUMNS} AND position IS NOT NULL ORDER BY position LIMIT $2"

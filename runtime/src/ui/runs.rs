@@ -350,6 +350,8 @@ struct Live {
     pause: Option<crate::store::PauseRecord>,
     /// The deployment's name, while it exists.
     deployment: Option<String>,
+    /// The run's transactions, in the order they began.
+    transactions: Vec<crate::store::TransactionRecord>,
 }
 
 /// A large run's task runs per task and state, and its `wait_for` edges between tasks.
@@ -413,8 +415,10 @@ async fn load(state: &AppState, run: FlowRunRecord) -> Result<Live, ApiError> {
         Some(id) => store.deployment_by_id(id).await?.map(|d| d.name),
         None => None,
     };
+    let transactions = store.transactions(&run.id).await?;
     Ok(Live {
         deployment,
+        transactions,
         run,
         history,
         tasks,
@@ -801,7 +805,7 @@ fn tasks(l: &Live) -> Markup {
             (super::timeline::timeline(&bars, from, to))
             (dependency_graph(l))
             table #task-runs {
-                thead { tr { th { "Task run" } th { "Task" } th { "State" } th.num { "Attempts" } th { "Started" } th { "Duration" } th { "Cache key" } } }
+                thead { tr { th { "Task run" } th { "Task" } th { "State" } th.num { "Attempts" } th { "Started" } th { "Duration" } th { "Cache key" } @if !l.transactions.is_empty() { th { "Transaction" } } } }
                 tbody {
                     @for t in l.tasks.iter().take(TASK_ROWS) {
                         tr {
@@ -812,12 +816,72 @@ fn tasks(l: &Live) -> Markup {
                             td { (maybe_time(t.start_time)) }
                             td { (layout::elapsed(t.start_time, t.end_time)) }
                             td.mono.muted { (t.cache_key.as_deref().unwrap_or("")) }
+                            @if !l.transactions.is_empty() {
+                                td { (transaction_cell(l, t.transaction_id.as_deref())) }
+                            }
                         }
                     }
                 }
             }
+            (transactions(l))
             @if count > TASK_ROWS as i64 {
                 p.muted { "Showing the first " (TASK_ROWS) " of " (count) " task runs. " a href=(all) { "All task runs of this run" } }
+            }
+        }
+    }
+}
+
+/// How a transaction is named on the page: its key, else its place among the run's.
+fn transaction_label(l: &Live, id: &str) -> Option<(String, crate::model::run::TransactionState)> {
+    let (i, t) = l
+        .transactions
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.id == id)?;
+    let name = t
+        .key
+        .clone()
+        .unwrap_or_else(|| format!("transaction {}", i + 1));
+    Some((name, t.state))
+}
+
+fn transaction_state(state: crate::model::run::TransactionState) -> Markup {
+    use crate::model::run::TransactionState as S;
+    let (class, text) = match state {
+        S::Active => ("s-RUNNING", "active"),
+        S::Committed => ("s-COMPLETED", "committed"),
+        S::RolledBack => ("s-FAILED", "rolled back"),
+    };
+    html! { span class={ "badge " (class) } { (text) } }
+}
+
+fn transaction_cell(l: &Live, id: Option<&str>) -> Markup {
+    match id.and_then(|id| transaction_label(l, id)) {
+        Some((name, state)) => html! { (name) " " (transaction_state(state)) },
+        None => html! {},
+    }
+}
+
+/// The run's transactions (Prefect's `with transaction()`) and how each ended.
+fn transactions(l: &Live) -> Markup {
+    html! {
+        @if !l.transactions.is_empty() {
+            h3 { "Transactions (" (l.transactions.len()) ")" }
+            table #transactions {
+                thead { tr { th { "Transaction" } th { "Inside" } th { "Isolation" } th { "Commit mode" } th { "State" } th { "Began" } th { "Ended" } } }
+                tbody {
+                    @for t in &l.transactions {
+                        tr {
+                            td { (transaction_label(l, &t.id).map(|(n, _)| n).unwrap_or_default()) }
+                            td.muted { (t.parent_id.as_deref().and_then(|p| transaction_label(l, p)).map(|(n, _)| n).unwrap_or_default()) }
+                            td { (t.isolation.as_str()) }
+                            td { (t.commit_mode.as_str()) }
+                            td { (transaction_state(t.state)) }
+                            td { (maybe_time(Some(t.created))) }
+                            td { (maybe_time(t.ended)) }
+                        }
+                    }
+                }
             }
         }
     }
