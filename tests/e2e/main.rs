@@ -44,6 +44,7 @@ mod timeouts;
 mod tls;
 mod transactions;
 mod ui;
+mod work_queues;
 
 use crate::support::Harness;
 

@@ -68,6 +68,9 @@ pub struct CreateDeployment {
     /// A pool of the workspace.
     #[serde(default = "default_pool")]
     pub pool: String,
+    /// A work queue of the pool (`default` is always there).
+    #[serde(default = "default_pool")]
+    pub work_queue: String,
     /// Runs of the deployment running at once at most.
     #[serde(default, deserialize_with = "super::int_opt")]
     #[schema(minimum = 0)]
@@ -95,6 +98,7 @@ pub struct UpdateDeployment {
     pub description: Option<String>,
     pub version: Option<String>,
     pub pool: Option<String>,
+    pub work_queue: Option<String>,
     #[serde(default, deserialize_with = "super::int_opt")]
     #[schema(minimum = 0)]
     pub concurrency_limit: Option<i64>,
@@ -133,6 +137,8 @@ pub struct Deployment {
     pub description: Option<String>,
     pub version: Option<String>,
     pub pool: String,
+    /// The pool's work queue its runs wait in.
+    pub work_queue: String,
     pub concurrency_limit: Option<i64>,
     pub limits: ResourceLimits,
     pub capabilities: Capabilities,
@@ -163,6 +169,7 @@ fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
         description: d.description.clone(),
         version: d.version.clone(),
         pool: d.pool.clone(),
+        work_queue: d.work_queue.clone(),
         concurrency_limit: d.concurrency_limit,
         limits: ResourceLimits {
             memory_mb: d.memory_mb,
@@ -237,6 +244,17 @@ async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
             .is_none()
     {
         errors.push(format!("'pool': no pool named '{}'", d.pool));
+    } else if d.work_queue != "default"
+        && state
+            .store()
+            .work_queue(&d.workspace_id, &d.pool, &d.work_queue)
+            .await?
+            .is_none()
+    {
+        errors.push(format!(
+            "'work_queue': pool '{}' has no work queue named '{}'",
+            d.pool, d.work_queue
+        ));
     }
     if state
         .store()
@@ -304,6 +322,7 @@ pub async fn create(
         description: body.description,
         version: body.version,
         pool: body.pool,
+        work_queue: body.work_queue,
         concurrency_limit: body.concurrency_limit,
         memory_mb: body.limits.memory_mb,
         timeout_seconds: body.limits.timeout_seconds,
@@ -411,6 +430,9 @@ pub async fn update(
     }
     if let Some(v) = body.pool {
         d.pool = v;
+    }
+    if let Some(v) = body.work_queue {
+        d.work_queue = v;
     }
     if body.concurrency_limit.is_some() {
         d.concurrency_limit = body.concurrency_limit;

@@ -146,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(variables::put_secret, variables::delete_secret))
         .routes(routes!(pools::create, pools::list))
         .routes(routes!(pools::update, pools::delete))
+        .routes(routes!(pools::list_queues))
+        .routes(routes!(pools::put_queue, pools::delete_queue))
         .routes(routes!(limits::list))
         .routes(routes!(limits::get, limits::put, limits::delete))
         .routes(routes!(pools::list_limits))

@@ -1,7 +1,7 @@
 //! Work pools (push pools the server executes itself) and tag concurrency limits.
 
 use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
-use crate::store::{ConcurrencyLimitRecord, PoolRecord, Saved};
+use crate::store::{ConcurrencyLimitRecord, PoolRecord, Saved, WorkQueueRecord};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -197,6 +197,183 @@ pub async fn delete(
         Saved::Done => Ok(StatusCode::NO_CONTENT),
         Saved::Missing => Err(ApiError::NotFound("pool")),
         Saved::NameTaken => Err(ApiError::Conflict("deployments use this pool".into())),
+    }
+}
+
+/// A work queue of a pool (Prefect's work queues): when the pool is at its limit, waiting
+/// runs start by their queue's priority (1 first), then by expected start.
+#[derive(Serialize, ToSchema)]
+pub struct WorkQueue {
+    pub pool: String,
+    pub name: String,
+    pub priority: i64,
+    pub concurrency_limit: Option<i64>,
+    pub paused: bool,
+    /// Runs of the queue executing on this node now.
+    pub running: usize,
+}
+
+/// A work queue's settings; those left out keep their value (a new queue: priority 1,
+/// no limit, not paused); a `null` limit removes the limit.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PutWorkQueue {
+    /// 1 starts first.
+    #[serde(default, deserialize_with = "super::int_opt")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub priority: Option<i64>,
+    /// Runs of the queue running at once at most.
+    #[serde(default, deserialize_with = "super::int_opt")]
+    #[schema(minimum = 0)]
+    pub concurrency_limit: Option<i64>,
+    pub paused: Option<bool>,
+}
+
+fn queue_json(state: &AppState, ws: &str, q: WorkQueueRecord) -> WorkQueue {
+    WorkQueue {
+        running: state
+            .executor
+            .slots()
+            .in_use(&format!("queue:{ws}:{}:{}", q.pool, q.name)),
+        pool: q.pool,
+        name: q.name,
+        priority: q.priority,
+        concurrency_limit: q.concurrency_limit,
+        paused: q.paused,
+    }
+}
+
+/// A pool of the workspace, `default` included; 404 otherwise.
+async fn existing_pool(state: &AppState, ws: &str, pool: &str) -> ApiResult<()> {
+    if pool != "default" && state.store().pool(ws, pool).await?.is_none() {
+        return Err(ApiError::NotFound("pool"));
+    }
+    Ok(())
+}
+
+/// A pool's work queues by priority, then name; `default` is always there.
+#[utoipa::path(get, path = "/api/pools/{pool}/queues", tag = "pools", security(("bearer" = [])),
+    params(("pool" = String, Path), PageQuery),
+    responses((status = 200, body = Page<WorkQueue>), (status = 404, body = super::Problem)))]
+pub async fn list_queues(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(pool): Path<String>,
+    Paged { page, .. }: Paged,
+) -> ApiResult<Json<Page<WorkQueue>>> {
+    let ws = &auth.workspace_id;
+    existing_pool(&state, ws, &pool).await?;
+    let pager = page.check(&state, "work-queues", &format!("{ws}:{pool}"))?;
+    let after: Option<(i64, String)> = pager.after()?;
+    let store = state.store();
+    let mut queues = store
+        .work_queues(
+            ws,
+            Some(&pool),
+            after.as_ref().map(|(p, n)| (*p, n.as_str())),
+            pager.fetch(),
+        )
+        .await?;
+    // `default` (priority 1) takes its place in order when it has no row.
+    let key = (1, "default");
+    let after_cursor = after.as_ref().is_none_or(|(p, n)| key > (*p, n.as_str()));
+    let within_fetch = (queues.len() as i64) < pager.fetch()
+        || queues
+            .last()
+            .is_some_and(|q| (q.priority, q.name.as_str()) > key);
+    if after_cursor && within_fetch && store.work_queue(ws, &pool, "default").await?.is_none() {
+        let at = queues.partition_point(|q| (q.priority, q.name.as_str()) < key);
+        queues.insert(at, WorkQueueRecord::default_of(&pool));
+    }
+    Ok(Json(pager.page(
+        queues,
+        |q| serde_json::json!([q.priority, q.name]),
+        |q| queue_json(&state, ws, q),
+    )))
+}
+
+/// Creates or changes a work queue of a pool.
+#[utoipa::path(put, path = "/api/pools/{pool}/queues/{name}", tag = "pools", security(("bearer" = [])),
+    params(("pool" = String, Path), ("name" = String, Path)), request_body = PutWorkQueue,
+    responses((status = 200, body = WorkQueue), (status = 404, body = super::Problem),
+              (status = 422, body = super::Problem)))]
+pub async fn put_queue(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path((pool, name)): Path<(String, String)>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<WorkQueue>> {
+    let ws = &auth.workspace_id;
+    existing_pool(&state, ws, &pool).await?;
+    if !super::workspaces::valid_name(&name) {
+        return Err(ApiError::invalid(
+            "Invalid work queue",
+            vec![format!("'name' must be {}", super::workspaces::NAME_RULE)],
+        ));
+    }
+    let mut q = match state.store().work_queue(ws, &pool, &name).await? {
+        Some(q) => q,
+        None => WorkQueueRecord {
+            name: name.clone(),
+            ..WorkQueueRecord::default_of(&pool)
+        },
+    };
+    let mut errors = Vec::new();
+    for (k, v) in &body {
+        match (k.as_str(), v) {
+            ("priority", serde_json::Value::Number(n))
+                if super::whole(n).is_some_and(|n| (1..=1_000_000).contains(&n)) =>
+            {
+                q.priority = super::whole(n).unwrap_or(1);
+            }
+            ("concurrency_limit", serde_json::Value::Null) => q.concurrency_limit = None,
+            ("concurrency_limit", serde_json::Value::Number(n))
+                if super::whole(n).is_some_and(|n| n >= 0) =>
+            {
+                q.concurrency_limit = super::whole(n);
+            }
+            ("paused", serde_json::Value::Bool(b)) => q.paused = *b,
+            ("priority", _) => {
+                errors.push("'priority' must be an integer from 1 to 1000000".into())
+            }
+            ("concurrency_limit", _) => {
+                errors.push("'concurrency_limit' must be a non-negative integer or null".into())
+            }
+            ("paused", _) => errors.push("'paused' must be a boolean".into()),
+            _ => errors.push(format!(
+                "'{k}': a work queue has priority, concurrency_limit and paused"
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("Invalid work queue", errors));
+    }
+    state.store().put_work_queue(ws, &q).await?;
+    state.executor.limits_changed(ws);
+    Ok(Json(queue_json(&state, ws, q)))
+}
+
+#[utoipa::path(delete, path = "/api/pools/{pool}/queues/{name}", tag = "pools", security(("bearer" = [])),
+    params(("pool" = String, Path), ("name" = String, Path)),
+    responses((status = 204), (status = 404, body = super::Problem), (status = 409, body = super::Problem)))]
+pub async fn delete_queue(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path((pool, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ws = &auth.workspace_id;
+    existing_pool(&state, ws, &pool).await?;
+    if name == "default" {
+        return Err(ApiError::Conflict(
+            "a pool's default work queue cannot be deleted".into(),
+        ));
+    }
+    state.executor.limits_changed(ws);
+    match state.store().delete_work_queue(ws, &pool, &name).await? {
+        Saved::Done => Ok(StatusCode::NO_CONTENT),
+        Saved::Missing => Err(ApiError::NotFound("work queue")),
+        Saved::NameTaken => Err(ApiError::Conflict("deployments use this work queue".into())),
     }
 }
 

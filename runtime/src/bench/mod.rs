@@ -225,6 +225,7 @@ pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Resu
         description: None,
         version: None,
         pool: "held".into(),
+        work_queue: "default".into(),
         concurrency_limit: None,
         memory_mb: None,
         timeout_seconds: None,

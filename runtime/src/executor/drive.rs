@@ -95,9 +95,16 @@ impl Executor {
         let due = self.clock.now();
         let mut late = false;
         // Its slots.
+        let mut queued = self.slots.queued(None);
         let guard = loop {
-            let wants = match self.limits_for(&run, deployment.as_ref()).await {
-                Ok(w) => w,
+            let wants = match self.limits_and_place(&run, deployment.as_ref()).await {
+                Ok(Some((w, place))) => {
+                    if queued.place() != place.as_ref() {
+                        queued = self.slots.queued(place);
+                    }
+                    Some(w)
+                }
+                Ok(None) => None,
                 Err(e) => {
                     tracing::error!("cannot read the limits of flow run {}: {e}", run.id);
                     Some(vec![(NODE.to_owned(), self.max_active)])
@@ -124,7 +131,7 @@ impl Executor {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(wants) = &wants
-                && let Some(guard) = self.slots.try_take(wants)
+                && let Some(guard) = self.slots.try_take_ranked(wants, queued.place())
             {
                 match self.take_shared_slots(&run.id, wants).await {
                     Ok(shared) => break (guard, shared),
@@ -146,6 +153,8 @@ impl Executor {
                 _ = until_stopped_node(&mut shutdown) => return,
             }
         };
+        // It leaves its pool's line (the next in line may go).
+        drop(queued);
         // A schedule's run starts only if it still is what this node claimed, in one
         // guarded statement: one cancelled meanwhile (its schedule or deployment paused,
         // through any node) or claimed by another node is dropped here, before any guest

@@ -77,6 +77,8 @@ struct ConfigCache {
 
 struct WorkspaceLimits {
     pools: HashMap<String, crate::store::PoolRecord>,
+    /// Work queues by (pool, name); a pool's `default` queue is here once changed.
+    queues: HashMap<(String, String), crate::store::WorkQueueRecord>,
     tags: Vec<crate::store::ConcurrencyLimitRecord>,
 }
 

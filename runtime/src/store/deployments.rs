@@ -18,6 +18,8 @@ pub struct DeploymentRecord {
     pub description: Option<String>,
     pub version: Option<String>,
     pub pool: String,
+    /// The pool's work queue it runs from.
+    pub work_queue: String,
     pub concurrency_limit: Option<i64>,
     pub memory_mb: Option<i64>,
     pub timeout_seconds: Option<f64>,
@@ -53,6 +55,7 @@ fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
         description: r.col("description")?,
         version: r.col("version")?,
         pool: r.col("pool")?,
+        work_queue: r.col("work_queue")?,
         concurrency_limit: r.col("concurrency_limit")?,
         memory_mb: r.col("memory_mb")?,
         timeout_seconds: r.col("timeout_seconds")?,
@@ -80,8 +83,10 @@ impl Store {
         let query = sqlx::query(
             "INSERT INTO deployments (name, component_digest, flow, parameters, tags, description,
                version, pool, concurrency_limit, memory_mb, timeout_seconds, allowed_hosts,
-               paused, webhook_token_hash, webhook_secret, updated, id, workspace_id, created)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+               paused, webhook_token_hash, webhook_secret, updated, work_queue, id, workspace_id,
+               created)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+               $20)
              ON CONFLICT (workspace_id, name) DO NOTHING",
         );
         let done = bind_fields!(query, d)
@@ -129,8 +134,8 @@ impl Store {
             "UPDATE deployments SET name = $1, component_digest = $2, flow = $3, parameters = $4,
                tags = $5, description = $6, version = $7, pool = $8, concurrency_limit = $9,
                memory_mb = $10, timeout_seconds = $11, allowed_hosts = $12, paused = $13,
-               webhook_token_hash = $14, webhook_secret = $15, updated = $16
-             WHERE id = $17 AND workspace_id = $18",
+               webhook_token_hash = $14, webhook_secret = $15, updated = $16, work_queue = $17
+             WHERE id = $18 AND workspace_id = $19",
         );
         bind_fields!(query, d)
             .bind(&d.id)
@@ -287,6 +292,7 @@ macro_rules! bind_fields {
             .bind(&$d.webhook_token_hash)
             .bind(&$d.webhook_secret)
             .bind(ts($d.updated))
+            .bind(&$d.work_queue)
     };
 }
 use bind_fields;

@@ -113,7 +113,7 @@ pub async fn page(
                 dt { "Flow" } dd { (d.flow) }
                 dt { "Component" } dd.mono { (d.component_digest) }
                 @if let Some(v) = &d.version { dt { "Version" } dd { (v) } }
-                dt { "Pool" } dd { (d.pool) }
+                dt { "Pool" } dd { (d.pool) " (work queue " (d.work_queue) ")" }
                 dt { "Tags" } dd { (d.tags.join(", ")) }
                 dt { "Concurrency limit" } dd { (d.concurrency_limit.map(|n| n.to_string()).unwrap_or_else(|| "none".into())) }
                 dt { "Memory" } dd { (d.memory_mb.map(|m| format!("{m} MiB")).unwrap_or_else(|| "the server's default".into())) }

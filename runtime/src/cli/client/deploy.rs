@@ -54,6 +54,9 @@ pub struct DeployArgs {
     /// The pool whose executors run the deployment's runs.
     #[arg(long)]
     pool: Option<String>,
+    /// The pool's work queue the deployment's runs wait in (`weir pool queue set`).
+    #[arg(long)]
+    work_queue: Option<String>,
     /// At most this many of the deployment's runs at once.
     #[arg(long)]
     concurrency_limit: Option<u32>,
@@ -100,6 +103,7 @@ impl DeployArgs {
             || self.description.is_some()
             || self.version.is_some()
             || self.pool.is_some()
+            || self.work_queue.is_some()
             || self.concurrency_limit.is_some()
             || self.memory_mb.is_some()
             || self.timeout_seconds.is_some()
@@ -155,6 +159,7 @@ impl DeployArgs {
             description: self.description.clone(),
             version: self.version.clone(),
             pool: self.pool.clone(),
+            work_queue: self.work_queue.clone(),
             concurrency_limit: self.concurrency_limit,
             limits,
             capabilities: (!self.allowed_hosts.is_empty()).then(|| CapabilitiesSpec {

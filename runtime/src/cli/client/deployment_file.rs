@@ -43,6 +43,8 @@ pub struct DeploymentSpec {
     #[serde(default, deserialize_with = "string_or_number")]
     pub version: Option<String>,
     pub pool: Option<String>,
+    /// A work queue of the pool (its priority orders runs waiting for a full pool).
+    pub work_queue: Option<String>,
     pub concurrency_limit: Option<u32>,
     pub limits: Option<LimitsSpec>,
     pub capabilities: Option<CapabilitiesSpec>,
@@ -152,6 +154,7 @@ impl DeploymentSpec {
         put("description", self.description.as_ref().map(|d| json!(d)));
         put("version", self.version.as_ref().map(|v| json!(v)));
         put("pool", self.pool.as_ref().map(|p| json!(p)));
+        put("work_queue", self.work_queue.as_ref().map(|q| json!(q)));
         put(
             "concurrency_limit",
             self.concurrency_limit.map(|c| json!(c)),
@@ -203,6 +206,7 @@ deployments:
     description: Says hello
     version: 2
     pool: default
+    work_queue: urgent
     concurrency_limit: 5
     limits: {memory_mb: 64, timeout_seconds: 30}
     capabilities:
@@ -232,7 +236,7 @@ deployments:
                 "name": "hello-prod", "component": "abc", "flow": "hello",
                 "parameters": {"name": "Ada", "n": 3}, "tags": ["prod", "eu"],
                 "description": "Says hello", "version": "2", "pool": "default",
-                "concurrency_limit": 5,
+                "work_queue": "urgent", "concurrency_limit": 5,
                 "limits": {"memory_mb": 64, "timeout_seconds": 30},
                 "capabilities": {"allowed_hosts": ["api.example.com"]},
                 "paused": false, "webhook": {"enabled": true, "signed": true}
