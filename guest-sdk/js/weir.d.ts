@@ -261,6 +261,8 @@ export interface Task<A extends unknown[], R> {
   (...args: { [K in keyof A]: Arg<A[K]> }): Awaited2<R>;
   /** Starts a task run concurrently with the flow. */
   submit(...args: { [K in keyof A]: Arg<A[K]> }): TaskFuture<Awaited2<R>>;
+  /** Starts a background run of the task (Prefect's `task.delay()`); returns the new run's id. */
+  delay(...args: { [K in keyof A]: Arg<A[K]> }): string;
   /** One task run per element of the array arguments. */
   map(...args: { [K in keyof A]: MapArg<A[K]> | A[K] }): TaskFutureList<Awaited2<R>>;
   /** Call options: `t.with({ waitFor: [f] }).submit(x)`; `returnState` gives states, not values. */

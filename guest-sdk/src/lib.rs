@@ -177,7 +177,9 @@ pub mod __private {
         ReturnState, ReturnValue, Returned, ReturnedError, task_output,
     };
     pub use crate::schema::{ParametersSchema, default_value};
-    pub use crate::task::{Arguments, CacheKeyFn, MapArguments, call_task, map_task, submit_task};
+    pub use crate::task::{
+        Arguments, CacheKeyFn, MapArguments, call_task, delay_task, map_task, submit_task,
+    };
     pub use inventory;
     pub use serde_json;
     pub use wit_bindgen;

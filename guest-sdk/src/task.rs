@@ -575,6 +575,14 @@ pub fn submit_task<T>(
 }
 
 #[doc(hidden)]
+pub fn delay_task(task: &str, arguments: Arguments) -> Result<String> {
+    let arguments = arguments.into_value()?;
+    let text = crate::json::to_string(&arguments).map_err(Error::msg)?;
+    host::delay(task, &text)
+        .map_err(|e| Error::msg(format!("cannot start task '{task}' in the background: {e}")))
+}
+
+#[doc(hidden)]
 pub fn map_task<T>(
     task: &str,
     arguments: MapArguments,

@@ -5,6 +5,7 @@
 mod support;
 
 mod adversarial;
+mod background;
 mod browser;
 mod caching;
 mod cancellation;

@@ -295,6 +295,21 @@ export class Task {
     return new TaskFuture(this.name, iface("tasks").submit(this.name, request.json, request.options));
   }
 
+  /**
+   * Starts a background run of the task (Prefect's `task.delay()`): a run of its own,
+   * outside this flow run, with the task's options. Returns the new run's id at once.
+   */
+  delay(args) {
+    if (!onHost()) throw new Error("delay() needs the Weir server: call it inside a flow run of a deployment");
+    const request = this.request(args, undefined, {});
+    if (request instanceof State) throw new Error(request.message ?? "invalid arguments");
+    try {
+      return iface("tasks").delay(this.name, request.json);
+    } catch (error) {
+      throw new Error(`cannot start task '${this.name}' in the background: ${error?.payload ?? error?.message ?? error}`);
+    }
+  }
+
   /** One task run per element of the array arguments (`unmapped(x)` passes `x` to every run). */
   map(args, { waitFor, returnState: _ignored, ...overrides } = {}) {
     const lengths = new Map();
@@ -412,6 +427,7 @@ function callable(t) {
     task: t,
     submit: (...args) => t.submit(args),
     map: (...args) => t.map(args),
+    delay: (...args) => t.delay(args),
     with: withOptions,
     withOptions,
     fn: t.fn,

@@ -232,6 +232,13 @@ impl Generator {
                         with(::weir_sdk::CallOptions::new()).submit(#(#names),*)
                     }
 
+                    /// Starts a background run of the task (Prefect's `task.delay()`): a
+                    /// run of its own, outside this flow run, with the task's options, on
+                    /// a server. Returns the new run's id at once.
+                    pub fn delay(#(#typed),*) -> ::weir_sdk::Result<::std::string::String> {
+                        ::weir_sdk::__private::delay_task(NAME, #arguments)
+                    }
+
                     /// Starts one task run per element of the mapped arguments (`Vec`s);
                     /// `weir_sdk::unmapped(v)` repeats `v` for every run.
                     pub fn map(#(#map_params),*) -> ::std::vec::Vec<::weir_sdk::TaskFuture<#output>> {

@@ -523,6 +523,20 @@ class Task:
         outcome = _host.interface("tasks").call(self._host_name, arguments, options)
         return _state_of(outcome, self._decode)
 
+    def delay(self, *args: Any, **kwargs: Any) -> str:
+        """Starts a background run of the task (Prefect's ``task.delay()``): a run of its
+        own, outside this flow run, with the task's options. Returns the new run's id."""
+        if not _context.on_host():
+            raise RuntimeError("delay() needs the Weir server: call it inside a flow run of a deployment")
+        params, _ = self._prepare(args, kwargs, None)
+        try:
+            return _host.interface("tasks").delay(self._host_name, _json.dumps(params))
+        except Exception as error:  # noqa: BLE001 - a WIT result error
+            text = _host.err_value(error)
+            if text is None:
+                raise
+            raise exceptions.WeirException(f"cannot start task '{self.name}' in the background: {text}") from None
+
     def submit(self, *args: Any, return_state: bool = False, wait_for: Optional[Iterable[Any]] = None,
                **kwargs: Any) -> Any:
         """Starts a task run concurrently with the flow; returns its future."""

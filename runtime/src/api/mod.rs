@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(deployments::versions))
         .routes(routes!(deployments::rotate_webhook))
         .routes(routes!(runs::create))
+        .routes(routes!(runs::create_task_run))
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::task_runs))

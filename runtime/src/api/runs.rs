@@ -155,6 +155,7 @@ pub(crate) async fn trigger(
         scheduled_at: body.scheduled_at,
         tags: body.tags,
         schedule_id: None,
+        task: None,
     };
     state
         .executor
@@ -198,6 +199,60 @@ pub async fn create(
     let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
     let body = body.unwrap_or_default();
     let (record, new) = trigger(&state, &deployment, body).await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(run_json(&record, None))))
+}
+
+/// A background task run to create (Prefect's `task.delay()` from outside a flow).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRun {
+    /// A task of the deployment's component.
+    pub task: String,
+    /// The task's arguments by parameter name, checked against its schema.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub arguments: Map<String, Value>,
+    /// The same key returns the same run (1 to 256 characters).
+    #[schema(min_length = 1, max_length = 256)]
+    pub idempotency_key: Option<String>,
+    /// Run at this time instead of now.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Starts a background run of a task of the deployment's component (Prefect's
+/// `task.delay()`): a run of its own (listed with the flow runs, its flow named
+/// `task/<task>`) whose only call is the task, with the task's retries, timeout and cache,
+/// in the deployment's pool, limits and capabilities.
+#[utoipa::path(post, path = "/api/deployments/{id}/task-runs", tag = "runs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The deployment's id or name")), request_body = CreateTaskRun,
+    responses((status = 201, body = FlowRun), (status = 200, body = FlowRun, description = "The run of this idempotency key"),
+              (status = 403, body = super::Problem, description = "The workspace is over a quota"),
+              (status = 404, body = super::Problem), (status = 409, body = super::Problem),
+              (status = 422, body = super::Problem),
+              (status = 503, body = super::Problem, description = "The run cannot be stored now (see Retry-After); none was created")))]
+pub async fn create_task_run(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    super::ApiJson(body): super::ApiJson<CreateTaskRun>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
+    let request = TriggerRequest {
+        parameters: body.arguments,
+        idempotency_key: body.idempotency_key,
+        scheduled_at: body.scheduled_at,
+        tags: body.tags,
+        schedule_id: None,
+        task: Some(body.task),
+    };
+    let (record, new) = state.executor.trigger(&deployment, request).await?;
     let status = if new {
         StatusCode::CREATED
     } else {

@@ -392,6 +392,7 @@ impl<W: World> Engine<W> {
         .await??;
         let mut manifest = self.describe(&pre).await?;
         manifest.default_versions(&digest);
+        manifest.add_background_tasks();
         let mut validators = HashMap::new();
         for flow in &manifest.flows {
             let v = crate::model::schema::compile(&flow.parameters).map_err(|e| {
@@ -402,6 +403,17 @@ impl<W: World> Engine<W> {
             })?;
             validators.insert(flow.name.clone(), Arc::new(v));
         }
+        // A task whose schema Weir refuses can still be called by flows (its arguments
+        // come from code); it only cannot run in the background.
+        manifest.background.retain(
+            |task| match crate::model::schema::compile(&task.parameters) {
+                Ok(v) => {
+                    validators.insert(task.name.clone(), Arc::new(v));
+                    true
+                }
+                Err(_) => false,
+            },
+        );
         // Only a component Weir accepts leaves compiled code on disk.
         if !from_cache && let Some(path) = cache_to {
             blocking(move || keep_compiled(&component, &path)).await?;

@@ -16,6 +16,10 @@ pub struct TriggerRequest {
     pub scheduled_at: Option<chrono::DateTime<Utc>>,
     pub tags: Vec<String>,
     pub schedule_id: Option<String>,
+    /// A background run of this task of the deployment's component (Prefect's
+    /// `task.delay()`): `parameters` are its arguments, the deployment's defaults are not
+    /// merged in (they are the flow's).
+    pub task: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +89,19 @@ impl Executor {
                     "'idempotency_key' must be 1 to 256 characters".into(),
                 ));
             }
-            let mut parameters = deployment
-                .parameters
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
+            let mut parameters = match &request.task {
+                Some(_) => serde_json::Map::new(),
+                None => deployment
+                    .parameters
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
             parameters.extend(request.parameters);
+            let flow = match &request.task {
+                Some(task) => format!("{}{task}", crate::model::manifest::BACKGROUND_PREFIX),
+                None => deployment.flow.clone(),
+            };
             let mut tags = deployment.tags.clone();
             tags.extend(request.tags);
             let flow_request = FlowRequest {
@@ -102,7 +113,7 @@ impl Executor {
                 schedule_id: request.schedule_id,
                 ..FlowRequest::new(
                     component.clone(),
-                    &deployment.flow,
+                    &flow,
                     serde_json::Value::Object(parameters),
                 )
             };
@@ -121,10 +132,24 @@ impl Executor {
                     return Err(TriggerError::InvalidParameters(errors));
                 }
                 Err(PrepareError::UnknownFlow { flow, available }) => {
-                    return Err(TriggerError::Invalid(format!(
-                        "the component has no flow '{flow}'; its flows are: {}",
-                        available.join(", ")
-                    )));
+                    return Err(TriggerError::Invalid(
+                        match flow.strip_prefix(crate::model::manifest::BACKGROUND_PREFIX) {
+                            Some(task) => format!(
+                                "the component has no task '{task}'; its tasks are: {}",
+                                component
+                                    .manifest
+                                    .tasks
+                                    .iter()
+                                    .map(|t| t.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            None => format!(
+                                "the component has no flow '{flow}'; its flows are: {}",
+                                available.join(", ")
+                            ),
+                        },
+                    ));
                 }
             }
         }
@@ -282,6 +307,39 @@ impl crate::orchestrate::DeploymentRunner for Executor {
             let request = TriggerRequest {
                 parameters,
                 scheduled_at,
+                ..TriggerRequest::default()
+            };
+            this.trigger(&d, request)
+                .await
+                .map(|(run, _)| run.id)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn run_task<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        deployment_id: &'a str,
+        task: &'a str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let this = self
+                .me
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .ok_or("the executor is stopping")?;
+            let d = self
+                .store()
+                .deployment_by_id(deployment_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .filter(|d| d.workspace_id == workspace_id)
+                .ok_or("the run's deployment no longer exists")?;
+            let request = TriggerRequest {
+                parameters: arguments,
+                task: Some(task.to_owned()),
                 ..TriggerRequest::default()
             };
             this.trigger(&d, request)

@@ -252,6 +252,7 @@ pub(crate) fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, String> {
         sdk: m.sdk,
         flows,
         tasks,
+        background: vec![],
     })
 }
 

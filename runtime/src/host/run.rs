@@ -154,6 +154,14 @@ pub trait Run: Send + Sync {
     /// A secret of the run's workspace, opened.
     fn secret(&self, name: String) -> BoxFuture<'_, Option<String>>;
 
+    /// Starts a background run of a task of the run's component, in the run's deployment;
+    /// returns its id.
+    fn delay_task(
+        self: Arc<Self>,
+        task: String,
+        arguments: String,
+    ) -> BoxFuture<'static, Result<String, String>>;
+
     /// Starts a run of a deployment of the run's workspace; returns its id.
     fn run_deployment(
         &self,

@@ -67,6 +67,16 @@ impl tasks::Host for HostState {
         }
         Ok(futures)
     }
+
+    async fn delay(
+        &mut self,
+        task: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<String, String>> {
+        self.charge()?;
+        let run = self.run("tasks.delay")?.clone();
+        Ok(run.delay_task(task, arguments).await)
+    }
 }
 
 impl tasks::HostTaskFuture for HostState {

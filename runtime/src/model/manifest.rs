@@ -8,13 +8,24 @@ pub struct Manifest {
     pub sdk: String,
     pub flows: Vec<Definition>,
     pub tasks: Vec<Definition>,
+    /// Background runs of the tasks (Prefect's `task.delay()`): one flow-like definition
+    /// per task, named `task/<name>` (a name no flow can have), whose run executes the
+    /// task as its only call. Made when the component is loaded.
+    #[serde(skip)]
+    pub background: Vec<Definition>,
 }
+
+/// What a background task run's flow name starts with.
+pub const BACKGROUND_PREFIX: &str = "task/";
 
 impl Manifest {
     /// The flow of that name. A name with underscores also finds the flow whose default
     /// name has dashes there (`my_flow` finds `my-flow`, as a Python function's name finds
     /// its Prefect flow).
     pub fn flow(&self, name: &str) -> Option<&Definition> {
+        if name.starts_with(BACKGROUND_PREFIX) {
+            return self.background.iter().find(|d| d.name == name);
+        }
         self.flows.iter().find(|d| d.name == name).or_else(|| {
             name.contains('_')
                 .then(|| name.replace('_', "-"))
@@ -35,6 +46,25 @@ impl Manifest {
                 def.version = Some(version.to_owned());
             }
         }
+    }
+
+    /// Makes the background definitions of the tasks: the task's parameters, tags and
+    /// version, a flow's default options (the task's own apply to its task run).
+    pub fn add_background_tasks(&mut self) {
+        self.background = self
+            .tasks
+            .iter()
+            .map(|t| Definition {
+                name: format!("{BACKGROUND_PREFIX}{}", t.name),
+                description: t.description.clone(),
+                version: t.version.clone(),
+                parameters: t.parameters.clone(),
+                options: Options {
+                    tags: t.options.tags.clone(),
+                    ..Options::flow_defaults()
+                },
+            })
+            .collect();
     }
 
     pub fn flow_names(&self) -> Vec<&str> {
@@ -133,6 +163,34 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 pub const MAX_JITTER: f64 = 1000.0;
 
 impl Options {
+    /// A flow's options when it declares none.
+    pub fn flow_defaults() -> Self {
+        Options {
+            tags: vec![],
+            retries: 0,
+            retry_delay_seconds: vec![],
+            retry_jitter_factor: None,
+            has_retry_condition: false,
+            timeout_seconds: None,
+            cache_policy: CachePolicy::None,
+            cache_expiration_seconds: None,
+            refresh_cache: false,
+            persist_result: None,
+            log_prints: None,
+            run_name_template: None,
+            has_run_name_fn: false,
+            on_completion: vec![],
+            on_failure: vec![],
+            on_cancellation: vec![],
+            on_crashed: vec![],
+            on_running: vec![],
+            on_commit: vec![],
+            on_rollback: vec![],
+            validate_parameters: true,
+            max_workers: None,
+        }
+    }
+
     /// Checks the durations and factors a component declared, as they enter Weir (at
     /// upload, or when `weir run` loads the component), and normalizes them: a timeout of
     /// `0` is no timeout, as in Prefect. Returns one message per bad field, naming it.

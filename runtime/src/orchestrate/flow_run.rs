@@ -490,11 +490,73 @@ impl Orchestrator {
     }
 
     /// One execution of the flow function in a fresh instance, to a final state.
+    /// How an execution stopped from outside (a cancel, a shutdown) ends: its task runs
+    /// and subflows are stopped with it.
+    async fn stopped_by(
+        &self,
+        scope: &Arc<FlowScope>,
+        why: Stop,
+    ) -> (State, Option<String>, Option<Failure>) {
+        scope.take_interrupt();
+        match why {
+            Stop::Shutdown | Stop::Lost => {
+                self.stop_tree(scope, Abort::Shutdown).await;
+                let f = Failure::permanent(
+                    FailureKind::Interrupted,
+                    "the server shut down; the run resumes when it starts again",
+                );
+                (
+                    State::named(StateType::Scheduled, "Rescheduled")
+                        .with_message(f.message.clone()),
+                    None,
+                    Some(f),
+                )
+            }
+            _ => {
+                self.stop_tree(scope, Abort::Cancel).await;
+                let f = Failure::permanent(FailureKind::Cancelled, "the flow run was cancelled");
+                (State::cancelled(f.message.clone()), None, Some(f))
+            }
+        }
+    }
+
+    /// A background task run (Prefect's `task.delay()`): the run executes one task, with
+    /// the task's own options, as its only call; it ends in the task's state.
+    async fn execute_background(
+        self: &Arc<Self>,
+        scope: &Arc<FlowScope>,
+        task: &str,
+    ) -> (State, Option<String>, Option<Failure>) {
+        let call = match scope.register_call(
+            task.to_owned(),
+            scope.parameters_json.clone(),
+            super::CallOptions::default(),
+            0,
+        ) {
+            Ok(call) => call,
+            Err(f) => return (State::failed(f.message.clone()), None, Some(*f)),
+        };
+        let mut stop = scope.settings.stop.clone();
+        let outcome = tokio::select! {
+            outcome = scope.run_task(call) => outcome,
+            why = stopped(&mut stop) => return self.stopped_by(scope, why).await,
+        };
+        let mut state = outcome.state.clone();
+        state.timestamp = Utc::now();
+        (state, outcome.value.clone(), outcome.failure.clone())
+    }
+
     async fn execute_once(
         self: &Arc<Self>,
         scope: &Arc<FlowScope>,
         def: &Definition,
     ) -> (State, Option<String>, Option<Failure>) {
+        if let Some(task) = def
+            .name
+            .strip_prefix(crate::model::manifest::BACKGROUND_PREFIX)
+        {
+            return self.execute_background(scope, task).await;
+        }
         let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
         let (mut store, world) = match self
             .engine
@@ -543,22 +605,7 @@ impl Orchestrator {
             r = limited => r,
             why = stopped(&mut stop) => {
                 drop(store);
-                scope.take_interrupt();
-                return match why {
-                    Stop::Shutdown | Stop::Lost => {
-                        self.stop_tree(scope, Abort::Shutdown).await;
-                        let f = Failure::permanent(
-                            FailureKind::Interrupted,
-                            "the server shut down; the run resumes when it starts again",
-                        );
-                        (State::named(StateType::Scheduled, "Rescheduled").with_message(f.message.clone()), None, Some(f))
-                    }
-                    _ => {
-                        self.stop_tree(scope, Abort::Cancel).await;
-                        let f = Failure::permanent(FailureKind::Cancelled, "the flow run was cancelled");
-                        (State::cancelled(f.message.clone()), None, Some(f))
-                    }
-                };
+                return self.stopped_by(scope, why).await;
             }
         };
         let max = self.engine.limits().max_result_bytes;

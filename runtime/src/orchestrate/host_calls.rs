@@ -378,6 +378,37 @@ impl Run for FlowScope {
         })
     }
 
+    fn delay_task(
+        self: Arc<Self>,
+        task: String,
+        arguments: String,
+    ) -> BoxFuture<'static, Result<String, String>> {
+        Box::pin(async move {
+            let (Some(workspace), Some(deployment)) = (
+                self.settings.workspace_id.clone(),
+                self.settings.deployment_id.clone(),
+            ) else {
+                return Err(
+                    "background task runs are started by runs of a deployment on a server".into(),
+                );
+            };
+            let Some(runner) = self.orch.deployment_runner() else {
+                return Err("this host does not run deployments".into());
+            };
+            if self.component.task(&task).is_none() {
+                return Err(format!("the component has no task '{task}'"));
+            }
+            let arguments = match serde_json::from_str::<Value>(&arguments) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => return Err("arguments must be a JSON object".into()),
+                Err(e) => return Err(format!("arguments are not JSON: {e}")),
+            };
+            runner
+                .run_task(&workspace, &deployment, &task, arguments)
+                .await
+        })
+    }
+
     fn run_deployment(
         &self,
         deployment: String,

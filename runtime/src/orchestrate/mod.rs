@@ -72,6 +72,16 @@ pub trait DeploymentRunner: Send + Sync {
         parameters: serde_json::Map<String, serde_json::Value>,
         scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>;
+
+    /// Creates a background run of a task of a deployment's component (by deployment
+    /// id); returns the new run's id.
+    fn run_task<'a>(
+        &'a self,
+        workspace_id: &'a str,
+        deployment_id: &'a str,
+        task: &'a str,
+        arguments: serde_json::Map<String, serde_json::Value>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>;
 }
 
 impl Orchestrator {

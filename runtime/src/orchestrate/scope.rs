@@ -151,6 +151,8 @@ pub struct RunSettings {
     pub timeout_seconds: Option<f64>,
     /// Hosts the run may reach over outbound HTTP (a deployment's grant).
     pub allowed_hosts: Vec<String>,
+    /// The deployment the run belongs to (its background task runs go there too).
+    pub deployment_id: Option<String>,
 }
 
 /// One flow run, shared by its flow instance and its task instances.

@@ -79,6 +79,7 @@ fn request_for(record: &ScheduleRecord, fire: DateTime<Utc>) -> TriggerRequest {
         scheduled_at: Some(fire),
         tags: Vec::new(),
         schedule_id: Some(record.id.clone()),
+        task: None,
     }
 }
 

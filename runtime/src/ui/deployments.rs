@@ -285,6 +285,7 @@ pub async fn run(
         scheduled_at,
         tags: vec![],
         schedule_id: None,
+        task: None,
     };
     let mut shown = d.parameters.as_object().cloned().unwrap_or_default();
     shown.extend(parameters);

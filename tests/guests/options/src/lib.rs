@@ -355,3 +355,21 @@ fn non_finite_values() -> Result<(bool, f64, f64, bool)> {
 fn odd_limit_name() -> Result<u32> {
     weir_sdk::concurrency("db/../x", 1, || 1)
 }
+
+// ---- background tasks ----------------------------------------------------------------
+
+/// Fails until its third attempt, with the retries to get there.
+#[task(retries = 3, task_run_name = "persist-{label}")]
+fn persistent(label: String) -> Result<String> {
+    let attempt = weir_sdk::context().attempt;
+    if attempt < 3 {
+        weir_sdk::bail!("attempt {attempt} fails");
+    }
+    Ok(format!("{label} after {attempt} attempts"))
+}
+
+/// Starts background runs of a task (Prefect's `task.delay()`) and returns their ids at once.
+#[flow]
+fn background(labels: Vec<String>) -> Result<Vec<String>> {
+    labels.into_iter().map(persistent::delay).collect()
+}
