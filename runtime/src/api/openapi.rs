@@ -57,6 +57,8 @@ const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("CreateDeployment", "pool", NAME_PATTERN),
     ("UpdateDeployment", "name", NAME_PATTERN),
     ("UpdateDeployment", "pool", NAME_PATTERN),
+    ("CreateDeployment", "work_queue", NAME_PATTERN),
+    ("UpdateDeployment", "work_queue", NAME_PATTERN),
     ("CreatePool", "name", NAME_PATTERN),
     ("Capabilities", "allowed_hosts", HOST_PATTERN),
 ];
@@ -66,7 +68,7 @@ fn path_pattern(path: &str, param: &str) -> Option<&'static str> {
     match param {
         // A deployment by id or name: ids are names too.
         "id" if path.starts_with("/api/deployments/") => Some(NAME_PATTERN),
-        "name" | "tag" => Some(NAME_PATTERN),
+        "name" | "tag" | "pool" => Some(NAME_PATTERN),
         "digest" => Some(DIGEST_PATTERN),
         _ => None,
     }

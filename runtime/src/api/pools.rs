@@ -213,8 +213,8 @@ pub struct WorkQueue {
     pub running: usize,
 }
 
-/// A work queue's settings; those left out keep their value (a new queue: priority 1,
-/// no limit, not paused); a `null` limit removes the limit.
+/// A work queue's settings; those left out (or `null`) keep their value (a new queue:
+/// priority 1, no limit, not paused); a `null` limit removes the limit.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -334,6 +334,8 @@ pub async fn put_queue(
                 q.concurrency_limit = super::whole(n);
             }
             ("paused", serde_json::Value::Bool(b)) => q.paused = *b,
+            // `null` keeps the value (as leaving the field out does).
+            ("priority" | "paused", serde_json::Value::Null) => {}
             ("priority", _) => {
                 errors.push("'priority' must be an integer from 1 to 1000000".into())
             }
