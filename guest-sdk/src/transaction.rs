@@ -33,6 +33,7 @@
 //!         quality_test() // fails: write_file's rollback hook deletes the file
 //!     })
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! A key makes the work idempotent across runs: once a transaction with the key
