@@ -4,18 +4,6 @@
 use crate::support::server::TestServer;
 use serde_json::json;
 
-async fn run(s: &TestServer, key: &str, deployment: &str) -> String {
-    let (status, run) = s
-        .post(
-            &format!("/api/deployments/{deployment}/runs"),
-            key,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 201, "{run}");
-    run["id"].as_str().unwrap().to_owned()
-}
-
 /// Background task runs (Prefect's `task.delay()` and `Task.serve`): started from a flow
 /// or through the API, run on their own with the task's options, listed like flow runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,7 +18,7 @@ async fn background_task_runs_start_from_flows_and_the_api() {
                "parameters": {"labels": ["a", "b"]}, "tags": ["bg"]}),
     )
     .await;
-    let parent = run(&s, &ws.key, "bg").await;
+    let parent = s.trigger(&ws.key, "bg").await;
     let done = s.wait_final(&ws.key, &parent).await;
     assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
     let ids: Vec<String> = serde_json::from_value(done["result"].clone()).unwrap();

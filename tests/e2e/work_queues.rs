@@ -6,18 +6,6 @@ use crate::support::server::TestServer;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn run(s: &TestServer, key: &str, deployment: &str) -> String {
-    let (status, run) = s
-        .post(
-            &format!("/api/deployments/{deployment}/runs"),
-            key,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 201, "{run}");
-    run["id"].as_str().unwrap().to_owned()
-}
-
 fn start(run: &Value) -> String {
     run["start_time"].as_str().unwrap_or_default().to_owned()
 }
@@ -72,7 +60,7 @@ async fn a_full_pool_starts_waiting_runs_by_queue_priority_then_expected_start()
         )
         .await;
     }
-    let blocker = run(&s, &ws.key, "blocker").await;
+    let blocker = s.trigger(&ws.key, "blocker").await;
     // The blocker holds the pool's only slot; low-priority runs are created first.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -85,11 +73,11 @@ async fn a_full_pool_starts_waiting_runs_by_queue_priority_then_expected_start()
     }
     let mut lows = Vec::new();
     for _ in 0..3 {
-        lows.push(run(&s, &ws.key, "low").await);
+        lows.push(s.trigger(&ws.key, "low").await);
     }
     let mut highs = Vec::new();
     for _ in 0..3 {
-        highs.push(run(&s, &ws.key, "high").await);
+        highs.push(s.trigger(&ws.key, "high").await);
     }
     let mut starts = Vec::new();
     for id in lows.iter().chain(&highs) {
@@ -176,7 +164,7 @@ async fn a_queue_limit_and_pause_hold_and_bad_queues_are_refused() {
     let ids: Vec<String> = {
         let mut v = Vec::new();
         for _ in 0..4 {
-            v.push(run(&s, &ws.key, "serial").await);
+            v.push(s.trigger(&ws.key, "serial").await);
         }
         v
     };
@@ -223,7 +211,7 @@ async fn a_queue_limit_and_pause_hold_and_bad_queues_are_refused() {
         )
         .await;
     assert_eq!(status, 200);
-    let held = run(&s, &ws.key, "serial").await;
+    let held = s.trigger(&ws.key, "serial").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (_, r) = s.get(&format!("/api/flow-runs/{held}"), &ws.key).await;
     assert_eq!(r["state"]["type"], "SCHEDULED", "{r}");

@@ -193,6 +193,19 @@ impl Api {
         body
     }
 
+    /// Triggers a run of a deployment (201 expected); returns its id.
+    pub async fn trigger(&self, key: &str, deployment: &str) -> String {
+        let (status, run) = self
+            .post(
+                &format!("/api/deployments/{deployment}/runs"),
+                key,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "{run}");
+        run["id"].as_str().unwrap().to_owned()
+    }
+
     /// Polls a run until its state is final.
     pub async fn wait_final(&self, key: &str, run_id: &str) -> Value {
         self.wait_final_within(key, run_id, Duration::from_secs(30))

@@ -283,6 +283,16 @@ impl Executor {
     }
 }
 
+impl Executor {
+    /// This executor, shared, for work that outlives the caller's borrow.
+    fn me(&self) -> Result<Arc<Executor>, &'static str> {
+        self.me
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or("the executor is stopping")
+    }
+}
+
 impl crate::orchestrate::DeploymentRunner for Executor {
     fn run_deployment<'a>(
         &'a self,
@@ -293,11 +303,7 @@ impl crate::orchestrate::DeploymentRunner for Executor {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
     {
         Box::pin(async move {
-            let this = self
-                .me
-                .get()
-                .and_then(std::sync::Weak::upgrade)
-                .ok_or("the executor is stopping")?;
+            let this = self.me()?;
             let d = self
                 .store()
                 .deployment(workspace_id, deployment)
@@ -325,11 +331,7 @@ impl crate::orchestrate::DeploymentRunner for Executor {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
     {
         Box::pin(async move {
-            let this = self
-                .me
-                .get()
-                .and_then(std::sync::Weak::upgrade)
-                .ok_or("the executor is stopping")?;
+            let this = self.me()?;
             let d = self
                 .store()
                 .deployment_by_id(deployment_id)
