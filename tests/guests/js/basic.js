@@ -246,3 +246,6 @@ export const loadOnce = flow({ name: "load-once" }, (key) => transaction({ key }
   writeSideEffect(key);
   return "loaded";
 }));
+
+// Prefect's `task.delay()`: a background run of a task; returns its id at once.
+export const delayed = flow({ name: "delayed" }, (contents) => writeSideEffect.delay(contents));

@@ -569,3 +569,9 @@ def load_once(key: str) -> str:
             return "skipped"
         write_side_effect(key)
         return "loaded"
+
+
+@flow
+def delayed(contents: str) -> str:
+    """Prefect's ``task.delay()``: a background run of a task; returns its id at once."""
+    return write_side_effect.delay(contents)
