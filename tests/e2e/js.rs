@@ -567,33 +567,8 @@ async fn transactions_roll_back_and_keys_make_work_idempotent() {
 /// Prefect's `task.delay()` from a flow of a deployment: a background run of the task.
 #[tokio::test]
 async fn delay_starts_a_background_run_of_a_task() {
-    use crate::support::server::TestServer;
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(dir.path()).await;
-    let ws = s.workspace("js-delay").await;
-    let digest = s
-        .upload_file(&ws.key, &crate::support::js_guest(BASIC))
+    let s = crate::support::server::TestServer::start(dir.path()).await;
+    s.check_delay("js-delay", &crate::support::js_guest(BASIC))
         .await;
-    s.deploy(
-        &ws.key,
-        json!({"name": "delayed", "component": digest, "flow": "delayed",
-               "parameters": {"contents": "four"}}),
-    )
-    .await;
-    let parent = s.trigger(&ws.key, "delayed").await;
-    let done = s
-        .wait_final_within(&ws.key, &parent, Duration::from_secs(120))
-        .await;
-    assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
-    let id = done["result"]
-        .as_str()
-        .expect("the background run's id")
-        .to_owned();
-    let bg = s
-        .wait_final_within(&ws.key, &id, Duration::from_secs(120))
-        .await;
-    assert_eq!(bg["state"]["type"], "COMPLETED", "{bg}");
-    assert_eq!(bg["flow"], "task/write_side_effect");
-    assert_eq!(bg["result"], 4);
-    assert_eq!(bg["parameters"], json!({"contents": "four"}));
 }

@@ -179,28 +179,14 @@ async fn a_queue_limit_and_pause_hold_and_bad_queues_are_refused() {
         assert!(pair[1].0 >= pair[0].1, "one at a time: {spans:?}");
     }
     // A used queue is not deleted; the default queue never is.
-    let (status, _) = s
-        .req(
-            reqwest::Method::DELETE,
-            "/api/pools/default/queues/serial",
-            &ws.key,
-        )
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), ()))
-        .unwrap();
-    assert_eq!(status, 409);
-    let (status, _) = s
-        .req(
-            reqwest::Method::DELETE,
-            "/api/pools/default/queues/default",
-            &ws.key,
-        )
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), ()))
-        .unwrap();
-    assert_eq!(status, 409);
+    assert_eq!(
+        s.delete("/api/pools/default/queues/serial", &ws.key).await,
+        409
+    );
+    assert_eq!(
+        s.delete("/api/pools/default/queues/default", &ws.key).await,
+        409
+    );
 
     // A paused queue holds its runs until it is resumed.
     let (status, _) = s

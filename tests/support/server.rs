@@ -193,6 +193,45 @@ impl Api {
         body
     }
 
+    /// The status of a DELETE.
+    pub async fn delete(&self, path: &str, key: &str) -> u16 {
+        self.req(reqwest::Method::DELETE, path, key)
+            .send()
+            .await
+            .expect("request")
+            .status()
+            .as_u16()
+    }
+
+    /// Starts a deployment of `flow` of the component at `path` (a Python or JavaScript
+    /// guest's `delayed` flow) and checks the background run it starts with `delay()`.
+    pub async fn check_delay(&self, workspace: &str, path: &std::path::Path) {
+        let ws = self.workspace(workspace).await;
+        let digest = self.upload_file(&ws.key, path).await;
+        self.deploy(
+            &ws.key,
+            json!({"name": "delayed", "component": digest, "flow": "delayed",
+                   "parameters": {"contents": "four"}}),
+        )
+        .await;
+        let parent = self.trigger(&ws.key, "delayed").await;
+        let done = self
+            .wait_final_within(&ws.key, &parent, Duration::from_secs(120))
+            .await;
+        assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
+        let id = done["result"]
+            .as_str()
+            .expect("the background run's id")
+            .to_owned();
+        let bg = self
+            .wait_final_within(&ws.key, &id, Duration::from_secs(120))
+            .await;
+        assert_eq!(bg["state"]["type"], "COMPLETED", "{bg}");
+        assert_eq!(bg["flow"], "task/write_side_effect");
+        assert_eq!(bg["result"], 4);
+        assert_eq!(bg["parameters"], json!({"contents": "four"}));
+    }
+
     /// Triggers a run of a deployment (201 expected); returns its id.
     pub async fn trigger(&self, key: &str, deployment: &str) -> String {
         let (status, run) = self
