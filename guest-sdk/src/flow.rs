@@ -2,13 +2,14 @@
 
 use crate::bindings::weir::flow::flows as host;
 use crate::error::Error;
+use crate::input::Arguments;
 use crate::state::{FlowState, State, parse_host_value};
-use crate::task::Arguments;
 
 #[doc(hidden)]
 pub fn call_flow<T>(flow: &str, parameters: Arguments) -> FlowState<T> {
-    let parameters = match parameters.into_value() {
-        Ok(parameters) => parameters.to_string(),
+    // A subflow call waits for the task runs its arguments come from.
+    let parameters = match parameters.into_waited() {
+        Ok((parameters, _)) => parameters.to_string(),
         Err(error) => {
             return FlowState::new(
                 String::new(),

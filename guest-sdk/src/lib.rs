@@ -43,6 +43,11 @@
 //!
 //! A flow `f` gives `f(..)` (a subflow call), `f::call_state(..)` and `f::body(..)`.
 //!
+//! Besides values, `submit`, `map`, `call_state` and the `with` calls take futures and
+//! states of upstream task runs as arguments ([`Input`]): `add::submit(&future, 1)` returns
+//! at once, and the host starts the run with the upstream run's value once it completed
+//! (NotReady if it did not), as Prefect resolves futures passed to a task.
+//!
 //! A flow can wait for a person or another system: [`pause_flow_run`] keeps its instance
 //! until the run is resumed, [`suspend_flow_run`] releases it and runs the flow again on
 //! resume (completed calls replay); the `_with_input` forms return typed input that the
@@ -81,6 +86,7 @@ mod error;
 mod flow;
 mod hooks;
 pub mod http;
+mod input;
 mod json;
 pub use deployments::run_deployment;
 mod logging;
@@ -97,6 +103,7 @@ pub use concurrency::{Limits, Occupied, concurrency, rate_limit};
 pub use context::{RunContext, context};
 pub use error::{Error, Result};
 pub use hooks::{CacheKeyContext, HookContext, RunKind};
+pub use input::Input;
 pub use logging::{Level, Logger, log, logger};
 pub use pause::{
     Pause, pause_flow_run, pause_flow_run_with_input, suspend_flow_run, suspend_flow_run_with_input,
@@ -171,15 +178,14 @@ pub mod __private {
         pub use crate::bindings::*;
     }
     pub use crate::flow::call_flow;
+    pub use crate::input::Arguments;
     pub use crate::registry::{CachePolicy, Component, Options, Registration};
     pub use crate::run::{
         Decode, DecodeOpaque, DecodeState, DecodeValue, ErrorDisplay, ErrorExact, ParsedArguments,
         ReturnState, ReturnValue, Returned, ReturnedError, task_output,
     };
     pub use crate::schema::{ParametersSchema, default_value};
-    pub use crate::task::{
-        Arguments, CacheKeyFn, MapArguments, call_task, delay_task, map_task, submit_task,
-    };
+    pub use crate::task::{CacheKeyFn, MapArguments, call_task, delay_task, map_task, submit_task};
     pub use inventory;
     pub use serde_json;
     pub use wit_bindgen;

@@ -5,11 +5,12 @@ use std::cell::OnceCell;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::bindings::weir::flow::tasks as host;
 use crate::error::{Error, Result};
 use crate::hooks::CacheKeyContext;
+use crate::input::{Arguments, Input, Repr, Slot, argument_error, slot_of};
 use crate::state::{State, TaskState, parse_host_value};
 
 /// A submitted task run (Prefect's `PrefectFuture`), from `my_task::submit(..)` or
@@ -74,6 +75,7 @@ impl<T> TaskFuture<T> {
         Dependency {
             task_run_id: (!id.is_empty()).then(|| id.to_owned()),
             allow_failure,
+            argument: None,
         }
     }
 }
@@ -128,6 +130,20 @@ pub struct Dependency {
     /// `None` when the upstream call failed before the host created a run.
     task_run_id: Option<String>,
     allow_failure: bool,
+    /// Where the upstream run's value goes in the arguments (a JSON Pointer), when it is
+    /// an argument.
+    argument: Option<String>,
+}
+
+impl Dependency {
+    /// An upstream run whose value is the argument at `pointer`.
+    pub(crate) fn argument(task_run_id: String, pointer: Option<String>) -> Self {
+        Dependency {
+            task_run_id: Some(task_run_id),
+            allow_failure: false,
+            argument: pointer,
+        }
+    }
 }
 
 impl<T> From<&TaskFuture<T>> for Dependency {
@@ -141,6 +157,7 @@ impl<T> From<&TaskState<T>> for Dependency {
         Dependency {
             task_run_id: (!state.task_run_id.is_empty()).then(|| state.task_run_id.clone()),
             allow_failure: false,
+            argument: None,
         }
     }
 }
@@ -318,13 +335,18 @@ impl CallOptions {
 
     /// The host's call options, or the error when an upstream call never reached the host (it
     /// failed, and the dependent run must not start unless failures are allowed).
-    fn to_host(&self, cache_key: Option<String>) -> Result<host::CallOptions> {
-        let mut wait_for = Vec::with_capacity(self.wait_for.len());
-        for dependency in &self.wait_for {
+    fn to_host(
+        &self,
+        cache_key: Option<String>,
+        inputs: Vec<Dependency>,
+    ) -> Result<host::CallOptions> {
+        let mut wait_for = Vec::with_capacity(self.wait_for.len() + inputs.len());
+        for dependency in self.wait_for.iter().chain(&inputs) {
             match &dependency.task_run_id {
                 Some(id) => wait_for.push(host::Dependency {
                     task_run_id: id.clone(),
                     allow_failure: dependency.allow_failure,
+                    argument: dependency.argument.clone(),
                 }),
                 None if dependency.allow_failure => {}
                 None => {
@@ -347,41 +369,57 @@ impl CallOptions {
 }
 
 /// One argument of `my_task::map(..)`: a `Vec` (or array, or range) is mapped, one element per
-/// task run; [`unmapped`] repeats one value for every run.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MapArg<A> {
+/// task run; [`unmapped`] repeats one value for every run. Futures map too: a
+/// `Vec<TaskFuture<A>>` (or a slice of them) gives one run per future, with its value, and a
+/// single `&TaskFuture<A>` is repeated (see [`Input`]).
+pub enum MapArg<'a, A> {
     /// One element per task run.
     Mapped(Vec<A>),
     /// The same value for every task run.
     Unmapped(A),
+    /// One upstream run's value per task run (from futures).
+    MappedInputs(Vec<Input<'a, A>>),
+    /// The same upstream run's value for every task run.
+    UnmappedInput(Input<'a, A>),
+}
+
+impl<A: std::fmt::Debug> std::fmt::Debug for MapArg<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MapArg::Mapped(values) => f.debug_tuple("Mapped").field(values).finish(),
+            MapArg::Unmapped(value) => f.debug_tuple("Unmapped").field(value).finish(),
+            MapArg::MappedInputs(inputs) => f.debug_tuple("MappedInputs").field(inputs).finish(),
+            MapArg::UnmappedInput(input) => f.debug_tuple("UnmappedInput").field(input).finish(),
+        }
+    }
 }
 
 /// Passes the same value to every run of a map (Prefect's `unmapped`).
-pub fn unmapped<A>(value: A) -> MapArg<A> {
+pub fn unmapped<'a, A>(value: A) -> MapArg<'a, A> {
     MapArg::Unmapped(value)
 }
 
 /// A value of the parameter's own type is the same for every run, as in Prefect (where
 /// a non-iterable is not mapped); [`unmapped`] says so explicitly.
-impl<A> From<A> for MapArg<A> {
+impl<A> From<A> for MapArg<'_, A> {
     fn from(value: A) -> Self {
         MapArg::Unmapped(value)
     }
 }
 
-impl<A> From<Vec<A>> for MapArg<A> {
+impl<A> From<Vec<A>> for MapArg<'_, A> {
     fn from(values: Vec<A>) -> Self {
         MapArg::Mapped(values)
     }
 }
 
-impl<A, const N: usize> From<[A; N]> for MapArg<A> {
+impl<A, const N: usize> From<[A; N]> for MapArg<'_, A> {
     fn from(values: [A; N]) -> Self {
         MapArg::Mapped(values.into())
     }
 }
 
-impl<A> From<std::ops::Range<A>> for MapArg<A>
+impl<A> From<std::ops::Range<A>> for MapArg<'_, A>
 where
     std::ops::Range<A>: Iterator<Item = A>,
 {
@@ -390,52 +428,44 @@ where
     }
 }
 
-/// The serialized arguments of one call, keyed by parameter name.
-#[doc(hidden)]
-pub struct Arguments(Result<Map<String, Value>>);
-
-impl Arguments {
-    pub fn new() -> Self {
-        Arguments(Ok(Map::new()))
-    }
-
-    pub fn arg<A: serde::Serialize>(mut self, name: &str, value: &A) -> Self {
-        if let Ok(map) = &mut self.0 {
-            match crate::json::to_value(value) {
-                Ok(value) => {
-                    map.insert(name.to_owned(), value);
-                }
-                Err(error) => self.0 = Err(argument_error(name, error)),
-            }
-        }
-        self
-    }
-
-    pub(crate) fn into_value(self) -> Result<Value> {
-        self.0.map(Value::Object)
+impl<'a, A: 'a> From<Vec<TaskFuture<A>>> for MapArg<'a, A> {
+    fn from(futures: Vec<TaskFuture<A>>) -> Self {
+        MapArg::MappedInputs(futures.into_iter().map(Input::from).collect())
     }
 }
 
-impl Default for Arguments {
-    fn default() -> Self {
-        Arguments::new()
+impl<'a, A: 'a> From<&'a [TaskFuture<A>]> for MapArg<'a, A> {
+    fn from(futures: &'a [TaskFuture<A>]) -> Self {
+        MapArg::MappedInputs(futures.iter().map(Input::from).collect())
     }
 }
 
-fn argument_error(name: &str, error: serde_json::Error) -> Error {
-    Error::msg(format!("cannot serialize argument `{name}`: {error}"))
-        .kind("invalid-parameters")
-        .retryable(false)
+impl<'a, A: 'a> From<&'a Vec<TaskFuture<A>>> for MapArg<'a, A> {
+    fn from(futures: &'a Vec<TaskFuture<A>>) -> Self {
+        MapArg::from(futures.as_slice())
+    }
+}
+
+impl<'a, A: 'a> From<&'a TaskFuture<A>> for MapArg<'a, A> {
+    fn from(future: &'a TaskFuture<A>) -> Self {
+        MapArg::UnmappedInput(Input::from(future))
+    }
 }
 
 /// The serialized arguments of a map, before zipping.
 #[doc(hidden)]
-pub struct MapArguments {
-    args: Vec<(String, MapArg<Value>)>,
+pub struct MapArguments<'a> {
+    args: Vec<(String, Zipped<'a>)>,
     error: Option<Error>,
 }
 
-impl MapArguments {
+/// A map argument, serialized.
+enum Zipped<'a> {
+    Mapped(Vec<Slot<'a>>),
+    Unmapped(Slot<'a>),
+}
+
+impl<'a> MapArguments<'a> {
     pub fn new() -> Self {
         MapArguments {
             args: Vec::new(),
@@ -443,16 +473,26 @@ impl MapArguments {
         }
     }
 
-    pub fn arg<A: serde::Serialize>(mut self, name: &str, arg: MapArg<A>) -> Self {
-        let to_value =
-            |value: &A| crate::json::to_value(value).map_err(|e| argument_error(name, e));
+    pub fn arg<A: serde::Serialize>(mut self, name: &str, arg: MapArg<'a, A>) -> Self {
+        let to_slot = |input: Input<'a, A>| match input.into_repr() {
+            Repr::Value(value) => crate::json::to_value(&value)
+                .map(Repr::Value)
+                .map_err(|e| argument_error(name, e)),
+            repr => Ok(slot_of(repr)),
+        };
         let arg = match arg {
             MapArg::Mapped(values) => values
-                .iter()
-                .map(to_value)
+                .into_iter()
+                .map(|value| to_slot(Input::from(value)))
                 .collect::<Result<Vec<_>>>()
-                .map(MapArg::Mapped),
-            MapArg::Unmapped(value) => to_value(&value).map(MapArg::Unmapped),
+                .map(Zipped::Mapped),
+            MapArg::MappedInputs(inputs) => inputs
+                .into_iter()
+                .map(to_slot)
+                .collect::<Result<Vec<_>>>()
+                .map(Zipped::Mapped),
+            MapArg::Unmapped(value) => to_slot(Input::from(value)).map(Zipped::Unmapped),
+            MapArg::UnmappedInput(input) => to_slot(input).map(Zipped::Unmapped),
         };
         match arg {
             Ok(arg) => self.args.push((name.to_owned(), arg)),
@@ -460,20 +500,20 @@ impl MapArguments {
                 self.error.get_or_insert(error);
                 // Keep the length so that the count of failed futures still matches.
                 self.args
-                    .push((name.to_owned(), MapArg::Unmapped(Value::Null)));
+                    .push((name.to_owned(), Zipped::Unmapped(Repr::Value(Value::Null))));
             }
         }
         self
     }
 
-    /// One argument object per run, or the error and how many runs the map stood for.
-    pub(crate) fn zip(self) -> std::result::Result<Vec<Map<String, Value>>, (Error, usize)> {
+    /// The arguments of each run, or the error and how many runs the map stood for.
+    pub(crate) fn zip(self) -> std::result::Result<Vec<Arguments<'a>>, (Error, usize)> {
         let lengths: Vec<(&str, usize)> = self
             .args
             .iter()
             .filter_map(|(name, arg)| match arg {
-                MapArg::Mapped(values) => Some((name.as_str(), values.len())),
-                MapArg::Unmapped(_) => None,
+                Zipped::Mapped(values) => Some((name.as_str(), values.len())),
+                Zipped::Unmapped(_) => None,
             })
             .collect();
         let runs = lengths.iter().map(|(_, n)| *n).max().unwrap_or(0);
@@ -503,20 +543,19 @@ impl MapArguments {
             .map(|i| {
                 self.args
                     .iter()
-                    .map(|(name, arg)| {
-                        let value = match arg {
-                            MapArg::Mapped(values) => values[i].clone(),
-                            MapArg::Unmapped(value) => value.clone(),
+                    .fold(Arguments::new(), |arguments, (name, arg)| {
+                        let slot = match arg {
+                            Zipped::Mapped(values) => values[i].clone(),
+                            Zipped::Unmapped(value) => value.clone(),
                         };
-                        (name.clone(), value)
+                        arguments.slot(name, slot)
                     })
-                    .collect()
             })
             .collect())
     }
 }
 
-impl Default for MapArguments {
+impl Default for MapArguments<'_> {
     fn default() -> Self {
         MapArguments::new()
     }
@@ -533,12 +572,20 @@ fn cache_key(task: &str, parameters: &Value, key_fn: Option<CacheKeyFn>) -> Opti
 /// What the orchestrated call of a task sends to the host, or why it cannot be sent.
 fn prepare(
     task: &str,
-    arguments: Value,
+    arguments: Arguments,
     options: &CallOptions,
     key_fn: Option<CacheKeyFn>,
 ) -> Result<(String, host::CallOptions)> {
+    // A custom cache key is computed over the arguments' values, so upstream values are
+    // waited for here when there is one (the host ends the run NotReady when one failed).
+    let arguments = if key_fn.is_some() && arguments.has_upstream() {
+        arguments.resolve_if_completed()
+    } else {
+        arguments
+    };
+    let (arguments, inputs) = arguments.into_host()?;
     let key = cache_key(task, &arguments, key_fn);
-    let options = options.to_host(key)?;
+    let options = options.to_host(key, inputs)?;
     Ok((arguments.to_string(), options))
 }
 
@@ -549,10 +596,7 @@ pub fn call_task<T>(
     options: &CallOptions,
     key_fn: Option<CacheKeyFn>,
 ) -> TaskState<T> {
-    let prepared = arguments
-        .into_value()
-        .and_then(|arguments| prepare(task, arguments, options, key_fn));
-    match prepared {
+    match prepare(task, arguments, options, key_fn) {
         Ok((arguments, options)) => typed(outcome_state(host::call(task, &arguments, &options))),
         Err(error) => TaskState::local_failure(error),
     }
@@ -565,10 +609,7 @@ pub fn submit_task<T>(
     options: &CallOptions,
     key_fn: Option<CacheKeyFn>,
 ) -> TaskFuture<T> {
-    let prepared = arguments
-        .into_value()
-        .and_then(|arguments| prepare(task, arguments, options, key_fn));
-    match prepared {
+    match prepare(task, arguments, options, key_fn) {
         Ok((arguments, options)) => TaskFuture::host(host::submit(task, &arguments, &options)),
         Err(error) => TaskFuture::local(error),
     }
@@ -576,7 +617,7 @@ pub fn submit_task<T>(
 
 #[doc(hidden)]
 pub fn delay_task(task: &str, arguments: Arguments) -> Result<String> {
-    let arguments = arguments.into_value()?;
+    let (arguments, _) = arguments.into_host()?;
     let text = crate::json::to_string(&arguments).map_err(Error::msg)?;
     host::delay(task, &text)
         .map_err(|e| Error::msg(format!("cannot start task '{task}' in the background: {e}")))
@@ -593,29 +634,30 @@ pub fn map_task<T>(
         Ok(runs) => runs,
         Err((error, count)) => return failed_futures(error, count),
     };
-    // A custom cache key is per run, but one call carries one key: fall back to one submit per
-    // run (each keyed) only when the task has a key function.
-    if key_fn.is_some() {
+    // One call carries one key and one set of dependencies: a task with a key function, or
+    // runs whose arguments come from upstream runs, are submitted one by one.
+    if key_fn.is_some() || runs.iter().any(Arguments::has_upstream) {
         return runs
             .into_iter()
-            .map(
-                |run| match prepare(task, Value::Object(run), options, key_fn) {
-                    Ok((arguments, options)) => {
-                        TaskFuture::host(host::submit(task, &arguments, &options))
-                    }
-                    Err(error) => TaskFuture::local(error),
-                },
-            )
+            .map(|run| match prepare(task, run, options, key_fn) {
+                Ok((arguments, options)) => {
+                    TaskFuture::host(host::submit(task, &arguments, &options))
+                }
+                Err(error) => TaskFuture::local(error),
+            })
             .collect();
     }
-    let host_options = match options.to_host(None) {
+    let host_options = match options.to_host(None, Vec::new()) {
         Ok(host_options) => host_options,
         Err(error) => return failed_futures(error, runs.len()),
     };
-    let arguments: Vec<String> = runs
-        .into_iter()
-        .map(|run| Value::Object(run).to_string())
-        .collect();
+    let mut arguments = Vec::with_capacity(runs.len());
+    for run in runs {
+        match run.into_host() {
+            Ok((run, _)) => arguments.push(run.to_string()),
+            Err(error) => return failed_futures(error, arguments.capacity()),
+        }
+    }
     host::map(task, &arguments, &host_options)
         .into_iter()
         .map(TaskFuture::host)
@@ -638,7 +680,7 @@ mod tests {
             .zip()
             .unwrap()
             .into_iter()
-            .map(Value::Object)
+            .map(|run| run.into_host().unwrap().0)
             .collect()
     }
 
@@ -668,7 +710,7 @@ mod tests {
 
     #[test]
     fn empty_maps_make_no_runs() {
-        let runs = zipped(MapArguments::new().arg("x", MapArg::<i64>::from(vec![])));
+        let runs = zipped(MapArguments::new().arg("x", MapArg::<i64>::from(Vec::<i64>::new())));
         assert!(runs.is_empty());
     }
 
@@ -678,7 +720,8 @@ mod tests {
             .arg("x", MapArg::<i32>::from(vec![1, 2, 3]))
             .arg("y", MapArg::<i32>::from(vec![1, 2]))
             .zip()
-            .unwrap_err();
+            .err()
+            .unwrap();
         assert_eq!(count, 3);
         assert_eq!(error.get_kind(), "invalid-parameters");
         assert!(error.message().contains("`x` has 3, `y` has 2"), "{error}");
@@ -694,7 +737,11 @@ mod tests {
 
     #[test]
     fn a_map_needs_a_mapped_argument() {
-        let (error, count) = MapArguments::new().arg("x", unmapped(1)).zip().unwrap_err();
+        let (error, count) = MapArguments::new()
+            .arg("x", unmapped(1))
+            .zip()
+            .err()
+            .unwrap();
         assert_eq!(count, 1);
         assert!(error.message().contains("unmapped"));
     }
@@ -703,7 +750,7 @@ mod tests {
     fn unserializable_arguments_fail_the_call() {
         let mut bad = std::collections::HashMap::new();
         bad.insert((1, 2), 3);
-        let error = Arguments::new().arg("m", &bad).into_value().unwrap_err();
+        let error = Arguments::new().arg("m", &bad).into_host().unwrap_err();
         assert!(error.message().contains("`m`"), "{error}");
         assert_eq!(error.get_retryable(), Some(false));
     }
@@ -712,17 +759,23 @@ mod tests {
     fn local_failures_block_dependents_unless_allowed() {
         let failed: TaskFuture<i64> = TaskFuture::local(Error::msg("bad"));
         let blocked = CallOptions::new().wait_for(&failed);
-        assert_eq!(blocked.to_host(None).unwrap_err().get_kind(), "upstream");
+        assert_eq!(
+            blocked.to_host(None, Vec::new()).unwrap_err().get_kind(),
+            "upstream"
+        );
         let allowed = CallOptions::new()
             .wait_for(allow_failure(&failed))
             .tags(["x"]);
-        let options = allowed.to_host(Some("k".into())).unwrap();
+        let options = allowed.to_host(Some("k".into()), Vec::new()).unwrap();
         assert!(options.wait_for.is_empty());
         assert_eq!(options.tags, vec!["x".to_owned()]);
         assert_eq!(options.cache_key.as_deref(), Some("k"));
 
         let state: TaskState<i64> = TaskState::new("run-1".into(), State::completed(), None);
-        let options = CallOptions::new().wait_for(&state).to_host(None).unwrap();
+        let options = CallOptions::new()
+            .wait_for(&state)
+            .to_host(None, Vec::new())
+            .unwrap();
         assert_eq!(options.wait_for[0].task_run_id, "run-1");
         assert!(!options.wait_for[0].allow_failure);
     }
@@ -732,7 +785,8 @@ mod tests {
         fn key(ctx: &CacheKeyContext<'_>) -> Option<String> {
             Some(format!("{}:{}", ctx.task, ctx.parameters["x"]))
         }
-        let (_, options) = prepare("t", json!({"x": 4}), &CallOptions::new(), Some(key)).unwrap();
+        let arguments = Arguments::new().arg("x", &4);
+        let (_, options) = prepare("t", arguments, &CallOptions::new(), Some(key)).unwrap();
         assert_eq!(options.cache_key.as_deref(), Some("t:4"));
     }
 }

@@ -88,3 +88,126 @@ async fn task_attempts_wait_for_room_in_a_full_pool() {
         "no attempt found the pool full: the test did not test anything"
     );
 }
+
+/// Futures and states passed as task and subflow arguments (Prefect resolves them): every
+/// call form takes them, each run gets its upstream runs' values, and the upstream runs
+/// are recorded as its `wait_for`.
+#[tokio::test]
+async fn futures_as_arguments_give_their_values() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "future_args_flow", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let value: serde_json::Value = serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "scaled": [10, 40, 90],
+            "repeated": [9, 18],
+            "total": 140,
+            "state": 81,
+            "named": 99,
+            "sub": 18,
+            "owned": 27,
+        })
+    );
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let id_of = |pred: &dyn Fn(&weir::store::TaskRunRecord) -> bool| {
+        tasks
+            .iter()
+            .find(|t| pred(t))
+            .map(|t| t.id.clone())
+            .unwrap()
+    };
+    // The run name is rendered from the resolved values.
+    let named = tasks.iter().find(|t| t.task_name == "add_named").unwrap();
+    assert_eq!(named.name, "add-18-81");
+    let b = id_of(&|t| t.task_name == "scale" && t.position == Some(1));
+    assert_eq!(named.upstream.len(), 2, "{:?}", named.upstream);
+    assert_eq!(named.upstream[0], b);
+    // A Vec parameter from three futures waits for the three runs.
+    let total = tasks
+        .iter()
+        .find(|t| t.task_name == "sum_all" && t.upstream.len() == 3)
+        .unwrap();
+    assert!(total.state.is_completed());
+    // The subflow got the future's value.
+    let a = id_of(&|t| t.task_name == "square" && t.position == Some(0));
+    let scaled_by_a = tasks
+        .iter()
+        .filter(|t| t.task_name == "scale" && t.upstream == vec![a.clone()])
+        .count();
+    assert_eq!(
+        scaled_by_a, 3,
+        "b and the two runs mapped with a repeated future"
+    );
+}
+
+/// A submit with a future argument does not wait for it: the flow goes on while the
+/// upstream run works.
+#[tokio::test]
+async fn a_future_argument_does_not_block_the_flow() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "future_arg_does_not_block_flow", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let (submitted, span, length): (u64, serde_json::Value, u64) =
+        serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    let (start, end) = (
+        span["start"].as_u64().unwrap(),
+        span["end"].as_u64().unwrap(),
+    );
+    assert!(
+        submitted < end,
+        "the flow went on at {submitted}, after the upstream ended at {end}"
+    );
+    assert_eq!(
+        length,
+        end - start,
+        "the downstream run got the upstream's value"
+    );
+}
+
+/// The future of a failed run as an argument: the downstream task run ends NotReady
+/// without running, and a subflow given it fails without starting.
+#[tokio::test]
+async fn a_failed_future_argument_leaves_downstream_not_ready() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "future_arg_not_ready_flow", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let (down, sub): (String, String) =
+        serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    assert_eq!(down, "NotReady");
+    assert!(
+        sub.starts_with("upstream: Upstream task run '") && sub.contains("COMPLETED"),
+        "{sub}"
+    );
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let echo = tasks.iter().find(|t| t.task_name == "echo").unwrap();
+    assert_eq!(echo.state.name, "NotReady");
+    assert_eq!(echo.run_count, 0, "the downstream body never ran");
+    let children = h.store().subflow_runs(&out.flow_run_id).await.unwrap();
+    assert!(children.is_empty(), "the subflow did not start");
+}
+
+/// Argument pointers that name no place in the arguments fail the call with a clear
+/// error; a good one works.
+#[tokio::test]
+async fn argument_pointers_outside_the_arguments_are_refused() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "raw_future_args", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let calls: Vec<(String, Option<u64>, String)> =
+        serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    assert_eq!(calls[0], ("Completed".to_owned(), Some(81), String::new()));
+    for (state, value, failure) in &calls[1..] {
+        assert_eq!(state, "Failed");
+        assert_eq!(*value, None);
+        assert!(
+            failure.contains("which is not a place in the call's arguments"),
+            "{failure}"
+        );
+    }
+}

@@ -59,3 +59,21 @@ async fn a_flows_final_state_hooks_run_for_a_run_without_an_instance() {
         "{logs:?}"
     );
 }
+
+/// A call whose arguments were futures is known by the arguments it was made with: a flow
+/// retry replays it (and its upstream) instead of running them again.
+#[tokio::test]
+async fn calls_with_future_arguments_replay() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "replay_future_args", json!({"x": 4})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    assert_eq!(out.value.as_deref(), Some("48"));
+    let run = h.store().flow_run(&out.flow_run_id).await.unwrap().unwrap();
+    assert_eq!(run.run_count, 2);
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t.task_name.as_str()).collect();
+    assert_eq!(names, ["square", "scale"], "nothing ran twice");
+    let logs = h.logs(&out.flow_run_id).await;
+    assert!(!logs.iter().any(|l| l.contains("other inputs")), "{logs:?}");
+}

@@ -160,7 +160,7 @@ class Dependencies {
   }
 
   wit() {
-    return this.waitFor.map((d) => ({ taskRunId: d.taskRunId, allowFailure: d.allowFailure }));
+    return this.waitFor.map((d) => ({ taskRunId: d.taskRunId, allowFailure: d.allowFailure, argument: undefined }));
   }
 }
 

@@ -168,6 +168,15 @@ impl Generator {
             .iter()
             .map(|Param { ident, ty, .. }| quote!(#ident: #ty))
             .collect();
+        // Orchestrated calls take values or upstream runs' results (`Input`).
+        let inputs: Vec<TokenStream> = self
+            .params
+            .iter()
+            .map(|Param { ident, ty, .. }| {
+                quote!(#ident: impl ::core::convert::Into<::weir_sdk::Input<'__weir, #ty>>)
+            })
+            .collect();
+        let tys: Vec<&syn::Type> = self.params.iter().map(|p| &p.ty).collect();
         let output = &self.ret.output;
         let user_ret = &self.func.sig.output;
 
@@ -179,6 +188,12 @@ impl Generator {
 
         let registration = self.registration(&name, &body_ident);
         let arguments = quote! {
+            ::weir_sdk::__private::Arguments::new() #(.input(
+                #name_strs,
+                ::core::convert::Into::<::weir_sdk::Input<'_, #tys>>::into(#names),
+            ))*
+        };
+        let values = quote! {
             ::weir_sdk::__private::Arguments::new() #(.arg(#name_strs, &#names))*
         };
 
@@ -195,7 +210,7 @@ impl Generator {
                     .params
                     .iter()
                     .map(|Param { ident, ty, .. }| {
-                        quote!(#ident: impl ::core::convert::Into<::weir_sdk::MapArg<#ty>>)
+                        quote!(#ident: impl ::core::convert::Into<::weir_sdk::MapArg<'__weir, #ty>>)
                     })
                     .collect();
                 let map_arguments = quote! {
@@ -223,12 +238,12 @@ impl Generator {
 
                     /// Runs the task through the host and waits for its final state, which says
                     /// whether it failed (Prefect's `return_state=True`).
-                    pub fn call_state(#(#typed),*) -> ::weir_sdk::TaskState<#output> {
+                    pub fn call_state<'__weir>(#(#inputs),*) -> ::weir_sdk::TaskState<#output> {
                         with(::weir_sdk::CallOptions::new()).call_state(#(#names),*)
                     }
 
                     /// Starts the task concurrently; wait for it with the returned future.
-                    pub fn submit(#(#typed),*) -> ::weir_sdk::TaskFuture<#output> {
+                    pub fn submit<'__weir>(#(#inputs),*) -> ::weir_sdk::TaskFuture<#output> {
                         with(::weir_sdk::CallOptions::new()).submit(#(#names),*)
                     }
 
@@ -236,12 +251,12 @@ impl Generator {
                     /// run of its own, outside this flow run, with the task's options, on
                     /// a server. Returns the new run's id at once.
                     pub fn delay(#(#typed),*) -> ::weir_sdk::Result<::std::string::String> {
-                        ::weir_sdk::__private::delay_task(NAME, #arguments)
+                        ::weir_sdk::__private::delay_task(NAME, #values)
                     }
 
                     /// Starts one task run per element of the mapped arguments (`Vec`s);
                     /// `weir_sdk::unmapped(v)` repeats `v` for every run.
-                    pub fn map(#(#map_params),*) -> ::std::vec::Vec<::weir_sdk::TaskFuture<#output>> {
+                    pub fn map<'__weir>(#(#map_params),*) -> ::std::vec::Vec<::weir_sdk::TaskFuture<#output>> {
                         with(::weir_sdk::CallOptions::new()).map(#(#names),*)
                     }
 
@@ -264,22 +279,22 @@ impl Generator {
 
                     impl WithOptions {
                         /// Runs the task through the host and waits for its value.
-                        pub fn call(&self, #(#typed),*) -> ::weir_sdk::Result<#output> {
+                        pub fn call<'__weir>(&self, #(#inputs),*) -> ::weir_sdk::Result<#output> {
                             self.call_state(#(#names),*).result()
                         }
 
                         /// Runs the task through the host and waits for its final state.
-                        pub fn call_state(&self, #(#typed),*) -> ::weir_sdk::TaskState<#output> {
+                        pub fn call_state<'__weir>(&self, #(#inputs),*) -> ::weir_sdk::TaskState<#output> {
                             ::weir_sdk::__private::call_task(NAME, #arguments, &self.options, super::#key_ident)
                         }
 
                         /// Starts the task concurrently.
-                        pub fn submit(&self, #(#typed),*) -> ::weir_sdk::TaskFuture<#output> {
+                        pub fn submit<'__weir>(&self, #(#inputs),*) -> ::weir_sdk::TaskFuture<#output> {
                             ::weir_sdk::__private::submit_task(NAME, #arguments, &self.options, super::#key_ident)
                         }
 
                         /// Starts one task run per element of the mapped arguments.
-                        pub fn map(&self, #(#map_params),*) -> ::std::vec::Vec<::weir_sdk::TaskFuture<#output>> {
+                        pub fn map<'__weir>(&self, #(#map_params),*) -> ::std::vec::Vec<::weir_sdk::TaskFuture<#output>> {
                             ::weir_sdk::__private::map_task(NAME, #map_arguments, &self.options, super::#key_ident)
                         }
                     }
@@ -306,7 +321,7 @@ impl Generator {
 
                     /// Runs the flow as a subflow and waits for its final state, which says
                     /// whether it failed (Prefect's `return_state=True`).
-                    pub fn call_state(#(#typed),*) -> ::weir_sdk::FlowState<#output> {
+                    pub fn call_state<'__weir>(#(#inputs),*) -> ::weir_sdk::FlowState<#output> {
                         ::weir_sdk::__private::call_flow(NAME, #arguments)
                     }
                 };

@@ -453,7 +453,7 @@ class Task:
         if self._variant:
             tags = [*tags, *self.options.tags]
         return tasks.CallOptions(
-            wait_for=[tasks.Dependency(task_run_id=i, allow_failure=a) for i, a in resolved.wait_for],
+            wait_for=[tasks.Dependency(task_run_id=i, allow_failure=a, argument=None) for i, a in resolved.wait_for],
             cache_key=self._cache_key(params),
             tags=list(tags),
             overrides=self._overrides(tasks),

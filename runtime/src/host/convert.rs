@@ -113,6 +113,7 @@ pub(crate) fn call_options_from_wit(o: tasks::CallOptions) -> CallOptions {
             .map(|d| Dependency {
                 task_run_id: d.task_run_id,
                 allow_failure: d.allow_failure,
+                argument: d.argument,
             })
             .collect(),
         cache_key: o.cache_key,

@@ -34,6 +34,9 @@ pub struct LimitRequest {
 pub struct Dependency {
     pub task_run_id: String,
     pub allow_failure: bool,
+    /// Where the upstream run's value goes in the arguments (a JSON Pointer), when it is
+    /// an argument.
+    pub argument: Option<String>,
 }
 
 /// Per-call options a flow passes with a task call.

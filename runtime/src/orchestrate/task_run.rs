@@ -206,7 +206,7 @@ impl FlowScope {
                 );
             }
         };
-        let args: Value = match serde_json::from_str(&call.arguments) {
+        let mut args: Value = match serde_json::from_str(&call.arguments) {
             Ok(v) => v,
             Err(e) => {
                 return TaskOutcome::failed(
@@ -218,6 +218,28 @@ impl FlowScope {
                     ),
                 );
             }
+        };
+        // Futures passed as arguments: their values go in before the run is named, keyed
+        // and started.
+        // The journal knows a call by the arguments it was made with (replay compares them).
+        let mut call_hash = None;
+        let resolved;
+        let arguments = if call.options.wait_for.iter().any(|d| d.argument.is_some()) {
+            call_hash = Some(cache::input_hash(&cache::canonical_json(&args)));
+            if let Err(failure) = self.resolve_inputs(&mut args, &call.options.wait_for).await {
+                let message = failure.message.clone();
+                return TaskOutcome::failed(&call.id, State::failed(message), *failure);
+            }
+            resolved = args.to_string();
+            if let Err(failure) =
+                self.charge_host(resolved.len().saturating_sub(call.arguments.len()))
+            {
+                let message = failure.message.clone();
+                return TaskOutcome::failed(&call.id, State::failed(message), *failure);
+            }
+            &resolved
+        } else {
+            &call.arguments
         };
         let canonical = cache::canonical_json(&args);
         let run_name = match &def.options.run_name_template {
@@ -264,7 +286,7 @@ impl FlowScope {
             position: call.position,
             task_name: run.def.name.clone(),
             name: run.name.clone(),
-            input_hash: cache::input_hash(&canonical),
+            input_hash: call_hash.unwrap_or_else(|| cache::input_hash(&canonical)),
             cache_key: cache_key.clone(),
             tags: run.tags.clone(),
             state: pending,
@@ -314,7 +336,60 @@ impl FlowScope {
             }
         }
 
-        run.attempts(&call.arguments, cache_key).await
+        run.attempts(arguments, cache_key).await
+    }
+
+    /// Puts the values of the upstream runs that are arguments (`argument` pointers) into
+    /// `args`, once they are final. One that did not complete is left out: the run's wait
+    /// for its dependencies then ends it NotReady. A pointer that names no place in the
+    /// arguments is the call's error.
+    async fn resolve_inputs(
+        &self,
+        args: &mut Value,
+        deps: &[Dependency],
+    ) -> Result<(), Box<Failure>> {
+        for dep in deps {
+            let Some(pointer) = &dep.argument else {
+                continue;
+            };
+            let invalid =
+                |why: String| Box::new(Failure::permanent(FailureKind::InvalidParameters, why));
+            if !pointer.starts_with('/') || args.pointer(pointer).is_none() {
+                return Err(invalid(format!(
+                    "the value of upstream task run {} goes to {pointer:?}, which is not a \
+                     place in the call's arguments",
+                    dep.task_run_id
+                )));
+            }
+            let rx = self.calls().outcomes.get(&dep.task_run_id).cloned();
+            let Some(mut rx) = rx else {
+                continue;
+            };
+            let upstream = match rx.wait_for(Option::is_some).await {
+                Ok(v) => v.clone().expect("waited for Some"),
+                Err(_) => continue,
+            };
+            let value = if upstream.state.is_completed() {
+                match upstream.value.as_deref().map(serde_json::from_str::<Value>) {
+                    Some(Ok(value)) => value,
+                    Some(Err(e)) => {
+                        return Err(invalid(format!(
+                            "the value of upstream task run {} is not JSON: {e}",
+                            dep.task_run_id
+                        )));
+                    }
+                    None => Value::Null,
+                }
+            } else if dep.allow_failure {
+                Value::Null
+            } else {
+                continue;
+            };
+            if let Some(slot) = args.pointer_mut(pointer) {
+                *slot = value;
+            }
+        }
+        Ok(())
     }
 }
 

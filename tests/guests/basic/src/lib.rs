@@ -164,7 +164,7 @@ fn unmapped_flow(n: u64, factor: u64) -> Result<Vec<u64>> {
     ))
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Span {
     pub start: u64,
     pub end: u64,
@@ -196,7 +196,7 @@ fn boom(message: String) -> Result<u32> {
 /// Downstream runs although upstream failed, because the dependency allows failure.
 #[flow]
 fn allow_failure_flow() -> Result<u32> {
-    let up = boom::submit("upstream broke".into());
+    let up = boom::submit("upstream broke");
     let down =
         square::with(weir_sdk::CallOptions::new().wait_for(weir_sdk::allow_failure(&up))).submit(7);
     Ok(down.wait()? as u32)
@@ -205,9 +205,146 @@ fn allow_failure_flow() -> Result<u32> {
 /// Without allow_failure, downstream does not run.
 #[flow]
 fn not_ready_flow() -> Result<u64> {
-    let up = boom::submit("upstream broke".into());
+    let up = boom::submit("upstream broke");
     let down = square::with(weir_sdk::CallOptions::new().wait_for(&up)).submit(7);
     down.wait()
+}
+
+// ---- futures as arguments ------------------------------------------------------------
+
+#[task]
+fn sum_all(xs: Vec<u64>) -> u64 {
+    xs.iter().sum()
+}
+
+#[task(task_run_name = "add-{x}-{y}")]
+fn add_named(x: u64, y: u64) -> u64 {
+    x + y
+}
+
+#[task]
+fn span_micros(span: Span) -> u64 {
+    span.end - span.start
+}
+
+#[task]
+fn echo(x: u32) -> u32 {
+    x
+}
+
+#[flow]
+fn double_flow(x: u64) -> u64 {
+    x * 2
+}
+
+/// Futures and states passed as arguments (Prefect resolves them): each run gets its
+/// upstream runs' values.
+#[flow]
+fn future_args_flow() -> Result<serde_json::Value> {
+    let a = square::submit(3);
+    let b = scale::submit(&a, 2);
+    let mapped = square::map(vec![1, 2, 3]);
+    let scaled = scale::map(&mapped, 10);
+    let repeated = scale::map(vec![1, 2], &a);
+    let total = sum_all::submit(&scaled);
+    let state = square::call_state(&a);
+    let named = add_named::with(weir_sdk::CallOptions::new().tags(["named"])).submit(&b, &state);
+    let sub = double_flow::call_state(&a);
+    let owned = sum_all::call_state(vec![a, b]);
+    Ok(serde_json::json!({
+        "scaled": weir_sdk::wait_all(&scaled)?,
+        "repeated": weir_sdk::wait_all(&repeated)?,
+        "total": total.result()?,
+        "state": state.result()?,
+        "named": named.result()?,
+        "sub": sub.result()?,
+        "owned": owned.result()?,
+    }))
+}
+
+/// A submit with a future argument returns at once: the flow goes on while the upstream
+/// run works, and the host starts the downstream run after it.
+#[flow]
+fn future_arg_does_not_block_flow() -> Result<(u64, Span, u64)> {
+    let up = slow::submit(300);
+    let down = span_micros::submit(&up);
+    let submitted = now_micros();
+    Ok((submitted, up.result()?, down.result()?))
+}
+
+/// The future of a failed run as an argument: the downstream run ends NotReady, and a
+/// subflow given it fails without starting.
+#[flow]
+fn future_arg_not_ready_flow() -> Result<(String, String)> {
+    let up = boom::submit("upstream broke");
+    let down = echo::call_state(&up);
+    Ok((down.state.name, subflow_of_failed(&up)))
+}
+
+fn subflow_of_failed(up: &weir_sdk::TaskFuture<u32>) -> String {
+    let state = echo_flow::call_state(up);
+    match state.failure() {
+        Some(error) => format!("{}: {}", error.get_kind(), error.message()),
+        None => "started".to_owned(),
+    }
+}
+
+#[flow]
+fn echo_flow(x: u32) -> u32 {
+    x
+}
+
+/// Argument pointers as a hostile guest would send them through the raw interface; returns
+/// each call's final state and failure.
+#[flow]
+fn raw_future_args() -> Vec<(String, Option<u64>, String)> {
+    use weir_sdk::__private::bindings::weir::flow::tasks as raw;
+    let overrides = || raw::TaskOverrides {
+        name: None,
+        run_name_template: None,
+        retries: None,
+        retry_delay_seconds: None,
+        retry_jitter_factor: None,
+        timeout_seconds: None,
+        cache_policy: None,
+        cache_expiration_seconds: None,
+        refresh_cache: None,
+        persist_result: None,
+        log_prints: None,
+    };
+    let no_options = raw::CallOptions {
+        wait_for: Vec::new(),
+        cache_key: None,
+        tags: Vec::new(),
+        overrides: overrides(),
+    };
+    let up = raw::submit("square", r#"{"x": 3}"#, &no_options);
+    let id = up.task_run_id();
+    let call = |pointer: &str, arguments: &str| {
+        let options = raw::CallOptions {
+            wait_for: vec![raw::Dependency {
+                task_run_id: id.clone(),
+                allow_failure: false,
+                argument: Some(pointer.to_owned()),
+            }],
+            cache_key: None,
+            tags: Vec::new(),
+            overrides: overrides(),
+        };
+        let outcome = raw::call("square", arguments, &options);
+        (
+            outcome.state.name,
+            outcome.value.and_then(|v| v.parse().ok()),
+            outcome.failure.map(|f| f.message).unwrap_or_default(),
+        )
+    };
+    vec![
+        call("/x", r#"{"x": null}"#),
+        call("/nope", r#"{"x": 1}"#),
+        call("", r#"{"x": 1}"#),
+        call("/x/0/1", r#"{"x": 1}"#),
+        call("x", r#"{"x": 1}"#),
+    ]
 }
 
 // ---- final-state rules ---------------------------------------------------------------
@@ -246,7 +383,7 @@ fn propagates_task_failure() -> Result<u32> {
 /// A task failure the flow handles does not fail the flow.
 #[flow]
 fn handles_task_failure() -> Result<String> {
-    let state = boom::call_state("handled".into());
+    let state = boom::call_state("handled");
     Ok(if state.is_failed() {
         "recovered".into()
     } else {
@@ -268,7 +405,7 @@ fn failed_state() -> Result<State> {
 #[flow]
 fn returns_states() -> Result<Vec<TaskState<u32>>> {
     Ok(vec![
-        boom::call_state("one of them failed".into()),
+        boom::call_state("one of them failed"),
         flaky::call_state(0),
     ])
 }
@@ -676,6 +813,18 @@ fn replay_mismatch(x: i64) -> Result<i64> {
         weir_sdk::bail!("the first attempt fails after its task");
     }
     triple(x)
+}
+
+/// A flow retry replays calls whose arguments were futures, without running them again.
+#[flow(retries = 1, retry_delay_seconds = 0.1)]
+fn replay_future_args(x: u64) -> Result<u64> {
+    let a = square::submit(x);
+    let b = scale::submit(&a, 3);
+    let value = b.result()?;
+    if weir_sdk::context().attempt == 1 {
+        weir_sdk::bail!("the first attempt fails after its tasks");
+    }
+    Ok(value)
 }
 
 // ---- durability: crash recovery, takeover ----------------------------------------------
