@@ -179,7 +179,7 @@ pub mod __private {
     }
     pub use crate::flow::call_flow;
     pub use crate::input::Arguments;
-    pub use crate::registry::{CachePolicy, Component, Options, Registration};
+    pub use crate::registry::{CachePolicy, Component, Options, Registration, flow_id};
     pub use crate::run::{
         Decode, DecodeOpaque, DecodeState, DecodeValue, ErrorDisplay, ErrorExact, ParsedArguments,
         ReturnState, ReturnValue, Returned, ReturnedError, task_output,

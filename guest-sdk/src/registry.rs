@@ -80,6 +80,8 @@ pub type RunFn = fn(&str) -> Result<FlowOutput, Failure>;
 pub struct Registration {
     pub kind: RunKind,
     pub name: &'static str,
+    /// The function's path (`module_path!()::name`, the crate's name first).
+    pub function: &'static str,
     pub description: Option<&'static str>,
     pub version: Option<&'static str>,
     pub options: Options,
@@ -100,32 +102,59 @@ fn registrations(kind: RunKind) -> impl Iterator<Item = &'static Registration> {
         .filter(move |registration| registration.kind == kind)
 }
 
+/// A task by name; a flow by function (see [`Registration::function_key`]), as the host
+/// names flows, or else by name.
 fn find(kind: RunKind, name: &str) -> Result<&'static Registration, Failure> {
-    registrations(kind)
-        .find(|registration| registration.name == name)
-        .ok_or_else(|| {
-            let what = match kind {
-                RunKind::Flow => "flow",
-                RunKind::Task => "task",
-            };
-            let mut known: Vec<&str> = registrations(kind).map(|r| r.name).collect();
-            known.sort_unstable();
-            Error::msg(format!(
-                "this component has no {what} named `{name}` (it has: {})",
-                known.join(", ")
-            ))
-            .kind("unknown")
-            .retryable(false)
-            .into_failure()
-        })
+    let by_function = match kind {
+        RunKind::Flow => registrations(kind).find(|r| r.function_key() == name),
+        RunKind::Task => None,
+    };
+    let found = by_function.or_else(|| registrations(kind).find(|r| r.name == name));
+    found.ok_or_else(|| {
+        let what = match kind {
+            RunKind::Flow => "flow",
+            RunKind::Task => "task",
+        };
+        let mut known: Vec<&str> = registrations(kind).map(|r| r.name).collect();
+        known.sort_unstable();
+        Error::msg(format!(
+            "this component has no {what} named `{name}` (it has: {})",
+            known.join(", ")
+        ))
+        .kind("unknown")
+        .retryable(false)
+        .into_failure()
+    })
+}
+
+fn function_key(function: &'static str) -> &'static str {
+    function.split_once("::").map_or(function, |(_, path)| path)
+}
+
+/// How a call names a flow: by its name, or by its function when another flow of the
+/// component has the same name.
+#[doc(hidden)]
+pub fn flow_id(name: &'static str, function: &'static str) -> &'static str {
+    let shared = registrations(RunKind::Flow)
+        .filter(|registration| registration.name == name)
+        .nth(1)
+        .is_some();
+    if shared { function_key(function) } else { name }
 }
 
 impl Registration {
+    /// The function's path inside the crate (`etl` at the root, `jobs::etl` in a module),
+    /// as the manifest and the host know it.
+    fn function_key(&self) -> &'static str {
+        function_key(self.function)
+    }
+
     fn definition(&self) -> bindings::Definition {
         let options = &self.options;
         let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
         bindings::Definition {
             name: self.name.to_owned(),
+            function: Some(self.function_key().to_owned()),
             description: self.description.map(str::to_owned),
             version: self.version.map(str::to_owned),
             parameters_schema: (self.parameters_schema)().to_string(),
@@ -220,7 +249,9 @@ impl Guest for Component {
             crate::warn!("no flow or task `{}` to run state hooks for", event.name);
             return;
         };
-        let context = HookContext::from_event(&event);
+        let mut context = HookContext::from_event(&event);
+        // The host names a flow by its function; its hooks see its name.
+        registration.name.clone_into(&mut context.name);
         for hook in &event.hooks {
             if !(registration.run_hook)(hook, &context) {
                 crate::warn!("`{}` has no hook named `{hook}`", event.name);
@@ -251,6 +282,7 @@ mod tests {
         let registration = Registration {
             kind: RunKind::Task,
             name: "add",
+            function: "guest::math::add",
             description: Some("Adds."),
             version: Some("2"),
             options: Options {
@@ -269,6 +301,7 @@ mod tests {
         };
         let definition = registration.definition();
         assert_eq!(definition.name, "add");
+        assert_eq!(definition.function.as_deref(), Some("math::add"));
         assert_eq!(definition.description.as_deref(), Some("Adds."));
         assert_eq!(definition.parameters_schema, r#"{"type":"object"}"#);
         assert_eq!(definition.options.retries, 2);

@@ -269,6 +269,7 @@ async fn claims_raced_from_two_stores_never_give_a_run_to_both() {
             id: uuid::Uuid::now_v7().to_string(),
             name: format!("race-{i}"),
             flow_name: "f".into(),
+            flow_function: None,
             component_digest: "d".into(),
             parameters: json!({}),
             tags: vec![],

@@ -309,3 +309,78 @@ async fn nan_and_infinities_cross_task_runs_intact() {
         .and_then(|t| t.result.clone());
     assert_eq!(stored, Some(json!(["NaN", "Infinity", [1.0, "-Infinity"]])));
 }
+
+/// Flows sharing a name (Prefect's entrypoints tell them apart): each runs by its
+/// function and shows the shared name; the name alone is refused, naming the functions;
+/// hooks, flow retries and subflow replays find the right flow; a call renamed with
+/// `with_options(name=..)` replays under its new name.
+#[tokio::test]
+async fn flows_sharing_a_name_run_by_their_functions() {
+    let h = harness().await;
+    let c = h.load(OPTIONS).await;
+    let a = h.run(&c, "twin_a", json!({"x": 1})).await;
+    assert_eq!(state_of(&a), "COMPLETED/Completed", "{:?}", a.failure);
+    assert_eq!(value(&a), json!("a1"));
+    let more = h.run(&c, "more::twin_a", json!({"x": "y"})).await;
+    assert_eq!(value(&more), json!("more y"));
+    // A flow retry finds the flow again by the function the run recorded.
+    let b = h.run(&c, "twin_b", json!({"x": 2})).await;
+    assert_eq!(state_of(&b), "COMPLETED/Completed", "{:?}", b.failure);
+    assert_eq!(value(&b), json!("b2"));
+    let record = h.store().flow_run(&b.flow_run_id).await.unwrap().unwrap();
+    assert_eq!(record.flow_name, "twin");
+    assert_eq!(record.flow_function.as_deref(), Some("twin_b"));
+    assert_eq!(record.run_count, 2);
+    // The completion hook is twin_a's alone.
+    h.store().flush().await.unwrap();
+    let hooked = |id: &str| {
+        let h = &h;
+        let id = id.to_owned();
+        async move {
+            h.logs(&id)
+                .await
+                .iter()
+                .any(|l| l.starts_with("hook of twin ran"))
+        }
+    };
+    assert!(hooked(&a.flow_run_id).await);
+    assert!(!hooked(&b.flow_run_id).await);
+
+    let refused = h
+        .orch
+        .run_flow(weir::orchestrate::FlowRequest::new(
+            c.clone(),
+            "twin",
+            json!({"x": 1}),
+        ))
+        .await
+        .expect_err("the shared name is refused")
+        .to_string();
+    assert!(refused.contains("3 flows named 'twin'"), "{refused}");
+    for function in ["twin_a", "twin_b", "more::twin_a"] {
+        assert!(refused.contains(function), "{refused}");
+    }
+
+    // Subflows by function, and a renamed task call, replayed by a flow retry.
+    let parent = h.run(&c, "twins_parent", json!({})).await;
+    assert_eq!(
+        state_of(&parent),
+        "COMPLETED/Completed",
+        "{:?}",
+        parent.failure
+    );
+    assert_eq!(value(&parent), json!(["a1", "more x", 3]));
+    let children = h.store().subflow_runs(&parent.flow_run_id).await.unwrap();
+    let functions: Vec<Option<&str>> = children
+        .iter()
+        .map(|c| c.flow_function.as_deref())
+        .collect();
+    assert_eq!(
+        functions,
+        [Some("twin_a"), Some("more::twin_a")],
+        "nothing ran twice"
+    );
+    let tasks = h.store().task_runs(&parent.flow_run_id).await.unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t.task_name.as_str()).collect();
+    assert_eq!(names, ["renamed"]);
+}

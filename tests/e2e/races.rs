@@ -15,6 +15,7 @@ fn record(id: &str) -> FlowRunRecord {
         id: id.to_owned(),
         name: format!("race-{id}"),
         flow_name: "race".into(),
+        flow_function: None,
         component_digest: "d".into(),
         parameters: json!({}),
         tags: Vec::new(),

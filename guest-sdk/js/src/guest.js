@@ -67,6 +67,8 @@ function witState(state) {
 function definition(item) {
   return {
     name: item.name,
+    // Flows are named by their names, which the registry keeps unique.
+    function: undefined,
     description: item.description ?? undefined,
     version: item.version ?? undefined,
     parametersSchema: JSON.stringify(item.schema),

@@ -322,7 +322,9 @@ impl Generator {
                     /// Runs the flow as a subflow and waits for its final state, which says
                     /// whether it failed (Prefect's `return_state=True`).
                     pub fn call_state<'__weir>(#(#inputs),*) -> ::weir_sdk::FlowState<#output> {
-                        ::weir_sdk::__private::call_flow(NAME, #arguments)
+                        // Inside `mod f`, the module path is the function's path.
+                        let id = ::weir_sdk::__private::flow_id(NAME, ::core::module_path!());
+                        ::weir_sdk::__private::call_flow(id, #arguments)
                     }
                 };
                 (wrapper, handles)
@@ -362,6 +364,7 @@ impl Generator {
     }
 
     fn registration(&self, name: &str, body_ident: &syn::Ident) -> TokenStream {
+        let function = self.func.sig.ident.to_string();
         let o = &self.options;
         let kind = match self.kind {
             Kind::Flow => quote!(Flow),
@@ -627,6 +630,7 @@ impl Generator {
                     ::weir_sdk::__private::Registration {
                         kind: ::weir_sdk::RunKind::#kind,
                         name: #name,
+                        function: ::core::concat!(::core::module_path!(), "::", #function),
                         description: #description,
                         version: #version,
                         options: ::weir_sdk::__private::Options {

@@ -115,6 +115,8 @@ def _definition(item: Any) -> Any:
     validate = getattr(item, "validate_parameters", True)
     return types.Definition(
         name=item.name,
+        # Flows are named by their names, which the registry keeps unique.
+        function=None,
         description=item.description,
         version=item.version,
         parameters_schema=json.dumps(parameters_schema(item.fn, validate)),

@@ -272,17 +272,13 @@ async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
             .component(&d.component_digest)
             .await
             .map_err(ApiError::Internal)?;
-        match component.flow(&d.flow) {
-            None => errors.push(format!(
-                "'flow': the component has no flow '{}'; its flows are: {}",
-                d.flow,
-                component.manifest.flow_names().join(", ")
-            )),
-            Some(def) => {
+        match component.manifest.find_flow(&d.flow) {
+            Err(message) => errors.push(format!("'flow': {message}")),
+            Ok(def) => {
                 // Defaults may leave out required parameters (a trigger brings them);
                 // what they do give must validate.
                 if def.options.validate_parameters
-                    && let Some(v) = component.validator(&def.name)
+                    && let Some(v) = component.validator(def.key())
                     && let Err(errs) = params::prepare(&def.parameters, v, d.parameters.clone())
                 {
                     errors.extend(

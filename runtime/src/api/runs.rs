@@ -49,6 +49,9 @@ pub struct FlowRun {
     pub id: String,
     pub name: String,
     pub flow: String,
+    /// The function of the flow, which tells it apart from another flow of the same name
+    /// in its component (Prefect's entrypoint); `null` for components that name none.
+    pub flow_function: Option<String>,
     pub deployment_id: Option<String>,
     pub component_digest: String,
     #[schema(value_type = Object)]
@@ -106,6 +109,7 @@ pub(crate) fn run_json(r: &FlowRunRecord, history: Option<Vec<RunState>>) -> Flo
         id: r.id.clone(),
         name: r.name.clone(),
         flow: r.flow_name.clone(),
+        flow_function: r.flow_function.clone(),
         deployment_id: r.deployment_id.clone(),
         component_digest: r.component_digest.clone(),
         parameters: r.parameters.clone(),

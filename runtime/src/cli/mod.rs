@@ -642,19 +642,28 @@ async fn shutdown_signal() {
 }
 
 fn pick_flow(component: &LoadedComponent, flow: Option<String>) -> anyhow::Result<String> {
-    let names = component.manifest.flow_names();
+    let flows = &component.manifest.flows;
     match flow {
-        Some(f) if component.flow(&f).is_some() => Ok(f),
-        Some(f) => bail!(
-            "the component has no flow '{f}'; its flows are: {}",
-            names.join(", ")
-        ),
-        None if names.len() == 1 => Ok(names[0].to_owned()),
-        None if names.is_empty() => bail!("the component has no flows"),
-        None => bail!(
-            "the component has several flows; name one of: {}",
-            names.join(", ")
-        ),
+        Some(f) => match component.manifest.find_flow(&f) {
+            Ok(_) => Ok(f),
+            Err(message) => bail!("{message}"),
+        },
+        None if flows.len() == 1 => Ok(flows[0].name.clone()),
+        None if flows.is_empty() => bail!("the component has no flows"),
+        None => {
+            // Flows sharing a name are named by their functions.
+            let ids: Vec<&str> = flows
+                .iter()
+                .map(|d| match component.manifest.find_flow(&d.name) {
+                    Ok(_) => d.name.as_str(),
+                    Err(_) => d.key(),
+                })
+                .collect();
+            bail!(
+                "the component has several flows; name one of: {}",
+                ids.join(", ")
+            )
+        }
     }
 }
 

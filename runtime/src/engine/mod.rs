@@ -107,11 +107,19 @@ impl<W: World> LoadedComponent<W> {
         self.manifest.flow(name)
     }
 
+    /// The flow the guest knows by `key` ([`Definition::key`]).
+    pub fn flow_by_key(&self, key: &str) -> Option<&Definition> {
+        self.manifest
+            .flow_by_function(key)
+            .or_else(|| self.manifest.flow(key))
+    }
+
     pub fn task(&self, name: &str) -> Option<&Definition> {
         self.manifest.task(name)
     }
 
     /// The compiled parameter schema of a flow (bounded: see `model::schema`).
+    /// The parameter validator of a flow, by its key ([`Definition::key`]).
     pub fn validator(&self, flow: &str) -> Option<&Arc<Schema>> {
         self.validators.get(flow)
     }
@@ -401,7 +409,7 @@ impl<W: World> Engine<W> {
                     flow.name
                 ))
             })?;
-            validators.insert(flow.name.clone(), Arc::new(v));
+            validators.insert(flow.key().to_owned(), Arc::new(v));
         }
         // A task whose schema Weir refuses can still be called by flows (its arguments
         // come from code); it only cannot run in the background.

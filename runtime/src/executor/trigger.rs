@@ -131,7 +131,7 @@ impl Executor {
                 Err(PrepareError::InvalidParameters { errors, .. }) => {
                     return Err(TriggerError::InvalidParameters(errors));
                 }
-                Err(PrepareError::UnknownFlow { flow, available }) => {
+                Err(PrepareError::UnknownFlow { flow, message }) => {
                     return Err(TriggerError::Invalid(
                         match flow.strip_prefix(crate::model::manifest::BACKGROUND_PREFIX) {
                             Some(task) => format!(
@@ -144,10 +144,7 @@ impl Executor {
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             ),
-                            None => format!(
-                                "the component has no flow '{flow}'; its flows are: {}",
-                                available.join(", ")
-                            ),
+                            None => message,
                         },
                     ));
                 }

@@ -230,6 +230,7 @@ pub(crate) fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, String> {
         );
         Ok(Definition {
             name: d.name,
+            function: d.function,
             description: d.description,
             version: d.version,
             parameters,
@@ -246,15 +247,17 @@ pub(crate) fn manifest_from_wit(m: wit::Manifest) -> Result<Manifest, String> {
         .into_iter()
         .map(|d| convert(d, "task"))
         .collect::<Result<_, _>>()?;
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
-    }
-    Ok(Manifest {
+    let manifest = Manifest {
         sdk: m.sdk,
         flows,
         tasks,
         background: vec![],
-    })
+    };
+    problems.extend(manifest.check_identities());
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(manifest)
 }
 
 #[cfg(test)]
@@ -286,6 +289,7 @@ mod tests {
     fn definition(options: wit::Options) -> wit::Definition {
         wit::Definition {
             name: "f".into(),
+            function: None,
             description: None,
             version: None,
             parameters_schema: "{}".into(),

@@ -22,15 +22,118 @@ impl Manifest {
     /// The flow of that name. A name with underscores also finds the flow whose default
     /// name has dashes there (`my_flow` finds `my-flow`, as a Python function's name finds
     /// its Prefect flow).
+    ///
+    /// Two flows may share a name when their functions differ (Prefect's entrypoints): a
+    /// shared name finds neither (see [`Manifest::find_flow`] for the error), each one's
+    /// function finds it.
     pub fn flow(&self, name: &str) -> Option<&Definition> {
+        self.find_flow(name).ok()
+    }
+
+    /// The flow a name or function names, or why none is found.
+    pub fn find_flow(&self, name: &str) -> Result<&Definition, String> {
         if name.starts_with(BACKGROUND_PREFIX) {
-            return self.background.iter().find(|d| d.name == name);
+            return self
+                .background
+                .iter()
+                .find(|d| d.name == name)
+                .ok_or_else(|| self.no_flow(name));
         }
-        self.flows.iter().find(|d| d.name == name).or_else(|| {
-            name.contains('_')
-                .then(|| name.replace('_', "-"))
-                .and_then(|dashed| self.flows.iter().find(|d| d.name == dashed))
-        })
+        let named = |wanted: &str| -> Result<Option<&Definition>, String> {
+            let mut found = self.flows.iter().filter(|d| d.name == wanted);
+            match (found.next(), found.next()) {
+                (Some(only), None) => Ok(Some(only)),
+                (None, _) => Ok(None),
+                (Some(_), Some(_)) => {
+                    let functions: Vec<&str> = self
+                        .flows
+                        .iter()
+                        .filter(|d| d.name == wanted)
+                        .filter_map(|d| d.function.as_deref())
+                        .collect();
+                    Err(format!(
+                        "the component has {} flows named '{wanted}'; name one by its \
+                         function: {}",
+                        functions.len(),
+                        functions.join(", ")
+                    ))
+                }
+            }
+        };
+        if let Some(def) = named(name)? {
+            return Ok(def);
+        }
+        if let Some(def) = self.flow_by_function(name) {
+            return Ok(def);
+        }
+        if name.contains('_')
+            && let Some(def) = named(&name.replace('_', "-"))?
+        {
+            return Ok(def);
+        }
+        Err(self.no_flow(name))
+    }
+
+    fn no_flow(&self, name: &str) -> String {
+        format!(
+            "the component has no flow '{name}'; its flows are: {}",
+            self.flow_names().join(", ")
+        )
+    }
+
+    /// The flow a function defines.
+    pub fn flow_by_function(&self, function: &str) -> Option<&Definition> {
+        self.flows
+            .iter()
+            .find(|d| d.function.as_deref() == Some(function))
+    }
+
+    /// The flow a run executes: by its function when the run recorded one, else by name.
+    pub fn run_flow(&self, function: Option<&str>, name: &str) -> Option<&Definition> {
+        match function {
+            Some(function) => self.flow_by_function(function),
+            None => self.flow(name),
+        }
+    }
+
+    /// What makes flows and tasks tell apart: flows sharing a name each have a function of
+    /// their own, and task names are unique (a call names its task).
+    pub fn check_identities(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut functions = std::collections::HashSet::new();
+        for def in &self.flows {
+            if let Some(function) = &def.function
+                && !functions.insert(function.as_str())
+            {
+                problems.push(format!("two flows have the function '{function}'"));
+            }
+            let twins = self.flows.iter().filter(|d| d.name == def.name).count();
+            if twins > 1 && def.function.is_none() {
+                problems.push(format!(
+                    "{twins} flows are named '{}' and not every one has a function to tell \
+                     it apart",
+                    def.name
+                ));
+            }
+        }
+        let mut tasks = std::collections::HashMap::new();
+        for def in &self.tasks {
+            if let Some(other) = tasks.insert(def.name.as_str(), def) {
+                let functions: Vec<&str> = [other, def]
+                    .iter()
+                    .map(|d| d.function.as_deref().unwrap_or("?"))
+                    .collect();
+                problems.push(format!(
+                    "two tasks are named '{}' (functions {}); a call names its task, so give \
+                     one another name",
+                    def.name,
+                    functions.join(" and ")
+                ));
+            }
+        }
+        problems.sort();
+        problems.dedup();
+        problems
     }
 
     pub fn task(&self, name: &str) -> Option<&Definition> {
@@ -56,6 +159,7 @@ impl Manifest {
             .iter()
             .map(|t| Definition {
                 name: format!("{BACKGROUND_PREFIX}{}", t.name),
+                function: None,
                 description: t.description.clone(),
                 version: t.version.clone(),
                 parameters: t.parameters.clone(),
@@ -72,10 +176,21 @@ impl Manifest {
     }
 }
 
+impl Definition {
+    /// How the guest knows it: its function when it has one, else its name.
+    pub fn key(&self) -> &str {
+        self.function.as_deref().unwrap_or(&self.name)
+    }
+}
+
 /// A flow or a task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Definition {
     pub name: String,
+    /// The function that defines it, unique among the component's flows; flows sharing a
+    /// name are told apart by it, and the guest runs a flow by it when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
     pub description: Option<String>,
     pub version: Option<String>,
     /// JSON Schema of the parameters.
@@ -254,5 +369,94 @@ impl Options {
             StateType::Crashed => &self.on_crashed,
             _ => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(name: &str, function: Option<&str>) -> Definition {
+        Definition {
+            name: name.to_owned(),
+            function: function.map(str::to_owned),
+            description: None,
+            version: None,
+            parameters: serde_json::json!({"type": "object"}),
+            options: Options::flow_defaults(),
+        }
+    }
+
+    fn manifest(flows: Vec<Definition>, tasks: Vec<Definition>) -> Manifest {
+        Manifest {
+            sdk: "test".into(),
+            flows,
+            tasks,
+            background: vec![],
+        }
+    }
+
+    #[test]
+    fn flows_sharing_a_name_are_found_by_function_only() {
+        let m = manifest(
+            vec![
+                def("twin", Some("a")),
+                def("twin", Some("jobs::b")),
+                def("my-flow", Some("my_flow")),
+                def("solo", None),
+            ],
+            vec![],
+        );
+        assert!(m.check_identities().is_empty());
+        assert_eq!(m.find_flow("a").unwrap().key(), "a");
+        assert_eq!(m.find_flow("jobs::b").unwrap().key(), "jobs::b");
+        let shared = m.find_flow("twin").unwrap_err();
+        assert!(shared.contains("2 flows named 'twin'"), "{shared}");
+        assert!(shared.contains("a, jobs::b"), "{shared}");
+        // A unique name, a function, or a name with underscores for dashes.
+        assert_eq!(m.find_flow("my-flow").unwrap().name, "my-flow");
+        assert_eq!(m.find_flow("my_flow").unwrap().name, "my-flow");
+        assert_eq!(m.find_flow("solo").unwrap().key(), "solo");
+        assert!(
+            m.find_flow("none")
+                .unwrap_err()
+                .contains("has no flow 'none'")
+        );
+        // A run that recorded its function finds that flow; one without, by name.
+        assert_eq!(
+            m.run_flow(Some("jobs::b"), "twin").unwrap().key(),
+            "jobs::b"
+        );
+        assert!(m.run_flow(None, "twin").is_none());
+        assert_eq!(m.run_flow(None, "solo").unwrap().name, "solo");
+    }
+
+    #[test]
+    fn flows_and_tasks_that_cannot_be_told_apart_are_refused() {
+        let m = manifest(
+            vec![
+                def("twin", Some("a")),
+                def("twin", None),
+                def("x", Some("a")),
+            ],
+            vec![def("t", Some("one")), def("t", Some("two"))],
+        );
+        let problems = m.check_identities();
+        assert!(
+            problems.contains(&"two flows have the function 'a'".to_owned()),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("2 flows are named 'twin'")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("two tasks are named 't' (functions one and two)")),
+            "{problems:?}"
+        );
     }
 }

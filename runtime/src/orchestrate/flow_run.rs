@@ -64,11 +64,9 @@ fn failed_outcome(record: &FlowRunRecord, failure: Failure) -> FlowOutcome {
 /// Why a flow run could not be created at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("the component has no flow '{flow}'; its flows are: {}", available.join(", "))]
-    UnknownFlow {
-        flow: String,
-        available: Vec<String>,
-    },
+    /// No flow by that name or function, or a name two flows share.
+    #[error("{message}")]
+    UnknownFlow { flow: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,10 +74,8 @@ pub enum RunError {
 /// Why a flow run was not prepared.
 #[derive(Debug)]
 pub enum PrepareError {
-    UnknownFlow {
-        flow: String,
-        available: Vec<String>,
-    },
+    /// No flow by that name or function, or a name two flows share.
+    UnknownFlow { flow: String, message: String },
     /// One message per offending field, and the run as it would have been.
     InvalidParameters {
         errors: Vec<String>,
@@ -114,16 +110,14 @@ impl Orchestrator {
         initial: State,
     ) -> Result<FlowRunRecord, PrepareError> {
         let component = &request.component;
-        let Some(def) = component.flow(&request.flow) else {
-            return Err(PrepareError::UnknownFlow {
-                flow: request.flow.clone(),
-                available: component
-                    .manifest
-                    .flow_names()
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect(),
-            });
+        let def = match component.manifest.find_flow(&request.flow) {
+            Ok(def) => def,
+            Err(message) => {
+                return Err(PrepareError::UnknownFlow {
+                    flow: request.flow.clone(),
+                    message,
+                });
+            }
         };
         let size = request.parameters.to_string().len();
         let prepared = if size > MAX_PARAMETERS_BYTES {
@@ -134,7 +128,7 @@ impl Orchestrator {
         } else if !def.options.validate_parameters {
             params::pass_through(&def.parameters, request.parameters.clone())
         } else {
-            match component.validator(&def.name) {
+            match component.validator(def.key()) {
                 Some(v) => params::prepare(&def.parameters, v, request.parameters.clone()),
                 None => Ok(request.parameters.clone()),
             }
@@ -155,6 +149,7 @@ impl Orchestrator {
             id: uuid::Uuid::now_v7().to_string(),
             name,
             flow_name: def.name.clone(),
+            flow_function: def.function.clone(),
             component_digest: component.digest.clone(),
             parameters,
             tags,
@@ -193,8 +188,8 @@ impl Orchestrator {
             let component = request.component.clone();
             let (mut record, invalid) = match self.prepare_flow_run(&request, State::pending()) {
                 Ok(r) => (r, None),
-                Err(PrepareError::UnknownFlow { flow, available }) => {
-                    return Err(RunError::UnknownFlow { flow, available });
+                Err(PrepareError::UnknownFlow { flow, message }) => {
+                    return Err(RunError::UnknownFlow { flow, message });
                 }
                 Err(PrepareError::InvalidParameters { errors, record }) => (*record, Some(errors)),
             };
@@ -286,7 +281,11 @@ impl Orchestrator {
         depth: u32,
         parent: Option<&Arc<FlowScope>>,
     ) -> FlowOutcome {
-        let Some(def) = component.flow(&record.flow_name).cloned() else {
+        let def = component
+            .manifest
+            .run_flow(record.flow_function.as_deref(), &record.flow_name)
+            .cloned();
+        let Some(def) = def else {
             let f = Failure::permanent(
                 FailureKind::Unknown,
                 format!("the component has no flow '{}'", record.flow_name),
@@ -325,7 +324,11 @@ impl Orchestrator {
         component: Arc<LoadedComponent>,
         state: &State,
     ) {
-        let Some(def) = component.flow(&record.flow_name).cloned() else {
+        let def = component
+            .manifest
+            .run_flow(record.flow_function.as_deref(), &record.flow_name)
+            .cloned();
+        let Some(def) = def else {
             return;
         };
         let hooks = def.options.hooks_for(state.kind);
@@ -347,7 +350,7 @@ impl Orchestrator {
         hooks::run(
             &scope,
             wit::RunKind::Flow,
-            &def.name,
+            def.key(),
             &scope.id,
             &scope.name,
             state,
@@ -388,7 +391,7 @@ impl Orchestrator {
                 hooks::run(
                     scope,
                     wit::RunKind::Flow,
-                    &def.name,
+                    def.key(),
                     &scope.id,
                     &scope.name,
                     &entered,
@@ -470,7 +473,7 @@ impl Orchestrator {
                 hooks::run(
                     scope,
                     wit::RunKind::Flow,
-                    &def.name,
+                    def.key(),
                     &scope.id,
                     &scope.display_name(),
                     &state,
@@ -579,7 +582,7 @@ impl Orchestrator {
         let call =
             world
                 .weir_flow_guest()
-                .call_run_flow(&mut store, &def.name, &scope.parameters_json);
+                .call_run_flow(&mut store, def.key(), &scope.parameters_json);
         // A timeout of 0 is none (Prefect's `None`).
         let timeout = scope
             .settings
@@ -751,7 +754,7 @@ impl Orchestrator {
                 if why != Abort::Cancel {
                     continue;
                 }
-                let Some(def) = child.component.flow(&child.flow_name) else {
+                let Some(def) = child.component.flow_by_key(&child.flow_key) else {
                     continue;
                 };
                 let hooks = def.options.on_cancellation.clone();
@@ -761,7 +764,7 @@ impl Orchestrator {
                         hooks::run(
                             &child,
                             wit::RunKind::Flow,
-                            &child.flow_name,
+                            &child.flow_key,
                             &child.id,
                             &child.name,
                             &state,
@@ -825,6 +828,7 @@ impl Orchestrator {
                 position,
                 Recorded::Flow {
                     name: f.flow_name.clone(),
+                    function: f.flow_function.clone(),
                     outcome: Box::new(FlowOutcome {
                         flow_run_id: f.id.clone(),
                         flow_run_name: f.name.clone(),

@@ -28,6 +28,8 @@ pub(crate) enum Recorded {
     },
     Flow {
         name: String,
+        /// The function of the subflow, when its component named one.
+        function: Option<String>,
         outcome: Box<super::FlowOutcome>,
     },
     /// A pause that was resumed, with the resume's input (JSON text).
@@ -79,7 +81,12 @@ impl Call<'_> {
     fn same_kind_and_name(&self, recorded: &Recorded) -> bool {
         match (self, recorded) {
             (Call::Task { name, .. }, Recorded::Task { name: r, .. }) => name == r,
-            (Call::Flow { name }, Recorded::Flow { name: r, .. }) => name == r,
+            (
+                Call::Flow { name },
+                Recorded::Flow {
+                    name: r, function, ..
+                },
+            ) => name == r || function.as_deref() == Some(*name),
             (Call::Pause, Recorded::Pause { .. }) => true,
             (Call::Transaction, Recorded::Transaction { .. }) => true,
             _ => false,
@@ -165,6 +172,8 @@ pub struct FlowScope {
     pub id: String,
     pub name: String,
     pub flow_name: String,
+    /// How the guest knows the flow (its function, else its name).
+    pub flow_key: String,
     pub parameters: Value,
     pub(crate) parameters_json: String,
     pub tags: Vec<String>,
@@ -241,6 +250,7 @@ impl FlowScope {
             id: record.id.clone(),
             name: record.name.clone(),
             flow_name: def.name.clone(),
+            flow_key: def.key().to_owned(),
             parameters_json: record.parameters.to_string(),
             parameters: record.parameters.clone(),
             tags: record.tags.clone(),

@@ -64,10 +64,11 @@ impl FlowScope {
             (None, self.next_name_index(&task))
         };
         let replay = match position {
+            // A run records the name it was shown under (`with_options(name=..)`).
             Some(p) => match self.replay_at(
                 p,
                 Call::Task {
-                    name: &task,
+                    name: options.overrides.name.as_deref().unwrap_or(&task),
                     arguments: &arguments,
                 },
             )? {

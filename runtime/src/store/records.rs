@@ -17,6 +17,9 @@ pub struct FlowRunRecord {
     pub id: String,
     pub name: String,
     pub flow_name: String,
+    /// The function of the flow, when the component named one (flows may share names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_function: Option<String>,
     pub component_digest: String,
     pub parameters: Value,
     pub tags: Vec<String>,

@@ -47,6 +47,7 @@ pub(crate) fn flow_run_from_row(r: &impl DbRow) -> Result<FlowRunRecord> {
         id: r.col("id")?,
         name: r.col("name")?,
         flow_name: r.col("flow_name")?,
+        flow_function: r.col("flow_function")?,
         component_digest: r.col("component_digest")?,
         parameters: parse_json(&r.col::<String>("parameters")?)?,
         tags: tags_from(&r.col::<String>("tags")?)?,

@@ -127,7 +127,8 @@ impl Store {
         let mut inserted = std::collections::HashSet::new();
         for chunk in runs.chunks(500) {
             let mut q = QueryBuilder::<DB>::new(
-                "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
+                "INSERT INTO flow_runs (id, name, flow_name, flow_function, component_digest,
+                   parameters, tags,
                    workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
                    node_id, fence,
                    state_type, state_name, state_message, state_timestamp, run_count, created) ",
@@ -136,6 +137,7 @@ impl Store {
                 b.push_bind(run.id.clone())
                     .push_bind(run.name.clone())
                     .push_bind(run.flow_name.clone())
+                    .push_bind(run.flow_function.clone())
                     .push_bind(run.component_digest.clone())
                     .push_bind(run.parameters.to_string())
                     .push_bind(serde_json::to_string(&run.tags).unwrap_or_default())

@@ -182,7 +182,8 @@ macro_rules! batch_execute {
         let mut rejected: HashSet<String> = HashSet::new();
         for chunk in self.flows.chunks(CHUNK) {
             let mut q = QueryBuilder::<$DB>::new(
-                "INSERT INTO flow_runs (id, name, flow_name, component_digest, parameters, tags,
+                "INSERT INTO flow_runs (id, name, flow_name, flow_function, component_digest,
+                   parameters, tags,
                    workspace_id, deployment_id, idempotency_key, expected_start, schedule_id,
                    node_id, fence, crash_count,
                    parent_flow_run_id, parent_position, state_type, state_name, state_message,
@@ -192,6 +193,7 @@ macro_rules! batch_execute {
                 b.push_bind(&r.id)
                     .push_bind(&r.name)
                     .push_bind(&r.flow_name)
+                    .push_bind(&r.flow_function)
                     .push_bind(&r.component_digest)
                     .push_bind(r.parameters.to_string())
                     .push_bind(serde_json::to_string(&r.tags).unwrap_or_default())

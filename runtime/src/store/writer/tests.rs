@@ -15,6 +15,7 @@ fn run(id: &str, key: Option<&str>) -> FlowRunRecord {
         id: id.to_owned(),
         name: format!("run-{id}"),
         flow_name: "f".into(),
+        flow_function: None,
         component_digest: "d".into(),
         parameters: serde_json::json!({}),
         tags: vec![],

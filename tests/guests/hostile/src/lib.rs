@@ -44,6 +44,7 @@ fn options() -> Options {
 fn definition(name: &str, options: Options) -> Definition {
     Definition {
         name: name.into(),
+        function: None,
         description: None,
         version: None,
         parameters_schema: r#"{"type": "object"}"#.into(),

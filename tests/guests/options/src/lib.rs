@@ -373,3 +373,46 @@ fn persistent(label: String) -> Result<String> {
 fn background(labels: Vec<String>) -> Result<Vec<String>> {
     labels.into_iter().map(persistent::delay).collect()
 }
+
+// ---- flows sharing a name ------------------------------------------------------------
+
+fn twin_hook(context: &HookContext) {
+    weir_sdk::info!("hook of {} ran for {}", context.name, context.run_name);
+}
+
+/// Two flows (three, with the one in `more`) named "twin": their functions tell them
+/// apart, as Prefect's entrypoints do.
+#[flow(name = "twin", on_completion = [twin_hook])]
+fn twin_a(x: u64) -> String {
+    format!("a{x}")
+}
+
+#[flow(name = "twin", retries = 1, retry_delay_seconds = 0.1)]
+fn twin_b(x: u64) -> Result<String> {
+    if weir_sdk::context().attempt == 1 {
+        weir_sdk::bail!("twin_b fails its first attempt");
+    }
+    Ok(format!("b{x}"))
+}
+
+pub mod more {
+    use weir_sdk::flow;
+
+    #[flow(name = "twin")]
+    pub fn twin_a(x: String) -> String {
+        format!("more {x}")
+    }
+}
+
+/// Calls two of the twins as subflows, and a task under another name; its first attempt
+/// fails after them, so the retry replays them all.
+#[flow(retries = 1, retry_delay_seconds = 0.1)]
+fn twins_parent() -> Result<(String, String, u32)> {
+    let a = twin_a(1)?;
+    let more = more::twin_a("x".to_owned())?;
+    let renamed = third_time::with_options(CallOptions::new().retries(2).name("renamed")).call()?;
+    if weir_sdk::context().attempt == 1 {
+        weir_sdk::bail!("the first attempt fails after its calls");
+    }
+    Ok((a, more, renamed))
+}

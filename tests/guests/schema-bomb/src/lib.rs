@@ -37,6 +37,7 @@ impl Guest for Bomb {
             sdk: "schema-bomb 0".into(),
             flows: vec![Definition {
                 name: "bomb".into(),
+                function: None,
                 description: None,
                 version: None,
                 parameters_schema: schema(),
