@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::bindings::weir::flow::tasks as host;
 use crate::error::{Error, Result};
@@ -506,8 +506,8 @@ impl<'a> MapArguments<'a> {
         self
     }
 
-    /// The arguments of each run, or the error and how many runs the map stood for.
-    pub(crate) fn zip(self) -> std::result::Result<Vec<Arguments<'a>>, (Error, usize)> {
+    /// The runs of the map, or the error and how many runs the map stood for.
+    pub(crate) fn zip(self) -> std::result::Result<Runs<'a>, (Error, usize)> {
         let lengths: Vec<(&str, usize)> = self
             .args
             .iter()
@@ -539,19 +539,63 @@ impl<'a> MapArguments<'a> {
             .retryable(false);
             return Err((error, runs));
         }
-        Ok((0..runs)
-            .map(|i| {
-                self.args
-                    .iter()
-                    .fold(Arguments::new(), |arguments, (name, arg)| {
-                        let slot = match arg {
-                            Zipped::Mapped(values) => values[i].clone(),
-                            Zipped::Unmapped(value) => value.clone(),
-                        };
-                        arguments.slot(name, slot)
-                    })
+        Ok(Runs {
+            args: self.args,
+            count: runs,
+        })
+    }
+}
+
+/// The runs of a map: argument `i` of every mapped argument, and the unmapped ones.
+pub(crate) struct Runs<'a> {
+    args: Vec<(String, Zipped<'a>)>,
+    count: usize,
+}
+
+impl<'a> Runs<'a> {
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    fn slot<'r>(arg: &'r Zipped<'a>, i: usize) -> &'r Slot<'a> {
+        match arg {
+            Zipped::Mapped(values) => &values[i],
+            Zipped::Unmapped(value) => value,
+        }
+    }
+
+    /// Whether some run's argument comes from upstream runs.
+    pub(crate) fn has_upstream(&self) -> bool {
+        let upstream = |slot: &Slot<'_>| !matches!(slot, Repr::Value(_));
+        self.args.iter().any(|(_, arg)| match arg {
+            Zipped::Mapped(values) => values.iter().any(upstream),
+            Zipped::Unmapped(value) => upstream(value),
+        })
+    }
+
+    /// The arguments of run `i`.
+    pub(crate) fn arguments(&self, i: usize) -> Arguments<'a> {
+        self.args
+            .iter()
+            .fold(Arguments::new(), |arguments, (name, arg)| {
+                arguments.slot(name, Self::slot(arg, i).clone())
             })
-            .collect())
+    }
+
+    /// The arguments of run `i` as JSON text, when none comes from upstream runs.
+    pub(crate) fn json(&self, i: usize) -> String {
+        let map: Map<String, Value> = self
+            .args
+            .iter()
+            .map(|(name, arg)| {
+                let value = match Self::slot(arg, i) {
+                    Repr::Value(value) => value.clone(),
+                    _ => Value::Null,
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        Value::Object(map).to_string()
     }
 }
 
@@ -636,28 +680,24 @@ pub fn map_task<T>(
     };
     // One call carries one key and one set of dependencies: a task with a key function, or
     // runs whose arguments come from upstream runs, are submitted one by one.
-    if key_fn.is_some() || runs.iter().any(Arguments::has_upstream) {
-        return runs
-            .into_iter()
-            .map(|run| match prepare(task, run, options, key_fn) {
-                Ok((arguments, options)) => {
-                    TaskFuture::host(host::submit(task, &arguments, &options))
-                }
-                Err(error) => TaskFuture::local(error),
-            })
+    if key_fn.is_some() || runs.has_upstream() {
+        return (0..runs.len())
+            .map(
+                |i| match prepare(task, runs.arguments(i), options, key_fn) {
+                    Ok((arguments, options)) => {
+                        TaskFuture::host(host::submit(task, &arguments, &options))
+                    }
+                    Err(error) => TaskFuture::local(error),
+                },
+            )
             .collect();
     }
     let host_options = match options.to_host(None, Vec::new()) {
         Ok(host_options) => host_options,
         Err(error) => return failed_futures(error, runs.len()),
     };
-    let mut arguments = Vec::with_capacity(runs.len());
-    for run in runs {
-        match run.into_host() {
-            Ok((run, _)) => arguments.push(run.to_string()),
-            Err(error) => return failed_futures(error, arguments.capacity()),
-        }
-    }
+    let arguments: Vec<String> = (0..runs.len()).map(|i| runs.json(i)).collect();
+    drop(runs);
     host::map(task, &arguments, &host_options)
         .into_iter()
         .map(TaskFuture::host)
@@ -676,11 +716,13 @@ mod tests {
     use serde_json::json;
 
     fn zipped(arguments: MapArguments) -> Vec<Value> {
-        arguments
-            .zip()
-            .unwrap()
-            .into_iter()
-            .map(|run| run.into_host().unwrap().0)
+        let runs = arguments.zip().unwrap();
+        (0..runs.len())
+            .map(|i| {
+                let json: Value = serde_json::from_str(&runs.json(i)).unwrap();
+                assert_eq!(json, runs.arguments(i).into_host().unwrap().0);
+                json
+            })
             .collect()
     }
 

@@ -533,7 +533,7 @@ impl Orchestrator {
         let call = match scope.register_call(
             task.to_owned(),
             scope.parameters_json.clone(),
-            super::CallOptions::default(),
+            Arc::default(),
             0,
         ) {
             Ok(call) => call,

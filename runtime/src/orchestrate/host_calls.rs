@@ -144,7 +144,7 @@ impl Run for FlowScope {
         Box::pin(async move {
             self.orch.store.room().await;
             let call = self
-                .register_call(task, arguments, options, caller_nesting)
+                .register_call(task, arguments, Arc::new(options), caller_nesting)
                 .map_err(|f| mismatch(&f))?;
             Ok(self.run_task(call).await)
         })
@@ -160,7 +160,7 @@ impl Run for FlowScope {
         Box::pin(async move {
             self.orch.store.room().await;
             let call = self
-                .register_call(task, arguments, options, caller_nesting)
+                .register_call(task, arguments, Arc::new(options), caller_nesting)
                 .map_err(|f| mismatch(&f))?;
             Ok(self.spawn_task(call))
         })
@@ -176,6 +176,7 @@ impl Run for FlowScope {
         Box::pin(async move {
             self.orch.store.room().await;
             let mut ids = Vec::with_capacity(arguments.len());
+            let options = Arc::new(options);
             for args in arguments {
                 let call = self
                     .register_call(task.clone(), args, options.clone(), caller_nesting)

@@ -30,7 +30,8 @@ pub(crate) struct TaskCall {
     pub id: String,
     pub task: String,
     pub arguments: String,
-    pub options: CallOptions,
+    /// Shared by the runs of a map.
+    pub options: Arc<CallOptions>,
     /// Stable position in the flow run; `None` for tasks called from tasks.
     pub position: Option<i64>,
     pub name_index: u64,
@@ -52,7 +53,7 @@ impl FlowScope {
         &self,
         task: String,
         arguments: String,
-        options: CallOptions,
+        options: Arc<CallOptions>,
         caller_nesting: u32,
     ) -> Result<TaskCall, Box<Failure>> {
         let positioned = caller_nesting == 0;
