@@ -311,3 +311,56 @@ fn run_strips_terminal_controls_from_what_a_guest_says() {
         "{stdout:?}"
     );
 }
+
+/// `weir bench floor N` measures task attempts with nothing orchestrated; the other
+/// workloads print their time per task beside the floor measured in the same process.
+#[test]
+fn bench_lines_carry_the_floor_measured_in_the_same_process() {
+    let bench = guest("bench");
+    let field = |line: &str, name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            .parse()
+            .unwrap()
+    };
+    let (ok, stdout, stderr) = weir(&[
+        "bench",
+        "floor",
+        "200",
+        "--component",
+        bench.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("weir floor n=200 "), "{stdout}");
+    assert!(field(&stdout, "per_task_ms") > 0.0, "{stdout}");
+
+    let (ok, stdout, stderr) = weir(&[
+        "bench",
+        "chain",
+        "50",
+        "--component",
+        bench.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let (per_task, floor, ratio) = (
+        field(&stdout, "per_task_ms"),
+        field(&stdout, "floor_ms"),
+        field(&stdout, "x_floor"),
+    );
+    assert!(floor > 0.0, "{stdout}");
+    assert!(
+        (ratio - per_task / floor).abs() < 0.01 + ratio * 0.01,
+        "{stdout}"
+    );
+
+    let (ok, _, stderr) = weir(&[
+        "bench",
+        "floor",
+        "0",
+        "--component",
+        bench.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("bench floor needs N"), "{stderr}");
+}

@@ -1,12 +1,14 @@
 //! `weir bench`: the orchestration overhead of the workloads Prefect's side runs too
 //! (`chain`, `map`, `flows`), every state persisted to a SQLite file database, or to a
-//! PostgreSQL database with `--db postgres://...`.
+//! PostgreSQL database with `--db postgres://...`, each beside the physical floor of a
+//! task run measured in the same process (`floor`: an instance and a trivial call, nothing
+//! orchestrated or persisted).
 
 pub mod burst;
 pub mod isolation;
 pub mod ui;
 
-use crate::host::Engine;
+use crate::host::{Engine, HostState, LoadedComponent};
 use crate::model::limits::Limits;
 use crate::orchestrate::{FlowRequest, Orchestrator};
 use crate::store::Store;
@@ -16,7 +18,9 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Runs one workload and returns the report line:
-/// `weir chain n=1000 seconds=0.123 per_task_ms=0.123 peak_rss_mb=80`.
+/// `weir chain n=1000 seconds=0.123 per_task_ms=0.123 floor_ms=0.020 x_floor=1.30 ...`
+/// (`x_floor`: the workload's time per task over the floor's, measured in this process
+/// just before, so that a noisy machine shows in both).
 pub async fn run(
     workload: &str,
     n: u64,
@@ -63,6 +67,20 @@ async fn run_in(
         warm.state
     );
 
+    if workload == "floor" {
+        ensure!(n > 0, "bench floor needs N, the number of task attempts");
+        let start = Instant::now();
+        let per_task_ms = floor(&orch, &loaded, n).await?;
+        let seconds = start.elapsed().as_secs_f64();
+        let mut line =
+            format!("weir floor n={n} seconds={seconds:.3} per_task_ms={per_task_ms:.4}");
+        if let Some(rss) = peak_rss_mb() {
+            line.push_str(&format!(" peak_rss_mb={rss}"));
+        }
+        return Ok(line);
+    }
+    let floor_ms = floor(&orch, &loaded, FLOOR_SAMPLES).await?;
+
     let start = Instant::now();
     let tasks = match workload {
         "chain" => {
@@ -93,12 +111,15 @@ async fn run_in(
             }
             n * 10
         }
-        other => bail!("unknown workload {other:?}; use chain, map or flows"),
+        other => bail!("unknown workload {other:?}; use chain, map, flows or floor"),
     };
     let seconds = start.elapsed().as_secs_f64();
     let per_task_ms = 1000.0 * seconds / tasks as f64;
-    let mut line =
-        format!("weir {workload} n={n} seconds={seconds:.3} per_task_ms={per_task_ms:.4}");
+    let mut line = format!(
+        "weir {workload} n={n} seconds={seconds:.3} per_task_ms={per_task_ms:.4} \
+         floor_ms={floor_ms:.4} x_floor={:.2}",
+        per_task_ms / floor_ms
+    );
     if workload == "flows" {
         line.push_str(&format!(" per_flow_ms={:.3}", 1000.0 * seconds / n as f64));
     }
@@ -111,6 +132,34 @@ async fn run_in(
         line.push_str(&format!(" peak_rss_mb={rss}"));
     }
     Ok(line)
+}
+
+/// Task attempts the in-process floor measures beside a workload.
+const FLOOR_SAMPLES: u64 = 2000;
+
+/// The physical floor of a task run: a fresh instance of the component from the engine's
+/// pool and one call of a task that does next to nothing (`add_one`), `n` times, with the
+/// engine's configuration and nothing orchestrated or persisted. Milliseconds per task.
+async fn floor(orch: &Orchestrator, component: &LoadedComponent, n: u64) -> anyhow::Result<f64> {
+    let engine = orch.engine();
+    let limits = engine.limits().clone();
+    let start = Instant::now();
+    for i in 0..n {
+        let (mut store, world) = engine
+            .instantiate_component(component, || HostState::new(&limits, None, None))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
+        let out = world
+            .weir_flow_guest()
+            .call_run_task(&mut store, "add_one", &format!("{{\"x\": {i}}}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("the floor's task trapped: {e:#}"))?;
+        match out {
+            Ok(value) if value == (i + 1).to_string() => {}
+            other => bail!("the floor's task returned {other:?}"),
+        }
+    }
+    Ok(1000.0 * start.elapsed().as_secs_f64() / n.max(1) as f64)
 }
 
 /// Peak resident set size of this process (Linux).

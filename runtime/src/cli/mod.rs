@@ -174,7 +174,8 @@ enum Command {
         #[arg(long, env = "WEIR_TLS_KEY", requires = "tls_cert", value_name = "PEM")]
         tls_key: Option<PathBuf>,
     },
-    /// Measure orchestration overhead: `chain N`, `map N` or `flows N`; or, with
+    /// Measure orchestration overhead: `chain N`, `map N` or `flows N` (each beside the
+    /// floor), or `floor N`, N task attempts with nothing orchestrated or persisted; or, with
     /// `runs --db PATH --since T`, report on the runs a load test sent to a server; or
     /// `schedules N [--seconds S]`, run N every-minute schedules; or `ui [N]`, time the
     /// web UI's pages over N generated flow runs (default 1,000,000); or `burst [N]`, a
