@@ -386,6 +386,25 @@ async fn futures_resolve_as_arguments_and_order_dependent_runs() {
     );
 }
 
+/// A future passed to `submit` goes to the host, which starts the run with its value once
+/// it completed: the flow goes on meanwhile, lists of futures resolve element by element,
+/// and the runs record their upstream runs.
+#[tokio::test]
+async fn futures_as_arguments_resolve_on_the_host() {
+    let h = harness().await;
+    let c = h.load_python(BASIC).await;
+    let out = run(&h, &c, "futures-on-host", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let value: Value = serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        value,
+        json!({"went_on": true, "span": true, "total": 6, "keyed": 104, "remapped": [0, 4, 8]})
+    );
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let total = tasks.iter().find(|t| t.task_name == "total").unwrap();
+    assert_eq!(total.upstream.len(), 3, "{:?}", total.upstream);
+}
+
 #[tokio::test]
 async fn subflows_are_linked_to_their_parent() {
     let h = harness().await;

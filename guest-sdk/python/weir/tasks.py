@@ -246,6 +246,8 @@ def _local_failure(error: BaseException, kind: str = "error") -> State:
 class _Resolved:
     def __init__(self) -> None:
         self.wait_for: list[tuple[str, bool]] = []
+        # Futures whose values the host puts in the arguments: (task run id, JSON Pointer).
+        self.inputs: list[tuple[str, str]] = []
         self.failed: Optional[State] = None
 
     def depend(self, state: State, allowed: bool) -> None:
@@ -255,22 +257,35 @@ class _Resolved:
             self.failed = state
 
 
-def _resolve(value: Any, resolved: _Resolved, allowed: bool = False) -> Any:
-    """``value`` with futures and states replaced by their values (waiting for them), the
-    runs they stand for recorded as dependencies."""
+def _pointer(path: Optional[str], key: Any) -> Optional[str]:
+    """The JSON Pointer of ``key`` under ``path`` (``None``: the place has none)."""
+    if path is None or not isinstance(key, (str, int)) or isinstance(key, bool):
+        return None
+    return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+def _resolve(value: Any, resolved: _Resolved, allowed: bool = False, path: Optional[str] = None) -> Any:
+    """``value`` with futures and states replaced by their values, the runs they stand for
+    recorded as dependencies. A future still running at a place with a JSON Pointer
+    (``path``) is left to the host, which starts the new run with its value once it
+    completed, so the flow does not wait (as in Prefect); any other is waited for."""
     if isinstance(value, allow_failure):
         return _resolve(value.value, resolved, True)
     if isinstance(value, PrefectFuture):
+        if path is not None and not allowed and value._state is None and value.task_run_id:
+            resolved.inputs.append((value.task_run_id, path))
+            return None
         value = value.state
     if isinstance(value, State):
         resolved.depend(value, allowed)
         return value.data if value.is_completed() else None
     if isinstance(value, list):
-        return [_resolve(v, resolved, allowed) for v in value]
+        return [_resolve(v, resolved, allowed, _pointer(path, i)) for i, v in enumerate(value)]
     if isinstance(value, tuple):
-        return tuple(_resolve(v, resolved, allowed) for v in value)
+        return tuple(_resolve(v, resolved, allowed, _pointer(path, i)) for i, v in enumerate(value))
     if isinstance(value, dict):
-        return {k: _resolve(v, resolved, allowed) for k, v in value.items()}
+        return {k: _resolve(v, resolved, allowed, _pointer(path, k) if isinstance(k, str) else None)
+                for k, v in value.items()}
     if isinstance(value, (set, frozenset)):
         return type(value)(_resolve(v, resolved, allowed) for v in value)
     return value
@@ -430,11 +445,18 @@ class Task:
             return _local_failure(error)
         return State(StateType.COMPLETED, "Completed", data=value)
 
+    def _host_inputs(self) -> bool:
+        """Whether the host may put upstream values in the arguments: not when the key of
+        the run's cache is computed here, from the values."""
+        return self.options.cache_key_fn is None and self.options.host_cache_policy != "custom"
+
     def _prepare(self, args: tuple, kwargs: dict[str, Any], wait_for: Optional[Iterable[Any]],
-                 extra: Optional[_Resolved] = None):
+                 extra: Optional[_Resolved] = None, host_inputs: bool = True):
         resolved = extra or _Resolved()
         params = bind(self.fn, args, kwargs)
-        params = {k: _resolve(v, resolved) for k, v in params.items()}
+        on_host = host_inputs and self._host_inputs()
+        params = {k: _resolve(v, resolved, path=_pointer("", k) if on_host else None)
+                  for k, v in params.items()}
         for upstream in wait_for or []:
             allowed = isinstance(upstream, allow_failure)
             target = upstream.value if allowed else upstream
@@ -453,7 +475,8 @@ class Task:
         if self._variant:
             tags = [*tags, *self.options.tags]
         return tasks.CallOptions(
-            wait_for=[tasks.Dependency(task_run_id=i, allow_failure=a, argument=None) for i, a in resolved.wait_for],
+            wait_for=[tasks.Dependency(task_run_id=i, allow_failure=a, argument=None) for i, a in resolved.wait_for]
+            + [tasks.Dependency(task_run_id=i, allow_failure=False, argument=p) for i, p in resolved.inputs],
             cache_key=self._cache_key(params),
             tags=list(tags),
             overrides=self._overrides(tasks),
@@ -528,7 +551,8 @@ class Task:
         own, outside this flow run, with the task's options. Returns the new run's id."""
         if not _context.on_host():
             raise RuntimeError("delay() needs the Weir server: call it inside a flow run of a deployment")
-        params, _ = self._prepare(args, kwargs, None)
+        # A background run is outside this flow run: futures are waited for here.
+        params, _ = self._prepare(args, kwargs, None, host_inputs=False)
         try:
             return _host.interface("tasks").delay(self._host_name, _json.dumps(params))
         except Exception as error:  # noqa: BLE001 - a WIT result error
@@ -608,7 +632,9 @@ class Task:
                 resolved = _Resolved()
                 resolved.wait_for = list(shared.wait_for)
                 resolved.failed = shared.failed
-                params = {k: _resolve(v, resolved) for k, v in call.items()}
+                on_host = self._host_inputs()
+                params = {k: _resolve(v, resolved, path=_pointer("", k) if on_host else None)
+                          for k, v in call.items()}
                 if resolved.failed is not None and not resolved.failed.run_id:
                     raise exceptions.UpstreamTaskError("an upstream task did not complete", "upstream")
                 prepared.append((_json.dumps(params), params, resolved))
@@ -617,7 +643,8 @@ class Task:
             except Exception as error:  # noqa: BLE001
                 prepared.append(_local_failure(error, "invalid-parameters"))
         simple = not keyed and all(
-            not isinstance(p, State) and p[2].wait_for == shared.wait_for for p in prepared
+            not isinstance(p, State) and p[2].wait_for == shared.wait_for and not p[2].inputs
+            for p in prepared
         )
         if simple:
             options = self._host_options({}, shared)

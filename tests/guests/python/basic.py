@@ -242,6 +242,44 @@ def futures_flow() -> dict:
     }
 
 
+@task
+def slow_span(millis: int) -> list:
+    start = time.time()
+    time.sleep(millis / 1000)
+    return [start, time.time()]
+
+
+@task
+def span_length(span: list) -> float:
+    return span[1] - span[0]
+
+
+@task
+def total(xs: list) -> int:
+    return sum(xs)
+
+
+@flow
+def futures_on_host() -> dict:
+    up = slow_span.submit(300)
+    down = span_length.submit(up)  # returns at once: the host waits for `up`
+    went_on = time.time()
+    doubled = [double.submit(i) for i in range(3)]
+    summed = total.submit(doubled)  # a list of futures, each resolved on the host
+    keyed = add.submit(x=doubled[2], y=a_constant())
+    return {
+        "went_on": went_on < up.result()[1],
+        "span": down.result() > 0.2,
+        "total": summed.result(),
+        "keyed": keyed.result(),
+        "remapped": [f.result() for f in double.map(doubled)],
+    }
+
+
+def a_constant() -> int:
+    return 100
+
+
 # Subflows.
 
 
