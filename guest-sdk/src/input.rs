@@ -24,7 +24,8 @@ use crate::task::{Dependency, TaskFuture};
 ///
 /// A task call does not wait for its upstream runs itself: the host starts the new task run
 /// once they completed, with their values in its arguments, and records them as its
-/// upstream (as `wait_for` does). If one did not complete, the new run ends `NotReady`
+/// upstream (as `wait_for` does). A task with a `cache_key_fn` is the exception: its key is
+/// computed from the values, so the call waits for them. If one did not complete, the new run ends `NotReady`
 /// ("Upstream task run '...' did not reach a 'COMPLETED' state."), as in Prefect. A subflow
 /// call waits for its upstream runs first, and fails without starting when one did not
 /// complete.

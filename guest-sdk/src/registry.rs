@@ -102,14 +102,17 @@ fn registrations(kind: RunKind) -> impl Iterator<Item = &'static Registration> {
         .filter(move |registration| registration.kind == kind)
 }
 
-/// A task by name; a flow by function (see [`Registration::function_key`]), as the host
-/// names flows, or else by name.
+/// A task by name; a flow by its name when no other flow has it, else by function (see
+/// [`Registration::function_key`]), as the host names flows.
 fn find(kind: RunKind, name: &str) -> Result<&'static Registration, Failure> {
-    let by_function = match kind {
-        RunKind::Flow => registrations(kind).find(|r| r.function_key() == name),
-        RunKind::Task => None,
+    let mut named = registrations(kind).filter(|r| r.name == name);
+    let found = match (named.next(), named.next(), kind) {
+        (Some(only), None, _) => Some(only),
+        (_, _, RunKind::Flow) => {
+            registrations(kind).find(|r| r.shares_name() && r.function_key() == name)
+        }
+        (first, _, RunKind::Task) => first,
     };
-    let found = by_function.or_else(|| registrations(kind).find(|r| r.name == name));
     found.ok_or_else(|| {
         let what = match kind {
             RunKind::Flow => "flow",
@@ -149,12 +152,22 @@ impl Registration {
         function_key(self.function)
     }
 
+    /// Whether another flow (or task) of the component has its name.
+    fn shares_name(&self) -> bool {
+        registrations(self.kind)
+            .filter(|r| r.name == self.name)
+            .nth(1)
+            .is_some()
+    }
+
     fn definition(&self) -> bindings::Definition {
         let options = &self.options;
         let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
         bindings::Definition {
             name: self.name.to_owned(),
-            function: Some(self.function_key().to_owned()),
+            // Only a shared name needs the function to tell its flows apart; a unique one
+            // names its flow alone (flows from other crates may share function paths).
+            function: self.shares_name().then(|| self.function_key().to_owned()),
             description: self.description.map(str::to_owned),
             version: self.version.map(str::to_owned),
             parameters_schema: (self.parameters_schema)().to_string(),
@@ -301,7 +314,9 @@ mod tests {
         };
         let definition = registration.definition();
         assert_eq!(definition.name, "add");
-        assert_eq!(definition.function.as_deref(), Some("math::add"));
+        // A name no other task has: the name names it, the function is not sent.
+        assert_eq!(definition.function, None);
+        assert_eq!(registration.function_key(), "math::add");
         assert_eq!(definition.description.as_deref(), Some("Adds."));
         assert_eq!(definition.parameters_schema, r#"{"type":"object"}"#);
         assert_eq!(definition.options.retries, 2);

@@ -77,3 +77,26 @@ async fn calls_with_future_arguments_replay() {
     let logs = h.logs(&out.flow_run_id).await;
     assert!(!logs.iter().any(|l| l.contains("other inputs")), "{logs:?}");
 }
+
+/// When the upstream call of a future argument runs again on a retry (its inputs changed),
+/// the dependent call runs again with the new value instead of replaying the old one.
+#[tokio::test]
+async fn a_dependent_of_a_re_run_upstream_runs_again() {
+    let h = harness().await;
+    let c = h.load(BASIC).await;
+    let out = h.run(&c, "replay_changed_upstream", json!({"x": 4})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    assert_eq!(
+        out.value.as_deref(),
+        Some("108"),
+        "square(6) * 3, not square(5) * 3"
+    );
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.task_name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["scale", "scale", "square", "square"],
+        "both ran again"
+    );
+}

@@ -79,6 +79,10 @@ async fn run_in(
         }
         return Ok(line);
     }
+    ensure!(
+        matches!(workload, "chain" | "map" | "flows"),
+        "unknown workload {workload:?}; use chain, map, flows or floor"
+    );
     let floor_ms = floor(&orch, &loaded, FLOOR_SAMPLES).await?;
 
     let start = Instant::now();

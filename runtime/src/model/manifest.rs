@@ -101,13 +101,17 @@ impl Manifest {
     pub fn check_identities(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let mut functions = std::collections::HashSet::new();
+        let mut names: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for def in &self.flows {
+            *names.entry(def.name.as_str()).or_default() += 1;
+        }
         for def in &self.flows {
             if let Some(function) = &def.function
                 && !functions.insert(function.as_str())
             {
                 problems.push(format!("two flows have the function '{function}'"));
             }
-            let twins = self.flows.iter().filter(|d| d.name == def.name).count();
+            let twins = names[def.name.as_str()];
             if twins > 1 && def.function.is_none() {
                 problems.push(format!(
                     "{twins} flows are named '{}' and not every one has a function to tell \

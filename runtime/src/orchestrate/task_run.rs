@@ -39,6 +39,9 @@ pub(crate) struct TaskCall {
     pub nesting: u32,
     /// The transaction the call belongs to (the flow's innermost open one).
     pub transaction: Option<String>,
+    /// The arguments as the journal knows the call, when upstream runs give some of them:
+    /// each of those places holds the upstream run's id (see [`call_identity`]).
+    identity: Option<String>,
     /// The recorded outcome (and cache key), when an earlier execution completed this call.
     replay: Option<(Arc<TaskOutcome>, String, Option<String>)>,
     tx: watch::Sender<Option<Arc<TaskOutcome>>>,
@@ -64,13 +67,14 @@ impl FlowScope {
         } else {
             (None, self.next_name_index(&task))
         };
+        let identity = call_identity(&arguments, &options.wait_for);
         let replay = match position {
             // A run records the name it was shown under (`with_options(name=..)`).
             Some(p) => match self.replay_at(
                 p,
                 Call::Task {
                     name: options.overrides.name.as_deref().unwrap_or(&task),
-                    arguments: &arguments,
+                    arguments: identity.as_deref().unwrap_or(&arguments),
                 },
             )? {
                 Some(Recorded::Task {
@@ -102,6 +106,7 @@ impl FlowScope {
             } else {
                 None
             },
+            identity,
             replay,
             tx,
         })
@@ -223,22 +228,19 @@ impl FlowScope {
         };
         // Futures passed as arguments: their values go in before the run is named, keyed
         // and started.
-        // The journal knows a call by the arguments it was made with (replay compares them).
-        let mut call_hash = None;
+        // The journal knows a call by its arguments with the upstream runs' ids in place
+        // (replay compares them), not by the values the host puts there.
+        let call_hash = call.identity.as_deref().map(|identity| {
+            let value = serde_json::from_str(identity).unwrap_or(Value::Null);
+            cache::input_hash(&cache::canonical_json(&value))
+        });
         let resolved;
-        let arguments = if call.options.wait_for.iter().any(|d| d.argument.is_some()) {
-            call_hash = Some(cache::input_hash(&cache::canonical_json(&args)));
+        let arguments = if call.identity.is_some() {
             if let Err(failure) = self.resolve_inputs(&mut args, &call.options.wait_for).await {
                 let message = failure.message.clone();
                 return TaskOutcome::failed(&call.id, State::failed(message), *failure);
             }
             resolved = args.to_string();
-            if let Err(failure) =
-                self.charge_host(resolved.len().saturating_sub(call.arguments.len()))
-            {
-                let message = failure.message.clone();
-                return TaskOutcome::failed(&call.id, State::failed(message), *failure);
-            }
             &resolved
         } else {
             &call.arguments
@@ -350,6 +352,8 @@ impl FlowScope {
         args: &mut Value,
         deps: &[Dependency],
     ) -> Result<(), Box<Failure>> {
+        // Each upstream value is parsed once, however many places it goes to.
+        let mut parsed: std::collections::HashMap<&str, Value> = std::collections::HashMap::new();
         for dep in deps {
             let Some(pointer) = &dep.argument else {
                 continue;
@@ -372,16 +376,26 @@ impl FlowScope {
                 Err(_) => continue,
             };
             let value = if upstream.state.is_completed() {
-                match upstream.value.as_deref().map(serde_json::from_str::<Value>) {
-                    Some(Ok(value)) => value,
-                    Some(Err(e)) => {
-                        return Err(invalid(format!(
+                let Some(text) = upstream.value.as_deref() else {
+                    // A replayed run whose result was not persisted.
+                    return Err(invalid(format!(
+                        "the value of upstream task run {} was not kept (persist_result is \
+                         off), so it cannot be an argument of a call made again",
+                        dep.task_run_id
+                    )));
+                };
+                // Every copy counts against the run's memory, before it is made.
+                self.charge_host(text.len())?;
+                if !parsed.contains_key(dep.task_run_id.as_str()) {
+                    let value = serde_json::from_str::<Value>(text).map_err(|e| {
+                        invalid(format!(
                             "the value of upstream task run {} is not JSON: {e}",
                             dep.task_run_id
-                        )));
-                    }
-                    None => Value::Null,
+                        ))
+                    })?;
+                    parsed.insert(dep.task_run_id.as_str(), value);
                 }
+                parsed[dep.task_run_id.as_str()].clone()
             } else if dep.allow_failure {
                 Value::Null
             } else {
@@ -712,6 +726,23 @@ pub(crate) fn retry_delay(delays: &[f64], jitter: Option<f64>, attempt: u32) -> 
     duration::to_std(secs)
 }
 
+/// The arguments of a call as the journal knows it when upstream runs give some of them:
+/// each such place holds `{"$upstream": "<task run id>"}`. A replay then recognizes the
+/// call only if the same runs give those places (a re-run upstream has a new id).
+/// `None` when no argument comes from an upstream run.
+fn call_identity(arguments: &str, deps: &[Dependency]) -> Option<String> {
+    if deps.iter().all(|d| d.argument.is_none()) {
+        return None;
+    }
+    let mut value: Value = serde_json::from_str(arguments).ok()?;
+    for dep in deps {
+        if let Some(slot) = dep.argument.as_deref().and_then(|p| value.pointer_mut(p)) {
+            *slot = serde_json::json!({ "$upstream": dep.task_run_id });
+        }
+    }
+    Some(value.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,6 +763,34 @@ mod tests {
         assert_eq!(retry_delay(&[f64::NAN], Some(0.5), 1), Duration::ZERO);
         assert!(retry_delay(&[1e20], Some(1e20), 1) <= max);
         assert!(retry_delay(&[5.0], Some(f64::INFINITY), 1) <= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_call_is_known_by_the_runs_that_give_its_arguments() {
+        let dep = |id: &str, pointer: Option<&str>| Dependency {
+            task_run_id: id.to_owned(),
+            allow_failure: false,
+            argument: pointer.map(str::to_owned),
+        };
+        assert_eq!(call_identity(r#"{"x": null}"#, &[dep("a", None)]), None);
+        let identity = call_identity(
+            r#"{"x": null, "xs": [1, null], "y": 2}"#,
+            &[
+                dep("a", Some("/x")),
+                dep("b", Some("/xs/1")),
+                dep("c", Some("/nope")),
+            ],
+        )
+        .unwrap();
+        let value: Value = serde_json::from_str(&identity).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"x": {"$upstream": "a"}, "xs": [1, {"$upstream": "b"}], "y": 2})
+        );
+        // Another upstream run in the same place is another call.
+        let other = call_identity(r#"{"x": null}"#, &[dep("z", Some("/x"))]).unwrap();
+        let same = call_identity(r#"{"x": null}"#, &[dep("a", Some("/x"))]).unwrap();
+        assert_ne!(other, same);
     }
 
     #[test]

@@ -59,10 +59,13 @@ async fn parameter_schema(
         .workspace_component(&viewer.workspace_id, &d.component_digest)
         .await?
         .ok_or(ApiError::NotFound("component"))?;
-    Ok(component.manifest["flows"]
-        .as_array()
-        .and_then(|flows| flows.iter().find(|f| f["name"] == d.flow.as_str()))
-        .map(|f| f["parameters"].clone())
+    // The deployment names its flow as triggers do: by name, function or dashed alias.
+    let manifest: Option<crate::model::manifest::Manifest> =
+        serde_json::from_value(component.manifest.clone()).ok();
+    Ok(manifest
+        .as_ref()
+        .and_then(|m| m.flow(&d.flow))
+        .map(|f| f.parameters.clone())
         .unwrap_or_else(|| serde_json::json!({"type": "object"})))
 }
 

@@ -827,6 +827,20 @@ fn replay_future_args(x: u64) -> Result<u64> {
     Ok(value)
 }
 
+/// A flow retry whose upstream call runs again (other inputs) runs its dependent again
+/// too: the journal knows the dependent by the run that gave its argument.
+#[flow(retries = 1, retry_delay_seconds = 0.1)]
+fn replay_changed_upstream(x: u64) -> Result<u64> {
+    let attempt = u64::from(weir_sdk::context().attempt);
+    let a = square::submit(x + attempt);
+    let b = scale::submit(&a, 3);
+    let value = b.result()?;
+    if attempt == 1 {
+        weir_sdk::bail!("the first attempt fails after its tasks");
+    }
+    Ok(value)
+}
+
 // ---- durability: crash recovery, takeover ----------------------------------------------
 
 /// One step with a witness: tells the HTTP witness at `url` that step `i` of this flow
