@@ -219,6 +219,25 @@ async fn futures_resolve_as_arguments_and_order_dependent_runs() {
     );
 }
 
+/// Futures given to `submit` and `map` go to the host, which starts each run with their
+/// values once they completed: the flow goes on meanwhile, and the runs record them as
+/// their upstream.
+#[tokio::test]
+async fn futures_as_arguments_resolve_on_the_host() {
+    let h = harness().await;
+    let c = h.load_js(BASIC).await;
+    let out = run(&h, &c, "futures-on-host", json!({})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let value: Value = serde_json::from_str(out.value.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        value,
+        json!({"wentOn": true, "span": true, "total": 6, "keyed": 104, "remapped": [0, 4, 8]})
+    );
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    let total = tasks.iter().find(|t| t.task_name == "total").unwrap();
+    assert_eq!(total.upstream.len(), 3, "{:?}", total.upstream);
+}
+
 #[tokio::test]
 async fn caches_hit_within_a_run_and_across_runs() {
     let h = harness().await;

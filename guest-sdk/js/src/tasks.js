@@ -151,6 +151,8 @@ export class TaskFutureList extends Array {
 class Dependencies {
   constructor() {
     this.waitFor = [];
+    // Futures whose values the host puts in the arguments: { taskRunId, pointer }.
+    this.inputs = [];
     this.failed = null;
   }
 
@@ -160,22 +162,38 @@ class Dependencies {
   }
 
   wit() {
-    return this.waitFor.map((d) => ({ taskRunId: d.taskRunId, allowFailure: d.allowFailure, argument: undefined }));
+    return [
+      ...this.waitFor.map((d) => ({ taskRunId: d.taskRunId, allowFailure: d.allowFailure, argument: undefined })),
+      ...this.inputs.map((d) => ({ taskRunId: d.taskRunId, allowFailure: false, argument: d.pointer })),
+    ];
   }
 }
 
-// `value` with futures and states replaced by their values (waiting for them), the runs
-// they stand for recorded as dependencies.
-function resolve(value, deps, allowed = false) {
+// The JSON Pointer of `key` under `path` (`null`: the place has none).
+function pointer(path, key) {
+  return path === null ? null : `${path}/${String(key).replaceAll("~", "~0").replaceAll("/", "~1")}`;
+}
+
+// `value` with futures and states replaced by their values, the runs they stand for
+// recorded as dependencies. A future still running at a place with a JSON Pointer (`path`)
+// is left to the host, which starts the new run with its value once it completed, so the
+// flow does not wait (as in Prefect); any other is waited for.
+function resolve(value, deps, allowed = false, path = null) {
   if (value instanceof AllowFailure) return resolve(value.value, deps, true);
-  if (value instanceof TaskFuture) value = value.state;
+  if (value instanceof TaskFuture) {
+    if (path !== null && !allowed && value._state === null && value._handle) {
+      deps.inputs.push({ taskRunId: value.taskRunId, pointer: path });
+      return null;
+    }
+    value = value.state;
+  }
   if (value instanceof State) {
     deps.depend(value, allowed);
     return value.isCompleted() ? value.data : null;
   }
-  if (Array.isArray(value)) return value.map((v) => resolve(v, deps, allowed));
+  if (Array.isArray(value)) return value.map((v, i) => resolve(v, deps, allowed, pointer(path, i)));
   if (value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, deps, allowed)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v, deps, allowed, pointer(path, k))]));
   }
   return value;
 }
@@ -244,9 +262,13 @@ export class Task {
     }
   }
 
-  prepare(args, waitFor, deps = new Dependencies()) {
+  prepare(args, waitFor, deps = new Dependencies(), hostInputs = true) {
     const params = bind(this.params, args, this.name);
-    for (const key of Object.keys(params)) params[key] = resolve(params[key], deps);
+    // A key computed here from the values needs them here.
+    const hostResolves = hostInputs && !this.options.cacheKeyFn;
+    for (const key of Object.keys(params)) {
+      params[key] = resolve(params[key], deps, false, hostResolves ? pointer("", key) : null);
+    }
     waitOn(waitFor, deps);
     return { params, deps };
   }
@@ -266,9 +288,9 @@ export class Task {
   }
 
   // The host call's arguments, or the failed state of a call that cannot be made.
-  request(args, waitFor, overrides) {
+  request(args, waitFor, overrides, hostInputs = true) {
     try {
-      const { params, deps } = this.prepare(args, waitFor);
+      const { params, deps } = this.prepare(args, waitFor, new Dependencies(), hostInputs);
       if (deps.failed !== null && !deps.failed.runId) {
         return localFailure(new FailedRun(`an upstream task did not complete: ${deps.failed.message}`), "upstream");
       }
@@ -301,7 +323,8 @@ export class Task {
    */
   delay(args) {
     if (!onHost()) throw new Error("delay() needs the Weir server: call it inside a flow run of a deployment");
-    const request = this.request(args, undefined, {});
+    // A background run is outside this flow run: futures are waited for here.
+    const request = this.request(args, undefined, {}, false);
     if (request instanceof State) throw new Error(request.message ?? "invalid arguments");
     try {
       return iface("tasks").delay(this.name, request.json);

@@ -92,6 +92,35 @@ export const futuresFlow = flow({ name: "futures-flow" }, () => {
   };
 });
 
+const total = task({ name: "total" }, (xs) => xs.reduce((a, b) => a + b, 0));
+
+// Futures passed to submit and map resolve on the host: a list of futures element by
+// element, a mapped array of futures one run each.
+const busy = task({ name: "busy" }, (ms) => {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    // busy: the sandbox has no sleep for a synchronous task
+  }
+  return [start, Date.now()];
+});
+const spanLength = task({ name: "span_length" }, (span) => span[1] - span[0]);
+
+export const futuresOnHost = flow({ name: "futures-on-host" }, () => {
+  const up = busy.submit(1500);
+  const down = spanLength.submit(up); // returns at once: the host waits for `up`
+  const wentOn = Date.now();
+  const doubled = [0, 1, 2].map((i) => double.submit(i));
+  const summed = total.submit(doubled);
+  const keyed = add.submit(doubled[2], 100);
+  return {
+    wentOn: wentOn < up.result()[1],
+    span: down.result() >= 1500,
+    total: summed.result(),
+    keyed: keyed.result(),
+    remapped: double.map(doubled).result(),
+  };
+});
+
 // Subflows.
 
 export const child = flow({ name: "child", flowRunName: "child-{name}" }, (name) => `hello ${name}`);
