@@ -309,34 +309,11 @@ impl<'a> Arguments<'a> {
         Ok((value, dependencies))
     }
 
-    /// Waits for the upstream runs and, when all of them completed, puts their values in
-    /// the arguments. When one did not, the arguments are left for the host (which ends the
-    /// run NotReady).
-    pub(crate) fn resolve_if_completed(self) -> Self {
-        let all_completed = self
-            .upstream
+    /// Waits for the upstream runs; whether all of them completed.
+    pub(crate) fn upstream_completed(&self) -> bool {
+        self.upstream
             .iter()
-            .all(|(_, up)| up.outcome().is_completed());
-        if !all_completed || self.map.is_err() {
-            return self;
-        }
-        let mut value = Value::Object(self.map.expect("checked above"));
-        let mut upstream_done: Vec<(Option<String>, Rc<dyn Upstream + 'a>)> = Vec::new();
-        for (pointer, up) in self.upstream {
-            let outcome = up.outcome();
-            if let Some(slot) = pointer.and_then(|p| value.pointer_mut(&p)) {
-                *slot = outcome.state.value.clone().unwrap_or(Value::Null);
-            }
-            // Completed: a dependency for the record, its value in place.
-            upstream_done.push((None, upstream(outcome)));
-        }
-        let Value::Object(map) = value else {
-            unreachable!("arguments are an object")
-        };
-        Arguments {
-            map: Ok(map),
-            upstream: upstream_done,
-        }
+            .all(|(_, up)| up.outcome().is_completed())
     }
 }
 

@@ -138,11 +138,19 @@ fn function_key(function: &'static str) -> &'static str {
 /// component has the same name.
 #[doc(hidden)]
 pub fn flow_id(name: &'static str, function: &'static str) -> &'static str {
-    let shared = registrations(RunKind::Flow)
-        .filter(|registration| registration.name == name)
+    if name_is_shared(RunKind::Flow, name) {
+        function_key(function)
+    } else {
+        name
+    }
+}
+
+/// Whether two or more flows (or tasks) of the component have this name.
+fn name_is_shared(kind: RunKind, name: &str) -> bool {
+    registrations(kind)
+        .filter(|r| r.name == name)
         .nth(1)
-        .is_some();
-    if shared { function_key(function) } else { name }
+        .is_some()
 }
 
 impl Registration {
@@ -154,10 +162,7 @@ impl Registration {
 
     /// Whether another flow (or task) of the component has its name.
     fn shares_name(&self) -> bool {
-        registrations(self.kind)
-            .filter(|r| r.name == self.name)
-            .nth(1)
-            .is_some()
+        name_is_shared(self.kind, self.name)
     }
 
     fn definition(&self) -> bindings::Definition {

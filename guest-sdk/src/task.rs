@@ -622,12 +622,12 @@ fn prepare(
 ) -> Result<(String, host::CallOptions)> {
     // A custom cache key is computed over the arguments' values, so upstream values are
     // waited for here when there is one (the host ends the run NotReady when one failed).
-    let arguments = if key_fn.is_some() && arguments.has_upstream() {
-        arguments.resolve_if_completed()
-    } else {
-        arguments
-    };
-    let (arguments, inputs) = arguments.into_host()?;
+    let (arguments, inputs) =
+        if key_fn.is_some() && arguments.has_upstream() && arguments.upstream_completed() {
+            arguments.into_waited()?
+        } else {
+            arguments.into_host()?
+        };
     let key = cache_key(task, &arguments, key_fn);
     let options = options.to_host(key, inputs)?;
     Ok((arguments.to_string(), options))
