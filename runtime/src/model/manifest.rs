@@ -107,6 +107,15 @@ impl Manifest {
         }
         for def in &self.flows {
             if let Some(function) = &def.function
+                && (function.is_empty() || function.len() > MAX_FUNCTION_LEN)
+            {
+                problems.push(format!(
+                    "flow '{}' names a function of {} bytes; a function is 1 to \
+                     {MAX_FUNCTION_LEN} bytes",
+                    def.name,
+                    function.len()
+                ));
+            } else if let Some(function) = &def.function
                 && !functions.insert(function.as_str())
             {
                 problems.push(format!("two flows have the function '{function}'"));
@@ -259,6 +268,9 @@ pub struct Options {
 fn yes() -> bool {
     true
 }
+
+/// The longest function a manifest may name (it is stored with every run of the flow).
+pub const MAX_FUNCTION_LEN: usize = 1024;
 
 /// Retry delays one flow or task may list (Prefect's limit).
 pub const MAX_RETRY_DELAYS: usize = 50;
@@ -461,6 +473,18 @@ mod tests {
                 .iter()
                 .any(|p| p.starts_with("two tasks are named 't' (functions one and two)")),
             "{problems:?}"
+        );
+        let long = "f".repeat(MAX_FUNCTION_LEN + 1);
+        let m = manifest(
+            vec![def("twin", Some(&long)), def("twin", Some(""))],
+            vec![],
+        );
+        let problems = m.check_identities();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.contains("a function is 1 to 1024 bytes"))
         );
     }
 }
