@@ -91,6 +91,7 @@ mod json;
 pub use deployments::run_deployment;
 mod logging;
 mod pause;
+mod plugin;
 mod registry;
 mod run;
 mod schema;
@@ -108,6 +109,7 @@ pub use logging::{Level, Logger, log, logger};
 pub use pause::{
     Pause, pause_flow_run, pause_flow_run_with_input, suspend_flow_run, suspend_flow_run_with_input,
 };
+pub use plugin::{Plugin, plugin};
 pub use state::{FlowState, State, StateType, TaskState};
 pub use task::{
     CachePolicy, CallOptions, Dependency, MapArg, TaskFuture, allow_failure, unmapped, wait_all,

@@ -704,6 +704,28 @@ pub fn map_task<T>(
         .collect()
 }
 
+/// A map whose runs' arguments are already JSON objects (a plugin's task); one that
+/// could not be made fails every run, as a map's bad argument does.
+pub(crate) fn map_task_json<T>(
+    task: &str,
+    arguments: Vec<Result<String>>,
+    options: &CallOptions,
+) -> Vec<TaskFuture<T>> {
+    let count = arguments.len();
+    let arguments = match arguments.into_iter().collect::<Result<Vec<String>>>() {
+        Ok(arguments) => arguments,
+        Err(error) => return failed_futures(error, count),
+    };
+    let host_options = match options.to_host(None, Vec::new()) {
+        Ok(host_options) => host_options,
+        Err(error) => return failed_futures(error, count),
+    };
+    host::map(task, &arguments, &host_options)
+        .into_iter()
+        .map(TaskFuture::host)
+        .collect()
+}
+
 fn failed_futures<T>(error: Error, count: usize) -> Vec<TaskFuture<T>> {
     (0..count)
         .map(|_| TaskFuture::local(error.clone()))

@@ -130,8 +130,7 @@ async fn a_core_start_function_that_loops_is_stopped_within_the_describe_time() 
     let err = engine
         .load(&component(0, 0, true))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let message = err.to_string();
     assert!(
         message.contains("did not start"),
@@ -157,8 +156,7 @@ async fn a_core_module_with_several_memories_is_refused_at_upload() {
     let err = engine
         .load(&component(3, 384, false))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     let message = err.to_string();
     assert!(
         message.starts_with("invalid WebAssembly component")

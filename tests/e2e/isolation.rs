@@ -331,7 +331,7 @@ async fn compiling_is_bounded_and_refused_components_leave_no_compiled_code() {
     };
     let engine = weir::host::Engine::new(limits, Some(cache.clone())).unwrap();
     let basic = std::fs::read(crate::support::guest(crate::BASIC)).unwrap();
-    let err = engine.load(&basic).await.err().expect("too many functions");
+    let err = engine.load(&basic).await.expect_err("too many functions");
     let message = err.to_string();
     assert!(
         message.contains("functions, more than the 100 Weir compiles"),
@@ -367,12 +367,7 @@ async fn uploads_compile_in_a_worker_bounded_in_memory_and_time() {
         Some(cache.clone()),
     )
     .unwrap();
-    let message = engine
-        .load(&basic)
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let message = engine.load(&basic).await.expect_err("refused").to_string();
     assert!(
         message.contains("compiling the component needed more than 24 MiB"),
         "{message}"
@@ -383,12 +378,7 @@ async fn uploads_compile_in_a_worker_bounded_in_memory_and_time() {
         Some(cache.clone()),
     )
     .unwrap();
-    let message = engine
-        .load(&basic)
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let message = engine.load(&basic).await.expect_err("refused").to_string();
     assert!(
         message.contains("compiling the component took more than 0.05 s"),
         "{message}"

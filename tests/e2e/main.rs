@@ -31,6 +31,7 @@ mod options;
 mod pages;
 mod params;
 mod pauses;
+mod plugins;
 mod python;
 mod quotas;
 mod races;

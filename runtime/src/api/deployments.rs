@@ -29,9 +29,14 @@ pub struct ResourceLimits {
 #[derive(Deserialize, Serialize, ToSchema, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
-    /// Hosts the flow may reach over outbound HTTP (names without '/' or spaces).
+    /// Hosts the flow may reach over outbound HTTP (names without '/' or spaces). The
+    /// plugins its runs call reach the same hosts, no others.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Workspace secrets the plugins its runs call may read (the flow's own code reads
+    /// any); a plugin reads no secret unless it is named here.
+    #[serde(default)]
+    pub plugin_secrets: Vec<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default, Clone)]
@@ -177,6 +182,7 @@ fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
         },
         capabilities: Capabilities {
             allowed_hosts: d.allowed_hosts.clone(),
+            plugin_secrets: d.plugin_secrets.clone(),
         },
         paused: d.paused,
         webhook: Webhook {
@@ -236,6 +242,16 @@ async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
             ));
         }
     }
+    for name in &d.plugin_secrets {
+        if !crate::model::name::valid_name(name) {
+            errors.push(format!(
+                "'capabilities.plugin_secrets': {name:?} is not a secret's name ({})",
+                crate::model::name::NAME_RULE
+            ));
+        }
+    }
+    d.plugin_secrets.sort();
+    d.plugin_secrets.dedup();
     if d.pool != "default"
         && state
             .store()
@@ -323,6 +339,7 @@ pub async fn create(
         memory_mb: body.limits.memory_mb,
         timeout_seconds: body.limits.timeout_seconds,
         allowed_hosts: body.capabilities.allowed_hosts,
+        plugin_secrets: body.capabilities.plugin_secrets,
         paused: body.paused,
         webhook_token_hash: None,
         webhook_secret: None,
@@ -439,6 +456,7 @@ pub async fn update(
     }
     if let Some(c) = body.capabilities {
         d.allowed_hosts = c.allowed_hosts;
+        d.plugin_secrets = c.plugin_secrets;
     }
     if let Some(p) = body.paused {
         d.paused = p;

@@ -10,6 +10,7 @@ mod health;
 mod limits;
 mod openapi;
 pub(crate) mod page;
+pub(crate) mod plugins;
 pub(crate) mod pools;
 mod quotas;
 pub mod rate;
@@ -145,6 +146,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(variables::list_secrets))
         .routes(routes!(variables::put_secret, variables::delete_secret))
+        .routes(routes!(plugins::register, plugins::list))
+        .routes(routes!(plugins::get, plugins::delete))
         .routes(routes!(pools::create, pools::list))
         .routes(routes!(pools::update, pools::delete))
         .routes(routes!(pools::list_queues))

@@ -61,6 +61,8 @@ const BODY_PATTERNS: &[(&str, &str, &str)] = &[
     ("UpdateDeployment", "work_queue", NAME_PATTERN),
     ("CreatePool", "name", NAME_PATTERN),
     ("Capabilities", "allowed_hosts", HOST_PATTERN),
+    ("Capabilities", "plugin_secrets", NAME_PATTERN),
+    ("RegisterPlugin", "name", NAME_PATTERN),
 ];
 
 /// The pattern of a path parameter, by its route.

@@ -283,6 +283,7 @@ pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Resu
         memory_mb: None,
         timeout_seconds: None,
         allowed_hosts: vec![],
+        plugin_secrets: vec![],
         paused: false,
         webhook_token_hash: None,
         webhook_secret: None,

@@ -89,6 +89,11 @@ enum Command {
         /// Set up a "demo" workspace with the example components in DIR deployed.
         #[arg(long, value_name = "DIR")]
         demo: Option<PathBuf>,
+        /// Where the built-in plugins are (`plugin_<name>.wasm`, built from `plugins/`);
+        /// default: `wasm32-wasip2/release` beside the directory of the `weir` binary
+        /// (Cargo's target directory), when it holds any.
+        #[arg(long, env = "WEIR_PLUGINS_DIR", value_name = "DIR")]
+        plugins: Option<PathBuf>,
         /// Largest component upload, in MiB.
         #[arg(long, default_value_t = 64)]
         upload_limit_mb: usize,
@@ -316,6 +321,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             addr,
             db,
             demo,
+            plugins,
             upload_limit_mb,
             grace_seconds,
             max_active_runs,
@@ -402,6 +408,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 auth_failure_burst: auth_failures_per_minute,
             };
             config.body_limits.max_concurrent_uploads = max_concurrent_uploads.max(1);
+            config.plugins_dir = plugins.or_else(default_plugins_dir);
             if let (Some(cert), Some(key)) = (&tls_cert, &tls_key) {
                 config.connections.tls = Some(crate::server::listen::tls_config(cert, key)?);
             }
@@ -515,6 +522,14 @@ async fn serve(
     if server.recovered > 0 {
         println!("Resumed {} unfinished flow run(s)", server.recovered);
     }
+    if !server.builtin_plugins.is_empty() {
+        let plugins: Vec<String> = server
+            .builtin_plugins
+            .iter()
+            .map(|(name, version)| format!("{name}@{version}"))
+            .collect();
+        println!("Built-in plugins: {}", plugins.join(", "));
+    }
     if let Some(dir) = demo {
         let env_file = crate::server::demo::env_file(&data_dir);
         let d = crate::server::demo::setup(&server, dir, &env_file).await?;
@@ -549,6 +564,26 @@ async fn serve(
     server.serve(listener, shutdown_signal()).await?;
     println!("Weir server stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Cargo's `target/wasm32-wasip2/release` beside `target/release/weir`, when it holds
+/// built plugins.
+fn default_plugins_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe
+        .parent()?
+        .parent()?
+        .join("wasm32-wasip2")
+        .join("release");
+    let has_plugins = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("plugin_") && name.ends_with(".wasm")
+        });
+    has_plugins.then_some(dir)
 }
 
 /// The URL clients reach a listening address at (a wildcard address as loopback).

@@ -102,6 +102,15 @@ pub struct LoadedComponent<W: World> {
     validators: HashMap<String, Arc<Schema>>,
 }
 
+impl<W: World> std::fmt::Debug for LoadedComponent<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedComponent")
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: World> LoadedComponent<W> {
     pub fn flow(&self, name: &str) -> Option<&Definition> {
         self.manifest.flow(name)
@@ -118,10 +127,18 @@ impl<W: World> LoadedComponent<W> {
         self.manifest.task(name)
     }
 
-    /// The compiled parameter schema of a flow (bounded: see `model::schema`).
-    /// The parameter validator of a flow, by its key ([`Definition::key`]).
+    /// The compiled parameter schema of a flow (bounded: see `model::schema`), by its key
+    /// ([`Definition::key`]); a background task run's flow (`task/<name>`) has its task's.
     pub fn validator(&self, flow: &str) -> Option<&Arc<Schema>> {
         self.validators.get(flow)
+    }
+
+    /// The compiled argument schema of a task; `None` when Weir refuses its schema.
+    pub fn task_validator(&self, task: &str) -> Option<&Arc<Schema>> {
+        self.validators.get(&format!(
+            "{}{task}",
+            crate::model::manifest::BACKGROUND_PREFIX
+        ))
     }
 }
 

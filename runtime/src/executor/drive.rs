@@ -210,6 +210,10 @@ impl Executor {
                 .as_ref()
                 .map(|d| d.allowed_hosts.clone())
                 .unwrap_or_default(),
+            plugin_secrets: deployment
+                .as_ref()
+                .map(|d| d.plugin_secrets.clone())
+                .unwrap_or_default(),
             deployment_id: run.deployment_id.clone(),
         };
         if let Err(e) = self.orch.execute_flow_run(&run, component, settings).await {

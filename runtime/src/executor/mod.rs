@@ -20,6 +20,7 @@ mod drive;
 mod leases;
 mod overlap;
 mod pauses;
+mod plugins;
 mod shutdown;
 mod slots;
 mod trigger;
@@ -179,6 +180,8 @@ impl Executor {
         let _ = executor.me.set(Arc::downgrade(&executor));
         let runner: Arc<dyn crate::orchestrate::DeploymentRunner> = executor.clone();
         executor.orch.set_deployment_runner(Arc::downgrade(&runner));
+        let plugins: Arc<dyn crate::orchestrate::PluginSource> = executor.clone();
+        executor.orch.set_plugin_source(Arc::downgrade(&plugins));
         executor.orch.set_node_id(executor.node_id());
         executor
     }

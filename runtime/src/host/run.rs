@@ -154,6 +154,9 @@ pub trait Run: Send + Sync {
     /// A secret of the run's workspace, opened.
     fn secret(&self, name: String) -> BoxFuture<'_, Option<String>>;
 
+    /// The secrets the plugins the run calls may read (its deployment's grant).
+    fn plugin_secrets(&self) -> &[String];
+
     /// Starts a background run of a task of the run's component, in the run's deployment;
     /// returns its id.
     fn delay_task(

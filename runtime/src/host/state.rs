@@ -25,6 +25,9 @@ pub struct HostState {
     run: Option<Arc<dyn Run>>,
     /// Set when this instance runs a task attempt.
     pub(super) task: Option<Arc<TaskAttempt>>,
+    /// Set when this instance runs a plugin's code (`http@2`): its task calls name the
+    /// plugin's tasks, and it reads only the secrets the deployment lets plugins read.
+    pub(crate) plugin: Option<Arc<str>>,
     /// The task slot the attempt holds, lent while it waits for other tasks.
     pub(crate) slot: Option<crate::orchestrate::slots::Slot>,
     /// The task run's name once the attempt renamed it (`context.set-run-name`).
@@ -84,6 +87,7 @@ impl HostState {
             futures,
             sandbox: Sandbox::new(limits),
             run,
+            plugin: task.as_ref().and_then(|t| t.plugin.clone()),
             task,
             slot: None,
             task_run_name: None,
@@ -98,6 +102,15 @@ impl HostState {
     #[inline]
     pub(super) fn charge(&mut self) -> wasmtime::Result<()> {
         self.sandbox.charge()
+    }
+
+    /// The task a call names: in a plugin's code, a name without '/' is the plugin's
+    /// own task.
+    pub(super) fn qualify(&self, task: String) -> String {
+        match &self.plugin {
+            Some(plugin) if !task.contains('/') => format!("{plugin}/{task}"),
+            _ => task,
+        }
     }
 
     /// How deep in task calls this instance is: 0 for a flow's.

@@ -23,6 +23,7 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<TaskOutcome> {
         self.charge()?;
         let run = self.run("tasks.call")?.clone();
+        let task = self.qualify(task);
         let options = convert::call_options_from_wit(opts);
         let nesting = self.nesting();
         // A task waiting for the task it called lends its slot meanwhile.
@@ -42,6 +43,7 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<Resource<TaskFutureHandle>> {
         self.charge()?;
         let run = self.run("tasks.submit")?.clone();
+        let task = self.qualify(task);
         let options = convert::call_options_from_wit(opts);
         let task_run_id = run
             .submit_task(task, arguments, options, self.nesting())
@@ -57,6 +59,7 @@ impl tasks::Host for HostState {
     ) -> wasmtime::Result<Vec<Resource<TaskFutureHandle>>> {
         self.charge()?;
         let run = self.run("tasks.map")?.clone();
+        let task = self.qualify(task);
         let options = convert::call_options_from_wit(opts);
         let ids = run
             .map_task(task, arguments, options, self.nesting())

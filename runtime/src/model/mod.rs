@@ -13,6 +13,7 @@ pub mod limits;
 pub mod log;
 pub mod manifest;
 pub mod name;
+pub mod plugin;
 pub mod quota;
 pub mod run;
 pub mod schedule;

@@ -18,6 +18,9 @@ pub struct TaskAttempt {
     pub(crate) log_prints: bool,
     /// How deep in task calls this attempt's task run is: 1 when a flow called it.
     pub(crate) nesting: u32,
+    /// The plugin whose task this is (`http@2`): its own task calls name its tasks, and
+    /// it reads only the secrets the run's deployment lets plugins read.
+    pub(crate) plugin: Option<std::sync::Arc<str>>,
 }
 
 /// Slots of the workspace's concurrency or rate limits a guest asks for.

@@ -349,6 +349,7 @@ impl Orchestrator {
         ));
         hooks::run(
             &scope,
+            &scope.component,
             wit::RunKind::Flow,
             def.key(),
             &scope.id,
@@ -390,6 +391,7 @@ impl Orchestrator {
             if !options.on_running.is_empty() {
                 hooks::run(
                     scope,
+                    &scope.component,
                     wit::RunKind::Flow,
                     def.key(),
                     &scope.id,
@@ -472,6 +474,7 @@ impl Orchestrator {
             if !hooks.is_empty() {
                 hooks::run(
                     scope,
+                    &scope.component,
                     wit::RunKind::Flow,
                     def.key(),
                     &scope.id,
@@ -763,6 +766,7 @@ impl Orchestrator {
                     tokio::spawn(async move {
                         hooks::run(
                             &child,
+                            &child.component,
                             wit::RunKind::Flow,
                             &child.flow_key,
                             &child.id,

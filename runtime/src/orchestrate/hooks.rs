@@ -4,7 +4,7 @@
 
 use super::LogLevel;
 use super::scope::FlowScope;
-use crate::host::{HostState, wit};
+use crate::host::{HostState, LoadedComponent, wit};
 use crate::model::failure::Failure;
 use crate::model::state::State;
 use std::sync::Arc;
@@ -12,11 +12,22 @@ use std::time::Duration;
 
 const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The store data of a hook's instance: a plugin's hooks are a plugin's code (they
+/// read only the secrets the deployment lets plugins read).
+fn plugin_host(scope: &Arc<FlowScope>, component: &Arc<LoadedComponent>) -> HostState {
+    let mut host = HostState::new(&scope.limits, Some(scope.clone()), None);
+    if component.digest != scope.component.digest {
+        host.plugin = Some(Arc::from(format!("sha256:{}", component.digest)));
+    }
+    host
+}
+
 /// Runs the named hooks for a state a flow or task run reached. A failing hook is
 /// logged; it never changes the run's state (as in Prefect).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     scope: &Arc<FlowScope>,
+    component: &Arc<LoadedComponent>,
     kind: wit::RunKind,
     name: &str,
     run_id: &str,
@@ -27,7 +38,7 @@ pub(crate) async fn run(
 ) {
     let orch = &scope.orch;
     let _slot = orch.task_slots.acquire(&scope.holder()).await;
-    let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
+    let host = || plugin_host(scope, component);
     let event = wit::StateEvent {
         kind,
         name: name.to_owned(),
@@ -40,7 +51,7 @@ pub(crate) async fn run(
     let result = async {
         let (mut store, world) = orch
             .engine
-            .instantiate_component(&scope.component, host)
+            .instantiate_component(component, host)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
         let call = world.weir_flow_guest().call_on_state(&mut store, &event);
@@ -73,7 +84,8 @@ pub(crate) async fn transaction(
 ) -> Result<(), String> {
     let orch = &scope.orch;
     let _slot = orch.task_slots.acquire(&scope.holder()).await;
-    let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
+    let component = staged.component.as_ref().unwrap_or(&scope.component);
+    let host = || plugin_host(scope, component);
     let event = wit::TransactionEvent {
         commit,
         task: staged.task.clone(),
@@ -86,7 +98,7 @@ pub(crate) async fn transaction(
     };
     let (mut store, world) = orch
         .engine
-        .instantiate_component(&scope.component, host)
+        .instantiate_component(component, host)
         .await
         .map_err(|e| format!("cannot start an instance: {e:#}"))?;
     let call = world
@@ -103,17 +115,18 @@ pub(crate) async fn transaction(
 /// condition that fails itself means no retry.
 pub(crate) async fn retry_condition(
     scope: &Arc<FlowScope>,
+    component: &Arc<LoadedComponent>,
     task: &str,
     failure: &Failure,
     attempt: u32,
 ) -> bool {
     let orch = &scope.orch;
     let _slot = orch.task_slots.acquire(&scope.holder()).await;
-    let host = || HostState::new(&scope.limits, Some(scope.clone()), None);
+    let host = || plugin_host(scope, component);
     let result = async {
         let (mut store, world) = orch
             .engine
-            .instantiate_component(&scope.component, host)
+            .instantiate_component(component, host)
             .await
             .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
         let failure = crate::host::convert::failure_to_wit(failure);

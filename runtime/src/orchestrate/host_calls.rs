@@ -130,6 +130,10 @@ impl Run for FlowScope {
         &self.settings.allowed_hosts
     }
 
+    fn plugin_secrets(&self) -> &[String] {
+        &self.settings.plugin_secrets
+    }
+
     fn log(&self, task: Option<&TaskAttempt>, level: LogLevel, message: String) {
         FlowScope::log(self, task, level, message);
     }

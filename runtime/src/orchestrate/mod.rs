@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod names;
 pub mod params;
 pub mod pause;
+mod plugins;
 mod scope;
 pub(crate) mod slots;
 mod task_run;
@@ -32,6 +33,7 @@ pub use crate::model::run::{
 pub use events::{Event, EventSink};
 pub use flow_run::{FlowRequest, PrepareError, RESUMING, RunError};
 pub use pause::SUSPENDED;
+pub use plugins::{Plugin, PluginSource};
 pub use scope::{FlowScope, RunSettings, Stop};
 
 use crate::host::Engine;
@@ -54,6 +56,8 @@ pub struct Orchestrator {
     pub(crate) secrets: Option<crate::secrets::SecretBox>,
     /// Starts runs of deployments for guests (the server's executor).
     runner: std::sync::OnceLock<std::sync::Weak<dyn DeploymentRunner>>,
+    /// Finds the plugins flows call (the server's executor).
+    plugins: std::sync::OnceLock<std::sync::Weak<dyn PluginSource>>,
     /// Paused instances of this process, woken by resumes.
     pub(crate) waiters: pause::Waiters,
     /// The node whose heartbeat vouches for the concurrency slots runs take here (set by
@@ -112,6 +116,7 @@ impl Orchestrator {
             durations: metrics::Histogram::default(),
             secrets: None,
             runner: std::sync::OnceLock::new(),
+            plugins: std::sync::OnceLock::new(),
             waiters: pause::Waiters::default(),
             node_id: std::sync::OnceLock::new(),
             limits_released: tokio::sync::Notify::new(),
@@ -132,6 +137,14 @@ impl Orchestrator {
     /// Lets guests start runs of deployments through `runner`.
     pub fn set_deployment_runner(&self, runner: std::sync::Weak<dyn DeploymentRunner>) {
         let _ = self.runner.set(runner);
+    }
+
+    pub fn set_plugin_source(&self, source: std::sync::Weak<dyn PluginSource>) {
+        let _ = self.plugins.set(source);
+    }
+
+    pub(crate) fn plugin_source(&self) -> Option<Arc<dyn PluginSource>> {
+        self.plugins.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// Sets the node id concurrency slots are taken under (the executor's).

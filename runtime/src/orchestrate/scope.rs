@@ -130,6 +130,8 @@ pub(crate) struct Calls {
     /// Open transactions an earlier execution rolled back: while one is open, calls run
     /// anew instead of replaying (the work they recorded was undone).
     pub(crate) fresh_depth: u32,
+    /// The plugins this execution's calls found, by reference (`http`, `http@2`).
+    pub(crate) plugins: HashMap<String, Arc<super::plugins::Plugin>>,
 }
 
 /// Why a running flow run must stop.
@@ -158,6 +160,8 @@ pub struct RunSettings {
     pub timeout_seconds: Option<f64>,
     /// Hosts the run may reach over outbound HTTP (a deployment's grant).
     pub allowed_hosts: Vec<String>,
+    /// Workspace secrets the plugins the run calls may read (a deployment's grant).
+    pub plugin_secrets: Vec<String>,
     /// The deployment the run belongs to (its background task runs go there too).
     pub deployment_id: Option<String>,
 }

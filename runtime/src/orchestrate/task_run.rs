@@ -151,9 +151,10 @@ impl FlowScope {
         // takes its part in its transaction again).
         if let Some((outcome, run_name, cache_key)) = &call.replay {
             if let Some(txn) = &call.transaction
-                && let Some(def) = self.component.task(&call.task)
+                && let Ok(target) = self.target(&call.task).await
+                && let Some(def) = target.component.task(&target.task)
             {
-                let staged = Staged::new(
+                let mut staged = Staged::new(
                     def,
                     &def.name,
                     &outcome.task_run_id,
@@ -162,6 +163,9 @@ impl FlowScope {
                     cache_key.as_deref(),
                     outcome.value.as_deref().unwrap_or("null"),
                 );
+                if target.plugin.is_some() {
+                    staged.component = Some(target.component.clone());
+                }
                 self.stage(Some(txn), staged).await;
             }
             return (**outcome).clone();
@@ -180,30 +184,25 @@ impl FlowScope {
                 Failure::permanent(FailureKind::Limit, message),
             );
         }
-        let Some(def) = self.component.task(&call.task) else {
-            let known: Vec<&str> = self
-                .component
-                .manifest
-                .tasks
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect();
+        // A task of the flow's component, or of a plugin's.
+        let target = match self.target(&call.task).await {
+            Ok(target) => target,
+            Err(failure) => {
+                let state = State::failed(failure.message.clone());
+                return TaskOutcome::failed(&call.id, state, *failure);
+            }
+        };
+        let Some(def) = target.component.task(&target.task) else {
+            let message = format!("task '{}' vanished from its component", call.task);
             return TaskOutcome::failed(
                 &call.id,
-                State::failed("unknown task"),
-                Failure::permanent(
-                    FailureKind::Unknown,
-                    format!(
-                        "the component has no task '{}'; its tasks are: {}",
-                        call.task,
-                        known.join(", ")
-                    ),
-                ),
+                State::failed(message.clone()),
+                Failure::permanent(FailureKind::Unknown, message),
             );
         };
         // The component's task runs whatever this call names it (`with_options(name=..)`).
-        let task = def.name.clone();
-        let def = match call.options.overrides.apply(def) {
+        let task = target.task.clone();
+        let mut def = match call.options.overrides.apply(def) {
             Ok(def) => def,
             Err(message) => {
                 return TaskOutcome::failed(
@@ -213,6 +212,11 @@ impl FlowScope {
                 );
             }
         };
+        // A plugin's task run is known by the call's name (the journal's), and named
+        // with the version it runs (`http@2/request-0`).
+        if target.plugin.is_some() && call.options.overrides.name.is_none() {
+            def.name = call.task.clone();
+        }
         let mut args: Value = match serde_json::from_str(&call.arguments) {
             Ok(v) => v,
             Err(e) => {
@@ -246,9 +250,10 @@ impl FlowScope {
             &call.arguments
         };
         let canonical = cache::canonical_json(&args);
-        let run_name = match &def.options.run_name_template {
-            Some(t) => names::render(t, &args),
-            None => format!("{}-{}", def.name, call.name_index),
+        let run_name = match (&def.options.run_name_template, &target.plugin) {
+            (Some(t), _) => names::render(t, &args),
+            (None, Some(plugin)) => format!("{}/{task}-{}", plugin.pinned(), call.name_index),
+            (None, None) => format!("{}-{}", def.name, call.name_index),
         };
         let mut tags = def.options.tags.clone();
         tags.extend(self.tags.iter().cloned());
@@ -261,7 +266,7 @@ impl FlowScope {
             CachePolicy::None => None,
             CachePolicy::Inputs => Some(cache::inputs_key(
                 workspace,
-                &self.component.digest,
+                &target.component.digest,
                 &task,
                 &canonical,
             )),
@@ -277,6 +282,8 @@ impl FlowScope {
             id: call.id.clone(),
             name: run_name,
             task,
+            plugin: target.plugin.as_ref().map(|p| Arc::from(p.pinned())),
+            component: target.component,
             def,
             tags,
             nesting: call.nesting,
@@ -319,6 +326,27 @@ impl FlowScope {
 
         if let Some(outcome) = run.wait_for(&call.options.wait_for).await {
             return outcome;
+        }
+        // A plugin's arguments come from another component's code: they must match the
+        // task's schema.
+        if run.plugin.is_some()
+            && let Some(schema) = run.component.task_validator(&run.task)
+        {
+            let errors = schema.errors(&args);
+            if !errors.is_empty() {
+                let message = format!(
+                    "the arguments of plugin task '{}' do not match its schema: {}",
+                    call.task,
+                    errors.join("; ")
+                );
+                let state = State::failed(message.clone());
+                run.finish(state.clone(), None, None);
+                return TaskOutcome::failed(
+                    &run.id,
+                    state,
+                    Failure::permanent(FailureKind::InvalidParameters, message),
+                );
+            }
         }
 
         if let Some(key) = &cache_key
@@ -415,6 +443,10 @@ struct TaskRun {
     name: String,
     /// The component's task this run executes.
     task: String,
+    /// The component: the flow's, or a plugin's.
+    component: Arc<crate::host::LoadedComponent>,
+    /// The plugin's pinned reference (`http@2`), for a plugin's task.
+    plugin: Option<Arc<str>>,
     /// Its definition with the call's overrides (its name is the one shown).
     def: Definition,
     tags: Vec<String>,
@@ -536,7 +568,7 @@ impl TaskRun {
                             self.scope.orch.store.write(Write::CachePut(record));
                         }
                     } else {
-                        let staged = Staged::new(
+                        let mut staged = Staged::new(
                             &self.def,
                             &self.task,
                             &self.id,
@@ -545,6 +577,9 @@ impl TaskRun {
                             cache_key.as_deref(),
                             &value,
                         );
+                        if self.plugin.is_some() {
+                            staged.component = Some(self.component.clone());
+                        }
                         self.scope.stage(self.transaction.as_deref(), staged).await;
                     }
                     self.run_hooks(&state, &options.on_completion, arguments)
@@ -625,11 +660,12 @@ impl TaskRun {
             arguments: arguments.to_owned(),
             log_prints: self.def.options.log_prints_under(scope.log_prints),
             nesting: self.nesting,
+            plugin: self.plugin.clone(),
         });
         let state = || HostState::new(&scope.limits, Some(scope.clone()), Some(task.clone()));
         let (mut store, world) = match orch
             .engine
-            .instantiate_component(&scope.component, state)
+            .instantiate_component(&self.component, state)
             .await
         {
             Ok(v) => v,
@@ -688,7 +724,7 @@ impl TaskRun {
         if !self.def.options.has_retry_condition {
             return true;
         }
-        hooks::retry_condition(&self.scope, &self.task, failure, attempt).await
+        hooks::retry_condition(&self.scope, &self.component, &self.task, failure, attempt).await
     }
 
     async fn run_hooks(&self, state: &State, hooks: &[String], arguments: &str) {
@@ -697,6 +733,7 @@ impl TaskRun {
         }
         hooks::run(
             &self.scope,
+            &self.component,
             wit::RunKind::Task,
             &self.task,
             &self.id,

@@ -61,6 +61,8 @@ pub(crate) struct Staged {
     pub record: Option<CacheEntry>,
     pub on_commit: Vec<String>,
     pub on_rollback: Vec<String>,
+    /// The plugin's component whose task it is (`None`: the flow's).
+    pub component: Option<Arc<crate::host::LoadedComponent>>,
 }
 
 impl Staged {
@@ -85,6 +87,7 @@ impl Staged {
             record,
             on_commit: options.on_commit.clone(),
             on_rollback: options.on_rollback.clone(),
+            component: None,
         }
     }
 
@@ -697,6 +700,7 @@ mod tests {
             record: None,
             on_commit: vec![],
             on_rollback: vec!["undo".into()],
+            component: None,
         }))
     }
 

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub connections: listen::ConnLimits,
     /// Request rates per peer and per workspace, and failed authentications per peer.
     pub rate: api::rate::RateConfig,
+    /// Where the built-in plugins' components are (`plugin_<name>.wasm`), registered at
+    /// start; `None`: no built-in plugins.
+    pub plugins_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -70,6 +73,7 @@ impl ServerConfig {
             run_scheduler: true,
             connections: listen::ConnLimits::default(),
             rate: api::rate::RateConfig::default(),
+            plugins_dir: None,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct Server {
     pub generated_admin_token: Option<String>,
     /// Runs a previous process left unfinished, now submitted again.
     pub recovered: usize,
+    /// The built-in plugins registered at start, with their versions.
+    pub builtin_plugins: Vec<(String, i64)>,
     grace: Duration,
     connections: listen::ConnLimits,
 }
@@ -138,6 +144,14 @@ impl Server {
             .sync(&store)
             .await
             .context("cannot read the workspaces' quotas")?;
+        // Before recovered runs go on: they may call them.
+        let builtin_plugins = match &config.plugins_dir {
+            Some(plugins) => executor
+                .register_builtin_plugins(plugins)
+                .await
+                .with_context(|| format!("cannot register the plugins of {}", plugins.display()))?,
+            None => Vec::new(),
+        };
         let recovered = executor.recover().await?;
         maintenance::pass(&executor).await;
         let scheduler = Scheduler::new(
@@ -166,6 +180,7 @@ impl Server {
             run_scheduler: config.run_scheduler,
             generated_admin_token,
             recovered,
+            builtin_plugins,
             grace: config.grace,
             connections: config.connections,
         })

@@ -92,12 +92,14 @@ impl Store {
         })
     }
 
-    /// Removes a component from a workspace unless a deployment of that workspace uses it.
+    /// Removes a component from a workspace unless a deployment or a plugin of that
+    /// workspace uses it.
     pub async fn unlink_component(&self, workspace_id: &str, digest: &str) -> Result<Saved> {
         with_db!(&self.db, pool => {
         let mut tx = pool.begin_write().await?;
         let used: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM deployments WHERE workspace_id = $1 AND component_digest = $2",
+            "SELECT (SELECT COUNT(*) FROM deployments WHERE workspace_id = $1 AND component_digest = $2)
+                  + (SELECT COUNT(*) FROM plugins WHERE workspace_id = $1 AND digest = $2) AS n",
         )
         .bind(workspace_id)
         .bind(digest)
@@ -122,12 +124,14 @@ impl Store {
         })
     }
 
-    /// Digests of components no workspace links any more.
+    /// Digests of components no workspace links any more (built-in plugins are linked to
+    /// every workspace).
     pub async fn orphan_components(&self) -> Result<Vec<String>> {
         with_db!(&self.db, pool => {
         let rows = sqlx::query(
             "SELECT digest FROM components WHERE digest NOT IN (SELECT digest FROM workspace_components)
-               AND digest NOT IN (SELECT component_digest FROM flow_runs WHERE workspace_id IS NOT NULL)",
+               AND digest NOT IN (SELECT component_digest FROM flow_runs WHERE workspace_id IS NOT NULL)
+               AND digest NOT IN (SELECT digest FROM plugins)",
         )
         .fetch_all(pool)
         .await?;

@@ -24,6 +24,8 @@ pub struct DeploymentRecord {
     pub memory_mb: Option<i64>,
     pub timeout_seconds: Option<f64>,
     pub allowed_hosts: Vec<String>,
+    /// Workspace secrets the plugins its runs call may read.
+    pub plugin_secrets: Vec<String>,
     pub paused: bool,
     /// sha256 of the webhook token; the token itself is shown once.
     #[serde(skip)]
@@ -60,6 +62,7 @@ fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
         memory_mb: r.col("memory_mb")?,
         timeout_seconds: r.col("timeout_seconds")?,
         allowed_hosts: tags_from(&r.col::<String>("allowed_hosts")?)?,
+        plugin_secrets: tags_from(&r.col::<String>("plugin_secrets")?)?,
         paused: r.flag("paused")?,
         webhook_token_hash: r.col("webhook_token_hash")?,
         webhook_secret: r.col("webhook_secret")?,
@@ -83,10 +86,10 @@ impl Store {
         let query = sqlx::query(
             "INSERT INTO deployments (name, component_digest, flow, parameters, tags, description,
                version, pool, concurrency_limit, memory_mb, timeout_seconds, allowed_hosts,
-               paused, webhook_token_hash, webhook_secret, updated, work_queue, id, workspace_id,
-               created)
+               paused, webhook_token_hash, webhook_secret, updated, work_queue, plugin_secrets, id,
+               workspace_id, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-               $20)
+               $20, $21)
              ON CONFLICT (workspace_id, name) DO NOTHING",
         );
         let done = bind_fields!(query, d)
@@ -134,8 +137,9 @@ impl Store {
             "UPDATE deployments SET name = $1, component_digest = $2, flow = $3, parameters = $4,
                tags = $5, description = $6, version = $7, pool = $8, concurrency_limit = $9,
                memory_mb = $10, timeout_seconds = $11, allowed_hosts = $12, paused = $13,
-               webhook_token_hash = $14, webhook_secret = $15, updated = $16, work_queue = $17
-             WHERE id = $18 AND workspace_id = $19",
+               webhook_token_hash = $14, webhook_secret = $15, updated = $16, work_queue = $17,
+               plugin_secrets = $18
+             WHERE id = $19 AND workspace_id = $20",
         );
         bind_fields!(query, d)
             .bind(&d.id)
@@ -273,7 +277,8 @@ impl Store {
     }
 }
 
-/// Binds the columns a deployment's insert and update share, from `name` to `updated`.
+/// Binds the columns a deployment's insert and update share, from `name` to
+/// `plugin_secrets`.
 macro_rules! bind_fields {
     ($q:expr, $d:expr) => {
         $q.bind(&$d.name)
@@ -293,6 +298,7 @@ macro_rules! bind_fields {
             .bind(&$d.webhook_secret)
             .bind(ts($d.updated))
             .bind(&$d.work_queue)
+            .bind(serde_json::to_string(&$d.plugin_secrets).unwrap_or_default())
     };
 }
 use bind_fields;

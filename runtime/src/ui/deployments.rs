@@ -122,6 +122,7 @@ pub async fn page(
                 dt { "Memory" } dd { (d.memory_mb.map(|m| format!("{m} MiB")).unwrap_or_else(|| "the server's default".into())) }
                 dt { "Timeout" } dd { (d.timeout_seconds.map(|t| format!("{t} s")).unwrap_or_else(|| "the flow's own".into())) }
                 dt { "Outbound HTTP" } dd { @if d.allowed_hosts.is_empty() { "none" } @else { (d.allowed_hosts.join(", ")) } }
+                dt { "Secrets plugins read" } dd { @if d.plugin_secrets.is_empty() { "none" } @else { (d.plugin_secrets.join(", ")) } }
                 dt { "Webhook" } dd {
                     @if d.webhook_token_hash.is_some() {
                         "enabled" @if d.webhook_secret.is_some() { ", signed" } span.muted { " (its URL was shown once when it was created; rotate it to get a new one)" }
