@@ -580,3 +580,70 @@ async fn the_cli_speaks_https_trusting_a_given_ca() {
     assert!(!ok && err.contains("cannot read --ca-cert"), "{err}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_from_the_cli_and_the_deployment_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let mut cli = Cli {
+        url: s.url.clone(),
+        key: String::new(),
+    };
+    let created = cli.json(&["workspace", "create", "plugins"]);
+    cli.key = created["key"]["secret"].as_str().unwrap().to_owned();
+    let toolkit = crate::support::guest("guest_toolkit");
+    let caller = crate::support::guest("guest_plugin_caller");
+
+    let added = cli.ok(&["plugin", "add", "toolkit", toolkit.to_str().unwrap()]);
+    assert!(
+        added.contains("Registered plugin toolkit version 1"),
+        "{added}"
+    );
+    assert!(
+        added.contains("toolkit@1/greet") && added.contains("name, punctuation?"),
+        "the tasks with their arguments: {added}"
+    );
+    let again = cli.ok(&["plugin", "add", "toolkit", toolkit.to_str().unwrap()]);
+    assert!(
+        again.contains("Already registered: plugin toolkit version 1"),
+        "{again}"
+    );
+    let listed = cli.ok(&["plugin", "ls"]);
+    assert!(
+        listed.contains("toolkit") && listed.contains("workspace") && listed.contains("greet"),
+        "{listed}"
+    );
+    let shown = cli.json(&["plugin", "show", "toolkit"]);
+    assert_eq!(shown["versions"][0]["version"], 1, "{shown}");
+
+    // A deployment file registers its plugins before its deployments, and grants the
+    // deployment's plugins a secret.
+    let file = dir.path().join("weir.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "plugins:\n  - name: tools\n    component: {}\n    description: The test tools\n\
+             deployments:\n  - name: secrets\n    component: {}\n    flow: secrets\n\
+             \x20   capabilities: {{plugin_secrets: [token]}}\n",
+            toolkit.display(),
+            caller.display()
+        ),
+    )
+    .unwrap();
+    let deployed = cli.ok(&["deploy", "-f", file.to_str().unwrap()]);
+    assert!(
+        deployed.contains("Plugin tools registered as version 1"),
+        "{deployed}"
+    );
+    let d = cli.json(&["deployment", "show", "secrets"]);
+    assert_eq!(
+        d["capabilities"]["plugin_secrets"],
+        serde_json::json!(["token"]),
+        "{d}"
+    );
+    let removed = cli.ok(&["plugin", "rm", "tools"]);
+    assert!(removed.contains("Removed plugin tools"), "{removed}");
+    let (ok, _, stderr) = cli.run(&["plugin", "show", "tools"]);
+    assert!(!ok && stderr.contains("plugin not found"), "{stderr}");
+    s.stop().await;
+}

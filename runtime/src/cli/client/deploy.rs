@@ -4,7 +4,7 @@
 
 use super::api::Api;
 use super::deployment_file::{
-    CapabilitiesSpec, DeploymentFile, DeploymentSpec, LimitsSpec, WebhookSpec,
+    CapabilitiesSpec, DeploymentFile, DeploymentSpec, LimitsSpec, PluginSpec, WebhookSpec,
 };
 use super::output::{print_json, text, time};
 use super::{ClientOpts, flow_names, push};
@@ -25,7 +25,7 @@ pub struct DeployArgs {
     /// A deployment file (default: ./weir.yaml when no deployment flags are given).
     #[arg(long, short = 'f', conflicts_with_all = [
         "component", "flow", "params", "params_json", "tags", "description", "version",
-        "pool", "concurrency_limit", "memory_mb", "timeout_seconds", "allowed_hosts",
+        "pool", "concurrency_limit", "memory_mb", "timeout_seconds", "allowed_hosts", "plugin_secrets",
         "paused", "webhook", "webhook_signed", "cron", "interval", "rrule", "timezone",
     ])]
     file: Option<PathBuf>,
@@ -69,6 +69,9 @@ pub struct DeployArgs {
     /// A host the flow may reach over HTTP (repeatable); none by default.
     #[arg(long = "allow-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
+    /// A workspace secret the plugins the flow calls may read (repeatable); none by default.
+    #[arg(long = "plugin-secret", value_name = "SECRET")]
+    plugin_secrets: Vec<String>,
     /// Create the deployment paused (`--paused=false` resumes one).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     paused: Option<bool>,
@@ -108,6 +111,7 @@ impl DeployArgs {
             || self.memory_mb.is_some()
             || self.timeout_seconds.is_some()
             || !self.allowed_hosts.is_empty()
+            || !self.plugin_secrets.is_empty()
             || self.paused.is_some()
             || self.webhook
             || self.webhook_signed
@@ -162,9 +166,12 @@ impl DeployArgs {
             work_queue: self.work_queue.clone(),
             concurrency_limit: self.concurrency_limit,
             limits,
-            capabilities: (!self.allowed_hosts.is_empty()).then(|| CapabilitiesSpec {
-                allowed_hosts: Some(self.allowed_hosts.clone()),
-            }),
+            capabilities: (!self.allowed_hosts.is_empty() || !self.plugin_secrets.is_empty()).then(
+                || CapabilitiesSpec {
+                    allowed_hosts: Some(self.allowed_hosts.clone()),
+                    plugin_secrets: Some(self.plugin_secrets.clone()),
+                },
+            ),
             paused: self.paused,
             webhook: (self.webhook || self.webhook_signed).then_some(WebhookSpec {
                 enabled: true,
@@ -174,8 +181,9 @@ impl DeployArgs {
         })
     }
 
-    /// The deployments to apply, each with the folder its component path is relative to.
-    fn specs(&self) -> anyhow::Result<(Vec<DeploymentSpec>, PathBuf)> {
+    /// The plugins to register and the deployments to apply, with the folder their
+    /// component paths are relative to.
+    fn specs(&self) -> anyhow::Result<(Vec<PluginSpec>, Vec<DeploymentSpec>, PathBuf)> {
         let file = match &self.file {
             Some(f) => Some(f.clone()),
             None if !self.has_spec_flags() && Path::new(DEFAULT_FILE).exists() => {
@@ -184,7 +192,7 @@ impl DeployArgs {
             None => None,
         };
         let Some(file) = file else {
-            return Ok((vec![self.spec()?], PathBuf::from(".")));
+            return Ok((Vec::new(), vec![self.spec()?], PathBuf::from(".")));
         };
         let parsed = DeploymentFile::read(&file)?;
         let base = file
@@ -204,7 +212,7 @@ impl DeployArgs {
                 );
             }
         }
-        Ok((specs, base))
+        Ok((parsed.plugins, specs, base))
     }
 }
 
@@ -268,7 +276,7 @@ fn only_flow(manifest: &Value, digest: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let (specs, base) = args.specs()?;
+    let (plugins, specs, base) = args.specs()?;
     let api = args.opts.api()?;
     let quiet = args.opts.json;
     let mut components = Components {
@@ -277,6 +285,34 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         pushed: HashMap::new(),
     };
     let mut answers = Vec::new();
+    // Plugins first: the deployments' flows call them.
+    for plugin in &plugins {
+        let (digest, _) = components
+            .resolve(&plugin.component, &base)
+            .await
+            .with_context(|| format!("plugin {:?}", plugin.name))?;
+        let (status, answer) = api
+            .post(
+                &["api", "plugins"],
+                json!({"name": plugin.name, "component": digest,
+                       "description": plugin.description}),
+            )
+            .await
+            .with_context(|| format!("plugin {:?}", plugin.name))?;
+        if !quiet {
+            let how = if status == reqwest::StatusCode::CREATED {
+                "registered as"
+            } else {
+                "is"
+            };
+            println!(
+                "Plugin {} {how} version {}",
+                plugin.name,
+                text(&answer["version"])
+            );
+        }
+        answers.push(answer);
+    }
     for spec in &specs {
         let answer = apply(&api, &mut components, spec, &base, quiet)
             .await
@@ -474,6 +510,8 @@ mod tests {
             "64",
             "--allow-host",
             "api.example.com",
+            "--plugin-secret",
+            "slack-url",
             "--paused",
             "--webhook-signed",
         ]);
@@ -484,7 +522,8 @@ mod tests {
                 "name": "hello-prod", "component": "abc",
                 "parameters": {"n": "5", "name": "a=b", "x": true},
                 "tags": ["prod"], "limits": {"memory_mb": 64},
-                "capabilities": {"allowed_hosts": ["api.example.com"]},
+                "capabilities": {"allowed_hosts": ["api.example.com"],
+                                 "plugin_secrets": ["slack-url"]},
                 "paused": true, "webhook": {"enabled": true, "signed": true}
             })
         );
@@ -516,10 +555,10 @@ mod tests {
         )
         .unwrap();
         let f = file.to_str().unwrap();
-        let (specs, base) = args(&["--file", f]).specs().unwrap();
+        let (_, specs, base) = args(&["--file", f]).specs().unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(base, dir.path());
-        let (specs, _) = args(&["--file", f, "--name", "b"]).specs().unwrap();
+        let (_, specs, _) = args(&["--file", f, "--name", "b"]).specs().unwrap();
         assert_eq!(specs[0].name, "b");
         let err = args(&["--file", f, "--name", "c"])
             .specs()

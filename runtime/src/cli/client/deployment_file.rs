@@ -10,9 +10,15 @@
 //!     parameters: {name: Ada}
 //!     tags: [prod]
 //!     limits: {memory_mb: 64, timeout_seconds: 30}
-//!     capabilities: {allowed_hosts: [api.example.com]}
+//!     capabilities: {allowed_hosts: [api.example.com], plugin_secrets: [slack-url]}
 //!     webhook: {enabled: true, signed: true}
+//! plugins:
+//!   - name: toolkit
+//!     component: target/wasm32-wasip2/release/toolkit.wasm
 //! ```
+//!
+//! `plugins:` registers components as the workspace's plugins (each changed component a
+//! new version) before the deployments are applied, since their flows call them.
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer};
@@ -23,7 +29,20 @@ use std::path::Path;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentFile {
+    #[serde(default)]
     pub deployments: Vec<DeploymentSpec>,
+    #[serde(default)]
+    pub plugins: Vec<PluginSpec>,
+}
+
+/// A plugin to register: a component (a path relative to the file, or a digest) under
+/// a name flows call it by.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    pub name: String,
+    pub component: String,
+    pub description: Option<String>,
 }
 
 /// One deployment as the user declares it. A field left out is left alone when the
@@ -76,6 +95,8 @@ pub struct LimitsSpec {
 #[serde(deny_unknown_fields)]
 pub struct CapabilitiesSpec {
     pub allowed_hosts: Option<Vec<String>>,
+    /// Workspace secrets the plugins the deployment's runs call may read.
+    pub plugin_secrets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -110,6 +131,15 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 impl DeploymentFile {
     pub fn parse(text: &str) -> anyhow::Result<DeploymentFile> {
         let file: DeploymentFile = serde_yaml_ng::from_str(text)?;
+        if file.deployments.is_empty() && file.plugins.is_empty() {
+            bail!("the file has no `deployments:` (and no `plugins:`)");
+        }
+        let mut plugins = HashSet::new();
+        for (i, p) in file.plugins.iter().enumerate() {
+            if !plugins.insert(p.name.as_str()) {
+                bail!("plugins[{i}]: the name {:?} is used twice", p.name);
+            }
+        }
         let mut names = HashSet::new();
         for (i, d) in file.deployments.iter().enumerate() {
             if d.name.trim().is_empty() {
@@ -174,10 +204,16 @@ impl DeploymentSpec {
         );
         put(
             "capabilities",
+            // The capabilities are replaced as a whole: what is left out is granted none.
             self.capabilities
                 .as_ref()
-                .and_then(|c| c.allowed_hosts.as_ref())
-                .map(|h| json!({"allowed_hosts": h})),
+                .filter(|c| c.allowed_hosts.is_some() || c.plugin_secrets.is_some())
+                .map(|c| {
+                    json!({
+                        "allowed_hosts": c.allowed_hosts.clone().unwrap_or_default(),
+                        "plugin_secrets": c.plugin_secrets.clone().unwrap_or_default(),
+                    })
+                }),
         );
         put("paused", self.paused.map(Value::Bool));
         put(
@@ -211,6 +247,7 @@ deployments:
     limits: {memory_mb: 64, timeout_seconds: 30}
     capabilities:
       allowed_hosts: [api.example.com]
+      plugin_secrets: [slack-url]
     paused: false
     webhook: {signed: true}
   - name: nightly
@@ -238,7 +275,8 @@ deployments:
                 "description": "Says hello", "version": "2", "pool": "default",
                 "work_queue": "urgent", "concurrency_limit": 5,
                 "limits": {"memory_mb": 64, "timeout_seconds": 30},
-                "capabilities": {"allowed_hosts": ["api.example.com"]},
+                "capabilities": {"allowed_hosts": ["api.example.com"],
+                                 "plugin_secrets": ["slack-url"]},
                 "paused": false, "webhook": {"enabled": true, "signed": true}
             })
         );
@@ -282,7 +320,7 @@ deployments:
             .to_string();
         assert!(err.contains("(a): missing field `component`"), "{err}");
         let err = DeploymentFile::parse("{}").unwrap_err().to_string();
-        assert!(err.contains("missing field `deployments`"), "{err}");
+        assert!(err.contains("has no `deployments:`"), "{err}");
     }
 
     #[test]
@@ -299,5 +337,35 @@ deployments:
         .unwrap_err()
         .to_string();
         assert!(err.contains("used twice"), "{err}");
+        let err = DeploymentFile::parse(
+            "plugins:\n  - {name: p, component: x}\n  - {name: p, component: y}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("plugins[1]") && err.contains("used twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plugins_alone_or_beside_deployments() {
+        let f = DeploymentFile::parse(
+            "plugins:\n  - name: toolkit\n    component: toolkit.wasm\n    description: Tools\n",
+        )
+        .unwrap();
+        assert!(f.deployments.is_empty());
+        assert_eq!(
+            f.plugins,
+            vec![PluginSpec {
+                name: "toolkit".into(),
+                component: "toolkit.wasm".into(),
+                description: Some("Tools".into()),
+            }]
+        );
+        let err = DeploymentFile::parse("plugins:\n  - {name: p, component: x, versoin: 2}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `versoin`"), "{err}");
     }
 }

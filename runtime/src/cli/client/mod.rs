@@ -17,6 +17,7 @@ pub(crate) mod deployment_file;
 mod deployments;
 mod limits;
 pub(crate) mod output;
+mod plugins;
 mod pools;
 mod runs;
 mod sse;
@@ -125,6 +126,13 @@ pub enum ClientCommand {
         opts: ClientOpts,
         #[command(subcommand)]
         command: limits::GlobalLimitCommand,
+    },
+    /// Plugins: components whose tasks any flow calls by name (`http/request`).
+    Plugin {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: plugins::PluginCommand,
     },
     /// Create a flow run of a deployment.
     Trigger(runs::TriggerArgs),
@@ -314,6 +322,7 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Pool { opts, command } => pools::pool(&opts, command).await,
         ClientCommand::Limit { opts, command } => pools::limit_ls(&opts, command).await,
         ClientCommand::GlobalLimit { opts, command } => limits::global_limit(&opts, command).await,
+        ClientCommand::Plugin { opts, command } => plugins::plugin(&opts, command).await,
         ClientCommand::Trigger(args) => runs::trigger(args).await,
         ClientCommand::Runs { opts, command } => runs::dispatch(&opts, command).await,
         ClientCommand::Artifacts { opts, command } => artifacts(&opts, command).await,
