@@ -242,6 +242,7 @@ async fn pages_are_workspace_scoped_and_escape_hostile_content() {
         "/deployments/content".to_owned(),
         "/deployments/content/run".to_owned(),
         "/components".to_owned(),
+        "/plugins".to_owned(),
         "/settings".to_owned(),
         "/task-runs".to_owned(),
         format!("/task-runs?flow_run={id}"),
@@ -991,4 +992,35 @@ async fn a_run_page_shows_its_transactions_and_which_task_runs_belong_to_them() 
         page.body
     );
     assert!(page.body.contains("transaction 1") && page.body.contains("transaction 2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_pages_list_a_workspaces_plugins_and_their_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-plugins").await;
+    let other = s.workspace("ui-plugins-other").await;
+    let digest = s.upload(&ws.key, "guest_toolkit").await;
+    let (status, body) = s
+        .post(
+            "/api/plugins",
+            &ws.key,
+            json!({"name": "toolkit", "component": digest, "description": "<b>tools</b>"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let b = signed_in(&s, &ws).await;
+    let list = b.get("/plugins").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("href=\"/plugins/toolkit\""), "{}", list.body);
+    assert!(list.body.contains("greet"), "{}", list.body);
+    let page = b.get("/plugins/toolkit").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Greets someone"), "{}", page.body);
+    assert!(page.body.contains("&lt;b&gt;tools&lt;/b&gt;"), "escaped: {}", page.body);
+    assert_eq!(b.get("/plugins/nope").await.status, 404);
+    let theirs = signed_in(&s, &other).await;
+    assert_eq!(theirs.get("/plugins/toolkit").await.status, 404);
+    assert!(!theirs.get("/plugins").await.body.contains("toolkit"));
+    s.stop().await;
 }

@@ -118,7 +118,7 @@ pub async fn upload(
     }
 }
 
-fn definitions(manifest: &Value, kind: &str) -> Markup {
+pub(super) fn definitions(manifest: &Value, kind: &str) -> Markup {
     let items = manifest[kind].as_array().map(Vec::as_slice).unwrap_or(&[]);
     html! {
         @for d in items {

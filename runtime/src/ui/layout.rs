@@ -15,6 +15,7 @@ pub enum Section {
     Runs,
     Deployments,
     Components,
+    Plugins,
     Artifacts,
     Settings,
 }
@@ -51,6 +52,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                     (link(Section::Runs, "/runs", "Runs"))
                     (link(Section::Deployments, "/deployments", "Deployments"))
                     (link(Section::Components, "/components", "Components"))
+                    (link(Section::Plugins, "/plugins", "Plugins"))
                     (link(Section::Artifacts, "/artifacts", "Artifacts"))
                     (link(Section::Settings, "/settings", "Settings"))
                     div.who {

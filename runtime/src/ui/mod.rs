@@ -19,6 +19,7 @@ mod form;
 mod graph;
 mod layout;
 mod markdown;
+mod plugins;
 mod runs;
 mod session;
 mod settings;
@@ -82,6 +83,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/components/{digest}", get(components::page))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/{name}", get(plugins::page))
         .route("/settings", get(settings::page))
         .route("/settings/variables", post(settings::set_variable))
         .route(
