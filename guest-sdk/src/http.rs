@@ -2,11 +2,17 @@
 //!
 //! A run reaches only the hosts its deployment grants (`capabilities.allowed_hosts`);
 //! any other request fails with a clear error before a connection is made.
+//!
+//! [`get`], [`post_json`] and [`request`] wait as long as the host allows; [`request_with`]
+//! takes [`RequestOptions`], such as timeouts.
+
+use std::time::Duration;
 
 use crate::{Error, Result};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions as WasiRequestOptions, Scheme,
 };
 use wasip2::io::streams::StreamError;
 
@@ -51,12 +57,103 @@ pub fn post_json(url: &str, body: &impl serde::Serialize) -> Result<Response> {
     )
 }
 
+/// How a request is made, beyond its method, URL, headers and body ([`request_with`]).
+///
+/// What is left unset is the host's default. Build it with the methods:
+/// `RequestOptions::new().timeout(Duration::from_secs(10))`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// How long connecting (name resolution, TCP and TLS) may take.
+    pub connect_timeout: Option<Duration>,
+    /// How long the first byte of the response may take once the request is sent.
+    pub first_byte_timeout: Option<Duration>,
+    /// How long the response may pause between two chunks of its body.
+    pub between_bytes_timeout: Option<Duration>,
+}
+
+impl RequestOptions {
+    /// The host's defaults.
+    pub fn new() -> Self {
+        RequestOptions::default()
+    }
+
+    /// The same limit for each step: connecting, the first byte of the response and
+    /// each pause between bytes of its body (not the request as a whole).
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.connect_timeout(timeout)
+            .first_byte_timeout(timeout)
+            .between_bytes_timeout(timeout)
+    }
+
+    /// How long connecting may take.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the first byte of the response may take once the request is sent.
+    #[must_use]
+    pub fn first_byte_timeout(mut self, timeout: Duration) -> Self {
+        self.first_byte_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the response may pause between two chunks of its body.
+    #[must_use]
+    pub fn between_bytes_timeout(mut self, timeout: Duration) -> Self {
+        self.between_bytes_timeout = Some(timeout);
+        self
+    }
+
+    /// The `wasi:http` options, `None` when everything is the host's default.
+    fn to_wasi(self) -> Result<Option<WasiRequestOptions>> {
+        if self == RequestOptions::default() {
+            return Ok(None);
+        }
+        // wasi:clocks durations are nanoseconds in a u64 (about 584 years).
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let unsupported =
+            |what: &str| Error::msg(format!("the host does not support a {what} timeout"));
+        let options = WasiRequestOptions::new();
+        if let Some(d) = self.connect_timeout {
+            options
+                .set_connect_timeout(Some(nanos(d)))
+                .map_err(|()| unsupported("connect"))?;
+        }
+        if let Some(d) = self.first_byte_timeout {
+            options
+                .set_first_byte_timeout(Some(nanos(d)))
+                .map_err(|()| unsupported("first-byte"))?;
+        }
+        if let Some(d) = self.between_bytes_timeout {
+            options
+                .set_between_bytes_timeout(Some(nanos(d)))
+                .map_err(|()| unsupported("between-bytes"))?;
+        }
+        Ok(Some(options))
+    }
+}
+
 /// Any request. `url` is `http://` or `https://`, with a host and an optional port.
 pub fn request(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
+) -> Result<Response> {
+    request_with(method, url, headers, body, &RequestOptions::default())
+}
+
+/// Any request, with [`RequestOptions`] (timeouts); otherwise as [`request`].
+pub fn request_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    options: &RequestOptions,
 ) -> Result<Response> {
     let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
         (Scheme::Http, r)
@@ -80,6 +177,7 @@ pub fn request(
             .append(name, value.as_bytes())
             .map_err(|e| Error::msg(format!("header {name:?}: {e:?}")))?;
     }
+    let options = options.to_wasi()?;
     let req = OutgoingRequest::new(fields);
     let method = match method.to_ascii_uppercase().as_str() {
         "GET" => Method::Get,
@@ -112,7 +210,7 @@ pub fn request(
         }
     }
     OutgoingBody::finish(outgoing, None).map_err(|e| failed(authority, e))?;
-    let pending = outgoing_handler::handle(req, None).map_err(|e| failed(authority, e))?;
+    let pending = outgoing_handler::handle(req, options).map_err(|e| failed(authority, e))?;
     pending.subscribe().block();
     let response = match pending.get() {
         Some(Ok(Ok(r))) => r,
