@@ -426,3 +426,274 @@ async fn a_plugin_has_the_calling_deployments_capabilities_and_no_more() {
     assert_eq!(d["capabilities"]["plugin_secrets"], json!(["token"]), "{d}");
     s.stop().await;
 }
+
+/// What the local webhook receiver was sent, one JSON body per request.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// A local service: `/orders` answers a JSON list of orders (after `flaky` failures with
+/// 503), `/hook` records what is posted to it. Returns its port.
+async fn shop(received: Received, flaky: usize) -> u16 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let failures = std::sync::Arc::new(AtomicUsize::new(flaky));
+    let app = axum::Router::new()
+        .route(
+            "/orders",
+            axum::routing::get(move || {
+                let failures = failures.clone();
+                async move {
+                    if failures
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        return (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "busy".to_owned(),
+                        );
+                    }
+                    let orders = json!([
+                        {"customer": "ada", "amount": 12.5},
+                        {"customer": "grace", "amount": 30},
+                        {"customer": "alan", "amount": 7.5}
+                    ]);
+                    (axum::http::StatusCode::OK, orders.to_string())
+                }
+            }),
+        )
+        .route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let received = received.clone();
+                async move {
+                    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                    received.lock().unwrap().push(value);
+                    "ok"
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// A server with the built-in plugins (built from `plugins/`), reaching the loopback
+/// address its tests serve on.
+async fn with_builtins(dir: &std::path::Path) -> TestServer {
+    crate::support::build_guests();
+    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
+    // Compiled once for every test process: the jq and template plugins are large.
+    let shared = crate::support::shared_compile_cache();
+    std::fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::symlink(&shared, dir.join("compiled")).unwrap();
+    TestServer::start_with(dir, |c| {
+        c.plugins_dir = Some(plugins);
+        c.limits.egress = weir::model::egress::Egress::parse(&["127.0.0.1/32".into()]).unwrap();
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_example_uses_the_builtin_plugins_end_to_end() {
+    let received = Received::default();
+    let port = shop(received.clone(), 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_builtins(dir.path()).await;
+    let ws = s.workspace("report").await;
+    let (status, list) = s.get("/api/plugins", &ws.key).await;
+    assert_eq!(status, 200, "{list}");
+    let builtins: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["builtin"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(builtins, vec!["csv", "http", "jq", "notify", "template"]);
+    assert_eq!(
+        s.delete("/api/plugins/http", &ws.key).await,
+        409,
+        "built-in plugins stay"
+    );
+    let (status, problem) = s
+        .post(
+            "/api/plugins",
+            &ws.key,
+            json!({"name": "http", "component": s.upload(&ws.key, TOOLKIT).await}),
+        )
+        .await;
+    assert_eq!(status, 409, "a built-in's name is taken: {problem}");
+
+    // The webhook URL is a secret that only the deployment's plugins may read.
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    s.put("/api/secrets/orders-hook", &ws.key, json!({"value": hook}))
+        .await;
+    let report = s.upload(&ws.key, "report").await;
+    deploy(
+        &s,
+        &ws.key,
+        &report,
+        "report",
+        "orders-report",
+        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"], "plugin_secrets": ["orders-hook"]}}),
+    )
+    .await;
+    let done = run(
+        &s,
+        &ws.key,
+        "report",
+        json!({"orders_url": format!("http://127.0.0.1:{port}/orders"),
+               "webhook_secret": "orders-hook", "kind": "slack"}),
+    )
+    .await;
+    assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
+    assert_eq!(
+        done["result"],
+        json!({"count": 3, "total": 50.0, "top": "grace"})
+    );
+    let tasks = task_runs(&s, &ws.key, &done).await;
+    let by_task = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t["task"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {tasks:?}"))
+            .clone()
+    };
+    // The first fetch met a 503: the call's retry fetched again.
+    assert_eq!(by_task("http/request")["run_count"], 2);
+    assert!(
+        by_task("jq/first")["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("jq@1/first")
+    );
+    // Slack got the report in its own markup, exactly once.
+    let posts = received.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let text = posts[0]["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("*Orders report*"), "{text}");
+    assert!(text.contains("| 3 | 50.0 | grace |"), "{text}");
+    // The report is an artifact of the run.
+    let id = done["id"].as_str().unwrap();
+    let (_, artifacts) = s
+        .get(&format!("/api/flow-runs/{id}/artifacts"), &ws.key)
+        .await;
+    assert!(
+        artifacts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "orders-report"),
+        "{artifacts}"
+    );
+
+    // Without the grant, notify cannot read the secret, and says which one.
+    deploy(
+        &s,
+        &ws.key,
+        &report,
+        "ungranted",
+        "orders-report",
+        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+    )
+    .await;
+    let refused = run(
+        &s,
+        &ws.key,
+        "ungranted",
+        json!({"orders_url": format!("http://127.0.0.1:{port}/orders"),
+               "webhook_secret": "orders-hook"}),
+    )
+    .await;
+    assert_eq!(refused["state"]["type"], "FAILED", "{refused}");
+    let notify = task_runs(&s, &ws.key, &refused)
+        .await
+        .into_iter()
+        .find(|t| t["task"] == "notify/send")
+        .expect("the notify call");
+    let message = notify["state"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("orders-hook"), "{message}");
+    assert!(
+        !message.contains(&hook),
+        "the URL is never shown: {message}"
+    );
+    assert_eq!(received.lock().unwrap().len(), 1, "nothing more was posted");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_plugins_answer_and_refuse_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = with_builtins(dir.path()).await;
+    let ws = s.workspace("builtins").await;
+    let caller = s.upload(&ws.key, CALLER).await;
+    deploy(&s, &ws.key, &caller, "call", "call_plugin", json!({})).await;
+    let call = |task: &'static str, arguments: Value| {
+        let s = &s;
+        let key = ws.key.clone();
+        async move {
+            run(
+                s,
+                &key,
+                "call",
+                json!({"task": task, "arguments": arguments}),
+            )
+            .await
+        }
+    };
+    let parsed = call(
+        "csv/parse",
+        json!({"text": "name,n\nada,1\ngrace,2.5\n", "infer_types": true}),
+    )
+    .await;
+    assert_eq!(
+        parsed["result"],
+        json!([{"name": "ada", "n": 1}, {"name": "grace", "n": 2.5}]),
+        "{parsed}"
+    );
+    let written = call(
+        "csv/write",
+        json!({"rows": [{"name": "ada", "n": 1}], "columns": ["name", "n"]}),
+    )
+    .await;
+    assert_eq!(written["result"], "name,n\nada,1\n", "{written}");
+    let all = call(
+        "jq/query",
+        json!({"filter": ".[] | . * 2", "input": [1, 2, 3]}),
+    )
+    .await;
+    assert_eq!(all["result"], json!([2, 4, 6]), "{all}");
+    let rendered = call(
+        "template/render",
+        json!({"template": "Hi {{ name }}", "context": {"name": "<b>"}, "autoescape": true}),
+    )
+    .await;
+    assert_eq!(rendered["result"], "Hi &lt;b&gt;", "{rendered}");
+    // Mistakes fail the task run with what is wrong, and are not retried.
+    for (task, arguments, expected) in [
+        (
+            "jq/first",
+            json!({"filter": ".[", "input": []}),
+            "expected closing bracket",
+        ),
+        (
+            "template/render",
+            json!({"template": "{{ nope }}", "context": {}}),
+            "nope",
+        ),
+        ("csv/parse", json!({"text": "a,b\n1\n"}), "line"),
+        (
+            "http/request",
+            json!({"url": "https://example.com", "json": {}, "body": "x"}),
+            "body",
+        ),
+        ("notify/send", json!({"message": "hi"}), "url"),
+    ] {
+        let failed = call(task, arguments).await;
+        assert_eq!(failed["state"]["type"], "FAILED", "{task}: {failed}");
+        let tasks = task_runs(&s, &ws.key, &failed).await;
+        assert_eq!(tasks[0]["run_count"], 1, "{task}: {tasks:?}");
+        let message = tasks[0]["state"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{task}: {message}");
+    }
+    s.stop().await;
+}

@@ -1012,12 +1012,20 @@ async fn the_plugins_pages_list_a_workspaces_plugins_and_their_tasks() {
     let b = signed_in(&s, &ws).await;
     let list = b.get("/plugins").await;
     assert_eq!(list.status, 200, "{}", list.body);
-    assert!(list.body.contains("href=\"/plugins/toolkit\""), "{}", list.body);
+    assert!(
+        list.body.contains("href=\"/plugins/toolkit\""),
+        "{}",
+        list.body
+    );
     assert!(list.body.contains("greet"), "{}", list.body);
     let page = b.get("/plugins/toolkit").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Greets someone"), "{}", page.body);
-    assert!(page.body.contains("&lt;b&gt;tools&lt;/b&gt;"), "escaped: {}", page.body);
+    assert!(
+        page.body.contains("&lt;b&gt;tools&lt;/b&gt;"),
+        "escaped: {}",
+        page.body
+    );
     assert_eq!(b.get("/plugins/nope").await.status, 404);
     let theirs = signed_in(&s, &other).await;
     assert_eq!(theirs.get("/plugins/toolkit").await.status, 404);

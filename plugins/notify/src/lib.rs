@@ -315,7 +315,12 @@ pub fn body(kind: Kind, title: Option<&str>, message: &str, run: Option<&RunInfo
                 Some(title) => format!("**{title}**\n{message}"),
                 None => message.to_owned(),
             };
-            json!({ "content": truncate_utf16(&text, DISCORD_LIMIT) })
+            // No mentions: a message that quotes `@everyone` from a run must not ping a
+            // whole server.
+            json!({
+                "content": truncate_utf16(&text, DISCORD_LIMIT),
+                "allowed_mentions": {"parse": []},
+            })
         }
         Kind::Teams => {
             let summary = title
@@ -642,7 +647,7 @@ mod tests {
     fn discord_gets_markdown_and_at_most_2000_characters() {
         assert_eq!(
             body(Kind::Discord, Some("Done"), "**etl** ok", None),
-            json!({"content": "**Done**\n**etl** ok"})
+            json!({"content": "**Done**\n**etl** ok", "allowed_mentions": {"parse": []}})
         );
         let long = "x".repeat(2500);
         let content = body(Kind::Discord, None, &long, None)["content"]
