@@ -22,12 +22,14 @@
 //!   instance serves through the `host::Run` trait.
 //! - [`orchestrate`]: the state machine of flow and task runs: Prefect's states,
 //!   retries, timeouts, caching, results, hooks, final-state rules, replay by position,
-//!   pauses and suspends, cancellation of whole run trees; its flow scope is the
-//!   `host::Run` of instances (`orchestrate::host_calls`). `orchestrate::transition`
-//!   is the one way a running run's state changes.
+//!   pauses and suspends, cancellation of whole run trees, plugin tasks (a task of
+//!   another component called by name, run with the caller's capabilities); its flow
+//!   scope is the `host::Run` of instances (`orchestrate::host_calls`).
+//!   `orchestrate::transition` is the one way a running run's state changes.
 //! - [`executor`]: runs deployment flow runs when due, within pool, deployment and tag
 //!   concurrency limits; cancellation; graceful shutdown and recovery; suspended runs
-//!   resumed, and runs ended without an instance (with their hooks).
+//!   resumed, and runs ended without an instance (with their hooks); the plugins flows
+//!   call, and the built-in ones registered at start.
 //! - [`schedule`]: schedule specs (cron, interval, RRULE in a timezone) and the scheduler
 //!   that creates their runs exactly once per fire time.
 //! - [`api`]: the HTTP API (axum), one module per resource, problem details, OpenAPI.
