@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! The modules are layered, without cycles: each imports only those before it in
-//! `model`, `store`, `engine`, `host`, `orchestrate`, `executor`, `schedule`, `api`,
+//! `model`, `store`, `engine`, `host`, `orchestrate`, `executor`, `schedule`,
+//! `automate`, `api`,
 //! `ui`, `server`, `cli` (and `secrets`, which imports none).
 //! - [`model`]: Weir's own vocabulary, importing nothing else of Weir: run states and
 //!   the transitions allowed between them (final states are left only by a retry),
@@ -32,6 +33,10 @@
 //!   call, and the built-in ones registered at start.
 //! - [`schedule`]: schedule specs (cron, interval, RRULE in a timezone) and the scheduler
 //!   that creates their runs exactly once per fire time.
+//! - [`automate`]: automations on every node: flow runs' state changes and runs stuck
+//!   in a state watched, each event firing an automation once across nodes, its actions
+//!   (runs of deployments, cancels, retries, pauses, plugin calls) done under a lease and
+//!   retried until done.
 //! - [`api`]: the HTTP API (axum), one module per resource, problem details, OpenAPI.
 //! - [`ui`]: the web UI on the API's port: server-rendered pages (maud), htmx and
 //!   server-sent events for live updates, sessions in HttpOnly cookies, CSRF-checked
@@ -44,6 +49,7 @@
 //!   server- or guest-provided text goes through before it is printed.
 
 pub mod api;
+pub mod automate;
 pub mod bench;
 pub mod cli;
 pub mod engine;

@@ -5,6 +5,7 @@
 mod support;
 
 mod adversarial;
+mod automations;
 mod background;
 mod browser;
 mod caching;

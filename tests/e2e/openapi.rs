@@ -127,7 +127,7 @@ async fn the_document_declares_parameters_where_they_are_read_and_every_error() 
             assert!(has("413") && has("422"), "{label}: no 413 or 422");
         }
     }
-    assert_eq!(lists, 18, "every list");
+    assert_eq!(lists, 21, "every list");
     // The query parameters of the filtered lists are in the query.
     let flow_runs = &doc["paths"]["/api/flow-runs"]["get"]["parameters"];
     for name in [

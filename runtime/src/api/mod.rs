@@ -3,6 +3,7 @@
 //! The contract is written down in `docs/api.md`.
 
 mod auth;
+pub(crate) mod automations;
 pub(crate) mod components;
 pub(crate) mod deployments;
 mod error;
@@ -69,6 +70,7 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub executor: Arc<Executor>,
     pub scheduler: Arc<crate::schedule::Scheduler>,
+    pub automations: Arc<crate::automate::Automations>,
     pub secrets: SecretBox,
     /// sha256 of the admin token.
     pub admin_hash: String,
@@ -146,6 +148,14 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(variables::list_secrets))
         .routes(routes!(variables::put_secret, variables::delete_secret))
+        .routes(routes!(automations::create, automations::list))
+        .routes(routes!(
+            automations::get,
+            automations::update,
+            automations::delete
+        ))
+        .routes(routes!(automations::runs))
+        .routes(routes!(automations::post_event))
         .routes(routes!(plugins::register, plugins::list))
         .routes(routes!(plugins::get, plugins::delete))
         .routes(routes!(pools::create, pools::list))

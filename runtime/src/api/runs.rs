@@ -160,6 +160,7 @@ pub(crate) async fn trigger(
         tags: body.tags,
         schedule_id: None,
         task: None,
+        plugin: None,
     };
     state
         .executor
@@ -255,6 +256,7 @@ pub async fn create_task_run(
         tags: body.tags,
         schedule_id: None,
         task: Some(body.task),
+        plugin: None,
     };
     let (record, new) = state.executor.trigger(&deployment, request).await?;
     let status = if new {

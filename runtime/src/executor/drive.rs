@@ -215,6 +215,11 @@ impl Executor {
                 .map(|d| d.plugin_secrets.clone())
                 .unwrap_or_default(),
             deployment_id: run.deployment_id.clone(),
+            plugin: run
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(super::PLUGIN_TAG))
+                .map(std::sync::Arc::from),
         };
         if let Err(e) = self.orch.execute_flow_run(&run, component, settings).await {
             tracing::error!("flow run {} could not be stored: {e}", run.id);

@@ -27,7 +27,7 @@ mod trigger;
 
 pub use commands::CommandError;
 pub use slots::{SlotGuard, Slots};
-pub use trigger::{TriggerError, TriggerRequest};
+pub use trigger::{PLUGIN_TAG, TriggerError, TriggerRequest};
 
 use crate::host::{Engine, LoadedComponent};
 use crate::model::clock::{Clock, SystemClock};

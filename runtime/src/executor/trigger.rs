@@ -5,8 +5,12 @@
 use super::*;
 use crate::store::{InsertStage, NotStored, StoreError, Unavailable};
 
+/// The tag of a run of a plugin's task on its own (`plugin:notify@1`): its code is the
+/// plugin's, which reads only the secrets the deployment lets plugins read.
+pub const PLUGIN_TAG: &str = "plugin:";
+
 /// A run of a deployment to create.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TriggerRequest {
     /// Merged over the deployment's default parameters.
     pub parameters: serde_json::Map<String, serde_json::Value>,
@@ -20,6 +24,9 @@ pub struct TriggerRequest {
     /// `task.delay()`): `parameters` are its arguments, the deployment's defaults are not
     /// merged in (they are the flow's).
     pub task: Option<String>,
+    /// The task is a plugin's (`task` names it in the plugin): the run executes the
+    /// plugin's component with the deployment's capabilities, as plugin code.
+    pub plugin: Option<Arc<crate::orchestrate::Plugin>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +57,48 @@ impl Executor {
 
     /// Creates a run of a deployment (validated, stored durably) and takes it. Returns
     /// the run and whether it is new (an idempotency key may return an earlier one).
+    /// A run of a plugin's task (`notify/send`) in `deployment`: its capabilities, its
+    /// workspace's plugins.
+    pub async fn trigger_plugin_task(
+        self: &Arc<Self>,
+        deployment: &DeploymentRecord,
+        task: &str,
+        arguments: serde_json::Value,
+        idempotency_key: String,
+    ) -> Result<FlowRunRecord, TriggerError> {
+        use crate::orchestrate::PluginSource;
+        let reference = match crate::model::plugin::parse(task) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(TriggerError::Invalid(e)),
+            None => {
+                return Err(TriggerError::Invalid(format!(
+                    "{task:?} is no plugin task (\"<plugin>/<task>\")"
+                )));
+            }
+        };
+        let plugin = self
+            .plugin(
+                &deployment.workspace_id,
+                reference.plugin,
+                reference.version,
+            )
+            .await
+            .map_err(TriggerError::Invalid)?;
+        let serde_json::Value::Object(parameters) = arguments else {
+            return Err(TriggerError::Invalid(
+                "the arguments must be an object".into(),
+            ));
+        };
+        let request = TriggerRequest {
+            parameters,
+            idempotency_key: Some(idempotency_key),
+            task: Some(reference.task.to_owned()),
+            plugin: Some(plugin),
+            ..TriggerRequest::default()
+        };
+        Ok(self.trigger(deployment, request).await?.0)
+    }
+
     pub async fn trigger(
         self: &Arc<Self>,
         deployment: &DeploymentRecord,
@@ -97,7 +146,17 @@ impl Executor {
                     .cloned()
                     .unwrap_or_default(),
             };
-            parameters.extend(request.parameters);
+            let mut request = request;
+            parameters.extend(std::mem::take(&mut request.parameters));
+            let component = match &request.plugin {
+                Some(plugin) => plugin.component.clone(),
+                None => component.clone(),
+            };
+            if let Some(plugin) = &request.plugin {
+                request
+                    .tags
+                    .push(format!("{PLUGIN_TAG}{}", plugin.pinned()));
+            }
             let flow = match &request.task {
                 Some(task) => format!("{}{task}", crate::model::manifest::BACKGROUND_PREFIX),
                 None => deployment.flow.clone(),
@@ -339,6 +398,7 @@ impl crate::orchestrate::DeploymentRunner for Executor {
             let request = TriggerRequest {
                 parameters: arguments,
                 task: Some(task.to_owned()),
+                plugin: None,
                 ..TriggerRequest::default()
             };
             this.trigger(&d, request)

@@ -157,6 +157,9 @@ pub trait Run: Send + Sync {
     /// The secrets the plugins the run calls may read (its deployment's grant).
     fn plugin_secrets(&self) -> &[String];
 
+    /// Set when all the run's code is a plugin's (`notify@1`).
+    fn plugin(&self) -> Option<Arc<str>>;
+
     /// Starts a background run of a task of the run's component, in the run's deployment;
     /// returns its id.
     fn delay_task(

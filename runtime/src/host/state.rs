@@ -75,6 +75,10 @@ impl HostState {
                 HttpPolicy::new(r.allowed_hosts(), limits.egress.clone(), Some(note))
             })
             .unwrap_or_default();
+        let plugin = task
+            .as_ref()
+            .and_then(|t| t.plugin.clone())
+            .or_else(|| run.as_ref().and_then(|r| r.plugin()));
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_wasi_resources);
         let mut futures = ResourceTable::new();
@@ -87,7 +91,7 @@ impl HostState {
             futures,
             sandbox: Sandbox::new(limits),
             run,
-            plugin: task.as_ref().and_then(|t| t.plugin.clone()),
+            plugin,
             task,
             slot: None,
             task_run_name: None,

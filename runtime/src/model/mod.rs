@@ -5,6 +5,7 @@
 //! what passes between an instance and its run (call options, outcomes, pauses,
 //! artifacts).
 
+pub mod automation;
 pub mod clock;
 pub mod duration;
 pub mod egress;

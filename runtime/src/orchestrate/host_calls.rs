@@ -134,6 +134,10 @@ impl Run for FlowScope {
         &self.settings.plugin_secrets
     }
 
+    fn plugin(&self) -> Option<Arc<str>> {
+        self.settings.plugin.clone()
+    }
+
     fn log(&self, task: Option<&TaskAttempt>, level: LogLevel, message: String) {
         FlowScope::log(self, task, level, message);
     }

@@ -162,6 +162,9 @@ pub struct RunSettings {
     pub allowed_hosts: Vec<String>,
     /// Workspace secrets the plugins the run calls may read (a deployment's grant).
     pub plugin_secrets: Vec<String>,
+    /// Set when the run is a plugin's task run on its own (`notify@1`): all its code is
+    /// the plugin's.
+    pub plugin: Option<Arc<str>>,
     /// The deployment the run belongs to (its background task runs go there too).
     pub deployment_id: Option<String>,
 }

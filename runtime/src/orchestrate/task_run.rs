@@ -282,7 +282,11 @@ impl FlowScope {
             id: call.id.clone(),
             name: run_name,
             task,
-            plugin: target.plugin.as_ref().map(|p| Arc::from(p.pinned())),
+            plugin: target
+                .plugin
+                .as_ref()
+                .map(|p| Arc::from(p.pinned()))
+                .or_else(|| self.settings.plugin.clone()),
             component: target.component,
             def,
             tags,

@@ -80,6 +80,7 @@ fn request_for(record: &ScheduleRecord, fire: DateTime<Utc>) -> TriggerRequest {
         tags: Vec::new(),
         schedule_id: Some(record.id.clone()),
         task: None,
+        plugin: None,
     }
 }
 

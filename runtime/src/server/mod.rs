@@ -159,7 +159,9 @@ impl Server {
             config.clock.clone(),
             config.scheduler.clone(),
         );
+        let automations = crate::automate::Automations::new(executor.clone(), scheduler.clone());
         let state = AppState::new(Shared {
+            automations: automations.clone(),
             scheduler: scheduler.clone(),
             executor: executor.clone(),
             secrets,
@@ -217,6 +219,10 @@ impl Server {
                 }
             })
         };
+        let (automate_tx, automate_rx) = tokio::sync::oneshot::channel::<()>();
+        let automate = tokio::spawn(self.state.automations.clone().run(async {
+            let _ = automate_rx.await;
+        }));
         let scheduler = self.run_scheduler.then(|| {
             let s = self.scheduler.clone();
             tokio::spawn(s.run(async {
@@ -236,6 +242,8 @@ impl Server {
         rate.abort();
         drop(stop_tx);
         drop(upkeep_tx);
+        drop(automate_tx);
+        let _ = automate.await;
         if let Some(s) = scheduler {
             let _ = s.await;
         }

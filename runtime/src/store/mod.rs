@@ -12,6 +12,7 @@
 //! [`schedules`]; row decoding shared in [`rows`], the backends in [`db`].
 
 mod artifacts;
+mod automations;
 mod cache;
 mod components;
 mod db;
@@ -37,6 +38,7 @@ mod workspaces;
 mod writer;
 
 pub use artifacts::{ArtifactKey, MAX_COUNTED_VERSIONS};
+pub use automations::{AutomationRecord, AutomationRunRecord, AutomationRunState, StateChangeRow};
 pub use components::ComponentRecord;
 pub use deployments::*;
 pub use leases::NodeRecord;

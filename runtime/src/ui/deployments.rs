@@ -290,6 +290,7 @@ pub async fn run(
         tags: vec![],
         schedule_id: None,
         task: None,
+        plugin: None,
     };
     let mut shown = d.parameters.as_object().cloned().unwrap_or_default();
     shown.extend(parameters);

@@ -1,0 +1,443 @@
+//! Automations: runs that react to flow runs' states (once, or N times within a window),
+//! to runs stuck in a state, and to posted events, by running deployments, cancelling,
+//! retrying, pausing, and calling plugins; once per event, across restarts.
+
+use crate::BASIC;
+use crate::support::server::{Api, TestServer};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Received = Arc<Mutex<Vec<Value>>>;
+
+/// A webhook receiver on loopback recording what is posted to `/hook`; returns its port.
+async fn receiver(received: Received) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    serve_receiver(listener, received);
+    port
+}
+
+fn serve_receiver(listener: tokio::net::TcpListener, received: Received) {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let received = received.clone();
+            async move {
+                let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                received.lock().unwrap().push(value);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+}
+
+/// A server with the built-in plugins, reaching loopback, its compiled code shared.
+async fn server(dir: &std::path::Path) -> TestServer {
+    crate::support::build_guests();
+    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
+    let shared = crate::support::shared_compile_cache();
+    std::fs::create_dir_all(&shared).unwrap();
+    let link = dir.join("compiled");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&shared, &link).unwrap();
+    }
+    TestServer::start_with(dir, |c| {
+        c.plugins_dir = Some(plugins);
+        c.limits.egress = weir::model::egress::Egress::parse(&["127.0.0.1/32".into()]).unwrap();
+    })
+    .await
+}
+
+async fn deploy(s: &Api, key: &str, digest: &str, name: &str, flow: &str, extra: Value) {
+    let mut spec = json!({"name": name, "component": digest, "flow": flow});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    s.deploy(key, spec).await;
+}
+
+async fn trigger(s: &Api, key: &str, deployment: &str, parameters: Value) -> String {
+    let (status, run) = s
+        .post(
+            &format!("/api/deployments/{deployment}/runs"),
+            key,
+            json!({ "parameters": parameters }),
+        )
+        .await;
+    assert_eq!(status, 201, "{run}");
+    run["id"].as_str().unwrap().to_owned()
+}
+
+/// The automation's runs once `pred` holds for them (within 30 s).
+async fn runs_until(
+    s: &Api,
+    key: &str,
+    automation: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, page) = s
+            .get(&format!("/api/automations/{automation}/runs"), key)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap().clone();
+        if pred(&items) {
+            return items;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "automation {automation}: {items:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn completed(runs: &[Value]) -> usize {
+    runs.iter().filter(|r| r["state"] == "completed").count()
+}
+
+async fn create(s: &Api, key: &str, body: Value) -> Value {
+    let (status, a) = s.post("/api/automations", key, body).await;
+    assert_eq!(status, 201, "{a}");
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_deployment_notifies_a_webhook_once_per_failure() {
+    let received = Received::default();
+    let port = receiver(received.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let ws = s.workspace("notify").await;
+    let basic = s.upload(&ws.key, BASIC).await;
+    deploy(
+        &s,
+        &ws.key,
+        &basic,
+        "nightly",
+        "returns_error",
+        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+    )
+    .await;
+    deploy(&s, &ws.key, &basic, "fine", "echo_flow", json!({})).await;
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "tell-slack",
+            "trigger": {"type": "flow-run-state", "deployments": ["nightly"], "states": ["Failed"]},
+            "actions": [{
+                "type": "call-plugin", "task": "notify/send",
+                "arguments": {
+                    "url": format!("http://127.0.0.1:{port}/hook"),
+                    "title": "{{ deployment.name }} failed",
+                    "message": "Run {{ flow_run.name }}: {{ state.message }}",
+                }
+            }]
+        }),
+    )
+    .await;
+    let first = trigger(&s, &ws.key, "nightly", json!({})).await;
+    let second = trigger(&s, &ws.key, "nightly", json!({})).await;
+    // Runs of another deployment, and completed ones, fire nothing.
+    trigger(&s, &ws.key, "fine", json!({"x": 1})).await;
+    let runs = runs_until(&s, &ws.key, "tell-slack", |r| completed(r) == 2).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let posts = received.lock().unwrap().clone();
+    assert_eq!(posts.len(), 2, "exactly once per failure: {posts:?}");
+    for (id, post) in [first, second].iter().zip(posts.iter().rev()) {
+        let name = s.wait_final(&ws.key, id).await["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            posts
+                .iter()
+                .any(|p| p["message"].as_str().unwrap_or("").contains(&name)),
+            "the run's name in a message: {posts:?}"
+        );
+        assert_eq!(post["title"], "nightly failed", "{post}");
+    }
+    // Each automation run says what set it off and what its action did.
+    let run = &runs[0];
+    assert_eq!(run["event"]["flow_run"]["state"]["type"], "FAILED", "{run}");
+    assert_eq!(run["results"][0]["type"], "call-plugin", "{run}");
+    assert_eq!(run["results"][0]["ok"], true, "{run}");
+    // Nothing more comes: each failure fired once.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(received.lock().unwrap().len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_run_starts_the_next_deployment_and_events_start_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let ws = s.workspace("chain").await;
+    let basic = s.upload(&ws.key, BASIC).await;
+    deploy(&s, &ws.key, &basic, "extract", "echo_flow", json!({})).await;
+    deploy(&s, &ws.key, &basic, "load", "names_flow", json!({})).await;
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "then-load",
+            "trigger": {"type": "flow-run-state", "deployments": ["extract"], "states": ["Completed"]},
+            "actions": [{"type": "run-deployment", "deployment": "load",
+                         "parameters": {"who": "after {{ flow_run.name }}"}}]
+        }),
+    )
+    .await;
+    let id = trigger(&s, &ws.key, "extract", json!({"x": 4})).await;
+    let extract = s.wait_final(&ws.key, &id).await;
+    let runs = runs_until(&s, &ws.key, "then-load", |r| completed(r) == 1).await;
+    let load_id = runs[0]["results"][0]["output"]["flow_run_id"]
+        .as_str()
+        .expect("the run it started")
+        .to_owned();
+    let load = s.wait_final(&ws.key, &load_id).await;
+    assert_eq!(load["state"]["type"], "COMPLETED", "{load}");
+    assert_eq!(
+        load["parameters"]["who"],
+        format!("after {}", extract["name"].as_str().unwrap())
+    );
+
+    // An event trigger: the body is in the templates; the same Idempotency-Key is the
+    // same event.
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "on-signup",
+            "trigger": {"type": "event"},
+            "actions": [{"type": "run-deployment", "deployment": "load",
+                         "parameters": {"who": "{{ event.body.user }}"}}]
+        }),
+    )
+    .await;
+    for _ in 0..2 {
+        let status = s
+            .req(
+                reqwest::Method::POST,
+                "/api/automations/on-signup/events",
+                &ws.key,
+            )
+            .header("idempotency-key", "signup-1")
+            .json(&json!({"user": "Ada"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    }
+    let runs = runs_until(&s, &ws.key, "on-signup", |r| completed(r) == 1).await;
+    assert_eq!(runs.len(), 1, "one event, one run: {runs:?}");
+    let started = runs[0]["results"][0]["output"]["flow_run_id"]
+        .as_str()
+        .unwrap();
+    let run = s.wait_final(&ws.key, started).await;
+    assert_eq!(run["parameters"]["who"], "Ada", "{run}");
+    // A state trigger takes no posted events.
+    let (status, _) = s
+        .post("/api/automations/then-load/events", &ws.key, json!({}))
+        .await;
+    assert_eq!(status, 409);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_and_stuck_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let ws = s.workspace("stuck").await;
+    let basic = s.upload(&ws.key, BASIC).await;
+    deploy(&s, &ws.key, &basic, "flaky", "returns_error", json!({})).await;
+    deploy(&s, &ws.key, &basic, "slow", "nap", json!({})).await;
+    // Three failures within a minute pause the deployment, once.
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "pause-when-flapping",
+            "trigger": {"type": "flow-run-state", "deployments": ["flaky"], "states": ["Failed"],
+                        "threshold": 3, "within_seconds": 60},
+            "actions": [{"type": "pause-deployment"}]
+        }),
+    )
+    .await;
+    for _ in 0..2 {
+        let id = trigger(&s, &ws.key, "flaky", json!({})).await;
+        s.wait_final(&ws.key, &id).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, runs) = s
+        .get("/api/automations/pause-when-flapping/runs", &ws.key)
+        .await;
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        0,
+        "two failures: {runs}"
+    );
+    let id = trigger(&s, &ws.key, "flaky", json!({})).await;
+    s.wait_final(&ws.key, &id).await;
+    runs_until(&s, &ws.key, "pause-when-flapping", |r| completed(r) == 1).await;
+    let (_, d) = s.get("/api/deployments/flaky", &ws.key).await;
+    assert_eq!(d["paused"], true, "{d}");
+
+    // A run Running for more than a second is cancelled.
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "cancel-stuck",
+            "trigger": {"type": "flow-run-stuck", "deployments": ["slow"], "state": "Running",
+                        "for_seconds": 1},
+            "actions": [{"type": "cancel-run"}]
+        }),
+    )
+    .await;
+    let started = Instant::now();
+    let id = trigger(&s, &ws.key, "slow", json!({"millis": 20000})).await;
+    let done = s.wait_final(&ws.key, &id).await;
+    assert_eq!(done["state"]["type"], "CANCELLED", "{done}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let runs = runs_until(&s, &ws.key, "cancel-stuck", |r| completed(r) == 1).await;
+    assert_eq!(runs[0]["event"]["kind"], "flow-run-stuck");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_fails_is_retried_and_done_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The receiver is down at first: its port is taken and released.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let key;
+    {
+        let s = server(dir.path()).await;
+        let ws = s.workspace("restart").await;
+        key = ws.key.clone();
+        let basic = s.upload(&ws.key, BASIC).await;
+        deploy(
+            &s,
+            &ws.key,
+            &basic,
+            "nightly",
+            "returns_error",
+            json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+        )
+        .await;
+        create(
+            &s,
+            &ws.key,
+            json!({
+                "name": "tell",
+                "trigger": {"type": "flow-run-state", "states": ["Failed"]},
+                "actions": [{"type": "call-plugin", "task": "notify/send",
+                             "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
+                                           "message": "{{ flow_run.name }} failed"}}]
+            }),
+        )
+        .await;
+        trigger(&s, &ws.key, "nightly", json!({})).await;
+        let runs = runs_until(&s, &ws.key, "tell", |r| {
+            r.first()
+                .is_some_and(|r| r["attempts"] == 1 && r["state"] == "pending")
+        })
+        .await;
+        assert!(
+            runs[0]["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("call-plugin"),
+            "the failure is visible: {runs:?}"
+        );
+        s.stop().await;
+    }
+    // The receiver comes up; the server starts again on the same data.
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    serve_receiver(listener, received.clone());
+    let s = server(dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let runs = loop {
+        let (_, page) = s.get("/api/automations/tell/runs", &key).await;
+        let items = page["items"].as_array().unwrap().clone();
+        if completed(&items) == 1 {
+            break items;
+        }
+        assert!(Instant::now() < deadline, "{items:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["attempts"], 2, "{runs:?}");
+    assert_eq!(received.lock().unwrap().len(), 1, "delivered once");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_automations_are_refused_with_the_fields_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("bad").await;
+    for (body, expected) in [
+        (
+            json!({"name": "a", "trigger": {"type": "never"}, "actions": []}),
+            "'trigger'",
+        ),
+        (
+            json!({"name": "a", "trigger": {"type": "event"}, "actions": [{"type": "cancel-run"}]}),
+            "an event brings none",
+        ),
+        (
+            json!({"name": "a", "trigger": {"type": "flow-run-state", "states": ["Failed"],
+                   "threshold": 3}, "actions": [{"type": "retry-run"}]}),
+            "within_seconds",
+        ),
+        (
+            json!({"name": "a", "trigger": {"type": "flow-run-stuck", "state": "Running",
+                   "for_seconds": 0}, "actions": [{"type": "cancel-run"}]}),
+            "for_seconds",
+        ),
+        (
+            json!({"name": "a", "trigger": {"type": "event"},
+                   "actions": [{"type": "call-plugin", "task": "send", "deployment": "d"}]}),
+            "<plugin>/<task>",
+        ),
+    ] {
+        let (status, problem) = s.post("/api/automations", &ws.key, body.clone()).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert!(
+            problem.to_string().contains(expected),
+            "{expected}: {problem}"
+        );
+    }
+    let ok = json!({"name": "a", "trigger": {"type": "event"},
+                    "actions": [{"type": "run-deployment", "deployment": "d"}]});
+    create(&s, &ws.key, ok.clone()).await;
+    let (status, _) = s.post("/api/automations", &ws.key, ok).await;
+    assert_eq!(status, 409);
+    let other = s.workspace("bad-other").await;
+    assert_eq!(s.get("/api/automations/a", &other.key).await.0, 404);
+    let status = s
+        .req(reqwest::Method::PATCH, "/api/automations/a", &ws.key)
+        .json(&json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let (status, _) = s
+        .post("/api/automations/a/events", &ws.key, json!({}))
+        .await;
+    assert_eq!(status, 409, "a disabled automation takes no events");
+    assert_eq!(s.delete("/api/automations/a", &ws.key).await, 204);
+    assert_eq!(s.get("/api/automations/a", &ws.key).await.0, 404);
+    s.stop().await;
+}
