@@ -647,3 +647,68 @@ async fn plugins_from_the_cli_and_the_deployment_file() {
     assert!(!ok && stderr.contains("plugin not found"), "{stderr}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automations_from_the_deployment_file_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let mut cli = Cli {
+        url: s.url.clone(),
+        key: String::new(),
+    };
+    let created = cli.json(&["workspace", "create", "automations"]);
+    cli.key = created["key"]["secret"].as_str().unwrap().to_owned();
+    let basic = crate::support::guest("guest_basic");
+    let file = dir.path().join("weir.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "deployments:\n  - name: greet\n    component: {}\n    flow: names_flow\n\
+             automations:\n  - name: on-signup\n    trigger: {{type: event}}\n    actions:\n\
+             \x20     - type: run-deployment\n        deployment: greet\n\
+             \x20       parameters: {{who: \"{{{{ event.body.user }}}}\"}}\n",
+            basic.display()
+        ),
+    )
+    .unwrap();
+    let out = cli.ok(&["deploy", "-f", file.to_str().unwrap()]);
+    assert!(out.contains("Created automation on-signup"), "{out}");
+    // Applying the file again updates it.
+    let again = cli.ok(&["deploy", "-f", file.to_str().unwrap()]);
+    assert!(again.contains("Updated automation on-signup"), "{again}");
+    let listed = cli.ok(&["automation", "ls"]);
+    assert!(
+        listed.contains("on-signup") && listed.contains("an event is posted"),
+        "{listed}"
+    );
+    cli.ok(&[
+        "automation",
+        "event",
+        "on-signup",
+        "--body",
+        r#"{"user": "Ada"}"#,
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let runs = loop {
+        let runs = cli.json(&["automation", "runs", "on-signup"]);
+        if runs[0]["state"] == "completed" {
+            break runs;
+        }
+        assert!(std::time::Instant::now() < deadline, "{runs}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let started = runs[0]["results"][0]["output"]["flow_run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = s.wait_final(&cli.key, &started).await;
+    assert_eq!(run["parameters"]["who"], "Ada", "{run}");
+    let off = cli.ok(&["automation", "disable", "on-signup"]);
+    assert!(off.contains("disabled"), "{off}");
+    let (ok, _, stderr) = cli.run(&["automation", "event", "on-signup"]);
+    assert!(!ok && stderr.contains("disabled"), "{stderr}");
+    cli.ok(&["automation", "rm", "on-signup"]);
+    let (ok, _, _) = cli.run(&["automation", "show", "on-signup"]);
+    assert!(!ok);
+    s.stop().await;
+}

@@ -183,7 +183,7 @@ impl DeployArgs {
 
     /// The plugins to register and the deployments to apply, with the folder their
     /// component paths are relative to.
-    fn specs(&self) -> anyhow::Result<(Vec<PluginSpec>, Vec<DeploymentSpec>, PathBuf)> {
+    fn specs(&self) -> anyhow::Result<Specs> {
         let file = match &self.file {
             Some(f) => Some(f.clone()),
             None if !self.has_spec_flags() && Path::new(DEFAULT_FILE).exists() => {
@@ -192,7 +192,12 @@ impl DeployArgs {
             None => None,
         };
         let Some(file) = file else {
-            return Ok((Vec::new(), vec![self.spec()?], PathBuf::from(".")));
+            return Ok(Specs {
+                plugins: Vec::new(),
+                deployments: vec![self.spec()?],
+                automations: Vec::new(),
+                base: PathBuf::from("."),
+            });
         };
         let parsed = DeploymentFile::read(&file)?;
         let base = file
@@ -212,8 +217,22 @@ impl DeployArgs {
                 );
             }
         }
-        Ok((parsed.plugins, specs, base))
+        Ok(Specs {
+            plugins: parsed.plugins,
+            deployments: specs,
+            automations: parsed.automations,
+            base,
+        })
     }
+}
+
+/// What a `weir deploy` applies, in order, with the folder component paths are relative to.
+#[derive(Debug)]
+struct Specs {
+    plugins: Vec<PluginSpec>,
+    deployments: Vec<DeploymentSpec>,
+    automations: Vec<Map<String, Value>>,
+    base: PathBuf,
 }
 
 /// Components uploaded during this command, so a file that names one component for
@@ -276,7 +295,12 @@ fn only_flow(manifest: &Value, digest: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let (plugins, specs, base) = args.specs()?;
+    let Specs {
+        plugins,
+        deployments: specs,
+        automations,
+        base,
+    } = args.specs()?;
     let api = args.opts.api()?;
     let quiet = args.opts.json;
     let mut components = Components {
@@ -317,6 +341,19 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let answer = apply(&api, &mut components, spec, &base, quiet)
             .await
             .with_context(|| format!("deployment {:?}", spec.name))?;
+        answers.push(answer);
+    }
+    // Automations last: their actions name the deployments.
+    for automation in &automations {
+        let spec = Value::Object(automation.clone());
+        let name = text(&spec["name"]);
+        let (answer, created) = super::automations::apply(&api, &spec)
+            .await
+            .with_context(|| format!("automation {name:?}"))?;
+        if !quiet {
+            let verb = if created { "Created" } else { "Updated" };
+            println!("{verb} automation {name}");
+        }
         answers.push(answer);
     }
     if quiet {
@@ -555,10 +592,17 @@ mod tests {
         )
         .unwrap();
         let f = file.to_str().unwrap();
-        let (_, specs, base) = args(&["--file", f]).specs().unwrap();
+        let Specs {
+            deployments: specs,
+            base,
+            ..
+        } = args(&["--file", f]).specs().unwrap();
         assert_eq!(specs.len(), 2);
         assert_eq!(base, dir.path());
-        let (_, specs, _) = args(&["--file", f, "--name", "b"]).specs().unwrap();
+        let specs = args(&["--file", f, "--name", "b"])
+            .specs()
+            .unwrap()
+            .deployments;
         assert_eq!(specs[0].name, "b");
         let err = args(&["--file", f, "--name", "c"])
             .specs()

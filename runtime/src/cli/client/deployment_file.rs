@@ -18,7 +18,9 @@
 //! ```
 //!
 //! `plugins:` registers components as the workspace's plugins (each changed component a
-//! new version) before the deployments are applied, since their flows call them.
+//! new version) before the deployments are applied, since their flows call them;
+//! `automations:` (each with `name`, `trigger`, `actions`) are created or updated after
+//! them, since their actions name deployments.
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Deserializer};
@@ -33,6 +35,10 @@ pub struct DeploymentFile {
     pub deployments: Vec<DeploymentSpec>,
     #[serde(default)]
     pub plugins: Vec<PluginSpec>,
+    /// Automations (`name`, `trigger`, `actions`, `description`, `enabled`), created or
+    /// updated after the deployments their actions name.
+    #[serde(default)]
+    pub automations: Vec<Map<String, Value>>,
 }
 
 /// A plugin to register: a component (a path relative to the file, or a digest) under
@@ -131,8 +137,17 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 impl DeploymentFile {
     pub fn parse(text: &str) -> anyhow::Result<DeploymentFile> {
         let file: DeploymentFile = serde_yaml_ng::from_str(text)?;
-        if file.deployments.is_empty() && file.plugins.is_empty() {
-            bail!("the file has no `deployments:` (and no `plugins:`)");
+        if file.deployments.is_empty() && file.plugins.is_empty() && file.automations.is_empty() {
+            bail!("the file has no `deployments:` (nor `plugins:` or `automations:`)");
+        }
+        let mut automations = HashSet::new();
+        for (i, a) in file.automations.iter().enumerate() {
+            let Some(name) = a.get("name").and_then(Value::as_str) else {
+                bail!("automations[{i}]: missing field `name`");
+            };
+            if !automations.insert(name) {
+                bail!("automations[{i}]: the name {name:?} is used twice");
+            }
         }
         let mut plugins = HashSet::new();
         for (i, p) in file.plugins.iter().enumerate() {

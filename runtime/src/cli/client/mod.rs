@@ -12,6 +12,7 @@
 //!   are here.
 
 mod api;
+mod automations;
 mod deploy;
 pub(crate) mod deployment_file;
 mod deployments;
@@ -126,6 +127,13 @@ pub enum ClientCommand {
         opts: ClientOpts,
         #[command(subcommand)]
         command: limits::GlobalLimitCommand,
+    },
+    /// Automations: runs that react to flow runs' states and to events.
+    Automation {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: automations::AutomationCommand,
     },
     /// Plugins: components whose tasks any flow calls by name (`http/request`).
     Plugin {
@@ -323,6 +331,9 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Limit { opts, command } => pools::limit_ls(&opts, command).await,
         ClientCommand::GlobalLimit { opts, command } => limits::global_limit(&opts, command).await,
         ClientCommand::Plugin { opts, command } => plugins::plugin(&opts, command).await,
+        ClientCommand::Automation { opts, command } => {
+            automations::automation(&opts, command).await
+        }
         ClientCommand::Trigger(args) => runs::trigger(args).await,
         ClientCommand::Runs { opts, command } => runs::dispatch(&opts, command).await,
         ClientCommand::Artifacts { opts, command } => artifacts(&opts, command).await,
