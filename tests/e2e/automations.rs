@@ -441,3 +441,62 @@ async fn bad_automations_are_refused_with_the_fields_named() {
     assert_eq!(s.get("/api/automations/a", &ws.key).await.0, 404);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automation_run_survives_kill_9_and_acts_once() {
+    use crate::support::node::Node;
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::support::database_url(dir.path()).await;
+    crate::support::build_guests();
+    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
+    let plugins = plugins.to_str().unwrap();
+    // The receiver is down at first.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let a = Node::start(dir.path(), db.as_deref(), "a", &["--plugins", plugins]).await;
+    let ws = a.workspace("kill").await;
+    let basic = a.upload(&ws.key, BASIC).await;
+    deploy(
+        &a,
+        &ws.key,
+        &basic,
+        "nightly",
+        "returns_error",
+        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+    )
+    .await;
+    create(
+        &a,
+        &ws.key,
+        json!({
+            "name": "tell",
+            "trigger": {"type": "flow-run-state", "deployments": ["nightly"], "states": ["Failed"]},
+            "actions": [{"type": "call-plugin", "task": "notify/send",
+                         "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
+                                       "message": "{{ flow_run.name }} failed"}}]
+        }),
+    )
+    .await;
+    trigger(&a, &ws.key, "nightly", json!({})).await;
+    runs_until(&a, &ws.key, "tell", |r| {
+        r.first()
+            .is_some_and(|r| r["attempts"] == 1 && r["state"] == "pending")
+    })
+    .await;
+    a.kill().await;
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    serve_receiver(listener, received.clone());
+    let b = Node::start(dir.path(), db.as_deref(), "b", &["--plugins", plugins]).await;
+    let runs = runs_until(&b, &ws.key, "tell", |r| completed(r) == 1).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(received.lock().unwrap().len(), 1, "delivered once");
+    // A second failure after the restart fires it again, once.
+    trigger(&b, &ws.key, "nightly", json!({})).await;
+    runs_until(&b, &ws.key, "tell", |r| completed(r) == 2).await;
+    assert_eq!(received.lock().unwrap().len(), 2);
+    b.kill().await;
+}

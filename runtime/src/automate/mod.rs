@@ -30,6 +30,12 @@ const BATCH: i64 = 1000;
 const LOOKBACK: i64 = 2000;
 /// Attempts at an automation run's actions before it ends Failed.
 pub const MAX_ATTEMPTS: i64 = 5;
+/// Where the nodes keep the position of the state changes read (a node starting reads
+/// on from there, so events while it was down, or just before it died, still fire).
+const CURSOR_SETTING: &str = "automations_cursor";
+/// How often a node stores that position.
+const CURSOR_EVERY: Duration = Duration::from_secs(1);
+
 /// How long a node holds an automation run it executes without renewing its lease (it
 /// renews it while it waits on a plugin's run); past it, another node takes the run.
 pub(crate) const LEASE: chrono::Duration = chrono::Duration::seconds(60);
@@ -42,6 +48,8 @@ pub struct Automations {
     /// which starts at the newest (history fires nothing).
     cursor: Mutex<Option<i64>>,
     last_stuck: Mutex<Option<std::time::Instant>>,
+    /// The position stored last, and when.
+    stored: Mutex<(i64, Option<std::time::Instant>)>,
     pub(crate) wake: tokio::sync::Notify,
 }
 
@@ -52,6 +60,7 @@ impl Automations {
             scheduler,
             cursor: Mutex::new(None),
             last_stuck: Mutex::new(None),
+            stored: Mutex::new((0, None)),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -118,11 +127,22 @@ impl Automations {
         let cursor = *self.cursor.lock().unwrap_or_else(|e| e.into_inner());
         let start = match cursor {
             Some(c) => c,
-            None => {
-                let newest = self.store().last_state_change().await?;
-                *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(newest);
-                return Ok(());
-            }
+            // The position the nodes stored, else the newest (history fires nothing).
+            None => match self.store().setting(CURSOR_SETTING).await? {
+                Some(stored) if stored.parse::<i64>().is_ok() => {
+                    let stored = stored.parse::<i64>().unwrap_or_default();
+                    *self.stored.lock().unwrap_or_else(|e| e.into_inner()) = (stored, None);
+                    stored
+                }
+                _ => {
+                    let newest = self.store().last_state_change().await?;
+                    *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(newest);
+                    self.store()
+                        .put_setting(CURSOR_SETTING, &newest.to_string())
+                        .await?;
+                    return Ok(());
+                }
+            },
         };
         let watching: Vec<(&AutomationRecord, Trigger)> = automations
             .iter()
@@ -135,7 +155,7 @@ impl Automations {
             // Nothing watches state changes: skip past them.
             let newest = self.store().last_state_change().await?;
             *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(newest);
-            return Ok(());
+            return self.store_cursor(newest).await;
         }
         let lookback = if self.store().is_postgres() {
             LOOKBACK
@@ -161,6 +181,31 @@ impl Automations {
             }
         }
         *self.cursor.lock().unwrap_or_else(|e| e.into_inner()) = Some(newest);
+        self.store_cursor(newest).await
+    }
+
+    /// Stores the position read (at most every [`CURSOR_EVERY`], only forward): a node
+    /// that dies re-reads at most that much, and events are unique.
+    async fn store_cursor(&self, position: i64) -> anyhow::Result<()> {
+        let due = {
+            let stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+            position > stored.0 && stored.1.is_none_or(|t| t.elapsed() >= CURSOR_EVERY)
+        };
+        if due {
+            let current = self
+                .store()
+                .setting(CURSOR_SETTING)
+                .await?
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or_default();
+            if position > current {
+                self.store()
+                    .put_setting(CURSOR_SETTING, &position.to_string())
+                    .await?;
+            }
+            *self.stored.lock().unwrap_or_else(|e| e.into_inner()) =
+                (position.max(current), Some(std::time::Instant::now()));
+        }
         Ok(())
     }
 
