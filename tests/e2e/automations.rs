@@ -500,3 +500,84 @@ async fn an_automation_run_survives_kill_9_and_acts_once() {
     assert_eq!(received.lock().unwrap().len(), 2);
     b.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_leaves_a_report_and_pauses_the_schedules_until_an_event_resumes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("report").await;
+    let basic = s.upload(&ws.key, BASIC).await;
+    deploy(&s, &ws.key, &basic, "hourly", "returns_error", json!({})).await;
+    let (status, schedule) = s
+        .post(
+            "/api/deployments/hourly/schedules",
+            &ws.key,
+            json!({"cron": "0 * * * *"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{schedule}");
+    let schedule_id = schedule["id"].as_str().unwrap().to_owned();
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "report-and-pause",
+            "trigger": {"type": "flow-run-state", "deployments": ["hourly"], "states": ["Failed"]},
+            "actions": [
+                {"type": "create-artifact", "key": "failure-report",
+                 "markdown": "# {{ flow_run.name }} failed\n\n{{ state.message }}"},
+                {"type": "pause-schedules"}
+            ]
+        }),
+    )
+    .await;
+    create(
+        &s,
+        &ws.key,
+        json!({
+            "name": "resume",
+            "trigger": {"type": "event"},
+            "actions": [{"type": "resume-schedules", "deployment": "hourly"}]
+        }),
+    )
+    .await;
+    let id = trigger(&s, &ws.key, "hourly", json!({})).await;
+    let failed = s.wait_final(&ws.key, &id).await;
+    let runs = runs_until(&s, &ws.key, "report-and-pause", |r| completed(r) == 1).await;
+    assert_eq!(runs[0]["results"][1]["output"]["schedules"], 1, "{runs:?}");
+    let (_, artifacts) = s
+        .get(&format!("/api/flow-runs/{id}/artifacts"), &ws.key)
+        .await;
+    let report = artifacts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "failure-report")
+        .unwrap_or_else(|| panic!("the report artifact: {artifacts}"))
+        .clone();
+    let text = report["data"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with(&format!("# {} failed", failed["name"].as_str().unwrap())),
+        "{report}"
+    );
+    let (_, paused) = s.get(&format!("/api/schedules/{schedule_id}"), &ws.key).await;
+    assert_eq!(paused["active"], false, "{paused}");
+    let (status, _) = s
+        .post("/api/automations/resume/events", &ws.key, json!({}))
+        .await;
+    assert_eq!(status, 202);
+    runs_until(&s, &ws.key, "resume", |r| completed(r) == 1).await;
+    let (_, resumed) = s.get(&format!("/api/schedules/{schedule_id}"), &ws.key).await;
+    assert_eq!(resumed["active"], true, "{resumed}");
+    // A bad artifact key is refused when the automation is made.
+    let (status, problem) = s
+        .post(
+            "/api/automations",
+            &ws.key,
+            json!({"name": "bad-key", "trigger": {"type": "flow-run-state", "states": ["Failed"]},
+                   "actions": [{"type": "create-artifact", "key": "Bad Key", "markdown": "x"}]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    s.stop().await;
+}

@@ -24,9 +24,10 @@ pub struct Automation {
     #[schema(value_type = Object)]
     pub trigger: Value,
     /// In order: `run-deployment` (`deployment`, `parameters`), `cancel-run`,
-    /// `retry-run`, `pause-deployment` and `resume-deployment` (`deployment`),
-    /// `call-plugin` (`task`, `arguments`, `deployment`). Strings in `parameters` and
-    /// `arguments` are templates over the event.
+    /// `retry-run`, `pause-deployment`, `resume-deployment`, `pause-schedules` and
+    /// `resume-schedules` (`deployment`), `create-artifact` (`markdown`, `key`,
+    /// `description`), `call-plugin` (`task`, `arguments`, `deployment`). Strings in
+    /// `parameters`, `arguments` and `markdown` are templates over the event.
     #[schema(value_type = Vec<Object>)]
     pub actions: Value,
     pub created: chrono::DateTime<Utc>,

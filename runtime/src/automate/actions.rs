@@ -93,6 +93,55 @@ impl Automations {
                 }
                 Ok(json!({"deployment": d.name, "paused": pause}))
             }
+            Action::PauseSchedules { deployment } | Action::ResumeSchedules { deployment } => {
+                let active = matches!(action, Action::ResumeSchedules { .. });
+                let d = match deployment {
+                    Some(name) => self.deployment(&automation.workspace_id, name).await?,
+                    None => self.event_deployment(automation, run).await?,
+                };
+                let changed = self
+                    .set_schedules_active(&d, active)
+                    .await
+                    .map_err(|e| ActionFailure::transient(e.to_string()))?;
+                Ok(json!({"deployment": d.name, "active": active, "schedules": changed}))
+            }
+            Action::CreateArtifact {
+                markdown,
+                key,
+                description,
+            } => {
+                let flow_run = self.event_run(run).await?;
+                let markdown = template::render(&Value::String(markdown.clone()), context)
+                    .map_err(ActionFailure::permanent)?;
+                let markdown = match markdown {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                let now = chrono::Utc::now();
+                let record = crate::store::ArtifactRecord {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    key: key.clone(),
+                    kind: "markdown".into(),
+                    description: description.clone(),
+                    data: Value::String(markdown),
+                    flow_run_id: flow_run.id.clone(),
+                    task_run_id: None,
+                    created: now,
+                    updated: now,
+                    workspace_id: flow_run.workspace_id.clone(),
+                };
+                let id = record.id.clone();
+                let receipt = self
+                    .executor
+                    .store()
+                    .write_acked(vec![crate::store::Write::ArtifactCreated(record)])
+                    .map_err(|e| ActionFailure::transient(e.to_string()))?;
+                receipt
+                    .wait(std::time::Instant::now() + Duration::from_secs(30))
+                    .await
+                    .map_err(|e| ActionFailure::transient(e.to_string()))?;
+                Ok(json!({"artifact_id": id, "flow_run_id": flow_run.id}))
+            }
             Action::CallPlugin {
                 task,
                 arguments,
@@ -217,6 +266,44 @@ impl Automations {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Pauses or resumes every schedule of a deployment, as the API's pause and resume
+    /// do; returns how many changed.
+    async fn set_schedules_active(
+        &self,
+        d: &DeploymentRecord,
+        active: bool,
+    ) -> anyhow::Result<usize> {
+        let store = self.executor.store();
+        let now = self.scheduler.clock().now();
+        let mut changed = 0;
+        for mut schedule in store.deployment_schedules(&d.id).await? {
+            if schedule.active == active {
+                continue;
+            }
+            if active {
+                // Resuming starts from now: what the pause skipped is not caught up.
+                schedule.scheduled_until = Some(now);
+            }
+            schedule.active = active;
+            schedule.updated = now;
+            store.put_schedule(&schedule).await?;
+            if !active {
+                let ids = store
+                    .cancel_unstarted_runs(
+                        Unstarted::Schedule(&schedule.id),
+                        "the schedule was paused before this run started",
+                    )
+                    .await?;
+                for id in ids {
+                    self.executor.cancel(&id);
+                }
+            }
+            changed += 1;
+        }
+        self.scheduler.schedules_changed();
+        Ok(changed)
     }
 
     /// After a deployment was paused, its scheduled runs not yet started end Cancelled;

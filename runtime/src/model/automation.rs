@@ -67,6 +67,26 @@ pub enum Action {
         #[serde(default)]
         deployment: Option<String>,
     },
+    /// Pauses every schedule of a deployment (default: the one of the run that set the
+    /// automation off); their runs not yet started end Cancelled.
+    PauseSchedules {
+        #[serde(default)]
+        deployment: Option<String>,
+    },
+    /// Resumes every schedule of a deployment: they create runs again from now on.
+    ResumeSchedules {
+        #[serde(default)]
+        deployment: Option<String>,
+    },
+    /// Attaches a Markdown artifact (a template) to the flow run that set the automation
+    /// off.
+    CreateArtifact {
+        markdown: String,
+        #[serde(default)]
+        key: Option<String>,
+        #[serde(default)]
+        description: Option<String>,
+    },
     /// Calls a plugin's task (`notify/send`) as a run of its own, with the capabilities
     /// of `deployment` (default: the one of the run that set the automation off).
     CallPlugin {
@@ -86,6 +106,9 @@ impl Action {
             Action::RetryRun {} => "retry-run",
             Action::PauseDeployment { .. } => "pause-deployment",
             Action::ResumeDeployment { .. } => "resume-deployment",
+            Action::PauseSchedules { .. } => "pause-schedules",
+            Action::ResumeSchedules { .. } => "resume-schedules",
+            Action::CreateArtifact { .. } => "create-artifact",
             Action::CallPlugin { .. } => "call-plugin",
         }
     }
@@ -93,9 +116,11 @@ impl Action {
     /// Whether it acts on the flow run that set the automation off (an event brings none).
     fn needs_run(&self) -> bool {
         match self {
-            Action::CancelRun {} | Action::RetryRun {} => true,
+            Action::CancelRun {} | Action::RetryRun {} | Action::CreateArtifact { .. } => true,
             Action::PauseDeployment { deployment }
             | Action::ResumeDeployment { deployment }
+            | Action::PauseSchedules { deployment }
+            | Action::ResumeSchedules { deployment }
             | Action::CallPlugin { deployment, .. } => deployment.is_none(),
             Action::RunDeployment { .. } => false,
         }
@@ -178,6 +203,13 @@ pub fn check(trigger: &Trigger, actions: &[Action]) -> Vec<String> {
                 "'actions[{i}]' ({}) acts on the flow run that set the automation off, and an \
                  event brings none: name a deployment",
                 action.kind()
+            ));
+        }
+        if let Action::CreateArtifact { key: Some(key), .. } = action
+            && !super::name::valid_artifact_key(key)
+        {
+            errors.push(format!(
+                "'actions[{i}].key' {key:?} must be lowercase letters, digits and dashes"
             ));
         }
         if let Action::CallPlugin { task, .. } = action {

@@ -22,15 +22,6 @@ fn mismatch(f: &Failure) -> wasmtime::Error {
     wasmtime::format_err!("{}", f.message)
 }
 
-/// Prefect's rule: keys are lowercase letters, digits and dashes.
-fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 256
-        && key
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 fn progress_value(p: f64) -> Result<Value, String> {
     if !(0.0..=100.0).contains(&p) {
         return Err(format!("progress must be between 0 and 100, not {p}"));
@@ -260,7 +251,7 @@ impl Run for FlowScope {
         artifact: Artifact,
     ) -> Result<String, String> {
         if let Some(key) = &artifact.key
-            && !valid_key(key)
+            && !crate::model::name::valid_artifact_key(key)
         {
             return Err(format!(
                 "artifact key {key:?} must be lowercase letters, digits and dashes"
@@ -448,18 +439,5 @@ impl Run for FlowScope {
                 .run_deployment(&workspace, &deployment, parameters, at)
                 .await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_follow_prefects_rule() {
-        assert!(valid_key("etl-report-2"));
-        assert!(!valid_key("ETL"));
-        assert!(!valid_key("a_b"));
-        assert!(!valid_key(""));
     }
 }
