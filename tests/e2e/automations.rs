@@ -3,6 +3,7 @@
 //! retrying, pausing, and calling plugins; once per event, across restarts.
 
 use crate::BASIC;
+use crate::plugins::{deploy, with_builtins as server};
 use crate::support::server::{Api, TestServer};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -31,31 +32,6 @@ fn serve_receiver(listener: tokio::net::TcpListener, received: Received) {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-}
-
-/// A server with the built-in plugins, reaching loopback, its compiled code shared.
-async fn server(dir: &std::path::Path) -> TestServer {
-    crate::support::build_guests();
-    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
-    let shared = crate::support::shared_compile_cache();
-    std::fs::create_dir_all(&shared).unwrap();
-    let link = dir.join("compiled");
-    if !link.exists() {
-        std::os::unix::fs::symlink(&shared, &link).unwrap();
-    }
-    TestServer::start_with(dir, |c| {
-        c.plugins_dir = Some(plugins);
-        c.limits.egress = weir::model::egress::Egress::parse(&["127.0.0.1/32".into()]).unwrap();
-    })
-    .await
-}
-
-async fn deploy(s: &Api, key: &str, digest: &str, name: &str, flow: &str, extra: Value) {
-    let mut spec = json!({"name": name, "component": digest, "flow": flow});
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    s.deploy(key, spec).await;
 }
 
 async fn trigger(s: &Api, key: &str, deployment: &str, parameters: Value) -> String {
@@ -560,14 +536,18 @@ async fn a_failure_leaves_a_report_and_pauses_the_schedules_until_an_event_resum
         text.starts_with(&format!("# {} failed", failed["name"].as_str().unwrap())),
         "{report}"
     );
-    let (_, paused) = s.get(&format!("/api/schedules/{schedule_id}"), &ws.key).await;
+    let (_, paused) = s
+        .get(&format!("/api/schedules/{schedule_id}"), &ws.key)
+        .await;
     assert_eq!(paused["active"], false, "{paused}");
     let (status, _) = s
         .post("/api/automations/resume/events", &ws.key, json!({}))
         .await;
     assert_eq!(status, 202);
     runs_until(&s, &ws.key, "resume", |r| completed(r) == 1).await;
-    let (_, resumed) = s.get(&format!("/api/schedules/{schedule_id}"), &ws.key).await;
+    let (_, resumed) = s
+        .get(&format!("/api/schedules/{schedule_id}"), &ws.key)
+        .await;
     assert_eq!(resumed["active"], true, "{resumed}");
     // A bad artifact key is refused when the automation is made.
     let (status, problem) = s

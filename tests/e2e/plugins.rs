@@ -11,7 +11,7 @@ const TOOLKIT: &str = "guest_toolkit";
 const CALLER: &str = "guest_plugin_caller";
 
 /// Deploys `flow` of the caller component as `name`, with `extra` fields.
-async fn deploy(s: &Api, key: &str, digest: &str, name: &str, flow: &str, extra: Value) {
+pub(crate) async fn deploy(s: &Api, key: &str, digest: &str, name: &str, flow: &str, extra: Value) {
     let mut spec = json!({"name": name, "component": digest, "flow": flow});
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
         spec.extend(extra.clone());
@@ -478,13 +478,17 @@ async fn shop(received: Received, flaky: usize) -> u16 {
 
 /// A server with the built-in plugins (built from `plugins/`), reaching the loopback
 /// address its tests serve on.
-async fn with_builtins(dir: &std::path::Path) -> TestServer {
+pub(crate) async fn with_builtins(dir: &std::path::Path) -> TestServer {
     crate::support::build_guests();
     let plugins = crate::support::root().join("target/wasm32-wasip2/release");
-    // Compiled once for every test process: the jq and template plugins are large.
+    // Compiled once for every test process: the jq and template plugins are large. (A
+    // server started again on the same directory finds the link there.)
     let shared = crate::support::shared_compile_cache();
     std::fs::create_dir_all(&shared).unwrap();
-    std::os::unix::fs::symlink(&shared, dir.join("compiled")).unwrap();
+    let link = dir.join("compiled");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&shared, &link).unwrap();
+    }
     TestServer::start_with(dir, |c| {
         c.plugins_dir = Some(plugins);
         c.limits.egress = weir::model::egress::Egress::parse(&["127.0.0.1/32".into()]).unwrap();
