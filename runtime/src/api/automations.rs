@@ -1,6 +1,7 @@
 //! Automations (Prefect's automations): a trigger and actions, with the runs each event
 //! set off and what their actions did; events posted to an automation.
 
+use super::webhooks::{Issued, Webhook, WebhookSpec};
 use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::model::automation::{Action, Trigger, check};
 use crate::store::{AutomationRecord, AutomationRunRecord, Saved};
@@ -30,23 +31,44 @@ pub struct Automation {
     /// `parameters`, `arguments` and `markdown` are templates over the event.
     #[schema(value_type = Vec<Object>)]
     pub actions: Value,
+    /// An `event` trigger's own URL, `/hooks/automations/<token>`, which takes events
+    /// without the API key.
+    pub webhook: Webhook,
     pub created: chrono::DateTime<Utc>,
     pub updated: chrono::DateTime<Utc>,
 }
 
+fn to_json(a: AutomationRecord, issued: Option<Issued>) -> Automation {
+    Automation {
+        webhook: Webhook::new(
+            "/hooks/automations",
+            a.webhook_token_hash.is_some(),
+            a.webhook_secret.is_some(),
+            issued,
+        ),
+        id: a.id,
+        name: a.name,
+        description: a.description,
+        enabled: a.enabled,
+        trigger: a.trigger,
+        actions: a.actions,
+        created: a.created,
+        updated: a.updated,
+    }
+}
+
 impl From<AutomationRecord> for Automation {
     fn from(a: AutomationRecord) -> Self {
-        Automation {
-            id: a.id,
-            name: a.name,
-            description: a.description,
-            enabled: a.enabled,
-            trigger: a.trigger,
-            actions: a.actions,
-            created: a.created,
-            updated: a.updated,
-        }
+        to_json(a, None)
     }
+}
+
+/// Issues a webhook token (and secret, when signed) into the record.
+fn issue_webhook(state: &AppState, a: &mut AutomationRecord, spec: &WebhookSpec) -> Option<Issued> {
+    let (hash, sealed, issued) = Issued::new(state, spec);
+    a.webhook_token_hash = hash;
+    a.webhook_secret = sealed;
+    issued
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -60,6 +82,10 @@ pub struct CreateAutomation {
     pub trigger: Value,
     #[schema(value_type = Vec<Object>)]
     pub actions: Value,
+    /// A URL of its own for an `event` trigger (`{"enabled": true, "signed": false}`); its
+    /// token (and secret) are in the answer, once.
+    #[serde(default, deserialize_with = "super::object")]
+    pub webhook: WebhookSpec,
 }
 
 fn yes() -> bool {
@@ -76,6 +102,9 @@ pub struct UpdateAutomation {
     pub trigger: Option<Value>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub actions: Option<Value>,
+    /// Switches the webhook on or off, or signing; the token is kept otherwise.
+    #[serde(default, deserialize_with = "super::object_opt")]
+    pub webhook: Option<WebhookSpec>,
 }
 
 /// One firing of an automation: the event, and what each action did.
@@ -123,12 +152,20 @@ const MAX_DESCRIPTION: usize = 2000;
 /// The largest body an event may bring.
 const MAX_EVENT_BYTES: usize = 64 << 10;
 
-/// Reads and checks a trigger and actions; one message per problem.
-fn parse(trigger: &Value, actions: &Value) -> Result<(), Vec<String>> {
+/// Reads and checks a trigger and actions (and that only an `event` trigger has a
+/// webhook); one message per problem.
+fn parse(trigger: &Value, actions: &Value, webhook: bool) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     let trigger: Option<Trigger> = serde_json::from_value(trigger.clone())
         .map_err(|e| errors.push(format!("'trigger': {e}")))
         .ok();
+    if webhook && trigger.as_ref().is_some_and(|t| !matches!(t, Trigger::Event {})) {
+        errors.push(
+            "'webhook': only an automation whose trigger is `event` takes posted events \
+             (switch the webhook off to change the trigger)"
+                .into(),
+        );
+    }
     let actions: Option<Vec<Action>> = match actions.as_array() {
         None => {
             errors.push("'actions' must be a list".into());
@@ -181,14 +218,14 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
     let mut errors = Vec::new();
     check_fields(&body.name, body.description.as_deref(), &mut errors);
-    if let Err(e) = parse(&body.trigger, &body.actions) {
+    if let Err(e) = parse(&body.trigger, &body.actions, body.webhook.enabled) {
         errors.extend(e);
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid("Invalid automation", errors));
     }
     let now = Utc::now();
-    let a = AutomationRecord {
+    let mut a = AutomationRecord {
         id: uuid::Uuid::now_v7().to_string(),
         workspace_id: auth.workspace_id,
         name: body.name,
@@ -197,13 +234,16 @@ pub async fn create(
         trigger: body.trigger,
         actions: body.actions,
         fired_at: None,
+        webhook_token_hash: None,
+        webhook_secret: None,
         created: now,
         updated: now,
     };
+    let issued = issue_webhook(&state, &mut a, &body.webhook);
     match state.store().insert_automation(&a).await? {
         Saved::Done => {
             state.automations.wake.notify_one();
-            Ok((StatusCode::CREATED, Json(a.into())))
+            Ok((StatusCode::CREATED, Json(to_json(a, issued))))
         }
         _ => Err(ApiError::Conflict(format!(
             "an automation named '{}' exists",
@@ -275,9 +315,19 @@ pub async fn update(
     if let Some(v) = body.actions {
         a.actions = v;
     }
+    // A webhook keeps its token unless it is switched on, off, or signing changes.
+    let issued = match &body.webhook {
+        Some(spec)
+            if spec.enabled != a.webhook_token_hash.is_some()
+                || spec.signed != a.webhook_secret.is_some() =>
+        {
+            issue_webhook(&state, &mut a, spec)
+        }
+        _ => None,
+    };
     let mut errors = Vec::new();
     check_fields(&a.name, a.description.as_deref(), &mut errors);
-    if let Err(e) = parse(&a.trigger, &a.actions) {
+    if let Err(e) = parse(&a.trigger, &a.actions, a.webhook_token_hash.is_some()) {
         errors.extend(e);
     }
     if !errors.is_empty() {
@@ -285,7 +335,7 @@ pub async fn update(
     }
     a.updated = Utc::now();
     match state.store().update_automation(&a).await? {
-        Saved::Done => Ok(Json(a.into())),
+        Saved::Done => Ok(Json(to_json(a, issued))),
         Saved::Missing => Err(ApiError::NotFound("automation")),
         Saved::NameTaken => Err(ApiError::Conflict(format!(
             "an automation named '{}' exists",
@@ -360,6 +410,28 @@ pub async fn post_event(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<(StatusCode, Json<EventAccepted>)> {
     let a = find(&state, &auth.workspace_id, &id).await?;
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 256 => Some(format!("key:{k}")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid header",
+                vec!["'Idempotency-Key' must be 1 to 256 visible characters".into()],
+            ));
+        }
+        None => None,
+    };
+    let new = accept_event(&state, &a, key, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(EventAccepted { new })))
+}
+
+/// Fires an automation whose trigger is `event` with a posted body, once per `key` (a
+/// fresh event without one); false when the key's event was posted before.
+pub(super) async fn accept_event(
+    state: &AppState,
+    a: &AutomationRecord,
+    key: Option<String>,
+    body: Value,
+) -> ApiResult<bool> {
     if !matches!(
         serde_json::from_value::<Trigger>(a.trigger.clone()),
         Ok(Trigger::Event {})
@@ -374,21 +446,37 @@ pub async fn post_event(
     if body.to_string().len() > MAX_EVENT_BYTES {
         return Err(ApiError::TooLarge(MAX_EVENT_BYTES));
     }
-    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 256 => format!("key:{k}"),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid header",
-                vec!["'Idempotency-Key' must be 1 to 256 visible characters".into()],
-            ));
-        }
-        None => format!("event:{}", uuid::Uuid::now_v7()),
-    };
+    let key = key.unwrap_or_else(|| format!("event:{}", uuid::Uuid::now_v7()));
     let event = json!({"kind": "event", "occurred": Utc::now(), "body": body});
-    let new = state
+    state
         .automations
-        .fire(&a, key, event)
+        .fire(a, key, event)
         .await
-        .map_err(ApiError::Internal)?;
-    Ok((StatusCode::ACCEPTED, Json(EventAccepted { new })))
+        .map_err(ApiError::Internal)
+}
+
+/// Issues a new token (and secret) for the automation's webhook; the old ones stop working.
+#[utoipa::path(post, path = "/api/automations/{id}/webhook/rotate", tag = "automations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The automation's id or name")),
+    responses((status = 200, body = Automation), (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem)))]
+pub async fn rotate_webhook(
+    auth: Auth,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Automation>> {
+    let mut a = find(&state, &auth.workspace_id, &id).await?;
+    if a.webhook_token_hash.is_none() {
+        return Err(ApiError::Conflict("the automation has no webhook".into()));
+    }
+    let spec = WebhookSpec {
+        enabled: true,
+        signed: a.webhook_secret.is_some(),
+    };
+    let issued = issue_webhook(&state, &mut a, &spec);
+    a.updated = Utc::now();
+    match state.store().update_automation(&a).await? {
+        Saved::Done => Ok(Json(to_json(a, issued))),
+        _ => Err(ApiError::NotFound("automation")),
+    }
 }

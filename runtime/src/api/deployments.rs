@@ -1,9 +1,9 @@
 //! Deployments: a flow of an uploaded component with default parameters, limits,
 //! grants, a pool and an optional webhook. Updates keep a version history.
 
+use super::webhooks::{Issued, Webhook, WebhookSpec};
 use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
 use crate::orchestrate::params;
-use crate::secrets;
 use crate::store::{DeploymentRecord, DeploymentVersion, Saved, Unstarted};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -37,16 +37,6 @@ pub struct Capabilities {
     /// any); a plugin reads no secret unless it is named here.
     #[serde(default)]
     pub plugin_secrets: Vec<String>,
-}
-
-#[derive(Deserialize, ToSchema, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSpec {
-    #[serde(default)]
-    pub enabled: bool,
-    /// Require an HMAC-SHA256 signature (`X-Weir-Signature`).
-    #[serde(default)]
-    pub signed: bool,
 }
 
 fn default_pool() -> String {
@@ -117,20 +107,6 @@ pub struct UpdateDeployment {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Webhook {
-    pub enabled: bool,
-    pub signed: bool,
-    /// `/hooks/<token>`: shown when the webhook is created or rotated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    /// The HMAC secret: shown when the webhook is created or rotated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct Deployment {
     pub id: String,
     pub name: String,
@@ -153,17 +129,7 @@ pub struct Deployment {
     pub updated: chrono::DateTime<Utc>,
 }
 
-/// A freshly issued webhook token and secret, before they are hashed and sealed.
-struct Issued {
-    token: String,
-    secret: Option<String>,
-}
-
 fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
-    let (url, token, secret) = match issued {
-        Some(i) => (Some(format!("/hooks/{}", i.token)), Some(i.token), i.secret),
-        None => (None, None, None),
-    };
     Deployment {
         id: d.id.clone(),
         name: d.name.clone(),
@@ -185,13 +151,12 @@ fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
             plugin_secrets: d.plugin_secrets.clone(),
         },
         paused: d.paused,
-        webhook: Webhook {
-            enabled: d.webhook_token_hash.is_some(),
-            signed: d.webhook_secret.is_some(),
-            url,
-            token,
-            secret,
-        },
+        webhook: Webhook::new(
+            "/hooks",
+            d.webhook_token_hash.is_some(),
+            d.webhook_secret.is_some(),
+            issued,
+        ),
         created: d.created,
         updated: d.updated,
     }
@@ -199,16 +164,10 @@ fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
 
 /// Issues a webhook token (and secret, when signed) into the record.
 fn issue_webhook(state: &AppState, d: &mut DeploymentRecord, spec: &WebhookSpec) -> Option<Issued> {
-    if !spec.enabled {
-        d.webhook_token_hash = None;
-        d.webhook_secret = None;
-        return None;
-    }
-    let token = secrets::new_token();
-    d.webhook_token_hash = Some(secrets::token_hash(&token));
-    let secret = spec.signed.then(secrets::new_token);
-    d.webhook_secret = secret.as_deref().map(|s| state.secrets.seal(s));
-    Some(Issued { token, secret })
+    let (hash, sealed, issued) = Issued::new(state, spec);
+    d.webhook_token_hash = hash;
+    d.webhook_secret = sealed;
+    issued
 }
 
 /// Checks a deployment against its component and the server's limits.

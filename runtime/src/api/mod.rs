@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(runs::resume))
         .routes(routes!(runs::artifacts_by_key))
         .routes(routes!(webhooks::trigger_hook))
+        .routes(routes!(webhooks::post_automation_event))
         .routes(routes!(variables::list_variables))
         .routes(routes!(
             variables::get_variable,
@@ -156,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(automations::runs))
         .routes(routes!(automations::post_event))
+        .routes(routes!(automations::rotate_webhook))
         .routes(routes!(plugins::register, plugins::list))
         .routes(routes!(plugins::get, plugins::delete))
         .routes(routes!(pools::create, pools::list))

@@ -1,15 +1,141 @@
-//! `POST /hooks/{token}`: a deployment's webhook. The JSON body becomes the run's
-//! parameters; with signing on, an HMAC-SHA256 signature over timestamp and body.
+//! Webhooks: URLs whose token is their credential, for senders that cannot send an API
+//! key. `POST /hooks/{token}` triggers a deployment (the JSON body becomes the run's
+//! parameters); `POST /hooks/automations/{token}` posts an event to an automation. With
+//! signing on, an HMAC-SHA256 signature over timestamp and body.
 
+use super::automations::{EventAccepted, accept_event};
 use super::runs::{CreateRun, trigger};
 use super::{ApiError, ApiResult, AppState, parse_json, read_body};
 use crate::secrets::{self, webhook};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+
+/// Whether a deployment (or an automation) has a webhook, and whether its calls must be
+/// signed.
+#[derive(Deserialize, ToSchema, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Require an HMAC-SHA256 signature (`X-Weir-Signature`).
+    #[serde(default)]
+    pub signed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Webhook {
+    pub enabled: bool,
+    pub signed: bool,
+    /// `/hooks/<token>` (`/hooks/automations/<token>` for an automation): shown when the
+    /// webhook is created or rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The HMAC secret: shown when the webhook is created or rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl Webhook {
+    /// What the API says of a webhook under `prefix`; the token and secret only when
+    /// they were just issued.
+    pub(super) fn new(prefix: &str, enabled: bool, signed: bool, issued: Option<Issued>) -> Self {
+        let (url, token, secret) = match issued {
+            Some(i) => (Some(format!("{prefix}/{}", i.token)), Some(i.token), i.secret),
+            None => (None, None, None),
+        };
+        Webhook {
+            enabled,
+            signed,
+            url,
+            token,
+            secret,
+        }
+    }
+}
+
+/// A freshly issued webhook token and secret, before they are hashed and sealed.
+pub(super) struct Issued {
+    token: String,
+    secret: Option<String>,
+}
+
+impl Issued {
+    /// Issues what `spec` asks for: the token's hash and the sealed secret to store, and
+    /// the token and secret to show once. Nothing when the webhook is off.
+    pub(super) fn new(
+        state: &AppState,
+        spec: &WebhookSpec,
+    ) -> (Option<String>, Option<String>, Option<Issued>) {
+        if !spec.enabled {
+            return (None, None, None);
+        }
+        let token = secrets::new_token();
+        let secret = spec.signed.then(secrets::new_token);
+        (
+            Some(secrets::token_hash(&token)),
+            secret.as_deref().map(|s| state.secrets.seal(s)),
+            Some(Issued { token, secret }),
+        )
+    }
+}
+
+/// A webhook call whose signature (when its webhook is signed) was checked.
+struct Delivery {
+    body: Bytes,
+    /// The sender's delivery id (`Idempotency-Key` or `X-GitHub-Delivery`).
+    id: Option<String>,
+    /// The signature's MAC, which names a signed call within its window.
+    mac: Option<Vec<u8>>,
+}
+
+/// Reads a webhook call, checking its signature against the sealed secret if there is one.
+async fn receive(state: &AppState, sealed: Option<&str>, req: Request) -> ApiResult<Delivery> {
+    let headers = req.headers();
+    let signature = headers
+        .get("x-weir-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let id = DELIVERY_HEADERS
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .map(|v| v.to_str().map(str::to_owned).ok());
+    let id = match id {
+        None => None,
+        Some(Some(id)) if (1..=200).contains(&id.len()) => Some(id),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Invalid delivery id",
+                vec!["a delivery id header must be 1 to 200 visible ASCII characters".into()],
+            ));
+        }
+    };
+    let body = read_body(req, state.limits.json).await?;
+    let mut mac = None;
+    if let Some(sealed) = sealed {
+        let secret = state.secrets.open(sealed).map_err(ApiError::internal)?;
+        let checked = webhook::verify(
+            &secret,
+            signature.as_deref(),
+            &body,
+            chrono::Utc::now().timestamp(),
+        )
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        mac = Some(checked);
+    }
+    Ok(Delivery { body, id, mac })
+}
+
+/// Whether a body is empty (nothing but white space).
+fn blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Accepted {
@@ -51,46 +177,16 @@ pub async fn trigger_hook(
         .await?
         .ok_or(ApiError::UnknownToken("webhook"))?;
     state.rate.workspace(&deployment.workspace_id)?;
-    let headers = req.headers();
-    let signature = headers
-        .get("x-weir-signature")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let delivery = DELIVERY_HEADERS
-        .iter()
-        .find_map(|h| headers.get(*h))
-        .map(|v| v.to_str().map(str::to_owned).ok());
-    let delivery = match delivery {
-        None => None,
-        Some(Some(id)) if (1..=200).contains(&id.len()) => Some(id),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Invalid delivery id",
-                vec!["a delivery id header must be 1 to 200 visible ASCII characters".into()],
-            ));
-        }
-    };
-    let body = read_body(req, state.limits.json).await?;
-    let mut signed = None;
-    if let Some(sealed) = &deployment.webhook_secret {
-        let secret = state.secrets.open(sealed).map_err(ApiError::internal)?;
-        let mac = webhook::verify(
-            &secret,
-            signature.as_deref(),
-            &body,
-            chrono::Utc::now().timestamp(),
-        )
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        signed = Some(mac);
-    }
+    let delivery = receive(&state, deployment.webhook_secret.as_deref(), req).await?;
     // The sender's delivery id makes a redelivery the same run; without one, a signed
     // request replayed within the signature's window is too (its MAC names it).
-    let idempotency_key = match (delivery, signed) {
+    let idempotency_key = match (delivery.id, &delivery.mac) {
         (Some(id), _) => Some(format!("delivery:{id}")),
         (None, Some(mac)) => Some(format!("signature:{}", hex::encode(mac))),
         (None, None) => None,
     };
-    let parameters: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+    let body = delivery.body;
+    let parameters: Map<String, Value> = if blank(&body) {
         Map::new()
     } else {
         match parse_json::<Value>(&body)? {
@@ -120,5 +216,56 @@ pub async fn trigger_hook(
         Json(Accepted {
             flow_run_id: run.id,
         }),
+    ))
+}
+
+/// Posts an event to the automation that owns the token (its trigger is `event`): the
+/// body, any JSON (none: `{}`), is `event.body` in its actions' templates. A repeated
+/// delivery (the same `Idempotency-Key` or `X-GitHub-Delivery`, or the same signature
+/// within its window) is the same event: it fires the automation once, and is answered
+/// with `new: false` and `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/hooks/automations/{token}", tag = "webhooks",
+    params(("token" = String, Path), ("X-Weir-Signature" = Option<String>, Header,
+        description = "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>, when signing is on"),
+        ("Idempotency-Key" = Option<String>, Header,
+        description = "An event id (or X-GitHub-Delivery): a repeat is the same event")),
+    request_body(content = Option<Object>, description = "Any JSON, at most 64 KiB"),
+    responses((status = 202, body = EventAccepted), (status = 401, body = super::Problem),
+              (status = 404, body = super::Problem),
+              (status = 409, body = super::Problem, description = "The automation is disabled"),
+              (status = 413, body = super::Problem), (status = 422, body = super::Problem)))]
+pub async fn post_automation_event(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> ApiResult<(
+    StatusCode,
+    [(&'static str, &'static str); 1],
+    Json<EventAccepted>,
+)> {
+    let automation = state
+        .store()
+        .automation_by_webhook(&secrets::token_hash(&token))
+        .await?
+        .ok_or(ApiError::UnknownToken("webhook"))?;
+    state.rate.workspace(&automation.workspace_id)?;
+    let delivery = receive(&state, automation.webhook_secret.as_deref(), req).await?;
+    // The same keys as the API's events: an id sent either way is one event.
+    let key = match (delivery.id, &delivery.mac) {
+        (Some(id), _) => Some(format!("key:{id}")),
+        (None, Some(mac)) => Some(format!("signature:{}", hex::encode(mac))),
+        (None, None) => None,
+    };
+    let body = if blank(&delivery.body) {
+        Value::Object(Map::new())
+    } else {
+        parse_json::<Value>(&delivery.body)?
+    };
+    let new = accept_event(&state, &automation, key, body).await?;
+    let replayed = if new { "false" } else { "true" };
+    Ok((
+        StatusCode::ACCEPTED,
+        [("idempotent-replayed", replayed)],
+        Json(EventAccepted { new }),
     ))
 }

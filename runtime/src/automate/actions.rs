@@ -107,7 +107,7 @@ impl Automations {
             }
             Action::CreateArtifact {
                 markdown,
-                key,
+                key: artifact_key,
                 description,
             } => {
                 let flow_run = self.event_run(run).await?;
@@ -119,8 +119,8 @@ impl Automations {
                 };
                 let now = chrono::Utc::now();
                 let record = crate::store::ArtifactRecord {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    key: key.clone(),
+                    id: derived_id(&key),
+                    key: artifact_key.clone(),
                     kind: "markdown".into(),
                     description: description.clone(),
                     data: Value::String(markdown),
@@ -339,4 +339,16 @@ fn trigger_failure(e: TriggerError) -> ActionFailure {
             ActionFailure::transient(e.to_string())
         }
     }
+}
+
+/// An id derived from an action's key: an attempt after a crash writes the artifact the
+/// first attempt may have written, under the same id, so it is stored once.
+fn derived_id(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }

@@ -20,6 +20,12 @@ pub struct AutomationRecord {
     /// Events before this time no longer count towards the threshold (it fired then).
     #[serde(skip)]
     pub fired_at: Option<DateTime<Utc>>,
+    /// sha256 of the token of its URL `/hooks/automations/<token>` (event triggers).
+    #[serde(skip)]
+    pub webhook_token_hash: Option<String>,
+    /// The URL's HMAC secret, sealed; `None` for unsigned posts.
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
 }
@@ -37,6 +43,8 @@ fn automation_from_row(r: &impl DbRow) -> Result<AutomationRecord> {
             .col::<Option<String>>("fired_at")?
             .map(|t| parse_ts(&t))
             .transpose()?,
+        webhook_token_hash: r.col("webhook_token_hash")?,
+        webhook_secret: r.col("webhook_secret")?,
         created: parse_ts(&r.col::<String>("created")?)?,
         updated: parse_ts(&r.col::<String>("updated")?)?,
     })
@@ -166,8 +174,8 @@ impl Store {
         with_db!(&self.db, pool => {
         let done = sqlx::query(
             "INSERT INTO automations (id, workspace_id, name, description, enabled, trigger_spec,
-               actions, created, updated)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               actions, created, updated, webhook_token_hash, webhook_secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (workspace_id, name) DO NOTHING",
         )
         .bind(&a.id)
@@ -179,6 +187,8 @@ impl Store {
         .bind(a.actions.to_string())
         .bind(ts(a.created))
         .bind(ts(a.updated))
+        .bind(&a.webhook_token_hash)
+        .bind(&a.webhook_secret)
         .execute(pool)
         .await?;
         Ok(if done.rows_affected() == 1 { Saved::Done } else { Saved::NameTaken })
@@ -203,7 +213,7 @@ impl Store {
         }
         let done = sqlx::query(
             "UPDATE automations SET name = $1, description = $2, enabled = $3, trigger_spec = $4,
-               actions = $5, updated = $6
+               actions = $5, updated = $6, webhook_token_hash = $9, webhook_secret = $10
              WHERE id = $7 AND workspace_id = $8",
         )
         .bind(&a.name)
@@ -214,6 +224,8 @@ impl Store {
         .bind(ts(a.updated))
         .bind(&a.id)
         .bind(&a.workspace_id)
+        .bind(&a.webhook_token_hash)
+        .bind(&a.webhook_secret)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -236,6 +248,17 @@ impl Store {
         .bind(id_or_name)
         .fetch_optional(pool)
         .await?;
+        row.map(|r| automation_from_row(&r)).transpose()
+        })
+    }
+
+    /// The automation whose event URL has this token (by its hash).
+    pub async fn automation_by_webhook(&self, token_hash: &str) -> Result<Option<AutomationRecord>> {
+        with_db!(&self.db, pool => {
+        let row = sqlx::query("SELECT * FROM automations WHERE webhook_token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
         row.map(|r| automation_from_row(&r)).transpose()
         })
     }
