@@ -288,6 +288,46 @@ export interface Flow<A extends unknown[], R> {
   readonly fn: (...args: A) => R;
 }
 
+/** A plugin task's arguments: its parameters by name (futures and states of upstream runs are resolved). */
+export type PluginArgs<A> = { [K in keyof A]: Arg<A[K]> };
+/** A map's arguments: an array is mapped (one run per element), `unmapped(value)` and other values go to every run. */
+export type PluginMapArgs<A> = { [K in keyof A]: MapArg<A[K]> | A[K] };
+
+/**
+ * A plugin's task (`plugin("toolkit/greet")`): calling it inside a flow (or a task) runs it
+ * through the host, as an ordinary task run of the calling run, and returns its value.
+ * `A` is its arguments (an object keyed by its parameters), `R` its value.
+ */
+export interface Plugin<A extends object = Record<string, Json>, R = Json> {
+  (args?: PluginArgs<A>): R;
+  /** `"<plugin>/<task>"` or `"<plugin>@<version>/<task>"`, as given. */
+  readonly reference: string;
+  /** Starts a run concurrently with the flow. */
+  submit(args?: PluginArgs<A>): TaskFuture<R>;
+  /** One run per element of the arrays among the arguments: `greet.map({ name: ["Ada", "Grace"] })`. */
+  map(args: PluginMapArgs<A>): TaskFutureList<R>;
+  /** Call options, checked here: `p.with({ retries: 2, waitFor: [f] }).call(args)`; `returnState` gives states. */
+  with(options: CallOptions & { returnState: true }): {
+    call(args?: PluginArgs<A>): State<R>;
+    submit(args?: PluginArgs<A>): TaskFuture<R>;
+    map(args: PluginMapArgs<A>): TaskFutureList<R>;
+  };
+  with(options: CallOptions & { returnState?: false }): {
+    call(args?: PluginArgs<A>): R;
+    submit(args?: PluginArgs<A>): TaskFuture<R>;
+    map(args: PluginMapArgs<A>): TaskFutureList<R>;
+  };
+  /** The same as `with`. */
+  withOptions: Plugin<A, R>["with"];
+}
+
+/**
+ * A plugin's task by name: `plugin("http/request")` (the plugin's latest version) or
+ * `plugin("http@2/request")` (version 2). Throws a `TypeError` for a name of another shape;
+ * the host fails the call when the plugin, the version or the task does not exist.
+ */
+export declare function plugin<A extends object = Record<string, Json>, R = Json>(reference: string): Plugin<A, R>;
+
 /** Declares a task: `task({ name: "extract", retries: 2 }, (page: number) => ...)`. */
 export declare function task<A extends unknown[], R>(options: TaskOptions, fn: (...args: A) => R): Task<A, R>;
 export declare function task<A extends unknown[], R>(fn: (...args: A) => R): Task<A, R>;

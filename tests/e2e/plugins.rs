@@ -345,6 +345,141 @@ async fn plugins_are_versioned_and_bad_calls_say_what_exists() {
     s.stop().await;
 }
 
+/// The flows of the Python or JavaScript test guest (the uploaded `component`) that call
+/// the workspace's `toolkit` plugin through their SDK's `plugin(...)`, as `plugin-caller`
+/// does from Rust: `plugin-calls` (a plain call, `submit`, `map`, a future as an argument,
+/// `wait_for`, call options) and `call-plugin` (one call by the name given), whose
+/// parameters are `task` and the argument object, named `arguments` (`args` in
+/// JavaScript, where `arguments` is reserved).
+pub(crate) async fn check_sdk_calls(s: &Api, key: &str, component: &str, arguments: &str) {
+    let toolkit = s.upload(key, TOOLKIT).await;
+    assert_eq!(register(s, key, "toolkit", &toolkit).await.0, 201);
+    deploy(s, key, component, "calls", "plugin-calls", json!({})).await;
+    let done = run(s, key, "calls", json!({"names": ["Ada", "Grace", "Alan"]})).await;
+    assert_eq!(done["state"]["type"], "COMPLETED", "{done}");
+    assert_eq!(
+        done["result"],
+        json!({
+            "first": "Hello, Ada!",
+            "submitted": "Hello, Grace?",
+            "mapped": ["Hello, Ada.", "Hello, Grace.", "Hello, Alan."],
+            "quadrupled": 12,
+            "patient": 3,
+            "hasty": "FAILED",
+        })
+    );
+    // Each call is a task run of the flow run, named with the version it ran, in the
+    // order of the calls: the plain call, the submitted one, the three of the map.
+    let tasks = task_runs(s, key, &done).await;
+    let named = |name: &str| {
+        tasks
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no task run named {name}: {tasks:#?}"))
+            .clone()
+    };
+    let greetings: Vec<Value> = (0..5)
+        .map(|i| {
+            let t = named(&format!("toolkit@1/greet-{i}"));
+            assert_eq!(t["task"], "toolkit/greet", "{t}");
+            assert_eq!(t["state"]["type"], "COMPLETED", "{t}");
+            t["result"].clone()
+        })
+        .collect();
+    assert_eq!(
+        greetings,
+        [
+            "Hello, Ada!",
+            "Hello, Grace?",
+            "Hello, Ada.",
+            "Hello, Grace.",
+            "Hello, Alan."
+        ]
+    );
+    // The future passed as an argument, and the run given to wait for, are upstream runs.
+    let first = named("toolkit@1/double-0");
+    let second = named("toolkit@1/double-1");
+    assert_eq!(first["result"], 6, "{first}");
+    assert_eq!(second["result"], 12, "{second}");
+    let upstream = second["wait_for"].as_array().unwrap();
+    for up in [&first, &named("toolkit@1/greet-1")] {
+        assert!(upstream.contains(&up["id"]), "{second}");
+    }
+    // The plugin's own retries where the call replaces none; `retries=0`, the run name
+    // and the tags of the call that does.
+    let patient = named("toolkit@1/flaky-0");
+    assert_eq!(patient["task"], "toolkit@1/flaky");
+    assert_eq!(patient["run_count"], 3, "{patient}");
+    let hasty = named("hasty");
+    assert_eq!(hasty["state"]["type"], "FAILED", "{hasty}");
+    assert_eq!(hasty["run_count"], 1, "{hasty}");
+    assert!(
+        hasty["tags"].as_array().unwrap().contains(&json!("hasty")),
+        "{hasty}"
+    );
+
+    // A malformed reference fails the flow in the SDK, before any call; an unknown task or
+    // plugin, or arguments that do not match the task's schema, fail it naming them.
+    deploy(s, key, component, "call", "call-plugin", json!({})).await;
+    for (task, args, expected, calls) in [
+        (
+            "nope",
+            json!({"name": "Ada"}),
+            "is not a plugin task: expected \"<plugin>/<task>\"",
+            0,
+        ),
+        (
+            "toolkit@x/greet",
+            json!({"name": "Ada"}),
+            "a plugin's version is a whole number from 1",
+            0,
+        ),
+        (
+            "toolkit/nope",
+            json!({"name": "Ada"}),
+            "plugin 'toolkit' (version 1) has no task 'nope'; its tasks are:",
+            1,
+        ),
+        (
+            "nope/greet",
+            json!({"name": "Ada"}),
+            "no plugin named 'nope' in this workspace",
+            1,
+        ),
+        (
+            "toolkit/greet",
+            json!({"nam": "Ada"}),
+            "\"name\" is a required property",
+            1,
+        ),
+        (
+            "toolkit@1/greet",
+            json!({"name": 5}),
+            "do not match its schema",
+            1,
+        ),
+    ] {
+        let mut parameters = serde_json::Map::new();
+        parameters.insert("task".into(), json!(task));
+        parameters.insert(arguments.into(), args);
+        let failed = run(s, key, "call", Value::Object(parameters)).await;
+        assert_eq!(failed["state"]["type"], "FAILED", "{task}: {failed}");
+        let tasks = task_runs(s, key, &failed).await;
+        let mut messages = vec![failed["state"]["message"].as_str().unwrap_or_default()];
+        messages.extend(
+            tasks
+                .iter()
+                .map(|t| t["state"]["message"].as_str().unwrap_or_default()),
+        );
+        let text = messages.join(" | ");
+        assert!(
+            text.contains(expected),
+            "{task}: expected {expected:?} in {text}"
+        );
+        assert!(tasks.len() <= calls, "{task}: {tasks:#?}");
+    }
+}
+
 /// A small HTTP service answering `/ping` with `pong`; returns its port.
 async fn service() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

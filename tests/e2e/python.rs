@@ -1049,3 +1049,20 @@ async fn delay_starts_a_background_run_of_a_task() {
     s.check_delay("python-delay", &crate::support::python_guest(BASIC))
         .await;
 }
+
+/// `weir.plugin` from a Python flow: the workspace's `toolkit` plugin called by name (a
+/// plain call, `submit`, `map`, a future as an argument, `wait_for`, `with_options`), each
+/// call a task run of the flow run named with the version it ran (`toolkit@1/greet-0`); a
+/// malformed reference fails the flow in the SDK, an unknown task or plugin and bad
+/// arguments fail it naming them (see `plugins::check_sdk_calls`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_call_plugins_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = crate::support::server::TestServer::start(dir.path()).await;
+    let ws = s.workspace("python-plugins").await;
+    let digest = s
+        .upload_file(&ws.key, &crate::support::python_guest(BASIC))
+        .await;
+    crate::plugins::check_sdk_calls(&s, &ws.key, &digest, "arguments").await;
+    s.stop().await;
+}

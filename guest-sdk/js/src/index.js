@@ -13,6 +13,7 @@ export { flow, flowName } from "./flows.js";
 export {
   task, unmapped, allowFailure, taskInputHash, TaskFuture, TaskFutureList,
 } from "./tasks.js";
+export { plugin } from "./plugins.js";
 export { INPUTS, NONE, CachePolicy, exponentialBackoff } from "./options.js";
 export {
   concurrency, rateLimit, ConcurrencySlotAcquisitionError, AcquireConcurrencySlotTimeoutError,

@@ -248,9 +248,14 @@ export class Task {
 
   /** Runs the task: inside a flow through the host (the value, or throws); elsewhere the plain function. */
   call(args, { returnState = false, waitFor, ...overrides } = {}) {
-    if (!onHost() || currentFrame().kind !== "flow") return this.local(args, returnState);
+    if (!this.throughHost()) return this.local(args, returnState);
     const state = this.runState(args, waitFor, overrides);
     return returnState ? state : state.result();
+  }
+
+  /** Whether calls go through the host: in a flow; a task's calls of tasks run in it. */
+  throughHost() {
+    return onHost() && currentFrame().kind === "flow";
   }
 
   local(args, returnState) {
@@ -262,8 +267,13 @@ export class Task {
     }
   }
 
+  /** A call's arguments keyed by the names the host passes them by. */
+  bindArgs(args) {
+    return bind(this.params, args, this.name);
+  }
+
   prepare(args, waitFor, deps = new Dependencies(), hostInputs = true) {
-    const params = bind(this.params, args, this.name);
+    const params = this.bindArgs(args);
     // A key computed here from the values needs them here.
     const hostResolves = hostInputs && !this.options.cacheKeyFn;
     for (const key of Object.keys(params)) {
@@ -311,7 +321,7 @@ export class Task {
 
   /** Starts a task run concurrently with the flow; returns its future. */
   submit(args, { waitFor, returnState: _ignored, ...overrides } = {}) {
-    if (!onHost() || currentFrame().kind !== "flow") return new TaskFuture(this.name, null, this.local(args, true));
+    if (!this.throughHost()) return new TaskFuture(this.name, null, this.local(args, true));
     const request = this.request(args, waitFor, overrides);
     if (request instanceof State) return new TaskFuture(this.name, null, request);
     return new TaskFuture(this.name, iface("tasks").submit(this.name, request.json, request.options));
@@ -335,6 +345,12 @@ export class Task {
 
   /** One task run per element of the array arguments (`unmapped(x)` passes `x` to every run). */
   map(args, { waitFor, returnState: _ignored, ...overrides } = {}) {
+    return this.mapCalls(this.zip(args), waitFor, overrides);
+  }
+
+  // Each run's positional arguments: element n of every array argument, the others as
+  // they are (an `unmapped(x)` as `x`).
+  zip(args) {
     const lengths = new Map();
     args.forEach((value, i) => {
       if (Array.isArray(value)) lengths.set(i, value.length);
@@ -351,8 +367,14 @@ export class Task {
     for (let n = 0; n < count; n++) {
       calls.push(args.map((value, i) => (lengths.has(i) ? value[n] : value instanceof Unmapped ? value.value : value)));
     }
+    return calls;
+  }
+
+  // One run per call: mapped by the host at once when none needs more than the shared
+  // dependencies, else submitted one by one.
+  mapCalls(calls, waitFor, overrides) {
     const futures = new TaskFutureList();
-    if (!onHost() || currentFrame().kind !== "flow") {
+    if (!this.throughHost()) {
       for (const call of calls) futures.push(new TaskFuture(this.name, null, this.local(call, true)));
       return futures;
     }
@@ -418,7 +440,7 @@ const OVERRIDES = {
 };
 
 /** The WIT `task-overrides` of a call's options; the host checks their bounds. */
-function witOverrides(options, task) {
+export function witOverrides(options, task) {
   const out = {};
   for (const [key, value] of Object.entries(options)) {
     if (key === "tags" || value === undefined) continue;

@@ -32,6 +32,7 @@ from .flows import Flow, flow
 from .futures import PrefectFuture, wait
 from .input import RunInput
 from .logging import get_run_logger
+from .plugins import plugin
 from .states import Cancelled, Completed, Crashed, Failed, Pending, Running, Scheduled, State, StateType
 from .tasks import Task, allow_failure, exponential_backoff, task, task_input_hash, unmapped
 from .variables import Variable
@@ -68,6 +69,7 @@ __all__ = [
     "flow",
     "get_run_logger",
     "pause_flow_run",
+    "plugin",
     "run_deployment",
     "suspend_flow_run",
     "task",

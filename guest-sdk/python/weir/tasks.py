@@ -445,6 +445,10 @@ class Task:
             return _local_failure(error)
         return State(StateType.COMPLETED, "Completed", data=value)
 
+    def _bind(self, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A call's arguments keyed by the names the host passes them by."""
+        return bind(self.fn, args, kwargs)
+
     def _host_inputs(self) -> bool:
         """Whether the host may put upstream values in the arguments: not when the key of
         the run's cache is computed here, from the values."""
@@ -453,7 +457,7 @@ class Task:
     def _prepare(self, args: tuple, kwargs: dict[str, Any], wait_for: Optional[Iterable[Any]],
                  extra: Optional[_Resolved] = None, host_inputs: bool = True):
         resolved = extra or _Resolved()
-        params = bind(self.fn, args, kwargs)
+        params = self._bind(args, kwargs)
         on_host = host_inputs and self._host_inputs()
         params = {k: _resolve(v, resolved, path=_pointer("", k) if on_host else None)
                   for k, v in params.items()}
@@ -586,7 +590,7 @@ class Task:
             **kwargs: Any) -> Any:
         """One task run per element of the iterable arguments (``unmapped(x)`` passes ``x``
         to every run); returns their futures (or states with ``return_state=True``)."""
-        params = bind(self.fn, args, kwargs)
+        params = self._bind(args, kwargs)
         lengths = {}
         for name, value in params.items():
             if _mappable(value):

@@ -1,11 +1,11 @@
 // The JavaScript test guest: one flow per behaviour the end-to-end tests check (states,
 // retries and their delays, maps, caching, subflows, futures, artifacts, logs, the
-// runtime, async code, and hostile code).
+// runtime, async code, plugins, and hostile code).
 import {
   flow, task, unmapped, allowFailure, exponentialBackoff, taskInputHash, INPUTS, Completed, Failed,
   getRunLogger, createMarkdownArtifact, createTableArtifact, createLinkArtifact, createProgressArtifact,
   updateProgressArtifact, Variable, Secret, runtime, concurrency, rateLimit,
-  AcquireConcurrencySlotTimeoutError, SequentialTaskRunner, NONE, transaction,
+  AcquireConcurrencySlotTimeoutError, SequentialTaskRunner, NONE, transaction, plugin,
 } from "weir";
 
 // States and final-state rules.
@@ -278,3 +278,32 @@ export const loadOnce = flow({ name: "load-once" }, (key) => transaction({ key }
 
 // Prefect's `task.delay()`: a background run of a task; returns its id at once.
 export const delayed = flow({ name: "delayed" }, (contents) => writeSideEffect.delay(contents));
+
+// Plugins: tasks of the workspace's `toolkit` plugin (tests/guests/toolkit), called by name.
+
+const greet = plugin("toolkit/greet");
+const twice = plugin("toolkit/double");
+const flakyPlugin = plugin("toolkit@1/flaky");
+
+export const pluginCalls = flow({ name: "plugin-calls" }, (names) => {
+  const first = greet({ name: names[0] });
+  const submitted = greet.submit({ name: names[1], punctuation: "?" });
+  const mapped = greet.map({ name: names, punctuation: unmapped(".") });
+  // A future as an argument: the host starts the second run with the first one's value.
+  const quadrupled = twice.with({ waitFor: [submitted] }).call({ x: twice.submit({ x: 3 }) });
+  // `flaky` completes on its third attempt with the plugin's own retries (a plain call
+  // replaces none of its options); a call with `retries: 0` fails on the first.
+  const patient = flakyPlugin.with({ returnState: true }).call();
+  const hasty = flakyPlugin.with({ returnState: true, retries: 0, taskRunName: "hasty", tags: ["hasty"] }).call();
+  return {
+    first,
+    submitted: submitted.result(),
+    mapped: mapped.result(),
+    quadrupled,
+    patient: patient.result(),
+    hasty: hasty.type,
+  };
+});
+
+// Calls one plugin task by the name given (malformed ones throw a TypeError).
+export const callPlugin = flow({ name: "call-plugin" }, (task, args) => plugin(task)(args));

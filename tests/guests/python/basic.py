@@ -1,13 +1,13 @@
 """The Python test guest: one flow per behaviour the end-to-end tests check (states,
 retries, timeouts, caching, maps, subflows, futures, artifacts, logs, parameters, hooks,
-pauses, async code, the standard library, sockets denied, and hostile code)."""
+pauses, async code, the standard library, sockets denied, plugins, and hostile code)."""
 
 import asyncio
 import dataclasses
 import datetime
 import sys
 import time
-from typing import Literal, Optional, TypedDict
+from typing import Any, Literal, Optional, TypedDict
 
 from weir import (
     Completed,
@@ -16,6 +16,7 @@ from weir import (
     flow,
     get_run_logger,
     pause_flow_run,
+    plugin,
     run_deployment,
     suspend_flow_run,
     task,
@@ -613,3 +614,37 @@ def load_once(key: str) -> str:
 def delayed(contents: str) -> str:
     """Prefect's ``task.delay()``: a background run of a task; returns its id at once."""
     return write_side_effect.delay(contents)
+
+
+# Plugins: tasks of the workspace's `toolkit` plugin (tests/guests/toolkit), called by name.
+
+greet = plugin("toolkit/greet")
+twice = plugin("toolkit/double")
+flaky_plugin = plugin("toolkit@1/flaky")
+
+
+@flow
+def plugin_calls(names: list[str]) -> dict:
+    first = greet(name=names[0])
+    submitted = greet.submit({"name": names[1], "punctuation": "?"})
+    mapped = greet.map(name=names, punctuation=unmapped("."))
+    # A future as an argument: the host starts the second run with the first one's value.
+    quadrupled = twice(x=twice.submit(x=3), wait_for=[submitted])
+    # `flaky` completes on its third attempt with the plugin's own retries (a plain call
+    # replaces none of its options); a call with `retries=0` fails on the first.
+    patient = flaky_plugin(return_state=True)
+    hasty = flaky_plugin.with_options(retries=0, task_run_name="hasty", tags=["hasty"])(return_state=True)
+    return {
+        "first": first,
+        "submitted": submitted.result(),
+        "mapped": mapped.result(),
+        "quadrupled": quadrupled,
+        "patient": patient.result(),
+        "hasty": hasty.type.value,
+    }
+
+
+@flow
+def call_plugin(task: str, arguments: dict) -> Any:
+    """Calls one plugin task by the name given (malformed ones raise ValueError)."""
+    return plugin(task)(arguments)

@@ -38,6 +38,7 @@ const SDK: &[(&str, &str)] = &[
     sdk_file!("src/index.js"),
     sdk_file!("src/options.js"),
     sdk_file!("src/params.js"),
+    sdk_file!("src/plugins.js"),
     sdk_file!("src/registry.js"),
     sdk_file!("src/runtime.js"),
     sdk_file!("src/states.js"),

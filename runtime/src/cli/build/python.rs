@@ -57,6 +57,7 @@ const SDK: &[(&str, &str)] = &[
     sdk_file!("weir/futures.py"),
     sdk_file!("weir/input.py"),
     sdk_file!("weir/logging.py"),
+    sdk_file!("weir/plugins.py"),
     sdk_file!("weir/schema.py"),
     sdk_file!("weir/states.py"),
     sdk_file!("weir/task_runners.py"),
