@@ -4,7 +4,7 @@
 
 use crate::BASIC;
 use crate::plugins::{deploy, with_builtins as server};
-use crate::support::server::{Api, TestServer};
+use crate::support::server::{Api, TestServer, send};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -560,4 +560,277 @@ async fn a_failure_leaves_a_report_and_pauses_the_schedules_until_an_event_resum
         .await;
     assert_eq!(status, 422, "{problem}");
     s.stop().await;
+}
+
+/// An event trigger's own URL takes events without the API key: signed when asked,
+/// once per delivery id or signature, refused with a clear status otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_webhook_takes_posts_without_the_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let ws = s.workspace("hooked").await;
+    let basic = s.upload(&ws.key, BASIC).await;
+    deploy(&s, &ws.key, &basic, "load", "names_flow", json!({})).await;
+    let spec = json!({
+        "name": "on-push",
+        "trigger": {"type": "event"},
+        "webhook": {"enabled": true},
+        "actions": [{"type": "run-deployment", "deployment": "load",
+                     "parameters": {"who": "{{ event.body.user }}"}}]
+    });
+    let a = create(&s, &ws.key, spec).await;
+    assert_eq!(a["webhook"]["enabled"], true, "{a}");
+    let url = format!("{}{}", s.url, a["webhook"]["url"].as_str().unwrap());
+    assert!(url.contains("/hooks/automations/"), "{url}");
+    // The token is shown once.
+    let (_, again) = s.get("/api/automations/on-push", &ws.key).await;
+    assert_eq!(again["webhook"]["enabled"], true);
+    assert!(again["webhook"].get("token").is_none(), "{again}");
+
+    // No API key; a delivery id twice is one event.
+    for expect in ["false", "true"] {
+        let r = s
+            .client
+            .post(&url)
+            .header("idempotency-key", "push-1")
+            .json(&json!({"user": "Grace"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        assert_eq!(r.headers()["idempotent-replayed"], expect);
+    }
+    // The same id through the API is the same event too.
+    let status = s
+        .req(
+            reqwest::Method::POST,
+            "/api/automations/on-push/events",
+            &ws.key,
+        )
+        .header("idempotency-key", "push-1")
+        .json(&json!({"user": "Grace"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let runs = runs_until(&s, &ws.key, "on-push", |r| completed(r) == 1).await;
+    assert_eq!(runs.len(), 1, "one delivery, one run: {runs:?}");
+    let started = runs[0]["results"][0]["output"]["flow_run_id"]
+        .as_str()
+        .unwrap();
+    let run = s.wait_final(&ws.key, started).await;
+    assert_eq!(run["parameters"]["who"], "Grace", "{run}");
+    // Bad bodies and unknown tokens.
+    let (status, p) = send(s.client.post(&url).body("{not json")).await;
+    assert_eq!(status, 400, "{p}");
+    let (status, _) = send(
+        s.client
+            .post(format!("{}/hooks/automations/nope", s.url))
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Signed: a missing or wrong signature is refused and fires nothing; rotating issues
+    // a new URL and the old one stops working.
+    let (status, a) = s
+        .patch(
+            "/api/automations/on-push",
+            &ws.key,
+            json!({"webhook": {"enabled": true, "signed": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{a}");
+    let signed_url = format!("{}{}", s.url, a["webhook"]["url"].as_str().unwrap());
+    let secret = a["webhook"]["secret"].as_str().unwrap().to_owned();
+    let (status, _) = send(s.client.post(&url).body("{}")).await;
+    assert_eq!(status, 404, "the unsigned URL was replaced");
+    let body = br#"{"user": "Linus"}"#;
+    let now = chrono::Utc::now().timestamp();
+    let post = |sig: Option<String>| {
+        let mut r = s.client.post(&signed_url).body(body.to_vec());
+        if let Some(sig) = sig {
+            r = r.header("x-weir-signature", sig);
+        }
+        send(r)
+    };
+    assert_eq!(post(None).await.0, 401);
+    assert_eq!(
+        post(Some(weir::secrets::webhook::sign("wrong", now, body)))
+            .await
+            .0,
+        401
+    );
+    let sig = weir::secrets::webhook::sign(&secret, now, body);
+    let (status, first) = post(Some(sig.clone())).await;
+    assert_eq!((status, &first["new"]), (202, &json!(true)), "{first}");
+    // The same signed call replayed is the same event.
+    let (status, replay) = post(Some(sig)).await;
+    assert_eq!((status, &replay["new"]), (202, &json!(false)), "{replay}");
+    let runs = runs_until(&s, &ws.key, "on-push", |r| completed(r) == 2).await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+
+    let (status, rotated) = s
+        .post(
+            "/api/automations/on-push/webhook/rotate",
+            &ws.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_ne!(rotated["webhook"]["url"], a["webhook"]["url"]);
+    assert_eq!(rotated["webhook"]["signed"], true);
+    let (status, _) = send(s.client.post(&signed_url).body("{}")).await;
+    assert_eq!(status, 404, "the old URL stops working");
+
+    // Only an event trigger has a webhook; a disabled automation takes no posts.
+    let (status, p) = s
+        .patch(
+            "/api/automations/on-push",
+            &ws.key,
+            json!({"trigger": {"type": "flow-run-state", "states": ["Failed"]}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{p}");
+    assert!(p.to_string().contains("webhook"), "{p}");
+    let (status, p) = s
+        .post(
+            "/api/automations",
+            &ws.key,
+            json!({"name": "x", "trigger": {"type": "flow-run-stuck", "state": "Running", "for_seconds": 5},
+                   "webhook": {"enabled": true}, "actions": [{"type": "cancel-run"}]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{p}");
+    let (status, _) = s
+        .patch(
+            "/api/automations/on-push",
+            &ws.key,
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let new_url = format!("{}{}", s.url, rotated["webhook"]["url"].as_str().unwrap());
+    let sig = weir::secrets::webhook::sign(
+        rotated["webhook"]["secret"].as_str().unwrap(),
+        chrono::Utc::now().timestamp(),
+        b"{}",
+    );
+    let (status, p) = send(
+        s.client
+            .post(&new_url)
+            .header("x-weir-signature", sig)
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 409, "{p}");
+    s.stop().await;
+}
+
+/// Two nodes on one PostgreSQL database both watch every state change: each failure
+/// notifies once, and an event posted to both nodes with one key fires once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fire_each_event_once() {
+    use crate::support::node::Node;
+    if !crate::support::postgres() {
+        eprintln!("two nodes need PostgreSQL (WEIR_TEST_DB=postgres); skipped on SQLite");
+        return;
+    }
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let db = crate::support::database_url(dir_a.path()).await.unwrap();
+    crate::support::build_guests();
+    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
+    let plugins = plugins.to_str().unwrap();
+    let received = Received::default();
+    let port = receiver(received.clone()).await;
+    let a = Node::start(dir_a.path(), Some(&db), "auto-a", &["--plugins", plugins]).await;
+    // The second node shares the first one's secret key.
+    std::fs::copy(
+        dir_a.path().join("secret.key"),
+        dir_b.path().join("secret.key"),
+    )
+    .unwrap();
+    let b = Node::start(dir_b.path(), Some(&db), "auto-b", &["--plugins", plugins]).await;
+    let ws = a.workspace("pair").await;
+    let basic = a.upload(&ws.key, BASIC).await;
+    deploy(
+        &a,
+        &ws.key,
+        &basic,
+        "nightly",
+        "returns_error",
+        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+    )
+    .await;
+    create(
+        &a,
+        &ws.key,
+        json!({
+            "name": "tell",
+            "trigger": {"type": "flow-run-state", "deployments": ["nightly"], "states": ["Failed"]},
+            "actions": [{"type": "call-plugin", "task": "notify/send",
+                         "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
+                                       "message": "{{ flow_run.name }} failed"}}]
+        }),
+    )
+    .await;
+    const RUNS: usize = 8;
+    let mut names = Vec::new();
+    for i in 0..RUNS {
+        let node: &Api = if i % 2 == 0 { &a } else { &b };
+        let id = trigger(node, &ws.key, "nightly", json!({})).await;
+        let run = node.wait_final(&ws.key, &id).await;
+        assert_eq!(run["state"]["type"], "FAILED", "{run}");
+        names.push(run["name"].as_str().unwrap().to_owned());
+    }
+    let runs = runs_until(&b, &ws.key, "tell", |r| completed(r) == RUNS).await;
+    assert_eq!(runs.len(), RUNS, "{runs:?}");
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), RUNS, "one notification per failure: {got:?}");
+    for name in &names {
+        let n = got
+            .iter()
+            .filter(|m| m.to_string().contains(&format!("{name} failed")))
+            .count();
+        assert_eq!(n, 1, "{name}: {got:?}");
+    }
+
+    // One event, posted through both nodes with the same key: one automation run.
+    create(
+        &a,
+        &ws.key,
+        json!({"name": "on-event", "trigger": {"type": "event"},
+               "actions": [{"type": "call-plugin", "task": "notify/send", "deployment": "nightly",
+                            "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
+                                          "message": "event {{ event.body.n }}"}}]}),
+    )
+    .await;
+    for node in [&a, &b, &a] {
+        let status = node
+            .req(
+                reqwest::Method::POST,
+                "/api/automations/on-event/events",
+                &ws.key,
+            )
+            .header("idempotency-key", "once")
+            .json(&json!({"n": 7}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    }
+    let runs = runs_until(&a, &ws.key, "on-event", |r| completed(r) == 1).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let events = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.to_string().contains("event 7"))
+        .count();
+    assert_eq!(events, 1);
+    a.kill().await;
+    b.kill().await;
 }

@@ -664,7 +664,8 @@ async fn automations_from_the_deployment_file_and_the_cli() {
         &file,
         format!(
             "deployments:\n  - name: greet\n    component: {}\n    flow: names_flow\n\
-             automations:\n  - name: on-signup\n    trigger: {{type: event}}\n    actions:\n\
+             automations:\n  - name: on-signup\n    trigger: {{type: event}}\n\
+             \x20   webhook: {{enabled: true}}\n    actions:\n\
              \x20     - type: run-deployment\n        deployment: greet\n\
              \x20       parameters: {{who: \"{{{{ event.body.user }}}}\"}}\n",
             basic.display()
@@ -673,14 +674,34 @@ async fn automations_from_the_deployment_file_and_the_cli() {
     .unwrap();
     let out = cli.ok(&["deploy", "-f", file.to_str().unwrap()]);
     assert!(out.contains("Created automation on-signup"), "{out}");
-    // Applying the file again updates it.
+    // Its event URL is printed once.
+    let hooks = format!("events: POST {}/hooks/automations/", s.url);
+    assert!(out.contains(&hooks), "{out}");
+    // Applying the file again updates it, and keeps the URL.
     let again = cli.ok(&["deploy", "-f", file.to_str().unwrap()]);
     assert!(again.contains("Updated automation on-signup"), "{again}");
+    assert!(!again.contains("/hooks/"), "{again}");
+    let rotated = cli.ok(&["automation", "rotate-webhook", "on-signup"]);
+    let url = rotated
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("events: POST "))
+        .unwrap_or_else(|| panic!("{rotated}"))
+        .to_owned();
+    let posted = s
+        .client
+        .post(&url)
+        .header("idempotency-key", "first")
+        .json(&serde_json::json!({"user": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 202);
     let listed = cli.ok(&["automation", "ls"]);
     assert!(
         listed.contains("on-signup") && listed.contains("an event is posted"),
         "{listed}"
     );
+    // And an event from the CLI, with the API key: the newest run.
     cli.ok(&[
         "automation",
         "event",
@@ -691,7 +712,8 @@ async fn automations_from_the_deployment_file_and_the_cli() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let runs = loop {
         let runs = cli.json(&["automation", "runs", "on-signup"]);
-        if runs[0]["state"] == "completed" {
+        let items = runs.as_array().unwrap();
+        if items.len() == 2 && items.iter().all(|r| r["state"] == "completed") {
             break runs;
         }
         assert!(std::time::Instant::now() < deadline, "{runs}");
@@ -707,6 +729,11 @@ async fn automations_from_the_deployment_file_and_the_cli() {
     assert!(off.contains("disabled"), "{off}");
     let (ok, _, stderr) = cli.run(&["automation", "event", "on-signup"]);
     assert!(!ok && stderr.contains("disabled"), "{stderr}");
+    let shown = cli.ok(&["automation", "show", "on-signup"]);
+    assert!(
+        shown.contains("Webhook: /hooks/automations/<token>"),
+        "{shown}"
+    );
     cli.ok(&["automation", "rm", "on-signup"]);
     let (ok, _, _) = cli.run(&["automation", "show", "on-signup"]);
     assert!(!ok);

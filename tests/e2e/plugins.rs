@@ -460,7 +460,7 @@ pub(crate) async fn check_sdk_calls(s: &Api, key: &str, component: &str, argumen
         ),
     ] {
         let mut parameters = serde_json::Map::new();
-        parameters.insert("task".into(), json!(task));
+        parameters.insert("reference".into(), json!(task));
         parameters.insert(arguments.into(), args);
         let failed = run(s, key, "call", Value::Object(parameters)).await;
         assert_eq!(failed["state"]["type"], "FAILED", "{task}: {failed}");

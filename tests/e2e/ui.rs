@@ -243,6 +243,7 @@ async fn pages_are_workspace_scoped_and_escape_hostile_content() {
         "/deployments/content/run".to_owned(),
         "/components".to_owned(),
         "/plugins".to_owned(),
+        "/automations".to_owned(),
         "/settings".to_owned(),
         "/task-runs".to_owned(),
         format!("/task-runs?flow_run={id}"),
@@ -1030,5 +1031,86 @@ async fn the_plugins_pages_list_a_workspaces_plugins_and_their_tasks() {
     let theirs = signed_in(&s, &other).await;
     assert_eq!(theirs.get("/plugins/toolkit").await.status, 404);
     assert!(!theirs.get("/plugins").await.body.contains("toolkit"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automations_pages_show_runs_and_switch_an_automation_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-automations").await;
+    let other = s.workspace("ui-automations-other").await;
+    deploy_basic(&s, &ws, "load", "names_flow", json!({})).await;
+    let (status, a) = s
+        .post(
+            "/api/automations",
+            &ws.key,
+            json!({"name": "on-signup", "description": "<b>signups</b>",
+                   "trigger": {"type": "event"}, "webhook": {"enabled": true},
+                   "actions": [{"type": "run-deployment", "deployment": "load",
+                                "parameters": {"who": "{{ event.body.user }}"}}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{a}");
+    let (status, _) = s
+        .post(
+            "/api/automations/on-signup/events",
+            &ws.key,
+            json!({"user": "<i>Ada</i>"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let b = signed_in(&s, &ws).await;
+    let page = loop {
+        let page = b.get("/automations/on-signup").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        if page.body.contains("Completed") {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        page.body.contains("run-deployment</span> done"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("/hooks/automations/"), "{}", page.body);
+    assert!(
+        page.body.contains("&lt;b&gt;signups&lt;/b&gt;") && page.body.contains("&lt;i&gt;Ada"),
+        "escaped: {}",
+        page.body
+    );
+    let list = b.get("/automations").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(
+        list.body.contains("href=\"/automations/on-signup\"")
+            && list.body.contains("an event is posted"),
+        "{}",
+        list.body
+    );
+
+    // Switched off from its page (with the form's token only).
+    let csrf = page.csrf();
+    let refused = b.post("/automations/on-signup/disable", &[]).await;
+    assert_eq!(refused.status, 403);
+    let done = b
+        .post("/automations/on-signup/disable", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (_, a) = s.get("/api/automations/on-signup", &ws.key).await;
+    assert_eq!(a["enabled"], false, "{a}");
+    assert!(
+        b.get("/automations/on-signup")
+            .await
+            .body
+            .contains("Enable")
+    );
+
+    assert_eq!(b.get("/automations/nope").await.status, 404);
+    let theirs = signed_in(&s, &other).await;
+    assert_eq!(theirs.get("/automations/on-signup").await.status, 404);
+    assert!(!theirs.get("/automations").await.body.contains("on-signup"));
     s.stop().await;
 }

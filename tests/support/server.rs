@@ -154,6 +154,10 @@ impl Api {
         send(self.req(reqwest::Method::POST, path, key).json(&body)).await
     }
 
+    pub async fn patch(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        send(self.req(reqwest::Method::PATCH, path, key).json(&body)).await
+    }
+
     pub async fn put(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
         send(self.req(reqwest::Method::PUT, path, key).json(&body)).await
     }

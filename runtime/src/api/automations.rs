@@ -159,7 +159,11 @@ fn parse(trigger: &Value, actions: &Value, webhook: bool) -> Result<(), Vec<Stri
     let trigger: Option<Trigger> = serde_json::from_value(trigger.clone())
         .map_err(|e| errors.push(format!("'trigger': {e}")))
         .ok();
-    if webhook && trigger.as_ref().is_some_and(|t| !matches!(t, Trigger::Event {})) {
+    if webhook
+        && trigger
+            .as_ref()
+            .is_some_and(|t| !matches!(t, Trigger::Event {}))
+    {
         errors.push(
             "'webhook': only an automation whose trigger is `event` takes posted events \
              (switch the webhook off to change the trigger)"

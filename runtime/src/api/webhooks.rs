@@ -47,7 +47,11 @@ impl Webhook {
     /// they were just issued.
     pub(super) fn new(prefix: &str, enabled: bool, signed: bool, issued: Option<Issued>) -> Self {
         let (url, token, secret) = match issued {
-            Some(i) => (Some(format!("{prefix}/{}", i.token)), Some(i.token), i.secret),
+            Some(i) => (
+                Some(format!("{prefix}/{}", i.token)),
+                Some(i.token),
+                i.secret,
+            ),
             None => (None, None, None),
         };
         Webhook {

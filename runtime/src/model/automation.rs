@@ -42,6 +42,52 @@ fn one() -> u32 {
     1
 }
 
+impl Trigger {
+    /// In words, for lists: "a run enters Failed|Crashed 3 times in 600s".
+    pub fn describe(&self) -> String {
+        let scope = |deployments: &[String], tags: &[String]| {
+            let mut parts = Vec::new();
+            if !deployments.is_empty() {
+                parts.push(format!("of {}", deployments.join("|")));
+            }
+            if !tags.is_empty() {
+                parts.push(format!("tagged {}", tags.join("|")));
+            }
+            parts.iter().map(|p| format!(" {p}")).collect::<String>()
+        };
+        match self {
+            Trigger::FlowRunState {
+                deployments,
+                tags,
+                states,
+                threshold,
+                within_seconds,
+            } => {
+                let times = if *threshold > 1 {
+                    format!(" {threshold} times in {within_seconds}s")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "a run{} enters {}{times}",
+                    scope(deployments, tags),
+                    states.join("|")
+                )
+            }
+            Trigger::FlowRunStuck {
+                deployments,
+                tags,
+                state,
+                for_seconds,
+            } => format!(
+                "a run{} stays {state} for {for_seconds}s",
+                scope(deployments, tags)
+            ),
+            Trigger::Event {} => "an event is posted".into(),
+        }
+    }
+}
+
 /// What an automation does, in order. Strings in `parameters` and `arguments` are
 /// templates (`{{ flow_run.id }}`, `{{ state.name }}`, `{{ event.body.x }}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -253,7 +253,10 @@ impl Store {
     }
 
     /// The automation whose event URL has this token (by its hash).
-    pub async fn automation_by_webhook(&self, token_hash: &str) -> Result<Option<AutomationRecord>> {
+    pub async fn automation_by_webhook(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<AutomationRecord>> {
         with_db!(&self.db, pool => {
         let row = sqlx::query("SELECT * FROM automations WHERE webhook_token_hash = $1")
             .bind(token_hash)

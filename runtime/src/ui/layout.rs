@@ -16,6 +16,7 @@ pub enum Section {
     Deployments,
     Components,
     Plugins,
+    Automations,
     Artifacts,
     Settings,
 }
@@ -53,6 +54,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                     (link(Section::Deployments, "/deployments", "Deployments"))
                     (link(Section::Components, "/components", "Components"))
                     (link(Section::Plugins, "/plugins", "Plugins"))
+                    (link(Section::Automations, "/automations", "Automations"))
                     (link(Section::Artifacts, "/artifacts", "Artifacts"))
                     (link(Section::Settings, "/settings", "Settings"))
                     div.who {

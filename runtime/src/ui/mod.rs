@@ -12,6 +12,7 @@
 
 mod artifacts;
 mod assets;
+mod automations;
 mod components;
 mod dashboard;
 mod deployments;
@@ -83,6 +84,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/components/{digest}", get(components::page))
+        .route("/automations", get(automations::list))
+        .route("/automations/{name}", get(automations::page))
+        .route("/automations/{name}/enable", post(automations::enable))
+        .route("/automations/{name}/disable", post(automations::disable))
         .route("/plugins", get(plugins::list))
         .route("/plugins/{name}", get(plugins::page))
         .route("/settings", get(settings::page))

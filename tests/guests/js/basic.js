@@ -306,4 +306,5 @@ export const pluginCalls = flow({ name: "plugin-calls" }, (names) => {
 });
 
 // Calls one plugin task by the name given (malformed ones throw a TypeError).
-export const callPlugin = flow({ name: "call-plugin" }, (task, args) => plugin(task)(args));
+// (Not `task`: the bundler renames a parameter that shadows an import.)
+export const callPlugin = flow({ name: "call-plugin" }, (reference, args) => plugin(reference)(args));

@@ -645,6 +645,6 @@ def plugin_calls(names: list[str]) -> dict:
 
 
 @flow
-def call_plugin(task: str, arguments: dict) -> Any:
+def call_plugin(reference: str, arguments: dict) -> Any:
     """Calls one plugin task by the name given (malformed ones raise ValueError)."""
-    return plugin(task)(arguments)
+    return plugin(reference)(arguments)

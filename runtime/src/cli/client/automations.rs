@@ -13,7 +13,9 @@ use std::process::ExitCode;
 #[derive(Subcommand, Debug)]
 pub enum AutomationCommand {
     /// Create an automation, or update the one of that name, from a JSON or YAML file
-    /// (`{"name", "trigger", "actions", "description", "enabled"}`).
+    /// (`{"name", "trigger", "actions", "description", "enabled", "webhook"}`; `webhook:
+    /// {enabled: true, signed: true}` gives an `event` trigger a URL of its own, printed
+    /// once).
     Apply { file: PathBuf },
     /// List automations.
     Ls,
@@ -37,6 +39,8 @@ pub enum AutomationCommand {
         #[arg(long, value_name = "JSON")]
         body: Option<String>,
     },
+    /// Issue a new URL (and secret) for an automation's webhook; the old ones stop working.
+    RotateWebhook { name: String },
     /// Delete an automation and its runs.
     Rm { name: String },
 }
@@ -54,7 +58,15 @@ pub async fn apply(api: &super::api::Api, spec: &Value) -> anyhow::Result<(Value
             let mut body = spec.clone();
             if let Some(m) = body.as_object_mut() {
                 m.retain(|k, _| {
-                    ["name", "description", "enabled", "trigger", "actions"].contains(&k.as_str())
+                    [
+                        "name",
+                        "description",
+                        "enabled",
+                        "trigger",
+                        "actions",
+                        "webhook",
+                    ]
+                    .contains(&k.as_str())
                 });
             }
             Ok((api.patch(&["api", "automations", &id], body).await?, false))
@@ -66,28 +78,24 @@ pub async fn apply(api: &super::api::Api, spec: &Value) -> anyhow::Result<(Value
     }
 }
 
-fn describe_trigger(t: &Value) -> String {
-    match t["type"].as_str().unwrap_or("") {
-        "flow-run-state" => {
-            let states: Vec<String> = t["states"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect();
-            let times = match t["threshold"].as_u64() {
-                Some(n) if n > 1 => format!(" {n} times in {}s", text(&t["within_seconds"])),
-                _ => String::new(),
-            };
-            format!("a run enters {}{times}", states.join("|"))
+/// The automation's webhook URL and secret when the server just issued them (they are
+/// shown only then).
+pub fn print_webhook(base: &str, a: &Value) {
+    if let Some(url) = super::deploy::webhook_url(base, &a["webhook"]) {
+        println!("  events: POST {url}");
+        if let Some(secret) = a["webhook"]["secret"].as_str() {
+            println!("  webhook secret: {secret}");
+            println!("  The webhook's token and secret are shown only this once: store them now.");
+        } else {
+            println!("  The webhook's URL is shown only this once: store it now.");
         }
-        "flow-run-stuck" => format!(
-            "a run stays {} for {}s",
-            text(&t["state"]),
-            text(&t["for_seconds"])
-        ),
-        "event" => "an event is posted".into(),
-        other => other.to_owned(),
+    }
+}
+
+fn describe_trigger(t: &Value) -> String {
+    match serde_json::from_value::<crate::model::automation::Trigger>(t.clone()) {
+        Ok(t) => t.describe(),
+        Err(_) => text(&t["type"]),
     }
 }
 
@@ -151,6 +159,21 @@ pub async fn automation(opts: &ClientOpts, command: AutomationCommand) -> anyhow
             } else {
                 let verb = if created { "Created" } else { "Updated" };
                 println!("{verb} automation {}", text(&answer["name"]));
+                print_webhook(&api.base(), &answer);
+            }
+        }
+        AutomationCommand::RotateWebhook { name } => {
+            let (_, answer) = api
+                .post(
+                    &["api", "automations", &name, "webhook", "rotate"],
+                    json!({}),
+                )
+                .await?;
+            if opts.json {
+                print_json(&answer);
+            } else {
+                println!("Rotated the webhook of automation {name}");
+                print_webhook(&api.base(), &answer);
             }
         }
         AutomationCommand::Ls => {
@@ -189,6 +212,14 @@ pub async fn automation(opts: &ClientOpts, command: AutomationCommand) -> anyhow
                 }
             );
             println!("When: {}", describe_trigger(&a["trigger"]));
+            if a["webhook"]["enabled"] == true {
+                let signed = if a["webhook"]["signed"] == true {
+                    ", signed"
+                } else {
+                    ""
+                };
+                println!("Webhook: /hooks/automations/<token>{signed}");
+            }
             println!("Then: {}", action_kinds(&a["actions"]));
             println!("\nLatest runs:");
             print!("{}", runs_table(&runs));

@@ -353,6 +353,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         if !quiet {
             let verb = if created { "Created" } else { "Updated" };
             println!("{verb} automation {name}");
+            super::automations::print_webhook(&api.base(), &answer);
         }
         answers.push(answer);
     }
@@ -499,7 +500,7 @@ fn print_deployment(api: &Api, verb: &str, d: &Value) {
 
 /// The full URL of a webhook the server just created; `None` when the answer carries no
 /// token (it only does on create and rotate).
-fn webhook_url(base: &str, webhook: &Value) -> Option<String> {
+pub(super) fn webhook_url(base: &str, webhook: &Value) -> Option<String> {
     let path = match (webhook["url"].as_str(), webhook["token"].as_str()) {
         (Some(url), _) if url.starts_with("http://") || url.starts_with("https://") => {
             return Some(url.to_owned());
