@@ -364,3 +364,92 @@ fn bench_lines_carry_the_floor_measured_in_the_same_process() {
     assert!(!ok);
     assert!(stderr.contains("bench floor needs N"), "{stderr}");
 }
+
+/// `weir run` offers a flow the built-in plugins (from beside the binary) and the ones
+/// given with `--plugin`, each as version 1, and the hosts given with `--allow-host`.
+#[test]
+fn run_calls_builtin_and_given_plugins() {
+    let caller = guest("guest_plugin_caller");
+    let caller = caller.to_str().unwrap();
+    let toolkit = guest("guest_toolkit");
+    let toolkit_spec = format!("toolkit={}", toolkit.display());
+    let call = |task: &str, arguments: &str, extra: &[&str]| {
+        let params = format!(r#"{{"task": "{task}", "arguments": {arguments}}}"#);
+        let mut args = vec![
+            "run",
+            caller,
+            "call_plugin",
+            "--params-json",
+            &params,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = weir(&args);
+        let v: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stdout}\n{stderr}"));
+        (ok, v, stderr)
+    };
+    let (ok, v, stderr) = call(
+        "toolkit/greet",
+        r#"{"name": "Ada"}"#,
+        &["--plugin", &toolkit_spec],
+    );
+    assert!(ok, "{v}\n{stderr}");
+    assert_eq!(v["result"], "Hello, Ada!", "{v}");
+    assert_eq!(v["task_runs"][0]["name"], "toolkit@1/greet-0", "{v}");
+    assert_eq!(v["artifacts"][0]["key"], "greeting", "{v}");
+
+    // A built-in, found beside the binary.
+    let (ok, v, stderr) = call("csv/parse", r#"{"text": "a,b\n1,2\n"}"#, &[]);
+    assert!(ok, "{v}\n{stderr}");
+    assert_eq!(v["result"], serde_json::json!([{"a": "1", "b": "2"}]), "{v}");
+
+    // What is not there is named, with what is.
+    let (ok, v, _) = call("nope/greet", "{}", &["--plugin", &toolkit_spec]);
+    assert!(!ok);
+    let text = v.to_string();
+    assert!(
+        text.contains("no plugin named 'nope' here") && text.contains("toolkit@1"),
+        "{text}"
+    );
+    let (ok, v, _) = call(
+        "toolkit@2/greet",
+        r#"{"name": "Ada"}"#,
+        &["--plugin", &toolkit_spec],
+    );
+    assert!(!ok);
+    assert!(v.to_string().contains("has no version 2"), "{v}");
+    let (ok, _, stderr) = weir(&["run", caller, "call_plugin", "--plugin", "toolkit"]);
+    assert!(
+        !ok && stderr.contains("expected NAME=FILE.wasm"),
+        "{stderr}"
+    );
+
+    // http/request reaches a loopback server only when the run is granted it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body = r#"{"ok": true}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let request = format!(r#"{{"url": "http://127.0.0.1:{port}/status"}}"#);
+    let (ok, v, _) = call("http/request", &request, &[]);
+    assert!(!ok, "no host granted: {v}");
+    let (ok, v, stderr) = call(
+        "http/request",
+        &request,
+        &["--allow-host", "127.0.0.1", "--egress-allow", "127.0.0.1"],
+    );
+    assert!(ok, "{v}\n{stderr}");
+    assert_eq!(v["result"]["status"], 200, "{v}");
+    assert_eq!(v["result"]["json"]["ok"], true, "{v}");
+}

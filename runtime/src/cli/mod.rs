@@ -3,6 +3,7 @@
 pub mod build;
 mod client;
 mod db_lock;
+mod local_plugins;
 
 use client::output::{clean, clean_line, log_line};
 
@@ -57,6 +58,27 @@ enum Command {
         /// Print the final flow run as one JSON object (events go to stderr).
         #[arg(long)]
         json: bool,
+        /// A host the run (and the plugins it calls) may reach over HTTP, as a
+        /// deployment's `allowed_hosts` (`api.example.com`, `*.example.com`).
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
+        /// An address range the run may reach although it is not on the public internet
+        /// (loopback, private...), as `weir server --egress-allow`.
+        #[arg(
+            long = "egress-allow",
+            value_name = "CIDR",
+            env = "WEIR_EGRESS_ALLOW",
+            value_delimiter = ','
+        )]
+        egress_allow: Vec<String>,
+        /// Where the built-in plugins are (`plugin_<name>.wasm`; default Cargo's target
+        /// beside this binary, as for `weir server`).
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
+        /// A plugin the flow may call, `NAME=FILE.wasm` (version 1), besides the built-in
+        /// ones.
+        #[arg(long = "plugin", value_name = "NAME=FILE")]
+        plugin_files: Vec<String>,
     },
     /// Build a component from a Python, JavaScript or TypeScript file of flows (`weir build flows.py -o flows.wasm`).
     Build(build::BuildArgs),
@@ -302,8 +324,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             params_json,
             db,
             json,
+            allow_hosts,
+            egress_allow,
+            plugins,
+            plugin_files,
         } => {
             let db = db.unwrap_or_else(|| cli.data_dir.join("local.db"));
+            let local = LocalRun {
+                allow_hosts,
+                egress_allow,
+                plugins: plugins.or_else(default_plugins_dir),
+                plugin_files,
+            };
             run(
                 &cli.data_dir,
                 &component,
@@ -312,6 +344,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 params_json.as_deref(),
                 &db,
                 json,
+                local,
             )
             .await
         }
@@ -774,14 +807,24 @@ async fn open(
     data_dir: &Path,
     db: &Path,
     events: Option<crate::orchestrate::EventSink>,
+    limits: Limits,
 ) -> anyhow::Result<Arc<Orchestrator>> {
-    let engine = Engine::new(Limits::default(), Some(data_dir.join("compiled")))?;
+    let engine = Engine::new(limits, Some(data_dir.join("compiled")))?;
     let store = Store::open_sqlite(db)
         .await
         .with_context(|| format!("cannot open the database {}", db.display()))?;
     Ok(Orchestrator::with_events(engine, store, events))
 }
 
+/// What `weir run` grants the run: hosts, and the plugins it may call.
+struct LocalRun {
+    allow_hosts: Vec<String>,
+    egress_allow: Vec<String>,
+    plugins: Option<PathBuf>,
+    plugin_files: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
     data_dir: &Path,
     component: &Path,
@@ -790,10 +833,30 @@ async fn run(
     params_json: Option<&str>,
     db: &Path,
     as_json: bool,
+    local: LocalRun,
 ) -> anyhow::Result<ExitCode> {
     let parameters = parse_params(params, params_json)?;
+    if let Some(host) = local
+        .allow_hosts
+        .iter()
+        .find(|h| h.is_empty() || h.contains('/') || h.contains(' '))
+    {
+        anyhow::bail!("--allow-host {host:?} is not a host name");
+    }
     let _lock = db_lock::for_run(db)?;
-    let orch = open(data_dir, db, Some(printer(as_json))).await?;
+    let limits = Limits {
+        egress: crate::model::egress::Egress::parse(&local.egress_allow)
+            .map_err(anyhow::Error::msg)?,
+        ..Limits::default()
+    };
+    let orch = open(data_dir, db, Some(printer(as_json)), limits).await?;
+    let plugins: Arc<dyn crate::orchestrate::PluginSource> =
+        Arc::new(local_plugins::LocalPlugins::new(
+            orch.engine().clone(),
+            local.plugins.as_deref(),
+            &local.plugin_files,
+        )?);
+    orch.set_plugin_source(Arc::downgrade(&plugins));
     let loaded = load_component(orch.engine(), component).await?;
     orch.store()
         .put_component(
@@ -804,8 +867,12 @@ async fn run(
         .await?;
     let flow = pick_flow(&loaded, flow)?;
     let outcome = orch
-        .run_flow(FlowRequest::new(loaded, &flow, parameters))
+        .run_flow(FlowRequest {
+            allowed_hosts: local.allow_hosts,
+            ..FlowRequest::new(loaded, &flow, parameters)
+        })
         .await?;
+    drop(plugins);
     if as_json {
         let report = flow_run_json(orch.store(), &outcome.flow_run_id).await?;
         client::output::print_json(&report);

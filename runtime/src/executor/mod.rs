@@ -21,6 +21,7 @@ mod leases;
 mod overlap;
 mod pauses;
 mod plugins;
+pub(crate) use plugins::builtin_files;
 mod shutdown;
 mod slots;
 mod trigger;

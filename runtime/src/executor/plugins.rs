@@ -75,22 +75,9 @@ impl Executor {
     /// not seen before under its name becomes its next version. Returns the plugins
     /// and versions registered; a file that is no component is skipped with a warning.
     pub async fn register_builtin_plugins(&self, dir: &Path) -> anyhow::Result<Vec<(String, i64)>> {
-        let mut files: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .filter_map(|entry| {
-                let path = entry.path();
-                let stem = path.file_stem()?.to_str()?;
-                let name = stem.strip_prefix(FILE_PREFIX)?;
-                (path.extension()? == "wasm").then(|| (name.replace('_', "-"), path.clone()))
-            })
-            .collect();
-        files.sort();
+        let files = builtin_files(dir)?;
         let mut registered = Vec::new();
         for (name, path) in files {
-            if let Err(e) = crate::model::plugin::check_name(&name) {
-                tracing::warn!("{} is not a plugin: {e}", path.display());
-                continue;
-            }
             let bytes = tokio::fs::read(&path).await?;
             let loaded = match self.engine().load(&bytes).await {
                 Ok(loaded) => loaded,
@@ -132,4 +119,29 @@ impl Executor {
         }
         Ok(registered)
     }
+}
+
+/// The built-in plugins' files in `dir` (`plugin_<name>.wasm`, `_` in a name read as
+/// `-`), by name; a file whose name is no plugin's is skipped with a warning.
+pub(crate) fn builtin_files(dir: &Path) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
+    let mut files: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let path = entry.path();
+            let stem = path.file_stem()?.to_str()?;
+            let name = stem.strip_prefix(FILE_PREFIX)?;
+            (path.extension()? == "wasm").then(|| (name.replace('_', "-"), path.clone()))
+        })
+        .filter(
+            |(name, path)| match crate::model::plugin::check_name(name) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("{} is not a plugin: {e}", path.display());
+                    false
+                }
+            },
+        )
+        .collect();
+    files.sort();
+    Ok(files)
 }

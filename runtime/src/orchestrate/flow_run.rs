@@ -29,6 +29,9 @@ pub struct FlowRequest {
     pub expected_start: Option<DateTime<Utc>>,
     /// The schedule creating the run.
     pub schedule_id: Option<String>,
+    /// Hosts a run executed here at once (`weir run`) may reach; a server's runs take
+    /// their deployment's grant instead.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl FlowRequest {
@@ -43,6 +46,7 @@ impl FlowRequest {
             idempotency_key: None,
             expected_start: None,
             schedule_id: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -186,6 +190,10 @@ impl Orchestrator {
     ) -> BoxedRun<'_> {
         Box::pin(async move {
             let component = request.component.clone();
+            let top_settings = RunSettings {
+                allowed_hosts: request.allowed_hosts.clone(),
+                ..RunSettings::default()
+            };
             let (mut record, invalid) = match self.prepare_flow_run(&request, State::pending()) {
                 Ok(r) => (r, None),
                 Err(PrepareError::UnknownFlow { flow, message }) => {
@@ -239,7 +247,7 @@ impl Orchestrator {
                     outcome
                 }
                 None => {
-                    self.execute_at_depth(&record, component, RunSettings::default(), 0, None)
+                    self.execute_at_depth(&record, component, top_settings, 0, None)
                         .await
                 }
             };
