@@ -402,7 +402,11 @@ fn run_calls_builtin_and_given_plugins() {
     // A built-in, found beside the binary.
     let (ok, v, stderr) = call("csv/parse", r#"{"text": "a,b\n1,2\n"}"#, &[]);
     assert!(ok, "{v}\n{stderr}");
-    assert_eq!(v["result"], serde_json::json!([{"a": "1", "b": "2"}]), "{v}");
+    assert_eq!(
+        v["result"],
+        serde_json::json!([{"a": "1", "b": "2"}]),
+        "{v}"
+    );
 
     // What is not there is named, with what is.
     let (ok, v, _) = call("nope/greet", "{}", &["--plugin", &toolkit_spec]);

@@ -262,11 +262,17 @@ impl Automations {
                 continue;
             };
             let before = Utc::now() - chrono::Duration::milliseconds((for_seconds * 1000.0) as i64);
+            let state_type = state_type_of(&state);
+            // A state's name (`Late`) narrows its type (`SCHEDULED`); a type takes them all.
+            let name = (!state.eq_ignore_ascii_case(&state_type)).then_some(state.as_str());
+            // Runs it fired for already are left out, so older stays never hide newer ones.
             let runs = self
                 .store()
                 .runs_in_state_since(
+                    &automation.id,
                     &automation.workspace_id,
-                    &state_type_of(&state),
+                    &state_type,
+                    name,
                     before,
                     500,
                 )

@@ -555,11 +555,14 @@ impl Store {
     }
 
     /// The last state change of each flow run of a workspace that has been in a state
-    /// (by type) since before `before`, at most `limit`.
+    /// (by type, and by name when one is given) since before `before`, oldest first, at
+    /// most `limit`; stays the automation fired for already (`stuck:<seq>`) left out.
     pub async fn runs_in_state_since(
         &self,
+        automation_id: &str,
         workspace_id: &str,
         state_type: &str,
+        state_name: Option<&str>,
         before: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<StateChangeRow>> {
@@ -567,12 +570,17 @@ impl Store {
         let rows = sqlx::query(changes!(
             "WHERE fr.workspace_id = $1 AND fr.state_type = $2 AND fr.state_timestamp < $3
                AND rs.seq = (SELECT MAX(s2.seq) FROM run_states s2 WHERE s2.run_id = fr.id)
+               AND ($5 = '' OR LOWER(rs.name) = LOWER($5))
+               AND NOT EXISTS (SELECT 1 FROM automation_runs ar
+                               WHERE ar.automation_id = $6 AND ar.event_key = 'stuck:' || rs.seq)
              ORDER BY fr.state_timestamp LIMIT $4"
         ))
         .bind(workspace_id)
         .bind(state_type)
         .bind(ts(before))
         .bind(limit)
+        .bind(state_name.unwrap_or(""))
+        .bind(automation_id)
         .fetch_all(pool)
         .await?;
         rows.iter().map(change_from_row).collect()
