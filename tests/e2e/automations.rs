@@ -834,3 +834,93 @@ async fn two_nodes_fire_each_event_once() {
     a.kill().await;
     b.kill().await;
 }
+
+/// Prefect's action names: `cancel-flow-run`, `pause-automation` and `resume-automation`
+/// (an automation switching another, or itself, off and on), and `do-nothing`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automations_switch_automations_and_take_prefects_action_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let ws = s.workspace("switches").await;
+    let basic = s.upload(&ws.key, BASIC).await;
+    deploy(&s, &ws.key, &basic, "sleepy", "plain_pause", json!({})).await;
+    let event = |name: &'static str| {
+        let s = &s;
+        let key = ws.key.clone();
+        async move {
+            s.post(&format!("/api/automations/{name}/events"), &key, json!({}))
+                .await
+                .0
+        }
+    };
+    for (name, action) in [
+        ("noisy", json!({"type": "do-nothing"})),
+        (
+            "mute",
+            json!({"type": "pause-automation", "automation": "noisy"}),
+        ),
+        (
+            "unmute",
+            json!({"type": "resume-automation", "automation": "noisy"}),
+        ),
+        ("once", json!({"type": "pause-automation"})),
+    ] {
+        create(
+            &s,
+            &ws.key,
+            json!({"name": name, "trigger": {"type": "event"}, "actions": [action]}),
+        )
+        .await;
+    }
+    assert_eq!(event("noisy").await, 202);
+    let runs = runs_until(&s, &ws.key, "noisy", |r| completed(r) == 1).await;
+    assert_eq!(runs[0]["results"][0]["type"], "do-nothing", "{runs:?}");
+    assert_eq!(event("mute").await, 202);
+    runs_until(&s, &ws.key, "mute", |r| completed(r) == 1).await;
+    let (_, noisy) = s.get("/api/automations/noisy", &ws.key).await;
+    assert_eq!(noisy["enabled"], false, "{noisy}");
+    assert_eq!(event("noisy").await, 409, "switched off: takes no events");
+    assert_eq!(event("unmute").await, 202);
+    runs_until(&s, &ws.key, "unmute", |r| completed(r) == 1).await;
+    assert_eq!(event("noisy").await, 202);
+    // An automation that switches itself off fires once.
+    assert_eq!(event("once").await, 202);
+    runs_until(&s, &ws.key, "once", |r| completed(r) == 1).await;
+    assert_eq!(event("once").await, 409);
+
+    // `cancel-flow-run` is `cancel-run`: a paused run is cancelled.
+    create(
+        &s,
+        &ws.key,
+        json!({"name": "no-waiting", "trigger": {"type": "flow-run-state", "deployments": ["sleepy"], "states": ["Paused"]},
+               "actions": [{"type": "cancel-flow-run"}]}),
+    )
+    .await;
+    let id = trigger(&s, &ws.key, "sleepy", json!({"timeout": 60})).await;
+    let run = s
+        .wait_final_within(&ws.key, &id, Duration::from_secs(30))
+        .await;
+    assert_eq!(run["state"]["type"], "CANCELLED", "{run}");
+
+    // A missing automation fails the action, naming it.
+    create(
+        &s,
+        &ws.key,
+        json!({"name": "lost", "trigger": {"type": "event"},
+               "actions": [{"type": "resume-automation", "automation": "nope"}]}),
+    )
+    .await;
+    assert_eq!(event("lost").await, 202);
+    let runs = runs_until(&s, &ws.key, "lost", |r| {
+        r.first().is_some_and(|r| r["state"] == "failed")
+    })
+    .await;
+    assert!(
+        runs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no automation named 'nope'"),
+        "{runs:?}"
+    );
+    s.stop().await;
+}

@@ -27,7 +27,9 @@ pub struct Automation {
     /// In order: `run-deployment` (`deployment`, `parameters`), `cancel-run`,
     /// `retry-run`, `pause-deployment`, `resume-deployment`, `pause-schedules` and
     /// `resume-schedules` (`deployment`), `create-artifact` (`markdown`, `key`,
-    /// `description`), `call-plugin` (`task`, `arguments`, `deployment`). Strings in
+    /// `description`), `call-plugin` (`task`, `arguments`, `deployment`),
+    /// `pause-automation` and `resume-automation` (`automation`), `do-nothing`
+    /// (`cancel-flow-run` is taken for `cancel-run`, as Prefect names it). Strings in
     /// `parameters`, `arguments` and `markdown` are templates over the event.
     #[schema(value_type = Vec<Object>)]
     pub actions: Value,

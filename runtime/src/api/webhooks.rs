@@ -136,6 +136,18 @@ async fn receive(state: &AppState, sealed: Option<&str>, req: Request) -> ApiRes
     Ok(Delivery { body, id, mac })
 }
 
+impl Delivery {
+    /// What names the delivery: the sender's id under `prefix`, else a signed call's MAC
+    /// (a replay within the signature's window is the same call); `None` for neither.
+    fn key(&self, prefix: &str) -> Option<String> {
+        match (&self.id, &self.mac) {
+            (Some(id), _) => Some(format!("{prefix}:{id}")),
+            (None, Some(mac)) => Some(format!("signature:{}", hex::encode(mac))),
+            (None, None) => None,
+        }
+    }
+}
+
 /// Whether a body is empty (nothing but white space).
 fn blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
@@ -182,13 +194,8 @@ pub async fn trigger_hook(
         .ok_or(ApiError::UnknownToken("webhook"))?;
     state.rate.workspace(&deployment.workspace_id)?;
     let delivery = receive(&state, deployment.webhook_secret.as_deref(), req).await?;
-    // The sender's delivery id makes a redelivery the same run; without one, a signed
-    // request replayed within the signature's window is too (its MAC names it).
-    let idempotency_key = match (delivery.id, &delivery.mac) {
-        (Some(id), _) => Some(format!("delivery:{id}")),
-        (None, Some(mac)) => Some(format!("signature:{}", hex::encode(mac))),
-        (None, None) => None,
-    };
+    // A redelivery is the same run.
+    let idempotency_key = delivery.key("delivery");
     let body = delivery.body;
     let parameters: Map<String, Value> = if blank(&body) {
         Map::new()
@@ -255,11 +262,7 @@ pub async fn post_automation_event(
     state.rate.workspace(&automation.workspace_id)?;
     let delivery = receive(&state, automation.webhook_secret.as_deref(), req).await?;
     // The same keys as the API's events: an id sent either way is one event.
-    let key = match (delivery.id, &delivery.mac) {
-        (Some(id), _) => Some(format!("key:{id}")),
-        (None, Some(mac)) => Some(format!("signature:{}", hex::encode(mac))),
-        (None, None) => None,
-    };
+    let key = delivery.key("key");
     let body = if blank(&delivery.body) {
         Value::Object(Map::new())
     } else {

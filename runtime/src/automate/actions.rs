@@ -142,6 +142,16 @@ impl Automations {
                     .map_err(|e| ActionFailure::transient(e.to_string()))?;
                 Ok(json!({"artifact_id": id, "flow_run_id": flow_run.id}))
             }
+            Action::PauseAutomation { automation: target } => {
+                let name = target.as_deref().unwrap_or(automation.id.as_str());
+                self.set_automation(&automation.workspace_id, name, false)
+                    .await
+            }
+            Action::ResumeAutomation { automation: name } => {
+                self.set_automation(&automation.workspace_id, name, true)
+                    .await
+            }
+            Action::DoNothing {} => Ok(json!({})),
             Action::CallPlugin {
                 task,
                 arguments,
@@ -189,6 +199,32 @@ impl Automations {
             .ok_or_else(|| {
                 ActionFailure::permanent(format!("no deployment named '{name}' in this workspace"))
             })
+    }
+
+    /// Switches an automation of the workspace (by name or id) on or off.
+    async fn set_automation(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        enabled: bool,
+    ) -> Result<Value, ActionFailure> {
+        let store = self.executor.store();
+        let mut target = store
+            .automation(workspace_id, name)
+            .await
+            .map_err(|e| ActionFailure::transient(e.to_string()))?
+            .ok_or_else(|| {
+                ActionFailure::permanent(format!("no automation named '{name}' in this workspace"))
+            })?;
+        if target.enabled != enabled {
+            target.enabled = enabled;
+            target.updated = chrono::Utc::now();
+            store
+                .update_automation(&target)
+                .await
+                .map_err(|e| ActionFailure::transient(e.to_string()))?;
+        }
+        Ok(json!({"automation": target.name, "enabled": enabled}))
     }
 
     /// The flow run the event is about.

@@ -99,7 +99,8 @@ pub enum Action {
         #[serde(default)]
         parameters: Map<String, Value>,
     },
-    /// Cancels the flow run that set the automation off.
+    /// Cancels the flow run that set the automation off (Prefect's `cancel-flow-run`).
+    #[serde(alias = "cancel-flow-run")]
     CancelRun {},
     /// Retries the flow run that set the automation off (when it is final).
     RetryRun {},
@@ -133,6 +134,16 @@ pub enum Action {
         #[serde(default)]
         description: Option<String>,
     },
+    /// Switches an automation of the workspace off (default: this one), as Prefect's
+    /// `pause-automation`: its events meanwhile fire nothing.
+    PauseAutomation {
+        #[serde(default)]
+        automation: Option<String>,
+    },
+    /// Switches an automation of the workspace on (Prefect's `resume-automation`).
+    ResumeAutomation { automation: String },
+    /// Does nothing (Prefect's `do-nothing`): the automation run records the event.
+    DoNothing {},
     /// Calls a plugin's task (`notify/send`) as a run of its own, with the capabilities
     /// of `deployment` (default: the one of the run that set the automation off).
     CallPlugin {
@@ -156,6 +167,9 @@ impl Action {
             Action::ResumeSchedules { .. } => "resume-schedules",
             Action::CreateArtifact { .. } => "create-artifact",
             Action::CallPlugin { .. } => "call-plugin",
+            Action::PauseAutomation { .. } => "pause-automation",
+            Action::ResumeAutomation { .. } => "resume-automation",
+            Action::DoNothing {} => "do-nothing",
         }
     }
 
@@ -168,7 +182,10 @@ impl Action {
             | Action::PauseSchedules { deployment }
             | Action::ResumeSchedules { deployment }
             | Action::CallPlugin { deployment, .. } => deployment.is_none(),
-            Action::RunDeployment { .. } => false,
+            Action::RunDeployment { .. }
+            | Action::PauseAutomation { .. }
+            | Action::ResumeAutomation { .. }
+            | Action::DoNothing {} => false,
         }
     }
 }
@@ -258,6 +275,16 @@ pub fn check(trigger: &Trigger, actions: &[Action]) -> Vec<String> {
                 "'actions[{i}].key' {key:?} must be lowercase letters, digits and dashes"
             ));
         }
+        if let Action::PauseAutomation {
+            automation: Some(name),
+        }
+        | Action::ResumeAutomation { automation: name } = action
+            && (name.is_empty() || name.len() > 100)
+        {
+            errors.push(format!(
+                "'actions[{i}].automation' must name an automation of 1 to 100 characters"
+            ));
+        }
         if let Action::CallPlugin { task, .. } = action {
             match super::plugin::parse(task) {
                 Some(Ok(_)) => {}
@@ -308,6 +335,17 @@ mod tests {
         assert!(unknown.is_err());
         let extra = serde_json::from_value::<Action>(json!({"type": "cancel-run", "x": 1}));
         assert!(extra.is_err());
+        // Prefect's names.
+        let cancel: Action = serde_json::from_value(json!({"type": "cancel-flow-run"})).unwrap();
+        assert_eq!(cancel, Action::CancelRun {});
+        let resume: Action =
+            serde_json::from_value(json!({"type": "resume-automation", "automation": ""})).unwrap();
+        let errors = check(&Trigger::Event {}, &[resume]).join("\n");
+        assert!(errors.contains("actions[0].automation"), "{errors}");
+        let missing = serde_json::from_value::<Action>(json!({"type": "resume-automation"}));
+        assert!(missing.is_err(), "resume names the automation");
+        let own: Action = serde_json::from_value(json!({"type": "pause-automation"})).unwrap();
+        assert!(check(&Trigger::Event {}, &[own, Action::DoNothing {}]).is_empty());
     }
 
     #[test]
