@@ -75,6 +75,40 @@ fn completed(runs: &[Value]) -> usize {
     runs.iter().filter(|r| r["state"] == "completed").count()
 }
 
+/// Where the built-in plugins are built, for `weir server --plugins`.
+fn builtins_dir() -> String {
+    crate::support::build_guests();
+    let dir = crate::support::root().join("target/wasm32-wasip2/release");
+    dir.to_str().unwrap().to_owned()
+}
+
+/// A deployment `nightly` whose runs fail, and an automation `tell` sending each failure
+/// to the receiver on `port` through the notify plugin.
+async fn failing_and_told(s: &Api, key: &str, port: u16) {
+    let basic = s.upload(key, BASIC).await;
+    deploy(
+        s,
+        key,
+        &basic,
+        "nightly",
+        "returns_error",
+        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
+    )
+    .await;
+    create(
+        s,
+        key,
+        json!({
+            "name": "tell",
+            "trigger": {"type": "flow-run-state", "deployments": ["nightly"], "states": ["Failed"]},
+            "actions": [{"type": "call-plugin", "task": "notify/send",
+                         "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
+                                       "message": "{{ flow_run.name }} failed"}}]
+        }),
+    )
+    .await;
+}
+
 async fn create(s: &Api, key: &str, body: Value) -> Value {
     let (status, a) = s.post("/api/automations", key, body).await;
     assert_eq!(status, 201, "{a}");
@@ -423,37 +457,15 @@ async fn an_automation_run_survives_kill_9_and_acts_once() {
     use crate::support::node::Node;
     let dir = tempfile::tempdir().unwrap();
     let db = crate::support::database_url(dir.path()).await;
-    crate::support::build_guests();
-    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
-    let plugins = plugins.to_str().unwrap();
+    let plugins = builtins_dir();
+    let plugins = plugins.as_str();
     // The receiver is down at first.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let a = Node::start(dir.path(), db.as_deref(), "a", &["--plugins", plugins]).await;
     let ws = a.workspace("kill").await;
-    let basic = a.upload(&ws.key, BASIC).await;
-    deploy(
-        &a,
-        &ws.key,
-        &basic,
-        "nightly",
-        "returns_error",
-        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
-    )
-    .await;
-    create(
-        &a,
-        &ws.key,
-        json!({
-            "name": "tell",
-            "trigger": {"type": "flow-run-state", "deployments": ["nightly"], "states": ["Failed"]},
-            "actions": [{"type": "call-plugin", "task": "notify/send",
-                         "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
-                                       "message": "{{ flow_run.name }} failed"}}]
-        }),
-    )
-    .await;
+    failing_and_told(&a, &ws.key, port).await;
     trigger(&a, &ws.key, "nightly", json!({})).await;
     runs_until(&a, &ws.key, "tell", |r| {
         r.first()
@@ -740,9 +752,8 @@ async fn two_nodes_fire_each_event_once() {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let db = crate::support::database_url(dir_a.path()).await.unwrap();
-    crate::support::build_guests();
-    let plugins = crate::support::root().join("target/wasm32-wasip2/release");
-    let plugins = plugins.to_str().unwrap();
+    let plugins = builtins_dir();
+    let plugins = plugins.as_str();
     let received = Received::default();
     let port = receiver(received.clone()).await;
     let a = Node::start(dir_a.path(), Some(&db), "auto-a", &["--plugins", plugins]).await;
@@ -754,28 +765,7 @@ async fn two_nodes_fire_each_event_once() {
     .unwrap();
     let b = Node::start(dir_b.path(), Some(&db), "auto-b", &["--plugins", plugins]).await;
     let ws = a.workspace("pair").await;
-    let basic = a.upload(&ws.key, BASIC).await;
-    deploy(
-        &a,
-        &ws.key,
-        &basic,
-        "nightly",
-        "returns_error",
-        json!({"capabilities": {"allowed_hosts": ["127.0.0.1"]}}),
-    )
-    .await;
-    create(
-        &a,
-        &ws.key,
-        json!({
-            "name": "tell",
-            "trigger": {"type": "flow-run-state", "deployments": ["nightly"], "states": ["Failed"]},
-            "actions": [{"type": "call-plugin", "task": "notify/send",
-                         "arguments": {"url": format!("http://127.0.0.1:{port}/hook"),
-                                       "message": "{{ flow_run.name }} failed"}}]
-        }),
-    )
-    .await;
+    failing_and_told(&a, &ws.key, port).await;
     const RUNS: usize = 8;
     let mut names = Vec::new();
     for i in 0..RUNS {
