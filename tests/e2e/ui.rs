@@ -1082,6 +1082,14 @@ async fn the_automations_pages_show_runs_and_switch_an_automation_off() {
         "escaped: {}",
         page.body
     );
+    let (status, _) = s
+        .post(
+            "/api/automations",
+            &ws.key,
+            json!({"name": "quiet", "trigger": {"type": "event"}, "actions": [{"type": "do-nothing"}]}),
+        )
+        .await;
+    assert_eq!(status, 201);
     let list = b.get("/automations").await;
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(
@@ -1090,6 +1098,16 @@ async fn the_automations_pages_show_runs_and_switch_an_automation_off() {
         "{}",
         list.body
     );
+    // Each with its latest run: on-signup's completed one, none for quiet.
+    let rows: Vec<&str> = list.body.split("<tr>").collect();
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r.contains(&format!("href=\"/automations/{name}\"")))
+            .unwrap_or_else(|| panic!("no row for {name}: {}", list.body))
+            .to_string()
+    };
+    assert!(row("on-signup").contains("Completed"), "{}", list.body);
+    assert!(row("quiet").contains("never"), "{}", list.body);
 
     // Switched off from its page (with the form's token only).
     let csrf = page.csrf();

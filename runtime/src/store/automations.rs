@@ -506,6 +506,35 @@ impl Store {
         })
     }
 
+    /// The latest run of each of the workspace's automations named in `ids`, in one
+    /// round trip (the automations list shows them).
+    pub async fn latest_automation_runs(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<AutomationRunRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        with_db!(&self.db, pool, DB => {
+        let mut q = sqlx::QueryBuilder::<DB>::new(
+            "SELECT ar.* FROM automations a JOIN automation_runs ar ON ar.id = (
+               SELECT r.id FROM automation_runs r
+               WHERE r.workspace_id = a.workspace_id AND r.automation_id = a.id
+               ORDER BY r.id DESC LIMIT 1)
+             WHERE a.workspace_id = ",
+        );
+        q.push_bind(workspace_id.to_owned()).push(" AND a.id IN (");
+        let mut ids_list = q.separated(", ");
+        for id in ids {
+            ids_list.push_bind(id.clone());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(pool).await?;
+        rows.iter().map(run_from_row).collect()
+        })
+    }
+
     /// An automation's runs, newest first, before the run `before` (an id).
     pub async fn automation_runs(
         &self,

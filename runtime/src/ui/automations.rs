@@ -57,13 +57,17 @@ pub async fn list(viewer: Viewer, State(state): State<AppState>) -> Result<Marku
     let automations = store
         .automations_page(&viewer.workspace_id, None, LIST_LIMIT)
         .await?;
-    let mut latest = Vec::with_capacity(automations.len());
-    for a in &automations {
-        let runs = store
-            .automation_runs(&viewer.workspace_id, &a.id, None, 1)
-            .await?;
-        latest.push(runs.into_iter().next());
-    }
+    let ids: Vec<String> = automations.iter().map(|a| a.id.clone()).collect();
+    let mut by_automation: std::collections::HashMap<String, AutomationRunRecord> = store
+        .latest_automation_runs(&viewer.workspace_id, &ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.automation_id.clone(), r))
+        .collect();
+    let latest: Vec<Option<AutomationRunRecord>> = automations
+        .iter()
+        .map(|a| by_automation.remove(&a.id))
+        .collect();
     let body = html! {
         h1 { "Automations" }
         p.muted {
