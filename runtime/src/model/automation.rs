@@ -88,6 +88,28 @@ impl Trigger {
     }
 }
 
+/// A stored trigger (JSON) in words; its type when it cannot be read.
+pub fn describe_trigger(trigger: &Value) -> String {
+    match serde_json::from_value::<Trigger>(trigger.clone()) {
+        Ok(t) => t.describe(),
+        Err(_) => trigger["type"]
+            .as_str()
+            .unwrap_or("an unknown trigger")
+            .to_owned(),
+    }
+}
+
+/// The kinds of a stored list of actions (JSON), in order: `run-deployment, call-plugin`.
+pub fn action_kinds(actions: &Value) -> String {
+    actions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["type"].as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What an automation does, in order. Strings in `parameters` and `arguments` are
 /// templates (`{{ flow_run.id }}`, `{{ state.name }}`, `{{ event.body.x }}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

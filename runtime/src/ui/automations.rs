@@ -5,35 +5,18 @@
 use super::layout::{self, PageError, Section, json_block, time};
 use super::session::{CsrfForm, Viewer};
 use crate::api::{ApiError, AppState};
-use crate::model::automation::Trigger;
+use crate::model::automation::{Trigger, action_kinds, describe_trigger};
 use crate::store::{AutomationRecord, AutomationRunRecord, AutomationRunState};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use serde_json::Value;
 
 /// The most automations the list shows (names in order).
 const LIST_LIMIT: i64 = 500;
 /// The runs an automation's page shows, newest first.
 const RUNS_SHOWN: i64 = 50;
-
-fn describe(trigger: &Value) -> String {
-    serde_json::from_value::<Trigger>(trigger.clone())
-        .map(|t| t.describe())
-        .unwrap_or_else(|_| "an unknown trigger".into())
-}
-
-fn action_kinds(actions: &Value) -> String {
-    actions
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["type"].as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn run_state(state: AutomationRunState) -> Markup {
     let (class, label) = match state {
@@ -83,7 +66,7 @@ pub async fn list(viewer: Viewer, State(state): State<AppState>) -> Result<Marku
                     tr {
                         td { a href={ "/automations/" (a.name) } { (a.name) } }
                         td { @if a.enabled { "yes" } @else { span.muted { "no" } } }
-                        td { (describe(&a.trigger)) }
+                        td { (describe_trigger(&a.trigger)) }
                         td.mono { (action_kinds(&a.actions)) }
                         td { (webhook(a)) }
                         td {
@@ -162,7 +145,7 @@ pub async fn page(
                     }
                 }
                 @if let Some(d) = &a.description { dt { "Description" } dd { (d) } }
-                dt { "When" } dd { (describe(&a.trigger)) }
+                dt { "When" } dd { (describe_trigger(&a.trigger)) }
                 dt { "Then" } dd.mono { (action_kinds(&a.actions)) }
                 @if matches!(serde_json::from_value::<Trigger>(a.trigger.clone()), Ok(Trigger::Event {})) {
                     dt { "Events" } dd {

@@ -4,6 +4,7 @@
 
 use super::ClientOpts;
 use super::output::{Table, print_json, text, time, truncate};
+use crate::model::automation::{action_kinds, describe_trigger};
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -90,23 +91,6 @@ pub fn print_webhook(base: &str, a: &Value) {
             println!("  The webhook's URL is shown only this once: store it now.");
         }
     }
-}
-
-fn describe_trigger(t: &Value) -> String {
-    match serde_json::from_value::<crate::model::automation::Trigger>(t.clone()) {
-        Ok(t) => t.describe(),
-        Err(_) => text(&t["type"]),
-    }
-}
-
-fn action_kinds(actions: &Value) -> String {
-    actions
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| text(&a["type"]))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn runs_table(runs: &[Value]) -> Table {
