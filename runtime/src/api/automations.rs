@@ -65,14 +65,6 @@ impl From<AutomationRecord> for Automation {
     }
 }
 
-/// Issues a webhook token (and secret, when signed) into the record.
-fn issue_webhook(state: &AppState, a: &mut AutomationRecord, spec: &WebhookSpec) -> Option<Issued> {
-    let (hash, sealed, issued) = Issued::new(state, spec);
-    a.webhook_token_hash = hash;
-    a.webhook_secret = sealed;
-    issued
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAutomation {
@@ -245,7 +237,12 @@ pub async fn create(
         created: now,
         updated: now,
     };
-    let issued = issue_webhook(&state, &mut a, &body.webhook);
+    let issued = Issued::into_record(
+        &state,
+        &body.webhook,
+        &mut a.webhook_token_hash,
+        &mut a.webhook_secret,
+    );
     match state.store().insert_automation(&a).await? {
         Saved::Done => {
             state.automations.wake.notify_one();
@@ -327,7 +324,12 @@ pub async fn update(
             if spec.enabled != a.webhook_token_hash.is_some()
                 || spec.signed != a.webhook_secret.is_some() =>
         {
-            issue_webhook(&state, &mut a, spec)
+            Issued::into_record(
+                &state,
+                spec,
+                &mut a.webhook_token_hash,
+                &mut a.webhook_secret,
+            )
         }
         _ => None,
     };
@@ -479,7 +481,12 @@ pub async fn rotate_webhook(
         enabled: true,
         signed: a.webhook_secret.is_some(),
     };
-    let issued = issue_webhook(&state, &mut a, &spec);
+    let issued = Issued::into_record(
+        &state,
+        &spec,
+        &mut a.webhook_token_hash,
+        &mut a.webhook_secret,
+    );
     a.updated = Utc::now();
     match state.store().update_automation(&a).await? {
         Saved::Done => Ok(Json(to_json(a, issued))),

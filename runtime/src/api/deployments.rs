@@ -162,14 +162,6 @@ fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
     }
 }
 
-/// Issues a webhook token (and secret, when signed) into the record.
-fn issue_webhook(state: &AppState, d: &mut DeploymentRecord, spec: &WebhookSpec) -> Option<Issued> {
-    let (hash, sealed, issued) = Issued::new(state, spec);
-    d.webhook_token_hash = hash;
-    d.webhook_secret = sealed;
-    issued
-}
-
 /// Checks a deployment against its component and the server's limits.
 async fn validate(state: &AppState, d: &mut DeploymentRecord) -> ApiResult<()> {
     let mut errors = Vec::new();
@@ -306,7 +298,12 @@ pub async fn create(
         updated: now,
     };
     validate(&state, &mut d).await?;
-    let issued = issue_webhook(&state, &mut d, &body.webhook);
+    let issued = Issued::into_record(
+        &state,
+        &body.webhook,
+        &mut d.webhook_token_hash,
+        &mut d.webhook_secret,
+    );
     match state.store().insert_deployment(&d).await? {
         Saved::Done => Ok((StatusCode::CREATED, Json(to_json(&d, issued)))),
         _ => Err(ApiError::Conflict(format!(
@@ -428,7 +425,12 @@ pub async fn update(
             if spec.enabled != d.webhook_token_hash.is_some()
                 || spec.signed != d.webhook_secret.is_some() =>
         {
-            issue_webhook(&state, &mut d, spec)
+            Issued::into_record(
+                &state,
+                spec,
+                &mut d.webhook_token_hash,
+                &mut d.webhook_secret,
+            )
         }
         _ => None,
     };
@@ -556,7 +558,12 @@ pub async fn rotate_webhook(
         enabled: true,
         signed: d.webhook_secret.is_some(),
     };
-    let issued = issue_webhook(&state, &mut d, &spec);
+    let issued = Issued::into_record(
+        &state,
+        &spec,
+        &mut d.webhook_token_hash,
+        &mut d.webhook_secret,
+    );
     d.updated = Utc::now();
     state.store().update_deployment(&d).await?;
     Ok(Json(to_json(&d, issued)))

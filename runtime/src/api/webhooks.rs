@@ -71,22 +71,24 @@ pub(super) struct Issued {
 }
 
 impl Issued {
-    /// Issues what `spec` asks for: the token's hash and the sealed secret to store, and
-    /// the token and secret to show once. Nothing when the webhook is off.
-    pub(super) fn new(
+    /// Issues what `spec` asks for into a record's stored token hash and sealed secret,
+    /// and returns the token and secret to show once; clears both when the webhook is off.
+    pub(super) fn into_record(
         state: &AppState,
         spec: &WebhookSpec,
-    ) -> (Option<String>, Option<String>, Option<Issued>) {
+        token_hash: &mut Option<String>,
+        sealed_secret: &mut Option<String>,
+    ) -> Option<Issued> {
         if !spec.enabled {
-            return (None, None, None);
+            *token_hash = None;
+            *sealed_secret = None;
+            return None;
         }
         let token = secrets::new_token();
         let secret = spec.signed.then(secrets::new_token);
-        (
-            Some(secrets::token_hash(&token)),
-            secret.as_deref().map(|s| state.secrets.seal(s)),
-            Some(Issued { token, secret }),
-        )
+        *token_hash = Some(secrets::token_hash(&token));
+        *sealed_secret = secret.as_deref().map(|s| state.secrets.seal(s));
+        Some(Issued { token, secret })
     }
 }
 
