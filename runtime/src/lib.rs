@@ -42,7 +42,8 @@
 //!   server-sent events for live updates, sessions in HttpOnly cookies, CSRF-checked
 //!   forms, the same store queries and executor commands as the API.
 //! - [`server`]: `weir server`, tying the API, the executor and the store together, and
-//!   its periodic upkeep (paused runs past their timeout).
+//!   its periodic upkeep (paused runs past their timeout) and retention (finished runs
+//!   no policy keeps, deleted in small batches on every node).
 //! - [`secrets`]: sealing secrets, API keys, webhook tokens and signatures.
 //! - [`cli`]: the `weir` binary (`run`, `inspect`, `bench`, `server`, `completions`, and
 //!   client commands over HTTP or HTTPS); `cli::client::output::clean` is what every

@@ -739,3 +739,89 @@ async fn automations_from_the_deployment_file_and_the_cli() {
     assert!(!ok);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_from_the_cli_and_the_deployment_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let mut cli = Cli {
+        url: s.url.clone(),
+        key: String::new(),
+    };
+    cli.key = cli.json(&["workspace", "create", "kept"])["key"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = cli.ok(&["workspace", "retention"]);
+    assert!(
+        shown.contains("finished runs are kept until deleted")
+            && shown.contains("Deleted       0 runs"),
+        "{shown}"
+    );
+    let set = cli.ok(&["workspace", "retention", "--days", "30"]);
+    assert!(set.contains("finished runs are kept 30 days"), "{set}");
+    // A bound given alone leaves the other as it was; `none` removes one.
+    let both = cli.json(&["workspace", "retention", "--runs", "1_000"]);
+    assert_eq!(both["policy"]["days"], 30, "{both}");
+    assert_eq!(both["policy"]["runs"], 1000, "{both}");
+    let runs_only = cli.json(&["workspace", "retention", "--days", "none"]);
+    assert!(runs_only["policy"]["days"].is_null(), "{runs_only}");
+    let (ok, _, err) = cli.run(&["workspace", "retention", "--days", "soon"]);
+    assert!(
+        !ok && err.contains("--days must be a whole number or 'none'"),
+        "{err}"
+    );
+    let (ok, _, err) = cli.run(&["workspace", "retention", "--days", "0"]);
+    assert!(
+        !ok && err.contains("'days' must be from 1 to 36500"),
+        "{err}"
+    );
+
+    let hello = crate::support::guest("hello");
+    let file = dir.path().join("weir.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "deployments:\n  - name: brief\n    component: {}\n    flow: hello\n    retention: {{runs: 5}}\n",
+            hello.display()
+        ),
+    )
+    .unwrap();
+    cli.ok(&["deploy", "-f", file.to_str().unwrap()]);
+    let shown = cli.ok(&["deployment", "show", "brief"]);
+    assert!(
+        shown.contains("the newest 5 finished runs are kept"),
+        "{shown}"
+    );
+    let report = cli.ok(&["workspace", "retention"]);
+    assert!(
+        report.contains("brief") && report.contains("the newest 5"),
+        "{report}"
+    );
+    // Flags too; a deployment without its own says whose holds.
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "long",
+        "--component",
+        hello.to_str().unwrap(),
+        "--flow",
+        "hello",
+        "--retention-days",
+        "90",
+    ]);
+    let d = cli.json(&["deployment", "show", "long"]);
+    assert_eq!(d["retention"]["days"], 90, "{d}");
+    cli.ok(&[
+        "deploy",
+        "--name",
+        "plain",
+        "--component",
+        hello.to_str().unwrap(),
+        "--flow",
+        "hello",
+    ]);
+    let shown = cli.ok(&["deployment", "show", "plain"]);
+    assert!(shown.contains("the workspace's"), "{shown}");
+    s.stop().await;
+}

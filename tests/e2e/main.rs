@@ -37,6 +37,7 @@ mod python;
 mod quotas;
 mod races;
 mod replay;
+mod retention;
 mod retries;
 mod schedule_pauses;
 mod schedules;

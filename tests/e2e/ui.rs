@@ -1132,3 +1132,78 @@ async fn the_automations_pages_show_runs_and_switch_an_automation_off() {
     assert!(!theirs.get("/automations").await.body.contains("on-signup"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_is_shown_and_set_from_the_settings_and_deployment_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(dir.path()).await;
+    let ws = s.workspace("ui-retention").await;
+    deploy_basic(&s, &ws, "plain", "echo_flow", json!({"x": 1})).await;
+    let b = signed_in(&s, &ws).await;
+    let page = b.get("/settings").await;
+    assert!(
+        page.body.contains("finished runs are kept until deleted"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let bad = b
+        .post(
+            "/settings/retention",
+            &[("csrf", &csrf), ("days", "0"), ("runs", "")],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("must be from 1 to 36500"), "{}", bad.body);
+    let bad = b
+        .post(
+            "/settings/retention",
+            &[("csrf", &csrf), ("days", "a week"), ("runs", "")],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    // Without the form's token nothing changes.
+    let forged = b
+        .post("/settings/retention", &[("csrf", "forged"), ("days", "1")])
+        .await;
+    assert_ne!(forged.status, 303, "{}", forged.body);
+    let ok = b
+        .post(
+            "/settings/retention",
+            &[("csrf", &csrf), ("days", "14"), ("runs", "500")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let (_, report) = s.get("/api/retention", &ws.key).await;
+    assert_eq!(
+        report["policy"],
+        json!({"days": 14, "runs": 500}),
+        "{report}"
+    );
+    let page = b.get("/settings").await;
+    assert!(
+        page.body
+            .contains("finished runs are kept 14 days, at most the newest 500"),
+        "{}",
+        page.body
+    );
+    let d = b.get("/deployments/plain").await;
+    assert!(d.body.contains("the workspace's"), "{}", d.body);
+    let (status, _) = s
+        .patch(
+            "/api/deployments/plain",
+            &ws.key,
+            json!({"retention": {"runs": 3}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let d = b.get("/deployments/plain").await;
+    assert!(
+        d.body.contains("the newest 3 finished runs are kept"),
+        "{}",
+        d.body
+    );
+    let page = b.get("/settings").await;
+    assert!(page.body.contains("retention-deployments"), "{}", page.body);
+    s.stop().await;
+}

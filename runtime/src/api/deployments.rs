@@ -1,8 +1,10 @@
 //! Deployments: a flow of an uploaded component with default parameters, limits,
 //! grants, a pool and an optional webhook. Updates keep a version history.
 
+use super::retention::RetentionPolicy;
 use super::webhooks::{Issued, Webhook, WebhookSpec};
 use super::{ApiError, ApiJson, ApiResult, AppState, Auth, Page, PageQuery, Paged};
+use crate::model::retention::Retention;
 use crate::orchestrate::params;
 use crate::store::{DeploymentRecord, DeploymentVersion, Saved, Unstarted};
 use axum::Json;
@@ -78,6 +80,10 @@ pub struct CreateDeployment {
     pub paused: bool,
     #[serde(default, deserialize_with = "super::object")]
     pub webhook: WebhookSpec,
+    /// Its own retention, replacing the workspace's for its runs (none: the
+    /// workspace's holds).
+    #[serde(default, deserialize_with = "super::object")]
+    pub retention: RetentionPolicy,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -104,6 +110,9 @@ pub struct UpdateDeployment {
     pub paused: Option<bool>,
     #[serde(default, deserialize_with = "super::object_opt")]
     pub webhook: Option<WebhookSpec>,
+    /// Replaces its retention policy (both fields null: the workspace's holds).
+    #[serde(default, deserialize_with = "super::object_opt")]
+    pub retention: Option<RetentionPolicy>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -125,6 +134,8 @@ pub struct Deployment {
     pub capabilities: Capabilities,
     pub paused: bool,
     pub webhook: Webhook,
+    /// Its own retention policy (both fields null: the workspace's holds).
+    pub retention: RetentionPolicy,
     pub created: chrono::DateTime<Utc>,
     pub updated: chrono::DateTime<Utc>,
 }
@@ -157,9 +168,15 @@ fn to_json(d: &DeploymentRecord, issued: Option<Issued>) -> Deployment {
             d.webhook_secret.is_some(),
             issued,
         ),
+        retention: d.retention.into(),
         created: d.created,
         updated: d.updated,
     }
+}
+
+fn retention_of(p: RetentionPolicy) -> ApiResult<Retention> {
+    p.check("retention.")
+        .map_err(|errors| ApiError::invalid("Invalid deployment", errors))
 }
 
 /// Checks a deployment against its component and the server's limits.
@@ -292,6 +309,7 @@ pub async fn create(
         allowed_hosts: body.capabilities.allowed_hosts,
         plugin_secrets: body.capabilities.plugin_secrets,
         paused: body.paused,
+        retention: retention_of(body.retention)?,
         webhook_token_hash: None,
         webhook_secret: None,
         created: now,
@@ -416,6 +434,9 @@ pub async fn update(
     }
     if let Some(p) = body.paused {
         d.paused = p;
+    }
+    if let Some(r) = body.retention {
+        d.retention = retention_of(r)?;
     }
     d.updated = Utc::now();
     validate(&state, &mut d).await?;

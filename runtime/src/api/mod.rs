@@ -15,6 +15,7 @@ pub(crate) mod plugins;
 pub(crate) mod pools;
 mod quotas;
 pub mod rate;
+pub(crate) mod retention;
 mod runs;
 pub(crate) mod schedules;
 pub mod uploads;
@@ -79,6 +80,8 @@ pub struct Shared {
     pub uploads: uploads::Uploads,
     /// Rate limits per peer address and per workspace, and failed authentications.
     pub rate: rate::RateLimits,
+    /// The retention of workspaces without a policy of their own.
+    pub retention_default: crate::model::retention::Retention,
 }
 
 impl AppState {
@@ -141,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(runs::artifacts_by_key))
         .routes(routes!(webhooks::trigger_hook))
         .routes(routes!(webhooks::post_automation_event))
+        .routes(routes!(retention::get, retention::put))
         .routes(routes!(variables::list_variables))
         .routes(routes!(
             variables::get_variable,

@@ -285,6 +285,7 @@ pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Resu
         allowed_hosts: vec![],
         plugin_secrets: vec![],
         paused: false,
+        retention: Default::default(),
         webhook_token_hash: None,
         webhook_secret: None,
         created: now,

@@ -125,6 +125,14 @@ enum Command {
         /// Flow runs executing at once.
         #[arg(long, default_value_t = 64)]
         max_active_runs: usize,
+        /// Days finished runs are kept in workspaces without a retention policy of
+        /// their own (default: until deleted).
+        #[arg(long, env = "WEIR_RETENTION_DAYS", value_name = "DAYS")]
+        retention_days: Option<u32>,
+        /// Finished runs kept at most (the newest) in each workspace without a
+        /// retention policy of its own (default: all).
+        #[arg(long, env = "WEIR_RETENTION_RUNS", value_name = "N")]
+        retention_runs: Option<u32>,
         /// Components kept compiled in memory; the least recently used beyond this
         /// (or beyond --component-cache-mb) are reloaded from disk when used again.
         #[arg(long, default_value_t = 256)]
@@ -358,6 +366,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             upload_limit_mb,
             grace_seconds,
             max_active_runs,
+            retention_days,
+            retention_runs,
             node_id,
             lease_seconds,
             max_crash_restarts,
@@ -411,6 +421,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config.body_limits.upload = upload_limit_mb << 20;
             config.grace = std::time::Duration::from_secs(grace_seconds);
             config.max_active_runs = max_active_runs.max(1);
+            config.retention.default = crate::model::retention::Retention::check(
+                retention_days.map(i64::from),
+                retention_runs.map(i64::from),
+                "--retention-",
+            )
+            .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
             config.limits.max_loaded_components = component_cache_count.max(1);
             config.limits.max_loaded_component_bytes = component_cache_mb << 20;
             if let Some(n) = max_concurrent_compiles {

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod name;
 pub mod plugin;
 pub mod quota;
+pub mod retention;
 pub mod run;
 pub mod schedule;
 pub mod schema;

@@ -28,6 +28,8 @@ pub struct Tenant {
     /// The storage quota in bytes (`u64::MAX`: none), read on every log line without a
     /// lock.
     storage_limit: AtomicU64,
+    /// Set when retention deleted some of its bytes: the next sync reads the total back.
+    storage_stale: AtomicBool,
     /// Whether the stored totals were read once (until then this node knows only its own).
     synced: AtomicBool,
 }
@@ -57,6 +59,7 @@ impl Tenant {
             storage_stored: AtomicU64::new(0),
             storage_unsaved: AtomicU64::new(0),
             storage_limit: AtomicU64::new(u64::MAX),
+            storage_stale: AtomicBool::new(false),
             synced: AtomicBool::new(false),
         }
     }
@@ -154,6 +157,20 @@ impl Tenants {
         *t.quotas.lock().unwrap_or_else(|e| e.into_inner()) = quotas;
     }
 
+    /// Takes `bytes` retention deleted off what this node counts stored for a workspace
+    /// at once (other nodes read the new total when they next write for it, or every
+    /// second under a storage quota).
+    pub fn storage_freed(&self, id: &str, bytes: u64) {
+        let t = self.get(id);
+        let _ = t
+            .storage_stored
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            });
+        // A sync under way may have read the total before the deletion committed.
+        t.storage_stale.store(true, Ordering::Relaxed);
+    }
+
     /// What a workspace uses now.
     pub fn usage(&self, id: &str) -> Usage {
         let t = self.get(id);
@@ -215,11 +232,17 @@ impl Tenants {
                 t.cpu_ms_stored.store(ms, Ordering::Relaxed);
             }
             let bytes = t.storage_unsaved.swap(0, Ordering::Relaxed);
-            if bytes > 0 || first || quotas.get(&t.id).is_some_and(|q| q.storage_mb.is_some()) {
+            let stale = t.storage_stale.swap(false, Ordering::Relaxed);
+            if bytes > 0
+                || first
+                || stale
+                || quotas.get(&t.id).is_some_and(|q| q.storage_mb.is_some())
+            {
                 match store.add_storage(&t.id, bytes).await {
                     Ok(total) => t.storage_stored.store(total, Ordering::Relaxed),
                     Err(e) => {
                         t.storage_unsaved.fetch_add(bytes, Ordering::Relaxed);
+                        t.storage_stale.fetch_or(stale, Ordering::Relaxed);
                         return Err(e);
                     }
                 }

@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod listen;
 pub mod maintenance;
+pub mod retention;
 
 use crate::api::{self, AppState, BodyLimits, Shared};
 use crate::executor::Executor;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     /// Where the built-in plugins' components are (`plugin_<name>.wasm`), registered at
     /// start; `None`: no built-in plugins.
     pub plugins_dir: Option<PathBuf>,
+    /// The server's default retention and how often it is applied.
+    pub retention: retention::RetentionConfig,
 }
 
 impl ServerConfig {
@@ -74,6 +77,7 @@ impl ServerConfig {
             connections: listen::ConnLimits::default(),
             rate: api::rate::RateConfig::default(),
             plugins_dir: None,
+            retention: retention::RetentionConfig::default(),
         }
     }
 }
@@ -91,6 +95,7 @@ pub struct Server {
     pub builtin_plugins: Vec<(String, i64)>,
     grace: Duration,
     connections: listen::ConnLimits,
+    retention: retention::Retainer,
 }
 
 const ADMIN_HASH: &str = "admin_token_sha256";
@@ -174,10 +179,11 @@ impl Server {
             ),
             limits: config.body_limits.clone(),
             rate: api::rate::RateLimits::new(&config.rate),
+            retention_default: config.retention.default,
         });
         Ok(Self {
             state,
-            executor,
+            executor: executor.clone(),
             scheduler,
             run_scheduler: config.run_scheduler,
             generated_admin_token,
@@ -185,6 +191,11 @@ impl Server {
             builtin_plugins,
             grace: config.grace,
             connections: config.connections,
+            retention: retention::Retainer::new(
+                executor.clone(),
+                config.clock.clone(),
+                config.retention,
+            ),
         })
     }
 
@@ -223,6 +234,11 @@ impl Server {
         let automate = tokio::spawn(self.state.automations.clone().run(async {
             let _ = automate_rx.await;
         }));
+        let router = self.router();
+        let (retain_tx, retain_rx) = tokio::sync::oneshot::channel::<()>();
+        let retain = tokio::spawn(self.retention.run(async {
+            let _ = retain_rx.await;
+        }));
         let scheduler = self.run_scheduler.then(|| {
             let s = self.scheduler.clone();
             tokio::spawn(s.run(async {
@@ -233,7 +249,7 @@ impl Server {
         let refuse: listen::Refuse = Arc::new(move |ip| state.rate.is_blocked(ip));
         listen::serve(
             listener,
-            self.router(),
+            router,
             self.connections.clone(),
             Some(refuse),
             shutdown,
@@ -243,7 +259,9 @@ impl Server {
         drop(stop_tx);
         drop(upkeep_tx);
         drop(automate_tx);
+        drop(retain_tx);
         let _ = automate.await;
+        let _ = retain.await;
         if let Some(s) = scheduler {
             let _ = s.await;
         }

@@ -2,6 +2,7 @@
 
 use super::db::{BeginWrite, DbRow, with_db};
 use super::{Result, Store, parse_json, parse_ts, tags_from, ts};
+use crate::model::retention::Retention;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +28,8 @@ pub struct DeploymentRecord {
     /// Workspace secrets the plugins its runs call may read.
     pub plugin_secrets: Vec<String>,
     pub paused: bool,
+    /// Its own retention policy (empty: the workspace's holds for its runs).
+    pub retention: Retention,
     /// sha256 of the webhook token; the token itself is shown once.
     #[serde(skip)]
     pub webhook_token_hash: Option<String>,
@@ -64,11 +67,20 @@ fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
         allowed_hosts: tags_from(&r.col::<String>("allowed_hosts")?)?,
         plugin_secrets: tags_from(&r.col::<String>("plugin_secrets")?)?,
         paused: r.flag("paused")?,
+        retention: Retention {
+            days: count(r.col("retention_days")?),
+            runs: count(r.col("retention_runs")?),
+        },
         webhook_token_hash: r.col("webhook_token_hash")?,
         webhook_secret: r.col("webhook_secret")?,
         created: parse_ts(&r.col::<String>("created")?)?,
         updated: parse_ts(&r.col::<String>("updated")?)?,
     })
+}
+
+/// A stored count of a policy (one out of range reads as none).
+pub(super) fn count(v: Option<i64>) -> Option<u32> {
+    v.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0)
 }
 
 /// What an insert or update of a named object ran into.
@@ -86,10 +98,10 @@ impl Store {
         let query = sqlx::query(
             "INSERT INTO deployments (name, component_digest, flow, parameters, tags, description,
                version, pool, concurrency_limit, memory_mb, timeout_seconds, allowed_hosts,
-               paused, webhook_token_hash, webhook_secret, updated, work_queue, plugin_secrets, id,
-               workspace_id, created)
+               paused, webhook_token_hash, webhook_secret, updated, work_queue, plugin_secrets,
+               retention_days, retention_runs, id, workspace_id, created)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-               $20, $21)
+               $20, $21, $22, $23)
              ON CONFLICT (workspace_id, name) DO NOTHING",
         );
         let done = bind_fields!(query, d)
@@ -138,8 +150,8 @@ impl Store {
                tags = $5, description = $6, version = $7, pool = $8, concurrency_limit = $9,
                memory_mb = $10, timeout_seconds = $11, allowed_hosts = $12, paused = $13,
                webhook_token_hash = $14, webhook_secret = $15, updated = $16, work_queue = $17,
-               plugin_secrets = $18
-             WHERE id = $19 AND workspace_id = $20",
+               plugin_secrets = $18, retention_days = $19, retention_runs = $20
+             WHERE id = $21 AND workspace_id = $22",
         );
         bind_fields!(query, d)
             .bind(&d.id)
@@ -299,6 +311,8 @@ macro_rules! bind_fields {
             .bind(ts($d.updated))
             .bind(&$d.work_queue)
             .bind(serde_json::to_string(&$d.plugin_secrets).unwrap_or_default())
+            .bind($d.retention.days.map(i64::from))
+            .bind($d.retention.runs.map(i64::from))
     };
 }
 use bind_fields;

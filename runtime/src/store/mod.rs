@@ -9,7 +9,7 @@
 //! [`artifacts`], [`cache`], [`components`], [`deployments`] (with pools and tag
 //! limits), [`variables`] (and secrets), [`workspaces`] (and keys, settings),
 //! [`leases`] (nodes, claims, takeover, fencing, shared slots), [`pauses`],
-//! [`schedules`]; row decoding shared in [`rows`], the backends in [`db`].
+//! [`schedules`], [`retention`] (policies, deleting finished run trees); row decoding shared in [`rows`], the backends in [`db`].
 
 mod artifacts;
 mod automations;
@@ -25,6 +25,7 @@ mod plugins;
 mod pools;
 mod quotas;
 mod records;
+mod retention;
 mod rows;
 mod runs;
 mod schedules;
@@ -48,6 +49,7 @@ pub use pauses::*;
 pub use plugins::{BUILTIN as BUILTIN_PLUGINS, MAX_PLUGIN_VERSIONS, PluginRecord, Registered};
 pub use pools::*;
 pub use records::*;
+pub use retention::{Deleted, RetentionScope, WorkspaceRetention};
 pub(crate) use rows::*;
 pub(crate) use runs::InsertStage;
 pub use runs::{NAMES_PER_PASS, RunFilter};
@@ -64,7 +66,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use db::Db;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -138,6 +142,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16384");
         Self::connect(options).await
@@ -160,6 +165,7 @@ impl Store {
         }
         let options = options
             .create_if_missing(true)
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));

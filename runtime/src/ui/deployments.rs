@@ -128,6 +128,13 @@ pub async fn page(
                         "enabled" @if d.webhook_secret.is_some() { ", signed" } span.muted { " (its URL was shown once when it was created; rotate it to get a new one)" }
                     } @else { "none" }
                 }
+                dt { "Retention" } dd #retention {
+                    @if d.retention.is_empty() {
+                        "the workspace's " a href="/settings#retention" { "(settings)" }
+                    } @else {
+                        (d.retention.to_string())
+                    }
+                }
                 dt { "Updated" } dd { (time(d.updated)) }
             }
         }

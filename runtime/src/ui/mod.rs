@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/settings/pools/{name}", post(settings::update_pool))
         .route("/settings/limits", post(settings::set_limit))
+        .route("/settings/retention", post(settings::set_retention))
         .route(
             "/settings/limits/{tag}/delete",
             post(settings::delete_limit),

@@ -1,6 +1,6 @@
 //! The workspace's settings: variables (view and edit), secrets (names; set or replace,
-//! never shown), work pools and tag concurrency limits (view and edit), API keys (create,
-//! shown once; revoke). Every change goes through the API's own handler, so the checks
+//! never shown), work pools and tag concurrency limits (view and edit), retention (view
+//! and set), API keys (create, shown once; revoke). Every change goes through the API's own handler, so the checks
 //! and the problem messages are the API's.
 
 use super::layout::{self, PageError, Section, maybe_time, time};
@@ -35,6 +35,7 @@ async fn render(
             .0
             .items;
     let keys = store.keys(ws).await?;
+    let retention = api::retention::report(state, ws).await?;
     let csrf = &viewer.csrf;
     let body = html! {
         h1 { "Settings" }
@@ -119,6 +120,32 @@ async fn render(
             label { "Tag" input type="text" name="tag" required; }
             label { "Limit" input type="number" min="0" name="limit" required; }
             button type="submit" { "Set limit" }
+        }
+        h2 #retention { "Retention" }
+        p #retention-summary {
+            (retention.summary) "."
+            @if retention.policy.days.is_none() && retention.policy.runs.is_none() {
+                span.muted { " (the server's default)" }
+            }
+            " Deleted so far: " (retention.runs_deleted) " runs"
+            @if let Some(at) = retention.last_deleted { ", last at " (time(at)) }
+            "."
+        }
+        @if !retention.deployments.is_empty() {
+            table #retention-deployments {
+                thead { tr { th { "Deployment with its own" } th { "Kept" } } }
+                tbody {
+                    @for d in &retention.deployments {
+                        tr { td { a href={ "/deployments/" (d.id) } { (d.name) } } td { (d.summary) } }
+                    }
+                }
+            }
+        }
+        form.filters method="post" action="/settings/retention" {
+            input type="hidden" name="csrf" value=(csrf);
+            label { "Days" input type="number" min="1" name="days" value=[retention.policy.days] placeholder="none"; }
+            label { "Newest runs" input type="number" min="1" name="runs" value=[retention.policy.runs] placeholder="none"; }
+            button type="submit" { "Set retention" }
         }
         h2 { "API keys" }
         table #keys {
@@ -297,6 +324,52 @@ pub async fn update_pool(
             .map(|_| ())
         }
         Err(e) => Err(e),
+    };
+    done(&state, &viewer, outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct RetentionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    days: String,
+    #[serde(default)]
+    runs: String,
+}
+
+/// An optional whole number from a form field (empty: none).
+fn optional_number(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
+    match text.trim() {
+        "" => Ok(None),
+        t => t.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::invalid(
+                "Invalid retention",
+                vec![format!("'{field}' {t:?} is not a whole number")],
+            )
+        }),
+    }
+}
+
+pub async fn set_retention(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<RetentionForm>,
+) -> Result<Response, PageError> {
+    viewer.check(&headers, &f.csrf)?;
+    let outcome = match (
+        optional_number("days", &f.days),
+        optional_number("runs", &f.runs),
+    ) {
+        (Ok(days), Ok(runs)) => api::retention::put(
+            viewer.auth(),
+            State(state.clone()),
+            ApiJson(api::retention::RetentionPolicy { days, runs }),
+        )
+        .await
+        .map(|_| ()),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     done(&state, &viewer, outcome).await
 }

@@ -4,7 +4,8 @@
 
 use super::api::Api;
 use super::deployment_file::{
-    CapabilitiesSpec, DeploymentFile, DeploymentSpec, LimitsSpec, PluginSpec, WebhookSpec,
+    CapabilitiesSpec, DeploymentFile, DeploymentSpec, LimitsSpec, PluginSpec, RetentionSpec,
+    WebhookSpec,
 };
 use super::output::{print_json, text, time};
 use super::{ClientOpts, flow_names, push};
@@ -27,6 +28,7 @@ pub struct DeployArgs {
         "component", "flow", "params", "params_json", "tags", "description", "version",
         "pool", "concurrency_limit", "memory_mb", "timeout_seconds", "allowed_hosts", "plugin_secrets",
         "paused", "webhook", "webhook_signed", "cron", "interval", "rrule", "timezone",
+        "retention_days", "retention_runs",
     ])]
     file: Option<PathBuf>,
     /// The deployment's name (with --file: deploy only this one of the file's).
@@ -75,6 +77,12 @@ pub struct DeployArgs {
     /// Create the deployment paused (`--paused=false` resumes one).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     paused: Option<bool>,
+    /// Days its finished runs are kept (its own retention, replacing the workspace's).
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
+    /// Finished runs of it kept at most, the newest (its own retention).
+    #[arg(long, value_name = "N")]
+    retention_runs: Option<u32>,
     /// Give the deployment a webhook (its URL and token are printed once).
     #[arg(long)]
     webhook: bool,
@@ -115,6 +123,8 @@ impl DeployArgs {
             || self.paused.is_some()
             || self.webhook
             || self.webhook_signed
+            || self.retention_days.is_some()
+            || self.retention_runs.is_some()
             || self.schedule_flag().is_some()
     }
 
@@ -177,6 +187,12 @@ impl DeployArgs {
                 enabled: true,
                 signed: self.webhook_signed,
             }),
+            retention: (self.retention_days.is_some() || self.retention_runs.is_some()).then_some(
+                RetentionSpec {
+                    days: self.retention_days,
+                    runs: self.retention_runs,
+                },
+            ),
             schedules: self.schedule_flag().map(|s| vec![s]),
         })
     }

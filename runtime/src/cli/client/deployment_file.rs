@@ -12,6 +12,7 @@
 //!     limits: {memory_mb: 64, timeout_seconds: 30}
 //!     capabilities: {allowed_hosts: [api.example.com], plugin_secrets: [slack-url]}
 //!     webhook: {enabled: true, signed: true}
+//!     retention: {days: 30, runs: 1000}
 //! plugins:
 //!   - name: toolkit
 //!     component: target/wasm32-wasip2/release/toolkit.wasm
@@ -75,6 +76,9 @@ pub struct DeploymentSpec {
     pub capabilities: Option<CapabilitiesSpec>,
     pub paused: Option<bool>,
     pub webhook: Option<WebhookSpec>,
+    /// Its own retention (`days`, `runs`), replacing the workspace's for its runs; an
+    /// empty one (`{}`) hands them back to the workspace's.
+    pub retention: Option<RetentionSpec>,
     /// The deployment's schedules, replacing whatever it had: each a `cron`, `interval`
     /// (seconds) or `rrule`, with `timezone`, `anchor_date`, `active`, `parameters`,
     /// `catchup`, `catchup_limit`, `overlap`.
@@ -103,6 +107,13 @@ pub struct CapabilitiesSpec {
     pub allowed_hosts: Option<Vec<String>>,
     /// Workspace secrets the plugins the deployment's runs call may read.
     pub plugin_secrets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSpec {
+    pub days: Option<u32>,
+    pub runs: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -237,6 +248,13 @@ impl DeploymentSpec {
                 .as_ref()
                 .map(|w| json!({"enabled": w.enabled, "signed": w.signed})),
         );
+        put(
+            "retention",
+            // Replaced as a whole: a bound left out is none.
+            self.retention
+                .as_ref()
+                .map(|r| json!({"days": r.days, "runs": r.runs})),
+        );
         Value::Object(m)
     }
 }
@@ -265,6 +283,7 @@ deployments:
       plugin_secrets: [slack-url]
     paused: false
     webhook: {signed: true}
+    retention: {days: 30}
   - name: nightly
     component: sha256:0123
 "#;
@@ -292,7 +311,8 @@ deployments:
                 "limits": {"memory_mb": 64, "timeout_seconds": 30},
                 "capabilities": {"allowed_hosts": ["api.example.com"],
                                  "plugin_secrets": ["slack-url"]},
-                "paused": false, "webhook": {"enabled": true, "signed": true}
+                "paused": false, "webhook": {"enabled": true, "signed": true},
+                "retention": {"days": 30, "runs": null}
             })
         );
         // Only what is declared goes to the server.

@@ -158,6 +158,14 @@ async fn show(api: &Api, as_json: bool, name: &str) -> anyhow::Result<()> {
     field("Limits", d["limits"].to_string());
     field("Capabilities", d["capabilities"].to_string());
     field("Webhook", webhook_label(&d["webhook"]).into());
+    field("Retention", {
+        let own = super::retention_of(&d["retention"]);
+        if own.is_empty() {
+            "the workspace's (weir workspace retention)".into()
+        } else {
+            own.to_string()
+        }
+    });
     field(
         "Paused",
         if d["paused"] == true { "yes" } else { "no" }.into(),

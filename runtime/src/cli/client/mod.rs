@@ -205,6 +205,38 @@ pub enum WorkspaceCommand {
     },
     /// Your workspace's quotas and what it uses (with its API key).
     Usage,
+    /// Show how long your workspace keeps finished runs, or change it (with its API
+    /// key): finished runs older than --days, or past the newest --runs, are deleted
+    /// with their task runs, logs, artifacts and results.
+    Retention {
+        /// Days a finished run is kept, or `none`.
+        #[arg(long, value_name = "N|none")]
+        days: Option<String>,
+        /// Finished runs kept at most (the newest), or `none`.
+        #[arg(long, value_name = "N|none")]
+        runs: Option<String>,
+    },
+}
+
+/// A policy as the API shows it.
+pub(crate) fn retention_of(v: &Value) -> crate::model::retention::Retention {
+    let n = |k: &str| v[k].as_u64().and_then(|n| u32::try_from(n).ok());
+    crate::model::retention::Retention {
+        days: n("days"),
+        runs: n("runs"),
+    }
+}
+
+/// `N` or `none` (JSON null) for a `--flag`.
+fn number_or_none(flag: &str, v: &str) -> anyhow::Result<Value> {
+    if v == "none" {
+        return Ok(Value::Null);
+    }
+    let n: u64 = v
+        .replace('_', "")
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{flag} must be a whole number or 'none', not {v:?}"))?;
+    Ok(json!(n))
 }
 
 /// Quotas of a workspace, each `none` to remove it.
@@ -243,18 +275,7 @@ impl QuotaArgs {
             ("fuel_per_hour", &self.fuel_per_hour),
         ] {
             let Some(v) = v else { continue };
-            let value = if v == "none" {
-                Value::Null
-            } else {
-                let n: u64 = v.replace('_', "").parse().map_err(|_| {
-                    anyhow::anyhow!(
-                        "--{} must be a whole number or 'none', not {v:?}",
-                        name.replace('_', "-")
-                    )
-                })?;
-                json!(n)
-            };
-            out.push((name, value));
+            out.push((name, number_or_none(&name.replace('_', "-"), v)?));
         }
         Ok(out)
     }
@@ -342,6 +363,33 @@ pub async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn print_retention(opts: &ClientOpts, report: &Value) {
+    if opts.json {
+        print_json(report);
+        return;
+    }
+    let own = retention_of(&report["policy"]);
+    println!("Retention     {}", text(&report["summary"]));
+    if own.is_empty() {
+        println!("              (the server's default; set your own with --days or --runs)");
+    }
+    println!(
+        "Deleted       {} runs{}",
+        text(&report["runs_deleted"]),
+        match report["last_deleted"].as_str() {
+            Some(_) => format!(", last at {}", time(&report["last_deleted"])),
+            None => String::new(),
+        }
+    );
+    if let Some(ds) = report["deployments"].as_array().filter(|d| !d.is_empty()) {
+        let mut t = Table::new(&["deployment", "its own retention"]);
+        for d in ds {
+            t.row(vec![text(&d["name"]), text(&d["summary"])]);
+        }
+        print!("\n{t}");
+    }
+}
+
 async fn workspace(opts: &ClientOpts, command: WorkspaceCommand) -> anyhow::Result<ExitCode> {
     let (name, admin_token) = match command {
         WorkspaceCommand::Create { name, admin_token } => (name, admin_token),
@@ -371,6 +419,27 @@ async fn workspace(opts: &ClientOpts, command: WorkspaceCommand) -> anyhow::Resu
                 api.put(&path, Value::Object(body)).await?
             };
             print_quotas(opts, &report);
+            return Ok(ExitCode::SUCCESS);
+        }
+        WorkspaceCommand::Retention { days, runs } => {
+            let api = opts.api()?;
+            let path = ["api", "retention"];
+            let report = if days.is_none() && runs.is_none() {
+                api.get(&path, &[]).await?
+            } else {
+                let mut body = api.get(&path, &[]).await?["policy"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(v) = days {
+                    body.insert("days".into(), number_or_none("days", &v)?);
+                }
+                if let Some(v) = runs {
+                    body.insert("runs".into(), number_or_none("runs", &v)?);
+                }
+                api.put(&path, Value::Object(body)).await?
+            };
+            print_retention(opts, &report);
             return Ok(ExitCode::SUCCESS);
         }
         WorkspaceCommand::Usage => {
