@@ -15,8 +15,10 @@ CREATE TABLE workspace_retention (
 );
 
 -- Finished top-level runs by when they ended, per workspace and per deployment: what
--- retention reads, newest or oldest first, without touching runs in flight.
-CREATE INDEX flow_runs_ended_workspace ON flow_runs (workspace_id, end_time, id)
+-- retention reads, newest or oldest first, without touching runs in flight (the
+-- workspace's holds the deployment, so counting the runs a policy keeps reads the index
+-- alone).
+CREATE INDEX flow_runs_ended_workspace ON flow_runs (workspace_id, end_time, id, deployment_id)
     WHERE parent_flow_run_id IS NULL AND end_time IS NOT NULL;
 CREATE INDEX flow_runs_ended_deployment ON flow_runs (deployment_id, end_time, id)
     WHERE parent_flow_run_id IS NULL AND end_time IS NOT NULL;

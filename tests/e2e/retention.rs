@@ -367,3 +367,60 @@ async fn the_server_default_holds_where_a_workspace_sets_none() {
     assert_eq!(report["summary"], "only the newest finished run is kept");
     s.stop().await;
 }
+
+/// Two nodes on one PostgreSQL database delete the same workspace's runs at once: each
+/// run is deleted, and counted, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_the_deletions_and_count_each_once() {
+    if !crate::support::postgres() {
+        eprintln!("two nodes need PostgreSQL (WEIR_TEST_DB=postgres); skipped on SQLite");
+        return;
+    }
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let db = crate::support::database_url(dir_a.path()).await.unwrap();
+    let a = start(dir_a.path(), None).await;
+    let shared = db.clone();
+    let b = TestServer::start_with(dir_b.path(), move |c| {
+        c.db = Some(shared);
+        c.retention.every = Duration::from_millis(100);
+        c.retention.grace = Duration::ZERO;
+    })
+    .await;
+    let key = a.workspace("pair").await.key;
+    let digest = a.upload(&key, BASIC).await;
+    a.deploy(
+        &key,
+        json!({"name": "echo", "component": digest, "flow": "echo_flow"}),
+    )
+    .await;
+    const RUNS: usize = 40;
+    let mut ids = Vec::new();
+    for i in 0..RUNS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        ids.push(trigger(node, &key, "echo", json!({"x": i})).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.wait_final(&key, id).await;
+    }
+    // Every run is finished before the policy says to keep only the newest.
+    let (status, _) = b.put("/api/retention", &key, json!({"runs": 1})).await;
+    assert_eq!(status, 200);
+    until_runs(&a, &key, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, report) = a.get("/api/retention", &key).await;
+        if report["runs_deleted"] == RUNS - 1 {
+            break;
+        }
+        assert!(
+            report["runs_deleted"].as_u64().unwrap() < RUNS as u64,
+            "counted twice: {report}"
+        );
+        assert!(Instant::now() < deadline, "{report}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}

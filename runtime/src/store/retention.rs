@@ -34,6 +34,9 @@ pub struct Deleted {
     pub runs: u64,
     /// Bytes of logs, artifacts and results, as the workspace's storage counts them.
     pub bytes: u64,
+    /// How long the transaction held the database (on SQLite, the write lock other
+    /// writers wait for), its wait for the lock not counted.
+    pub held: std::time::Duration,
 }
 
 /// Ids bound in one statement at most.
@@ -47,24 +50,32 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Finished top-level runs of a scope: the runs retention may delete. Each clause is
-/// the predicate of an index (`flow_runs_ended_*`), so the scan stays on it.
-fn scope_sql(scope: &RetentionScope) -> &'static str {
-    match scope.deployment_id {
-        Some(_) => concat!(
-            "deployment_id = $1 AND parent_flow_run_id IS NULL AND end_time IS NOT NULL
-             AND state_type IN ",
-            final_sql!()
-        ),
-        None => concat!(
-            "workspace_id = $1 AND parent_flow_run_id IS NULL AND end_time IS NOT NULL
-             AND state_type IN ",
-            final_sql!(),
-            " AND (deployment_id IS NULL OR deployment_id NOT IN (
+/// Top-level runs of a scope that ended: the runs retention may delete. Each is the
+/// predicate of an index (`flow_runs_ended_*`, which hold the deployment too), so a
+/// scan stays on it; `finished` adds the state check (a row read per run: for batches,
+/// not for counting the runs a policy keeps, where an end time means finished).
+fn scope_sql(scope: &RetentionScope, finished: bool) -> String {
+    let mut sql = match scope.deployment_id {
+        Some(_) => {
+            "deployment_id = $1 AND parent_flow_run_id IS NULL AND end_time IS NOT NULL".to_owned()
+        }
+        None => "workspace_id = $1 AND parent_flow_run_id IS NULL AND end_time IS NOT NULL
+             AND (deployment_id IS NULL OR deployment_id NOT IN (
                 SELECT id FROM deployments WHERE workspace_id = $1
                   AND (retention_days IS NOT NULL OR retention_runs IS NOT NULL)))"
-        ),
+            .to_owned(),
+    };
+    if finished {
+        sql.push_str(concat!(" AND state_type IN ", final_sql!()));
     }
+    sql
+}
+
+fn scope_key(scope: &RetentionScope) -> &str {
+    scope
+        .deployment_id
+        .as_deref()
+        .unwrap_or(&scope.workspace_id)
 }
 
 impl Store {
@@ -195,55 +206,60 @@ impl Store {
         })
     }
 
-    /// At most `limit` top-level runs of `scope`, oldest first, that its policy no
-    /// longer keeps at `now` and that ended before `ended_before`.
-    pub async fn expired_runs(
+    /// Where a scope's policy cuts at `now`: its finished runs before this (end time,
+    /// id) are no longer kept (the later of the day bound and the oldest run the count
+    /// keeps), never one that ended after `ended_before`. `None`: it keeps them all.
+    /// The count walks the index of finished runs only (one scan per pass).
+    pub async fn retention_cut(
         &self,
         scope: &RetentionScope,
         now: DateTime<Utc>,
         ended_before: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<String>> {
-        let filter = scope_sql(scope);
-        let key = scope
-            .deployment_id
-            .as_deref()
-            .unwrap_or(&scope.workspace_id);
-        with_db!(&self.db, pool => {
-            // Runs before this (end time, id) are past the policy: the later of the
-            // day bound and the oldest run the count keeps.
-            let mut bound: Option<(String, String)> = scope
-                .policy
-                .days
-                .map(|d| (ts(now - Duration::days(i64::from(d))), String::new()));
-            if let Some(n) = scope.policy.runs {
-                let sql = format!(
-                    "SELECT end_time, id FROM flow_runs WHERE {filter}
-                     ORDER BY end_time DESC, id DESC LIMIT 1 OFFSET $2"
-                );
-                let oldest_kept = sqlx::query(sqlx::AssertSqlSafe(sql))
+    ) -> Result<Option<(String, String)>> {
+        let filter = scope_sql(scope, false);
+        let key = scope_key(scope);
+        let mut cut: Option<(String, String)> = scope
+            .policy
+            .days
+            .map(|d| (ts(now - Duration::days(i64::from(d))), String::new()));
+        if let Some(n) = scope.policy.runs {
+            let sql = format!(
+                "SELECT end_time, id FROM flow_runs WHERE {filter}
+                 ORDER BY end_time DESC, id DESC LIMIT 1 OFFSET $2"
+            );
+            let oldest_kept: Option<(String, String)> = with_db!(&self.db, pool => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(key)
                     .bind(i64::from(n) - 1)
                     .fetch_optional(pool)
-                    .await?;
-                if let Some(r) = oldest_kept {
-                    let kept = (r.col::<String>("end_time")?, r.col::<String>("id")?);
-                    bound = Some(bound.map_or(kept.clone(), |b| b.max(kept)));
-                }
+                    .await?
+            });
+            if let Some(kept) = oldest_kept {
+                cut = Some(cut.map_or(kept.clone(), |c| c.max(kept)));
             }
-            let Some(bound) = bound else {
-                return Ok(Vec::new());
-            };
-            let bound = bound.min((ts(ended_before), String::new()));
-            let sql = format!(
-                "SELECT id FROM flow_runs WHERE {filter}
-                   AND end_time <= $2 AND (end_time < $2 OR id < $3)
-                 ORDER BY end_time, id LIMIT $4"
-            );
+        }
+        Ok(cut.map(|c| c.min((ts(ended_before), String::new()))))
+    }
+
+    /// At most `limit` finished top-level runs of `scope` before `cut` (from
+    /// [`Store::retention_cut`]), oldest first.
+    pub async fn runs_before(
+        &self,
+        scope: &RetentionScope,
+        cut: &(String, String),
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT id FROM flow_runs WHERE {}
+               AND end_time <= $2 AND (end_time < $2 OR id < $3)
+             ORDER BY end_time, id LIMIT $4",
+            scope_sql(scope, true)
+        );
+        with_db!(&self.db, pool => {
             let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(key)
-                .bind(&bound.0)
-                .bind(&bound.1)
+                .bind(scope_key(scope))
+                .bind(&cut.0)
+                .bind(&cut.1)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
@@ -270,6 +286,7 @@ impl Store {
         let now = ts(Utc::now());
         with_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
+            let began = std::time::Instant::now();
             // The roots, checked again inside the transaction (a retry may have started
             // one since), and on PostgreSQL locked against other nodes.
             let mut locked: Vec<String> = Vec::new();
@@ -333,7 +350,10 @@ impl Store {
                 .collect();
             if runs.is_empty() {
                 tx.commit().await?;
-                return Ok(Deleted::default());
+                return Ok(Deleted {
+                    held: began.elapsed(),
+                    ..Deleted::default()
+                });
             }
             let mut bytes: i64 = 0;
             // Counted as the storage quota counts them (a log line 128 bytes beyond
@@ -400,6 +420,7 @@ impl Store {
             Ok(Deleted {
                 runs: deleted as u64,
                 bytes: bytes.max(0) as u64,
+                held: began.elapsed(),
             })
         })
     }
@@ -509,6 +530,19 @@ mod tests {
         (dir, store)
     }
 
+    async fn expired(
+        store: &Store,
+        scope: &RetentionScope,
+        now: DateTime<Utc>,
+        ended_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Vec<String> {
+        match store.retention_cut(scope, now, ended_before).await.unwrap() {
+            Some(cut) => store.runs_before(scope, &cut, limit).await.unwrap(),
+            None => Vec::new(),
+        }
+    }
+
     async fn exists(store: &Store, id: &str) -> bool {
         store.flow_run(id).await.unwrap().is_some()
     }
@@ -544,20 +578,14 @@ mod tests {
             },
         };
         let now = Utc::now();
-        let due = store.expired_runs(&scope, now, now, 10).await.unwrap();
+        let due = expired(&store, &scope, now, now, 10).await;
         assert_eq!(due, vec![done.to_owned(), waiting.to_owned()]);
         // Another workspace's id is never taken for this one's.
         let none = store.delete_runs("other", &due, now).await.unwrap();
-        assert_eq!(none, Deleted::default());
+        assert_eq!((none.runs, none.bytes), (0, 0));
         let deleted = store.delete_runs("ws", &due, now).await.unwrap();
         // Three runs; a log line (72 + 128) and three results of 6 bytes.
-        assert_eq!(
-            deleted,
-            Deleted {
-                runs: 3,
-                bytes: 200 + 18
-            }
-        );
+        assert_eq!((deleted.runs, deleted.bytes), (3, 200 + 18));
         for id in [done, child, grandchild] {
             assert!(!exists(&store, id).await, "{id} deleted");
         }
@@ -594,12 +622,12 @@ mod tests {
             },
         };
         let now = Utc::now();
-        let due = store.expired_runs(&scope, now, now, 10).await.unwrap();
+        let due = expired(&store, &scope, now, now, 10).await;
         assert_eq!(due, ids[..3].to_vec());
         // Only what ended before the grace's cut-off.
         let before = base + Duration::milliseconds(1500);
         assert_eq!(
-            store.expired_runs(&scope, now, before, 10).await.unwrap(),
+            expired(&store, &scope, now, before, 10).await,
             ids[..2].to_vec()
         );
         // Both bounds: whichever deletes more.
@@ -608,21 +636,15 @@ mod tests {
             runs: Some(4),
         };
         assert_eq!(
-            store.expired_runs(&scope, now, now, 10).await.unwrap(),
+            expired(&store, &scope, now, now, 10).await,
             ids[..1].to_vec()
         );
         scope.policy.runs = Some(10);
-        assert!(
-            store
-                .expired_runs(&scope, now, now, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(expired(&store, &scope, now, now, 10).await.is_empty());
         // The limit bounds a batch.
         scope.policy.runs = Some(1);
         assert_eq!(
-            store.expired_runs(&scope, now, now, 2).await.unwrap(),
+            expired(&store, &scope, now, now, 2).await,
             ids[..2].to_vec()
         );
     }
