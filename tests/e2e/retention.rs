@@ -34,29 +34,31 @@ async fn trigger(s: &TestServer, key: &str, deployment: &str, parameters: Value)
     run["id"].as_str().unwrap().to_owned()
 }
 
-/// Ids of the workspace's flow runs (subflows too), newest first.
-async fn run_ids(s: &TestServer, key: &str) -> Vec<String> {
+/// The workspace's flow runs (subflows too), newest first.
+async fn runs(s: &TestServer, key: &str) -> Vec<Value> {
     let (status, page) = s.get("/api/flow-runs?limit=500", key).await;
     assert_eq!(status, 200, "{page}");
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+    page["items"].as_array().unwrap().clone()
+}
+
+fn ids(runs: &[Value]) -> Vec<String> {
+    runs.iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect()
 }
 
+async fn run_ids(s: &TestServer, key: &str) -> Vec<String> {
+    ids(&runs(s, key).await)
+}
+
 /// The subflows of a run.
 async fn subflows_of(s: &TestServer, key: &str, id: &str) -> Vec<String> {
-    let (status, page) = s.get("/api/flow-runs?limit=500", key).await;
-    assert_eq!(status, 200, "{page}");
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let all = runs(s, key).await;
+    let children: Vec<Value> = all
+        .into_iter()
         .filter(|r| r["parent_flow_run_id"] == id)
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
+        .collect();
+    ids(&children)
 }
 
 /// Waits until the workspace holds exactly `n` flow runs.
