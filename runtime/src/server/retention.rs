@@ -139,7 +139,7 @@ impl Retainer {
     /// Passes until `stop` resolves.
     pub async fn run(mut self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
-        let mut tick = tokio::time::interval(self.config.every);
+        let mut tick = tokio::time::interval(self.config.every.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -67,10 +67,7 @@ fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
         allowed_hosts: tags_from(&r.col::<String>("allowed_hosts")?)?,
         plugin_secrets: tags_from(&r.col::<String>("plugin_secrets")?)?,
         paused: r.flag("paused")?,
-        retention: Retention {
-            days: count(r.col("retention_days")?),
-            runs: count(r.col("retention_runs")?),
-        },
+        retention: policy_of(r, "retention_days", "retention_runs")?,
         webhook_token_hash: r.col("webhook_token_hash")?,
         webhook_secret: r.col("webhook_secret")?,
         created: parse_ts(&r.col::<String>("created")?)?,
@@ -78,9 +75,13 @@ fn deployment_from_row(r: &impl DbRow) -> Result<DeploymentRecord> {
     })
 }
 
-/// A stored count of a policy (one out of range reads as none).
-pub(super) fn count(v: Option<i64>) -> Option<u32> {
-    v.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0)
+/// A retention policy stored in two columns (a value out of range reads as none).
+pub(super) fn policy_of(r: &impl DbRow, days: &str, runs: &str) -> Result<Retention> {
+    let count = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
+    Ok(Retention {
+        days: count(r.col(days)?),
+        runs: count(r.col(runs)?),
+    })
 }
 
 /// What an insert or update of a named object ran into.

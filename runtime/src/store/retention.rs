@@ -2,7 +2,7 @@
 //! they no longer keep, in small transactions that other writers interleave with.
 
 use super::db::{BeginWrite, Db, DbRow, with_db};
-use super::deployments::count;
+use super::deployments::policy_of;
 use super::{Result, Store, parse_opt_ts, ts};
 use crate::model::retention::Retention;
 use crate::model::state::{StateType, final_sql};
@@ -93,10 +93,7 @@ impl Store {
                 return Ok(WorkspaceRetention::default());
             };
             Ok(WorkspaceRetention {
-                policy: Retention {
-                    days: count(r.col("keep_days")?),
-                    runs: count(r.col("keep_runs")?),
-                },
+                policy: policy_of(&r, "keep_days", "keep_runs")?,
                 runs_deleted: r.col::<i64>("runs_deleted")?.max(0) as u64,
                 last_deleted: parse_opt_ts(r.col("last_deleted")?)?,
             })
@@ -150,10 +147,7 @@ impl Store {
                     Ok((
                         r.col("id")?,
                         r.col("name")?,
-                        Retention {
-                            days: count(r.col("retention_days")?),
-                            runs: count(r.col("retention_runs")?),
-                        },
+                        policy_of(r, "retention_days", "retention_runs")?,
                     ))
                 })
                 .collect()
@@ -175,10 +169,7 @@ impl Store {
                 scopes.push(RetentionScope {
                     workspace_id: r.col("workspace_id")?,
                     deployment_id: Some(r.col("id")?),
-                    policy: Retention {
-                        days: count(r.col("retention_days")?),
-                        runs: count(r.col("retention_runs")?),
-                    },
+                    policy: policy_of(&r, "retention_days", "retention_runs")?,
                 });
             }
             let rows = sqlx::query(
@@ -191,10 +182,7 @@ impl Store {
             .fetch_all(pool)
             .await?;
             for r in rows {
-                let own = Retention {
-                    days: count(r.col("keep_days")?),
-                    runs: count(r.col("keep_runs")?),
-                };
+                let own = policy_of(&r, "keep_days", "keep_runs")?;
                 scopes.push(RetentionScope {
                     workspace_id: r.col("id")?,
                     deployment_id: None,
