@@ -933,6 +933,87 @@ async fn concurrency_limits_hold_under_a_burst_and_slots_come_back() {
     s.stop().await;
 }
 
+/// A gauge of the server's `/metrics`.
+async fn gauge(s: &TestServer, name: &str) -> f64 {
+    let text = s
+        .req(reqwest::Method::GET, "/metrics", ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// The node executes as many flow runs at once as it is configured to; the rest wait
+/// in its queue, counted in /metrics, and start as running ones end. Unset, the bound
+/// follows the instances it has (half of them: a run holds one, and one for its task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_past_the_nodes_bound_wait_in_its_queue_and_start_as_others_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(dir.path(), |c| c.max_active_runs = Some(2)).await;
+    let (ws, digest) = setup(&s, "bounded").await;
+    s.deploy(
+        &ws.key,
+        json!({"name": "nap", "component": digest, "flow": "nap", "parameters": {"millis": 1500}}),
+    )
+    .await;
+    assert_eq!(gauge(&s, "weir_flow_runs_max_active").await, 2.0);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(s.trigger(&ws.key, "nap").await);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (active, queued) = (
+            gauge(&s, "weir_flow_runs_active").await,
+            gauge(&s, "weir_queue_depth").await,
+        );
+        assert!(active <= 2.0, "{active} runs executing past a bound of 2");
+        if active == 2.0 && queued == 3.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never 2 executing and 3 queued: {active}, {queued}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let run = s
+            .wait_final_within(&ws.key, id, Duration::from_secs(60))
+            .await;
+        assert_eq!(run["state"]["type"], "COMPLETED", "{run}");
+        let at = |k: &str| {
+            chrono::DateTime::parse_from_rfc3339(run[k].as_str().unwrap())
+                .unwrap()
+                .timestamp_micros()
+        };
+        spans.push((at("start_time"), at("end_time")));
+    }
+    // Never more than two at once: at every start, at most one other run is running.
+    for (start, _) in &spans {
+        let running = spans
+            .iter()
+            .filter(|(s2, e2)| s2 <= start && start < e2)
+            .count();
+        assert!(running <= 2, "{running} runs overlapped: {spans:?}");
+    }
+    assert_eq!(gauge(&s, "weir_queue_depth").await, 0.0);
+    s.stop().await;
+
+    // Unset: half the instances.
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(dir.path(), |c| c.limits.max_instances = 60).await;
+    assert_eq!(gauge(&s, "weir_flow_runs_max_active").await, 30.0);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn secrets_are_sealed_at_rest_and_readable_by_the_workspaces_guests() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,6 +35,11 @@ pub async fn metrics(_: Admin, State(state): State<AppState>) -> ApiResult<impl 
     );
     let _ = writeln!(
         out,
+        "# HELP weir_flow_runs_max_active Flow runs this node executes at once; more wait in the queue.\n# TYPE weir_flow_runs_max_active gauge\nweir_flow_runs_max_active {}",
+        exec.max_active()
+    );
+    let _ = writeln!(
+        out,
         "# HELP weir_instances_in_use WebAssembly instances running task attempts.\n# TYPE weir_instances_in_use gauge\nweir_instances_in_use {}",
         exec.orchestrator().task_instances_in_use()
     );

@@ -5,7 +5,9 @@
 //! orchestrated or persisted).
 
 pub mod burst;
+pub mod inflight;
 pub mod isolation;
+pub mod startup;
 pub mod ui;
 
 use crate::host::{Engine, HostState, LoadedComponent};

@@ -122,9 +122,16 @@ enum Command {
         /// Seconds runs in progress get to finish at shutdown before they are put back.
         #[arg(long, default_value_t = 30)]
         grace_seconds: u64,
-        /// Flow runs executing at once.
-        #[arg(long, default_value_t = 64)]
-        max_active_runs: usize,
+        /// Flow runs executing at once on this node (default: half of --max-instances:
+        /// a run holds an instance, and one for its task). Runs past it wait their turn
+        /// (`weir_queue_depth` in /metrics).
+        #[arg(long, env = "WEIR_MAX_ACTIVE_RUNS")]
+        max_active_runs: Option<usize>,
+        /// WebAssembly instances (flow runs and task attempts) that may exist at once
+        /// (default: one per MiB of the memory budget, as many as the kernel's
+        /// vm.max_map_count allows at six mappings each, from 100 to 100,000).
+        #[arg(long, env = "WEIR_MAX_INSTANCES")]
+        max_instances: Option<u32>,
         /// Days finished runs are kept in workspaces without a retention policy of
         /// their own (default: until deleted).
         #[arg(long, env = "WEIR_RETENTION_DAYS", value_name = "DAYS")]
@@ -216,7 +223,9 @@ enum Command {
     /// web UI's pages over N generated flow runs (default 1,000,000); or `burst [N]`, a
     /// good tenant's latency while another address sends N bad requests (10,000); or
     /// `isolation --component guest_basic.wasm`, a neighbour tenant's runs beside
-    /// hostile ones.
+    /// hostile ones; or `inflight [N] --component guest_basic.wasm`, N flow runs in flight
+    /// at once on one node (10,000); or `startup [N]`, a server's start to ready on a data directory
+    /// holding N compiled components (1,000).
     Bench {
         workload: String,
         #[arg(default_value_t = 0)]
@@ -366,6 +375,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             upload_limit_mb,
             grace_seconds,
             max_active_runs,
+            max_instances,
             retention_days,
             retention_runs,
             node_id,
@@ -420,7 +430,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .filter(|t| !t.is_empty());
             config.body_limits.upload = upload_limit_mb << 20;
             config.grace = std::time::Duration::from_secs(grace_seconds);
-            config.max_active_runs = max_active_runs.max(1);
+            config.max_active_runs = max_active_runs.map(|n| n.max(1));
             config.retention.default = crate::model::retention::Retention::check(
                 retention_days.map(i64::from),
                 retention_runs.map(i64::from),
@@ -442,6 +452,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(mb) = memory_budget_mb {
                 config.limits.memory_budget =
                     crate::model::limits::MemoryBudget::new(mb.max(1).saturating_mul(1 << 20));
+            }
+            config.size_for_memory();
+            if let Some(n) = max_instances {
+                // Flow runs keep a tenth, and a task needs one besides.
+                config.limits.max_instances = n.max(8);
+                if let Some(maps) = crate::server::max_map_count()
+                    && crate::server::instances_for_maps(maps) < n as usize
+                {
+                    eprintln!(
+                        "warning: --max-instances {n} needs about {} memory mappings and \
+                         vm.max_map_count is {maps}; raise it (sysctl -w vm.max_map_count={}) \
+                         or allocations may fail under load",
+                        n as usize * crate::server::MAPS_PER_INSTANCE + crate::server::MAPS_KEPT,
+                        (n as usize * crate::server::MAPS_PER_INSTANCE + crate::server::MAPS_KEPT)
+                            .next_power_of_two()
+                    );
+                }
             }
             if !(task_slot_share > 0.0 && task_slot_share <= 1.0) {
                 anyhow::bail!("--task-slot-share must be more than 0 and at most 1");
@@ -483,6 +510,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let examples = component.parent().unwrap_or(Path::new("."));
                 let n = if n == 0 { 1_000_000 } else { n };
                 crate::bench::ui::run(n, examples, db.as_deref()).await?
+            } else if workload == "inflight" {
+                crate::bench::inflight::run(n, &component).await?
+            } else if workload == "startup" {
+                crate::bench::startup::run(n, &component).await?
             } else if workload == "runs" {
                 let db = db.context("bench runs needs --db PATH")?;
                 crate::bench::runs_report(&db, since.unwrap_or_default()).await?

@@ -175,9 +175,10 @@ impl Executor {
         let held = self.store().still_held(self.node_id(), &ids).await?;
         for id in ids {
             if !held.contains_key(&id) {
-                // Ended meanwhile, or taken over: the writer tells them apart by fence.
+                // Ended meanwhile, let go by this node (suspended, put back: no node
+                // holds it until a claim), or taken over by another node.
                 if self.store().flow_run(&id).await?.is_some_and(|r| {
-                    !r.state.is_final() && r.node_id.as_deref() != Some(self.node_id())
+                    !r.state.is_final() && r.node_id.is_some_and(|n| n != self.node_id())
                 }) {
                     self.store().mark_lost(&id);
                 }

@@ -217,6 +217,11 @@ impl Executor {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Flow runs this node executes at once; the rest wait their turn.
+    pub fn max_active(&self) -> usize {
+        self.max_active
+    }
+
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Relaxed)
     }

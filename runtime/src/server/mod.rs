@@ -41,8 +41,10 @@ pub struct ServerConfig {
     pub body_limits: BodyLimits,
     /// How long runs in progress may take to finish at shutdown.
     pub grace: Duration,
-    /// Flow runs executing at once on this node.
-    pub max_active_runs: usize,
+    /// Flow runs executing at once on this node; `None`: half the instances (each run
+    /// holds one, and one for its task). Runs past it wait their turn, counted in
+    /// `weir_queue_depth`.
+    pub max_active_runs: Option<usize>,
     /// The scheduler's clock (tests move it by hand).
     pub clock: Arc<dyn Clock>,
     pub scheduler: SchedulerConfig,
@@ -70,7 +72,7 @@ impl ServerConfig {
             limits: Limits::default(),
             body_limits: BodyLimits::default(),
             grace: Duration::from_secs(30),
-            max_active_runs: 64,
+            max_active_runs: None,
             clock: Arc::new(SystemClock),
             scheduler: SchedulerConfig::default(),
             run_scheduler: true,
@@ -80,6 +82,53 @@ impl ServerConfig {
             retention: retention::RetentionConfig::default(),
         }
     }
+}
+
+impl ServerConfig {
+    /// Sizes the node by its memory budget and the kernel's bound on memory mappings: an
+    /// instance for every [`MIB_PER_INSTANCE`] of the budget, as many as
+    /// `vm.max_map_count` leaves room for ([`MAPS_PER_INSTANCE`] each, past
+    /// [`MAPS_KEPT`] for the rest of the process), from 100 to 100,000. Pool slots are
+    /// address space until used, and the budget bounds what instances really hold. The
+    /// flow runs executing at once follow, unless set.
+    pub fn size_for_memory(&mut self) {
+        let by_memory = (self.limits.memory_budget.limit() >> 20) / MIB_PER_INSTANCE;
+        let by_maps = max_map_count().map_or(usize::MAX, instances_for_maps);
+        self.limits.max_instances = by_memory.min(by_maps).clamp(100, 100_000) as u32;
+    }
+
+    /// The flow runs this node executes at once.
+    pub fn active_runs(&self) -> usize {
+        self.max_active_runs
+            .unwrap_or(self.limits.max_instances as usize / 2)
+            .max(1)
+    }
+}
+
+/// Memory budget per instance when a node is sized by its memory: a small guest's linear
+/// memory (a Rust one starts at about 1.1 MiB) and its stack.
+pub const MIB_PER_INSTANCE: usize = 1;
+/// Memory mappings an instance slot costs: two while free (its stack and the stack's
+/// guard page), about four more while an instance uses it (its linear memory, its
+/// image, its tables), measured by `weir bench inflight`.
+pub const MAPS_PER_INSTANCE: usize = 6;
+/// Mappings left for the rest of the process: its heap, threads, the database, the
+/// compiled code of loaded components.
+pub const MAPS_KEPT: usize = 10_000;
+
+/// Instances a process with `max_map_count` mappings can hold (past that, the kernel
+/// refuses mappings and allocations fail).
+pub fn instances_for_maps(max_map_count: usize) -> usize {
+    max_map_count.saturating_sub(MAPS_KEPT) / MAPS_PER_INSTANCE
+}
+
+/// The kernel's bound on one process's memory mappings (Linux's `vm.max_map_count`).
+pub fn max_map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 pub struct Server {
@@ -116,7 +165,7 @@ impl Server {
         let executor = Executor::with_clock(
             orch,
             dir.join("components"),
-            config.max_active_runs,
+            config.active_runs(),
             config.node.clone(),
             config.clock.clone(),
         );
@@ -278,4 +327,31 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     Server::start(config).await?.serve(listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::limits::MemoryBudget;
+
+    #[test]
+    fn a_node_is_sized_by_its_memory_and_its_mappings() {
+        let mut c = ServerConfig::new(PathBuf::from("unused"));
+        c.limits.memory_budget = MemoryBudget::new(4 << 30);
+        c.size_for_memory();
+        let by_maps = max_map_count().map_or(usize::MAX, instances_for_maps);
+        assert_eq!(c.limits.max_instances as usize, 4096.min(by_maps).max(100));
+        assert_eq!(c.active_runs(), c.limits.max_instances as usize / 2);
+        // A small machine still gets a usable node; a set bound wins.
+        c.limits.memory_budget = MemoryBudget::new(16 << 20);
+        c.size_for_memory();
+        assert_eq!(c.limits.max_instances, 100);
+        c.max_active_runs = Some(7);
+        assert_eq!(c.active_runs(), 7);
+        c.max_active_runs = Some(0);
+        assert_eq!(c.active_runs(), 1);
+        // Linux's default bound (65,530) leaves room for 9,255 instances.
+        assert_eq!(instances_for_maps(65_530), 9_255);
+        assert_eq!(instances_for_maps(5_000), 0);
+    }
 }
