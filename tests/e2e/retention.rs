@@ -426,3 +426,75 @@ async fn two_nodes_share_the_deletions_and_count_each_once() {
     b.stop().await;
     a.stop().await;
 }
+
+/// The automation runs of `automation` (one per event that fired it), newest first.
+async fn automation_runs(s: &TestServer, key: &str, automation: &str) -> Vec<Value> {
+    let (status, page) = s
+        .get(&format!("/api/automations/{automation}/runs"), key)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// Automation runs (one per event that fired an automation) are kept by their
+/// workspace's policy too, the newest of each automation; other workspaces keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automation_runs_are_kept_by_the_workspaces_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), None).await;
+    let (ws, other) = (s.workspace("events").await, s.workspace("neighbour").await);
+    for key in [&ws.key, &other.key] {
+        let (status, body) = s
+            .post(
+                "/api/automations",
+                key,
+                json!({"name": "seen", "trigger": {"type": "event"},
+                       "actions": [{"type": "do-nothing"}]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        for i in 0..5 {
+            let status = s
+                .req(reqwest::Method::POST, "/api/automations/seen/events", key)
+                .header("idempotency-key", format!("event-{i}"))
+                .json(&json!({"i": i}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 202);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for key in [&ws.key, &other.key] {
+        while automation_runs(&s, key, "seen")
+            .await
+            .iter()
+            .filter(|r| r["state"] == "completed")
+            .count()
+            < 5
+        {
+            assert!(Instant::now() < deadline, "the events never all fired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (status, report) = s.put("/api/retention", &ws.key, json!({"runs": 2})).await;
+    assert_eq!(status, 200, "{report}");
+    let kept = loop {
+        let runs = automation_runs(&s, &ws.key, "seen").await;
+        if runs.len() == 2 {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} automation runs left, expected 2",
+            runs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The newest two: the last two events.
+    let bodies: Vec<&Value> = kept.iter().map(|r| &r["event"]["body"]["i"]).collect();
+    assert_eq!(bodies, [&json!(4), &json!(3)], "{kept:?}");
+    assert_eq!(automation_runs(&s, &other.key, "seen").await.len(), 5);
+    s.stop().await;
+}

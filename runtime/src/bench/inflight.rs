@@ -8,17 +8,15 @@
 //! `WEIR_MAX_ACTIVE_RUNS` or `WEIR_MEMORY_BUDGET_MB` say otherwise.
 
 use crate::server::{Server, ServerConfig};
-use crate::store::{DeploymentRecord, Store, WorkspaceRecord};
-use anyhow::{Context, ensure};
-use serde_json::{Value, json};
+use crate::store::{DeploymentRecord, WorkspaceRecord};
+use anyhow::Context;
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Short runs a second while the long ones wait, and for how long.
 const SHORT_RATE: u64 = 100;
 const SHORT_SECONDS: u64 = 10;
-/// Triggers in flight at once while the long runs are created.
-const TRIGGERS_IN_FLIGHT: usize = 64;
 
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok()?.parse().ok()
@@ -34,103 +32,12 @@ pub async fn run(n: u64, component: &Path) -> anyhow::Result<String> {
 }
 
 fn rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb / 1024)
+    super::rss_mb_of("self")
 }
 
 /// Memory mappings of this process (the kernel bounds them by `vm.max_map_count`).
 fn maps() -> usize {
     std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count())
-}
-
-#[derive(Clone)]
-struct Bench {
-    client: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Bench {
-    async fn trigger(&self, deployment: &str, params: Value) -> anyhow::Result<String> {
-        let res = self
-            .client
-            .post(format!("{}/api/deployments/{deployment}/runs", self.base))
-            .bearer_auth(&self.key)
-            .json(&json!({ "parameters": params }))
-            .send()
-            .await?;
-        ensure!(res.status().is_success(), "trigger: {}", res.status());
-        let run: Value = res.json().await?;
-        Ok(run["id"].as_str().context("no run id")?.to_owned())
-    }
-
-    /// Triggers `n` runs, `TRIGGERS_IN_FLIGHT` at a time.
-    async fn trigger_many(&self, deployment: &str, params: Value, n: u64) -> anyhow::Result<()> {
-        use futures_util::StreamExt;
-        let mut s = futures_util::stream::iter(0..n)
-            .map(|_| self.trigger(deployment, params.clone()))
-            .buffer_unordered(TRIGGERS_IN_FLIGHT);
-        while let Some(r) = s.next().await {
-            r?;
-        }
-        Ok(())
-    }
-
-    /// Triggers short runs at `SHORT_RATE` a second for `SHORT_SECONDS`, then waits for
-    /// them and returns their trigger-to-completed p50 and p99 (ms), read from the
-    /// database as `weir bench runs` does.
-    async fn short_runs(&self, store: &Store, deployment: &str) -> anyhow::Result<(f64, f64)> {
-        let since = chrono::Utc::now();
-        let every = Duration::from_micros(1_000_000 / SHORT_RATE);
-        let start = tokio::time::Instant::now();
-        let total = SHORT_RATE * SHORT_SECONDS;
-        let mut ids = Vec::with_capacity(total as usize);
-        for i in 0..total {
-            tokio::time::sleep_until(start + every * i as u32).await;
-            let (this, deployment) = (self.clone(), deployment.to_owned());
-            ids.push(tokio::spawn(async move {
-                this.trigger(&deployment, json!({ "n": 1 })).await
-            }));
-        }
-        let mut triggered = Vec::with_capacity(ids.len());
-        for id in ids {
-            triggered.push(id.await??);
-        }
-        let ids = triggered;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            store.flush().await?;
-            let rows: Vec<_> = store
-                .run_timings(since)
-                .await?
-                .into_iter()
-                .filter(|(_, end, state)| end.is_some() && state == "COMPLETED")
-                .collect();
-            if rows.len() >= ids.len() {
-                let mut ms: Vec<f64> = rows
-                    .iter()
-                    .filter_map(|(c, e, _)| {
-                        e.map(|e| (e - *c).num_microseconds().unwrap_or(0) as f64 / 1000.0)
-                    })
-                    .collect();
-                ms.sort_by(f64::total_cmp);
-                let at = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
-                return Ok((at(0.5), at(0.99)));
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} of {} short runs completed in 60 s",
-                rows.len(),
-                ids.len()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 async fn run_in(n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> {
@@ -228,11 +135,7 @@ async fn run_in(n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> 
     let serving = tokio::spawn(server.serve(listener, async {
         let _ = stopped.await;
     }));
-    let bench = Bench {
-        client: reqwest::Client::new(),
-        base,
-        key: token,
-    };
+    let bench = super::api::Client::new(base, token);
 
     let mut out = format!(
         "bench inflight: {n} flow runs waiting in a sleeping task on one node (max instances \
@@ -241,7 +144,15 @@ async fn run_in(n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> 
          | step | RSS MiB | mappings | short runs p50 / p99 ms |\n|---|---|---|---|\n"
     );
     bench.trigger_many(&short.id, json!({"n": 1}), 200).await?;
-    let (p50, p99) = bench.short_runs(&store, &short.id).await?;
+    let (p50, p99) = bench
+        .timed_runs(
+            &store,
+            &short.id,
+            json!({"n": 1}),
+            SHORT_RATE,
+            SHORT_SECONDS,
+        )
+        .await?;
     out.push_str(&format!(
         "| idle | {} | {} | {p50:.2} / {p99:.2} |\n",
         rss_mb(),
@@ -265,7 +176,15 @@ async fn run_in(n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> 
     let rss_long = rss_mb();
     let maps_long = maps();
     let budget_used = executor.engine().limits().memory_budget.used() >> 20;
-    let (p50, p99) = bench.short_runs(&store, &short.id).await?;
+    let (p50, p99) = bench
+        .timed_runs(
+            &store,
+            &short.id,
+            json!({"n": 1}),
+            SHORT_RATE,
+            SHORT_SECONDS,
+        )
+        .await?;
     out.push_str(&format!(
         "| {in_flight} runs executing ({tasks} of their tasks in an instance, {queued} queued), \
          triggered in {triggered_s:.1} s; budget in use {budget_used} MiB | {rss_long} (peak {}) | {maps_long} | {p50:.2} / {p99:.2} |\n",

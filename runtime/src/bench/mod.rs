@@ -4,7 +4,9 @@
 //! task run measured in the same process (`floor`: an instance and a trivial call, nothing
 //! orchestrated or persisted).
 
+pub(crate) mod api;
 pub mod burst;
+pub mod history;
 pub mod inflight;
 pub mod isolation;
 pub mod startup;
@@ -166,6 +168,17 @@ async fn floor(orch: &Orchestrator, component: &LoadedComponent, n: u64) -> anyh
         }
     }
     Ok(1000.0 * start.elapsed().as_secs_f64() / n.max(1) as f64)
+}
+
+/// Resident set size of a process (`self`, or a pid), in MiB (Linux; 0 when unknown).
+pub(crate) fn rss_mb_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 /// Peak resident set size of this process (Linux).

@@ -240,14 +240,9 @@ struct Started {
 
 impl Started {
     fn rss_mb(&self) -> u64 {
-        let Some(pid) = self.child.id() else { return 0 };
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
-                line.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .map_or(0, |kb| kb / 1024)
+        self.child
+            .id()
+            .map_or(0, |pid| super::rss_mb_of(&pid.to_string()))
     }
 
     async fn stop(mut self) {

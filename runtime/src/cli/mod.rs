@@ -224,7 +224,8 @@ enum Command {
     /// good tenant's latency while another address sends N bad requests (10,000); or
     /// `isolation --component guest_basic.wasm`, a neighbour tenant's runs beside
     /// hostile ones; or `inflight [N] --component guest_basic.wasm`, N flow runs in flight
-    /// at once on one node (10,000); or `startup [N]`, a server's start to ready on a data directory
+    /// at once on one node (10,000); or `history [N]`, runs and the runs list on an empty
+    /// database and beside N finished runs (10,000,000); or `startup [N]`, a server's start to ready on a data directory
     /// holding N compiled components (1,000).
     Bench {
         workload: String,
@@ -510,6 +511,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let examples = component.parent().unwrap_or(Path::new("."));
                 let n = if n == 0 { 1_000_000 } else { n };
                 crate::bench::ui::run(n, examples, db.as_deref()).await?
+            } else if workload == "history" {
+                let examples = component.parent().unwrap_or(Path::new("."));
+                let n = if n == 0 { 10_000_000 } else { n };
+                crate::bench::history::run(n, examples, db.as_deref()).await?
             } else if workload == "inflight" {
                 crate::bench::inflight::run(n, &component).await?
             } else if workload == "startup" {

@@ -1,5 +1,5 @@
 //! Retention in the background: every node, every `every`, deletes the finished runs no
-//! policy keeps and the expired cache entries.
+//! policy keeps (automation runs by their workspace's) and the expired cache entries.
 //!
 //! Deletions go in small transactions sized to take a few milliseconds each (a batch
 //! that took long halves the next, a quick one doubles it), with a pause as long as the
@@ -45,7 +45,7 @@ const QUICK: Duration = Duration::from_millis(6);
 /// busy database spends its time on them.
 const MIN_BATCH: i64 = 8;
 const MAX_BATCH: i64 = 500;
-/// Cache entries deleted per statement.
+/// Cache entries, and automation runs, deleted per statement.
 const CACHE_BATCH: i64 = 1000;
 /// Free pages of a SQLite file given back per pass at most (4 KiB each).
 const RECLAIM_PAGES: i64 = 4096;
@@ -56,6 +56,7 @@ pub struct Report {
     pub runs: u64,
     pub bytes: u64,
     pub cache_entries: u64,
+    pub automation_runs: u64,
 }
 
 /// The retention loop of one node.
@@ -85,6 +86,21 @@ impl Retainer {
         let mut report = Report::default();
         let store = self.executor.store().clone();
         for scope in store.retention_scopes(self.config.default).await? {
+            // A workspace's automation runs (one per event that fired an automation) go
+            // by its policy too.
+            if scope.deployment_id.is_none() {
+                loop {
+                    let started = Instant::now();
+                    let n = store
+                        .delete_automation_runs(&scope.workspace_id, scope.policy, now, CACHE_BATCH)
+                        .await?;
+                    report.automation_runs += n;
+                    if (n as i64) < CACHE_BATCH {
+                        break;
+                    }
+                    tokio::time::sleep(started.elapsed().max(Duration::from_millis(1))).await;
+                }
+            }
             let Some(cut) = store.retention_cut(&scope, now, ended_before).await? else {
                 continue;
             };
@@ -122,7 +138,7 @@ impl Retainer {
             }
             tokio::time::sleep(started.elapsed().max(Duration::from_millis(1))).await;
         }
-        if report.runs > 0 || report.cache_entries > 0 {
+        if report.runs > 0 || report.cache_entries > 0 || report.automation_runs > 0 {
             store.reclaim_space(RECLAIM_PAGES).await?;
         }
         Ok(report)
@@ -149,12 +165,15 @@ impl Retainer {
             tokio::select! {
                 _ = &mut stop => return,
                 done = self.pass() => match done {
-                    Ok(r) if r.runs > 0 || r.cache_entries > 0 => tracing::info!(
-                        runs = r.runs,
-                        bytes = r.bytes,
-                        cache_entries = r.cache_entries,
-                        "retention deleted finished runs and expired cache entries"
-                    ),
+                    Ok(r) if r.runs > 0 || r.cache_entries > 0 || r.automation_runs > 0 => {
+                        tracing::info!(
+                            runs = r.runs,
+                            bytes = r.bytes,
+                            cache_entries = r.cache_entries,
+                            automation_runs = r.automation_runs,
+                            "retention deleted finished runs, expired cache entries and automation runs"
+                        )
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!("retention failed (tried again next pass): {e}"),
                 },

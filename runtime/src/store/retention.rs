@@ -413,6 +413,46 @@ impl Store {
         })
     }
 
+    /// Deletes up to `limit` finished automation runs of a workspace that its policy no
+    /// longer keeps: created more than its days ago, or past the newest `runs` of their
+    /// automation. Runs with actions still to do stay. Returns how many went.
+    pub async fn delete_automation_runs(
+        &self,
+        workspace_id: &str,
+        policy: Retention,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64> {
+        if policy.is_empty() {
+            return Ok(0);
+        }
+        // No days: a time every stored one is after. No count: more than can exist.
+        let before = policy
+            .days
+            .and_then(|d| now.checked_sub_signed(Duration::days(i64::from(d))))
+            .map(ts)
+            .unwrap_or_default();
+        let newest = policy.runs.map_or(i64::MAX, i64::from);
+        with_db!(&self.db, pool => {
+            let done = sqlx::query(
+                "DELETE FROM automation_runs WHERE id IN (
+                   SELECT id FROM (
+                     SELECT id, state, created, ROW_NUMBER() OVER (
+                       PARTITION BY automation_id ORDER BY created DESC, id DESC) AS nth
+                     FROM automation_runs WHERE workspace_id = $1) r
+                   WHERE state != 'pending' AND (created < $2 OR nth > $3)
+                   LIMIT $4)",
+            )
+            .bind(workspace_id)
+            .bind(before)
+            .bind(newest)
+            .bind(limit)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// Deletes at most `limit` cache entries that expired before `now`; returns how
     /// many.
     pub async fn delete_expired_cache(&self, now: DateTime<Utc>, limit: i64) -> Result<u64> {
@@ -508,6 +548,113 @@ mod tests {
             message: "x".repeat(72),
             timestamp: Utc::now(),
         })
+    }
+
+    #[tokio::test]
+    async fn finished_automation_runs_go_by_age_and_by_count_per_automation() {
+        use crate::store::{AutomationRunRecord, AutomationRunState};
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        // Automation a: five finished runs a day apart (oldest first) and an old pending
+        // one; automation b: one finished run; another workspace: an old one.
+        let add = |automation: &str, ws: &str, days_ago: i64, state| AutomationRunRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            automation_id: automation.into(),
+            workspace_id: ws.into(),
+            event_key: uuid::Uuid::now_v7().to_string(),
+            event: serde_json::json!({}),
+            state,
+            attempts: 1,
+            next_attempt: now,
+            results: serde_json::json!([]),
+            error: None,
+            created: now - Duration::days(days_ago),
+            updated: now,
+        };
+        let runs = [
+            add("a", "ws", 10, AutomationRunState::Pending),
+            add("a", "ws", 5, AutomationRunState::Completed),
+            add("a", "ws", 4, AutomationRunState::Failed),
+            add("a", "ws", 3, AutomationRunState::Completed),
+            add("a", "ws", 2, AutomationRunState::Completed),
+            add("a", "ws", 1, AutomationRunState::Completed),
+            add("b", "ws", 4, AutomationRunState::Completed),
+            add("c", "other", 9, AutomationRunState::Completed),
+        ];
+        for r in &runs {
+            assert!(store.create_automation_run(r).await.unwrap());
+        }
+        let left = |store: Store| async move {
+            let mut ids = Vec::new();
+            for (ws, automation) in [("ws", "a"), ("ws", "b"), ("other", "c")] {
+                for r in store
+                    .automation_runs(ws, automation, None, 100)
+                    .await
+                    .unwrap()
+                {
+                    ids.push(r.id);
+                }
+            }
+            ids
+        };
+        // Newest two of each automation: a loses its three oldest finished runs (the
+        // pending one stays), b keeps its one; in batches of two.
+        let keep_two = Retention {
+            days: None,
+            runs: Some(2),
+        };
+        assert_eq!(
+            store
+                .delete_automation_runs("ws", keep_two, now, 2)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .delete_automation_runs("ws", keep_two, now, 2)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .delete_automation_runs("ws", keep_two, now, 2)
+                .await
+                .unwrap(),
+            0
+        );
+        let kept = left(store.clone()).await;
+        assert_eq!(kept.len(), 5, "{kept:?}");
+        for r in [&runs[0], &runs[4], &runs[5], &runs[6], &runs[7]] {
+            assert!(kept.contains(&r.id), "{} went", r.id);
+        }
+        // Three days: b's goes too (four days old); a's newest two are younger.
+        let three_days = Retention {
+            days: Some(3),
+            runs: None,
+        };
+        assert_eq!(
+            store
+                .delete_automation_runs("ws", three_days, now, 100)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(left(store.clone()).await.len(), 4);
+        // No policy deletes nothing; the other workspace was never touched.
+        assert_eq!(
+            store
+                .delete_automation_runs("other", Retention::default(), now, 100)
+                .await
+                .unwrap(),
+            0
+        );
+        let kept = left(store.clone()).await;
+        assert!(
+            kept.contains(&runs[7].id) && kept.contains(&runs[0].id),
+            "{kept:?}"
+        );
     }
 
     async fn store() -> (tempfile::TempDir, Store) {
