@@ -42,6 +42,18 @@ pub struct RateConfig {
     pub auth_failure_burst: u32,
 }
 
+impl RateConfig {
+    /// No limit of any kind (a bench's load generator on the same machine).
+    pub fn unlimited() -> Self {
+        Self {
+            per_peer: 0,
+            per_workspace: 0,
+            auth_failures_per_minute: 0,
+            auth_failure_burst: 0,
+        }
+    }
+}
+
 impl Default for RateConfig {
     fn default() -> Self {
         Self {

@@ -57,15 +57,7 @@ pub async fn run(n: u64, examples: &Path) -> anyhow::Result<String> {
     );
     for (label, rate) in [
         ("default limits", RateConfig::default()),
-        (
-            "no limits",
-            RateConfig {
-                per_peer: 0,
-                per_workspace: 0,
-                auth_failures_per_minute: 0,
-                auth_failure_burst: 0,
-            },
-        ),
+        ("no limits", RateConfig::unlimited()),
     ] {
         let line = one(n, examples, rate)
             .await

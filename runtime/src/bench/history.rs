@@ -7,9 +7,9 @@
 //! run and one log line, and reports both with their ratio.
 
 use super::api::Client;
-use crate::server::{Server, ServerConfig};
-use crate::store::{DeploymentRecord, Seed};
-use anyhow::{Context, ensure};
+use crate::server::ServerConfig;
+use crate::store::Seed;
+use anyhow::ensure;
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -54,49 +54,16 @@ async fn run_in(
     let mut config = ServerConfig::new(dir.to_path_buf());
     config.db = db.map(str::to_owned);
     config.run_scheduler = false;
-    config.rate = crate::api::rate::RateConfig {
-        per_peer: 0,
-        per_workspace: 0,
-        auth_failures_per_minute: 0,
-        auth_failure_burst: 0,
-    };
-    let server = Server::start(config).await?;
-    let demo =
-        crate::server::demo::setup(&server, examples, &crate::server::demo::env_file(dir)).await?;
+    config.rate = crate::api::rate::RateConfig::unlimited();
+    let super::DemoServer {
+        server,
+        api_key,
+        workspace_id,
+        deployments,
+        reused,
+    } = super::demo_server(config, examples, DEPLOYMENTS).await?;
+    ensure!(!reused, "the database has runs of this bench already");
     let store = server.state.store().clone();
-    let ws = store
-        .workspace_by_name("demo")
-        .await?
-        .context("the demo workspace is missing")?;
-    let hello = store
-        .deployment(&ws.id, "hello")
-        .await?
-        .context("the hello deployment is missing")?;
-    let existing = store.deployments(&ws.id).await?.len();
-    ensure!(
-        existing < DEPLOYMENTS,
-        "the database has runs of this bench already"
-    );
-    for n in existing..DEPLOYMENTS {
-        let now = chrono::Utc::now();
-        store
-            .insert_deployment(&DeploymentRecord {
-                id: uuid::Uuid::now_v7().to_string(),
-                name: format!("bench-{n:03}"),
-                webhook_token_hash: None,
-                webhook_secret: None,
-                created: now,
-                updated: now,
-                ..hello.clone()
-            })
-            .await?;
-    }
-    let deployments: Vec<(String, String, String)> = store
-        .deployments(&ws.id)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.flow, d.component_digest))
-        .collect();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -104,7 +71,7 @@ async fn run_in(
     let serving = tokio::spawn(server.serve(listener, async {
         let _ = stopped.await;
     }));
-    let api = Client::new(base, demo.api_key.clone());
+    let api = Client::new(base, api_key);
     // Warm up: the hello component loaded, the first connections made.
     api.trigger_many("hello", json!({}), 200).await?;
     let empty = measure(&api, &store).await?;
@@ -112,7 +79,7 @@ async fn run_in(
     let now_ms = chrono::Utc::now().timestamp_millis();
     let span_ms: i64 = 30 * 86_400_000;
     let seed = Seed {
-        workspace_id: ws.id.clone(),
+        workspace_id,
         deployments,
         runs,
         tasks_per_run: 1,

@@ -8,8 +8,6 @@
 //! `WEIR_MAX_ACTIVE_RUNS` or `WEIR_MEMORY_BUDGET_MB` say otherwise.
 
 use crate::server::{Server, ServerConfig};
-use crate::store::{DeploymentRecord, WorkspaceRecord};
-use anyhow::Context;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,12 +44,7 @@ async fn run_in(n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> 
     // At the end the sleeping runs are put back at once, not waited for.
     config.grace = Duration::from_millis(100);
     config.connections.max_per_peer = 4096;
-    config.rate = crate::api::rate::RateConfig {
-        per_peer: 0,
-        per_workspace: 0,
-        auth_failures_per_minute: 0,
-        auth_failure_burst: 0,
-    };
+    config.rate = crate::api::rate::RateConfig::unlimited();
     if let Some(mb) = env_usize("WEIR_MEMORY_BUDGET_MB") {
         config.limits.memory_budget = crate::model::limits::MemoryBudget::new(mb << 20);
     }
@@ -71,54 +64,10 @@ async fn run_in(n: u64, component: &Path, dir: &Path) -> anyhow::Result<String> 
     let executor = server.executor.clone();
     let store = executor.store().clone();
 
-    let bytes = std::fs::read(component).with_context(|| {
-        format!(
-            "cannot read {} (build it with scripts/build-guests: tests/guests/basic)",
-            component.display()
-        )
-    })?;
-    let loaded = executor.engine().load(&bytes).await?;
-    std::fs::write(executor.component_path(&loaded.digest), &bytes)?;
-    store
-        .put_component(
-            &loaded.digest,
-            loaded.size,
-            &serde_json::to_value(&loaded.manifest)?,
-        )
-        .await?;
-    let now = chrono::Utc::now();
-    let ws = WorkspaceRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: "bench".into(),
-        created: now,
-    };
-    let (key, token) = crate::api::new_key(&ws.id, None);
-    store.create_workspace(&ws, &key).await?;
-    store.link_component(&ws.id, &loaded.digest).await?;
-    let deploy = |name: &str, flow: &str| DeploymentRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        workspace_id: ws.id.clone(),
-        name: name.into(),
-        component_digest: loaded.digest.clone(),
-        flow: flow.into(),
-        parameters: json!({}),
-        tags: vec![],
-        description: None,
-        version: None,
-        pool: "default".into(),
-        work_queue: "default".into(),
-        concurrency_limit: None,
-        memory_mb: None,
-        timeout_seconds: None,
-        allowed_hosts: vec![],
-        plugin_secrets: vec![],
-        paused: false,
-        retention: Default::default(),
-        webhook_token_hash: None,
-        webhook_secret: None,
-        created: now,
-        updated: now,
-    };
+    let (workspace_id, token) = super::bench_workspace(&store).await?;
+    let digest = super::bench_component(&executor, component, &workspace_id).await?;
+    let deploy =
+        |name: &str, flow: &str| super::bench_deployment(&workspace_id, name, &digest, flow);
     let (long, short, suspend) = (
         deploy("long", "nap"),
         deploy("short", "map_flow"),

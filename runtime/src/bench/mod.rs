@@ -53,12 +53,7 @@ async fn run_in(
         None => Store::open_sqlite(&dir.join("weir.db")).await?,
     };
     let orch = Orchestrator::new(engine, store);
-    let bytes = std::fs::read(component).with_context(|| {
-        format!(
-            "cannot read {} (build it with scripts/build-guests)",
-            component.display()
-        )
-    })?;
+    let bytes = read_component(component)?;
     let loading = Instant::now();
     let loaded = orch.engine().load(&bytes).await?;
     let load_seconds = loading.elapsed().as_secs_f64();
@@ -181,6 +176,144 @@ pub(crate) fn rss_mb_of(pid: &str) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
+/// A started server with the demo deployed and copies of its hello deployment up to
+/// `wanted` in all (`bench-NNN`), for the benches that generate runs across them.
+pub(crate) struct DemoServer {
+    pub server: crate::server::Server,
+    pub api_key: String,
+    pub workspace_id: String,
+    /// `(id, flow, component digest)` of every deployment of the demo workspace.
+    pub deployments: Vec<(String, String, String)>,
+    /// The copies were there already: a database a bench generated before.
+    pub reused: bool,
+}
+
+pub(crate) async fn demo_server(
+    config: crate::server::ServerConfig,
+    examples: &Path,
+    wanted: usize,
+) -> anyhow::Result<DemoServer> {
+    let dir = config.data_dir.clone();
+    let server = crate::server::Server::start(config).await?;
+    let demo =
+        crate::server::demo::setup(&server, examples, &crate::server::demo::env_file(&dir)).await?;
+    let store = server.state.store().clone();
+    let ws = store
+        .workspace_by_name("demo")
+        .await?
+        .context("the demo workspace is missing")?;
+    let hello = store
+        .deployment(&ws.id, "hello")
+        .await?
+        .context("the hello deployment is missing")?;
+    let existing = store.deployments(&ws.id).await?.len();
+    for n in existing..wanted {
+        let now = chrono::Utc::now();
+        store
+            .insert_deployment(&crate::store::DeploymentRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                name: format!("bench-{n:03}"),
+                webhook_token_hash: None,
+                webhook_secret: None,
+                created: now,
+                updated: now,
+                ..hello.clone()
+            })
+            .await?;
+    }
+    let deployments = store
+        .deployments(&ws.id)
+        .await?
+        .into_iter()
+        .map(|d| (d.id, d.flow, d.component_digest))
+        .collect();
+    Ok(DemoServer {
+        server,
+        api_key: demo.api_key,
+        workspace_id: ws.id,
+        deployments,
+        reused: existing >= wanted,
+    })
+}
+
+/// A workspace for a bench, stored with an API key: its id and the key's secret.
+pub(crate) async fn bench_workspace(store: &Store) -> anyhow::Result<(String, String)> {
+    let ws = crate::store::WorkspaceRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: "bench".into(),
+        created: chrono::Utc::now(),
+    };
+    let (key, token) = crate::api::new_key(&ws.id, None);
+    store.create_workspace(&ws, &key).await?;
+    Ok((ws.id, token))
+}
+
+/// A deployment of `flow` of a component in the default pool, with nothing else set.
+pub(crate) fn bench_deployment(
+    workspace_id: &str,
+    name: &str,
+    digest: &str,
+    flow: &str,
+) -> crate::store::DeploymentRecord {
+    let now = chrono::Utc::now();
+    crate::store::DeploymentRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        workspace_id: workspace_id.to_owned(),
+        name: name.to_owned(),
+        component_digest: digest.to_owned(),
+        flow: flow.to_owned(),
+        parameters: json!({}),
+        tags: vec![],
+        description: None,
+        version: None,
+        pool: "default".into(),
+        work_queue: "default".into(),
+        concurrency_limit: None,
+        memory_mb: None,
+        timeout_seconds: None,
+        allowed_hosts: vec![],
+        plugin_secrets: vec![],
+        paused: false,
+        retention: Default::default(),
+        webhook_token_hash: None,
+        webhook_secret: None,
+        created: now,
+        updated: now,
+    }
+}
+
+/// Reads a built component, loads it into the executor's engine, keeps its bytes where
+/// the executor finds them and stores its record, linked to `workspace_id`.
+pub(crate) async fn bench_component(
+    executor: &crate::executor::Executor,
+    component: &Path,
+    workspace_id: &str,
+) -> anyhow::Result<String> {
+    let bytes = read_component(component)?;
+    let loaded = executor.engine().load(&bytes).await?;
+    std::fs::write(executor.component_path(&loaded.digest), &bytes)?;
+    let store = executor.store();
+    store
+        .put_component(
+            &loaded.digest,
+            loaded.size,
+            &serde_json::to_value(&loaded.manifest)?,
+        )
+        .await?;
+    store.link_component(workspace_id, &loaded.digest).await?;
+    Ok(loaded.digest.clone())
+}
+
+/// A built component's bytes, or an error saying how to build it.
+fn read_component(component: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(component).with_context(|| {
+        format!(
+            "cannot read {} (build it with scripts/build-guests)",
+            component.display()
+        )
+    })
+}
+
 /// Peak resident set size of this process (Linux).
 pub(crate) fn peak_rss_mb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -235,7 +368,7 @@ pub async fn runs_report(db: &str, since: chrono::DateTime<chrono::Utc>) -> anyh
 pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Result<String> {
     use crate::executor::Executor;
     use crate::schedule::{Scheduler, SchedulerConfig, SystemClock};
-    use crate::store::{DeploymentRecord, PoolRecord, ScheduleRecord, WorkspaceRecord};
+    use crate::store::{DeploymentRecord, PoolRecord, ScheduleRecord};
     use chrono::Utc;
 
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", uuid::Uuid::now_v7()));
@@ -246,34 +379,12 @@ pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Resu
     let executor = Executor::new(orch, dir.join("components"), 64);
     // As in the server: the node heartbeats and claims the runs as they come due.
     executor.recover().await?;
-    let bytes = std::fs::read(component).with_context(|| {
-        format!(
-            "cannot read {} (build it with scripts/build-guests)",
-            component.display()
-        )
-    })?;
-    let loaded = executor.engine().load(&bytes).await?;
-    std::fs::write(executor.component_path(&loaded.digest), &bytes)?;
-    store
-        .put_component(
-            &loaded.digest,
-            loaded.size,
-            &serde_json::to_value(&loaded.manifest)?,
-        )
-        .await?;
-
     let now = Utc::now();
-    let ws = WorkspaceRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: "bench".into(),
-        created: now,
-    };
-    let (key, _) = crate::api::new_key(&ws.id, None);
-    store.create_workspace(&ws, &key).await?;
-    store.link_component(&ws.id, &loaded.digest).await?;
+    let (workspace_id, _) = bench_workspace(&store).await?;
+    let digest = bench_component(&executor, component, &workspace_id).await?;
     store
         .put_pool(
-            &ws.id,
+            &workspace_id,
             &PoolRecord {
                 name: "held".into(),
                 concurrency_limit: None,
@@ -283,35 +394,15 @@ pub async fn schedules(n: usize, seconds: u64, component: &Path) -> anyhow::Resu
         )
         .await?;
     let deployment = DeploymentRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        workspace_id: ws.id.clone(),
-        name: "every-minute".into(),
-        component_digest: loaded.digest.clone(),
-        flow: "ten".into(),
-        parameters: json!({}),
-        tags: vec![],
-        description: None,
-        version: None,
         pool: "held".into(),
-        work_queue: "default".into(),
-        concurrency_limit: None,
-        memory_mb: None,
-        timeout_seconds: None,
-        allowed_hosts: vec![],
-        plugin_secrets: vec![],
-        paused: false,
-        retention: Default::default(),
-        webhook_token_hash: None,
-        webhook_secret: None,
-        created: now,
-        updated: now,
+        ..bench_deployment(&workspace_id, "every-minute", &digest, "ten")
     };
     store.insert_deployment(&deployment).await?;
     for _ in 0..n {
         store
             .put_schedule(&ScheduleRecord {
                 id: uuid::Uuid::now_v7().to_string(),
-                workspace_id: ws.id.clone(),
+                workspace_id: workspace_id.clone(),
                 deployment_id: deployment.id.clone(),
                 spec: json!({"type": "cron", "cron": "* * * * *", "timezone": "UTC"}),
                 parameters: json!({}),

@@ -11,7 +11,7 @@
 
 use crate::host::Engine;
 use crate::model::limits::Limits;
-use crate::store::{DeploymentRecord, Store, WorkspaceRecord};
+use crate::store::Store;
 use anyhow::{Context, bail, ensure};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -128,14 +128,7 @@ async fn seed(dir: &Path, bytes: &[u8], n: u64) -> anyhow::Result<(String, Strin
     // The server's engine configuration, so its compatibility hash names the files.
     let engine = Engine::new(Limits::default(), Some(compiled.clone()))?;
     let store = Store::open_sqlite(&dir.join("weir.db")).await?;
-    let now = chrono::Utc::now();
-    let ws = WorkspaceRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: "bench".into(),
-        created: now,
-    };
-    let (key, token) = crate::api::new_key(&ws.id, None);
-    store.create_workspace(&ws, &key).await?;
+    let (workspace_id, token) = super::bench_workspace(&store).await?;
     if n == 0 {
         return Ok((token, String::new()));
     }
@@ -160,31 +153,9 @@ async fn seed(dir: &Path, bytes: &[u8], n: u64) -> anyhow::Result<(String, Strin
         store
             .put_component(&digest, variant.len(), &manifest)
             .await?;
-        store.link_component(&ws.id, &digest).await?;
-        let deployment = DeploymentRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            workspace_id: ws.id.clone(),
-            name: format!("bench-{i}"),
-            component_digest: digest,
-            flow: "ten".into(),
-            parameters: json!({}),
-            tags: vec![],
-            description: None,
-            version: None,
-            pool: "default".into(),
-            work_queue: "default".into(),
-            concurrency_limit: None,
-            memory_mb: None,
-            timeout_seconds: None,
-            allowed_hosts: vec![],
-            plugin_secrets: vec![],
-            paused: false,
-            retention: Default::default(),
-            webhook_token_hash: None,
-            webhook_secret: None,
-            created: now,
-            updated: now,
-        };
+        store.link_component(&workspace_id, &digest).await?;
+        let deployment =
+            super::bench_deployment(&workspace_id, &format!("bench-{i}"), &digest, "ten");
         store.insert_deployment(&deployment).await?;
         last = deployment.id;
     }

@@ -6,8 +6,8 @@
 //! the time to the last byte (p50, p99, max) and the page's size. With `WEIR_BENCH_KEEP`
 //! set, the data directory (and its SQLite database) is kept.
 
-use crate::server::{Server, ServerConfig};
-use crate::store::{DeploymentRecord, Seed};
+use crate::server::ServerConfig;
+use crate::store::Seed;
 use anyhow::{Context, bail, ensure};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -45,46 +45,19 @@ async fn run_in(
     let mut config = ServerConfig::new(dir.to_path_buf());
     config.db = db.map(str::to_owned);
     config.run_scheduler = false;
-    let server = Server::start(config).await?;
-    let demo =
-        crate::server::demo::setup(&server, examples, &crate::server::demo::env_file(dir)).await?;
+    let super::DemoServer {
+        server,
+        api_key,
+        workspace_id,
+        deployments,
+        reused: reuse,
+    } = super::demo_server(config, examples, DEPLOYMENTS).await?;
     let store = server.state.store().clone();
-    let ws = store
-        .workspace_by_name("demo")
-        .await?
-        .context("the demo workspace is missing")?;
-    let hello = store
-        .deployment(&ws.id, "hello")
-        .await?
-        .context("the hello deployment is missing")?;
-    // A database this bench generated before (a PostgreSQL one outlives the run; a kept
-    // SQLite file is given with `--db sqlite:PATH`) is timed again as it is.
-    let reuse = store.deployment(&ws.id, "bench-099").await?.is_some();
-    let existing = store.deployments(&ws.id).await?.len();
-    for n in existing..DEPLOYMENTS {
-        let now = chrono::Utc::now();
-        let d = DeploymentRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: format!("bench-{n:03}"),
-            webhook_token_hash: None,
-            webhook_secret: None,
-            created: now,
-            updated: now,
-            ..hello.clone()
-        };
-        store.insert_deployment(&d).await?;
-    }
-    let deployments: Vec<(String, String, String)> = store
-        .deployments(&ws.id)
-        .await?
-        .into_iter()
-        .map(|d| (d.id, d.flow, d.component_digest))
-        .collect();
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     let span_ms: i64 = 30 * 86_400_000;
     let seed = Seed {
-        workspace_id: ws.id.clone(),
+        workspace_id: workspace_id.clone(),
         deployments,
         runs,
         tasks_per_run: TASKS_PER_RUN,
@@ -139,7 +112,7 @@ async fn run_in(
         .post(format!("{base}/signin"))
         .header("origin", &base)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={}", crate::ui::urlencode(&demo.api_key)))
+        .body(format!("key={}", crate::ui::urlencode(&api_key)))
         .send()
         .await?;
     let cookie = res
@@ -153,7 +126,7 @@ async fn run_in(
     // Runs to open: the newest, one from the middle, the large one.
     let newest = store
         .list_flow_runs(
-            &ws.id,
+            &workspace_id,
             &crate::store::RunFilter {
                 limit: 2,
                 ..Default::default()
@@ -164,7 +137,7 @@ async fn run_in(
     let typical = newest.get(1).context("no runs")?.id.clone();
     let middle = store
         .list_flow_runs(
-            &ws.id,
+            &workspace_id,
             &crate::store::RunFilter {
                 until: Some(chrono::Utc::now() - chrono::Duration::days(15)),
                 limit: 1,
