@@ -4,7 +4,7 @@
 //! SIGSTOP past its lease, taken over, its late writes rejected.
 
 use crate::support::node::{Event, Node, Witness};
-use crate::support::server::{ADMIN, Api, Ws};
+use crate::support::server::{Api, Ws};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -134,23 +134,6 @@ async fn wait_final(api: &Api, ws: &Ws, run: &str, within: Duration) -> Value {
     }
 }
 
-async fn metric(api: &Api, name: &str) -> f64 {
-    let text = api
-        .req(reqwest::Method::GET, "/metrics", ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no metric {name} in {text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_replays_completed_tasks_and_every_run_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,7 +176,7 @@ async fn kill_9_at_random_points_replays_completed_tasks_and_every_run_ends() {
     );
     // No slot stayed taken: nothing is active, and the deployment's limit of 3 still
     // lets three runs through at once.
-    assert_eq!(metric(&node, "weir_flow_runs_active").await, 0.0);
+    assert_eq!(node.metric("weir_flow_runs_active").await, 0.0);
     let more = [
         trigger(&node, &ws).await,
         trigger(&node, &ws).await,

@@ -2,7 +2,7 @@
 //! against the pause's schema, timeouts, instances released by a suspend and completed
 //! work replayed (not redone) on resume.
 
-use crate::support::server::{ADMIN, TestServer, Ws, send};
+use crate::support::server::{TestServer, Ws, send};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ async fn log_lines(s: &TestServer, key: &str, id: &str) -> Vec<String> {
 async fn until_idle(s: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let n = active_runs(s).await;
+        let n = s.metric("weir_flow_runs_active").await as u64;
         if n == 0 {
             return;
         }
@@ -78,20 +78,6 @@ async fn until_idle(s: &TestServer) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// `weir_flow_runs_active` of the server's metrics.
-async fn active_runs(s: &TestServer) -> u64 {
-    let res = s
-        .req(reqwest::Method::GET, "/metrics", ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let text = res.text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("weir_flow_runs_active "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no active-runs gauge in {text}"))
 }
 
 #[tokio::test]

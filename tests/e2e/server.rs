@@ -933,22 +933,6 @@ async fn concurrency_limits_hold_under_a_burst_and_slots_come_back() {
     s.stop().await;
 }
 
-/// A gauge of the server's `/metrics`.
-async fn gauge(s: &TestServer, name: &str) -> f64 {
-    let text = s
-        .req(reqwest::Method::GET, "/metrics", ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
 /// The node executes as many flow runs at once as it is configured to; the rest wait
 /// in its queue, counted in /metrics, and start as running ones end. Unset, the bound
 /// follows the instances it has (half of them: a run holds one, and one for its task).
@@ -962,7 +946,7 @@ async fn runs_past_the_nodes_bound_wait_in_its_queue_and_start_as_others_end() {
         json!({"name": "nap", "component": digest, "flow": "nap", "parameters": {"millis": 1500}}),
     )
     .await;
-    assert_eq!(gauge(&s, "weir_flow_runs_max_active").await, 2.0);
+    assert_eq!(s.metric("weir_flow_runs_max_active").await, 2.0);
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(s.trigger(&ws.key, "nap").await);
@@ -970,8 +954,8 @@ async fn runs_past_the_nodes_bound_wait_in_its_queue_and_start_as_others_end() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (active, queued) = (
-            gauge(&s, "weir_flow_runs_active").await,
-            gauge(&s, "weir_queue_depth").await,
+            s.metric("weir_flow_runs_active").await,
+            s.metric("weir_queue_depth").await,
         );
         assert!(active <= 2.0, "{active} runs executing past a bound of 2");
         if active == 2.0 && queued == 3.0 {
@@ -1004,13 +988,13 @@ async fn runs_past_the_nodes_bound_wait_in_its_queue_and_start_as_others_end() {
             .count();
         assert!(running <= 2, "{running} runs overlapped: {spans:?}");
     }
-    assert_eq!(gauge(&s, "weir_queue_depth").await, 0.0);
+    assert_eq!(s.metric("weir_queue_depth").await, 0.0);
     s.stop().await;
 
     // Unset: half the instances.
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start_with(dir.path(), |c| c.limits.max_instances = 60).await;
-    assert_eq!(gauge(&s, "weir_flow_runs_max_active").await, 30.0);
+    assert_eq!(s.metric("weir_flow_runs_max_active").await, 30.0);
     s.stop().await;
 }
 

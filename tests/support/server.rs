@@ -132,6 +132,22 @@ impl std::ops::Deref for TestServer {
 }
 
 impl Api {
+    /// A gauge or counter of the server's `/metrics` (admin token).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .req(reqwest::Method::GET, "/metrics", ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+    }
+
     pub fn new(url: String) -> Self {
         weir::install_crypto_provider();
         Self {
