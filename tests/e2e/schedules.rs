@@ -131,6 +131,14 @@ async fn bad_specs_are_refused_naming_the_problem() {
             "overlap",
         ),
         (json!({"timezone": "UTC"}), "cron"),
+        // A field no schedule takes is refused even when null, and so is one of
+        // another kind of schedule.
+        (json!({"interval_seconds": 1.5, "colour": null}), "colour"),
+        (
+            json!({"cron": "* * * * *", "anchor_date": null}),
+            "anchor_date",
+        ),
+        (json!({"cron": "* * * * *", "count": 3}), "count"),
     ] {
         let (status, p) = s
             .post("/api/deployments/d/schedules", &ws.key, body.clone())
@@ -138,6 +146,23 @@ async fn bad_specs_are_refused_naming_the_problem() {
         assert_eq!(status, 422, "{body}: {p}");
         assert!(p.to_string().contains(needle), "{body}: {p}");
     }
+    for (body, needle) in [
+        (json!({"interval_seconds": 1.5, "colour": null}), "colour"),
+        (
+            json!({"rrule": "FREQ=DAILY", "interval_seconds": null}),
+            "interval_seconds",
+        ),
+    ] {
+        let (status, p) = s
+            .post("/api/schedules/preview", &ws.key, body.clone())
+            .await;
+        assert_eq!(status, 422, "{body}: {p}");
+        assert!(p.to_string().contains(needle), "{body}: {p}");
+    }
+    let (status, p) = s
+        .patch("/api/schedules/none", &ws.key, json!({"colour": null}))
+        .await;
+    assert_eq!(status, 422, "{p}");
     let (_, list) = s.get("/api/deployments/d/schedules", &ws.key).await;
     assert!(list["items"].as_array().unwrap().is_empty());
     s.stop().await;

@@ -407,7 +407,7 @@ pub struct EventAccepted {
 /// JSON, is `event.body` in the actions' templates.
 #[utoipa::path(post, path = "/api/automations/{id}/events", tag = "automations", security(("bearer" = [])),
     params(("id" = String, Path, description = "The automation's id or name")),
-    request_body(content = Object, description = "Any JSON, at most 64 KiB"),
+    request_body(content = Value, description = "Any JSON, at most 64 KiB"),
     responses((status = 202, body = EventAccepted), (status = 404, body = super::Problem),
               (status = 409, body = super::Problem), (status = 413, body = super::Problem)))]
 pub async fn post_event(

@@ -255,11 +255,53 @@ const POLICY_FIELDS: [&str; 5] = [
     "overlap",
 ];
 
+/// The fields of a schedule spec, of any kind.
+const SPEC_FIELDS: [&str; 6] = [
+    "type",
+    "cron",
+    "interval_seconds",
+    "anchor_date",
+    "rrule",
+    "timezone",
+];
+
 /// The fields of a schedule body that are given: a `null` field is one left out (the
-/// default, or no change), as the document's optional fields say.
-fn given(mut body: Map<String, Value>) -> Map<String, Value> {
+/// default, or no change), as the document's optional fields say. A field the body does
+/// not take (a spec's, a policy's, or one of `extra`) is refused, `null` or not.
+fn given(mut body: Map<String, Value>, extra: &[&str]) -> ApiResult<Map<String, Value>> {
+    let unknown: Vec<String> = body
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            !SPEC_FIELDS.contains(&k) && !POLICY_FIELDS.contains(&k) && !extra.contains(&k)
+        })
+        .map(|k| format!("unknown field {k:?}"))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::invalid("Invalid schedule", unknown));
+    }
     body.retain(|_, v| !v.is_null());
-    body
+    Ok(body)
+}
+
+/// Refuses a spec field (`null` or not) that the kind of `spec` does not take, as a new
+/// schedule's document says: `anchor_date` belongs to an interval only.
+fn fields_of_its_kind(spec: &ScheduleSpec, named: &[String]) -> ApiResult<()> {
+    let of_kind: &[&str] = match spec {
+        ScheduleSpec::Cron { .. } => &["type", "cron", "timezone"],
+        ScheduleSpec::Interval { .. } => &["type", "interval_seconds", "anchor_date", "timezone"],
+        ScheduleSpec::Rrule { .. } => &["type", "rrule", "timezone"],
+    };
+    let foreign: Vec<String> = named
+        .iter()
+        .filter(|k| SPEC_FIELDS.contains(&k.as_str()) && !of_kind.contains(&k.as_str()))
+        .map(|k| format!("unknown field {k:?} for this kind of schedule"))
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("Invalid schedule", foreign))
+    }
 }
 
 /// Splits a schedule body into its spec and its policy fields, inferring the spec's
@@ -386,9 +428,11 @@ pub async fn create(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
-    let body = given(body);
+    let named: Vec<String> = body.keys().cloned().collect();
+    let body = given(body, &[])?;
     let deployment = find_deployment(&state, &auth.workspace_id, &id).await?;
     let spec = parse_spec(&body)?;
+    fields_of_its_kind(&spec, &named)?;
     let now = state.scheduler.clock().now();
     let mut record = ScheduleRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -467,7 +511,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Schedule>> {
-    let body = given(body);
+    let body = given(body, &[])?;
     let mut record = find(&state, &auth.workspace_id, &id).await?;
     let spec_fields: Map<String, Value> = body
         .iter()
@@ -657,7 +701,8 @@ pub async fn preview(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> ApiResult<Json<Preview>> {
-    let mut body = given(body);
+    let named: Vec<String> = body.keys().cloned().collect();
+    let mut body = given(body, &["count", "after"])?;
     let count = match body.remove("count") {
         None => 10,
         Some(v) => v
@@ -677,6 +722,7 @@ pub async fn preview(
             .map_err(|e| ApiError::invalid("Invalid preview", vec![format!("'after': {e}")]))?,
     };
     let spec = parse_spec(&body)?;
+    fields_of_its_kind(&spec, &named)?;
     // Policies play no part in a preview, but what is given must be what a schedule
     // takes.
     apply_policies(&mut placeholder_record(), &body)?;
