@@ -20,14 +20,16 @@ use crate::state::{State, TaskState, parse_host_value};
 pub struct TaskFuture<T> {
     inner: Inner,
     id: OnceCell<String>,
-    outcome: OnceCell<TaskState<()>>,
+    /// Boxed, as is a local error: a map of a million items holds a million futures, a
+    /// few words each, in the flow's memory.
+    outcome: OnceCell<Box<TaskState<()>>>,
     marker: PhantomData<fn() -> T>,
 }
 
 enum Inner {
     Host(host::TaskFuture),
     /// The call failed before reaching the host.
-    Local(Error),
+    Local(Box<Error>),
 }
 
 impl<T> TaskFuture<T> {
@@ -36,7 +38,7 @@ impl<T> TaskFuture<T> {
     }
 
     pub(crate) fn local(error: Error) -> Self {
-        TaskFuture::with_inner(Inner::Local(error))
+        TaskFuture::with_inner(Inner::Local(Box::new(error)))
     }
 
     fn with_inner(inner: Inner) -> Self {
@@ -59,8 +61,8 @@ impl<T> TaskFuture<T> {
     /// Waits until the task run is final and returns its state; never fails.
     pub fn state(&self) -> TaskState<T> {
         let outcome = self.outcome.get_or_init(|| match &self.inner {
-            Inner::Host(future) => outcome_state(future.wait()),
-            Inner::Local(error) => TaskState::local_failure(error.clone()),
+            Inner::Host(future) => Box::new(outcome_state(future.wait())),
+            Inner::Local(error) => Box::new(TaskState::local_failure((**error).clone())),
         });
         TaskState::new(
             outcome.task_run_id.clone(),
@@ -107,8 +109,27 @@ where
     T: DeserializeOwned,
     F: Borrow<TaskFuture<T>>,
 {
-    let states: Vec<TaskState<T>> = futures.into_iter().map(|f| f.borrow().state()).collect();
-    states.iter().map(TaskState::result).collect()
+    let futures = futures.into_iter();
+    let mut values = Vec::with_capacity(futures.size_hint().0);
+    let mut first_error = None;
+    // One state at a time, dropped once its value is taken (with the future itself when
+    // the futures are given by value): a map of a million items keeps no million states.
+    for future in futures {
+        match future.borrow().state().result() {
+            Ok(value) if first_error.is_none() => values.push(value),
+            Ok(_) => {}
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                    values = Vec::new();
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
 }
 
 fn outcome_state(outcome: host::TaskOutcome) -> TaskState<()> {
@@ -698,10 +719,10 @@ pub fn map_task<T>(
     };
     let arguments: Vec<String> = (0..runs.len()).map(|i| runs.json(i)).collect();
     drop(runs);
-    host::map(task, &arguments, &host_options)
-        .into_iter()
-        .map(TaskFuture::host)
-        .collect()
+    let futures = host::map(task, &arguments, &host_options);
+    // Freed before the futures are made: they would be the flow's peak otherwise.
+    drop(arguments);
+    futures.into_iter().map(TaskFuture::host).collect()
 }
 
 /// A map whose runs' arguments are already JSON objects (a plugin's task); one that

@@ -63,6 +63,34 @@ async fn a_failed_upstream_leaves_downstream_not_ready() {
     assert_eq!(down.run_count, 0, "the downstream body never ran");
 }
 
+/// A map far wider than the run's active task runs queues the rest in order: every run
+/// is created, completes once, and the flow gets every value back.
+#[tokio::test]
+async fn a_map_wider_than_its_active_task_runs_completes_in_order() {
+    let limits = weir::model::limits::Limits {
+        max_active_task_runs: 8,
+        ..crate::support::test_limits()
+    };
+    let h = crate::support::Harness::with_limits(limits).await;
+    let c = h.load(BASIC).await;
+    let n: u64 = 3000;
+    let out = h.run(&c, "map_flow", json!({"n": n})).await;
+    assert_eq!(state_of(&out), "COMPLETED/Completed", "{:?}", out.failure);
+    let expected: u64 = (0..n).map(|i| i * i).sum();
+    assert_eq!(out.value.as_deref(), Some(expected.to_string().as_str()));
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    assert_eq!(tasks.len(), n as usize);
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.state.is_completed() && t.run_count == 1)
+    );
+    let mut names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), n as usize, "every run has a name of its own");
+}
+
 /// More flow runs than the pool keeps for flows take the instances task attempts would
 /// use: an attempt that finds the pool full waits for room (instances ending) instead of
 /// failing its task run.

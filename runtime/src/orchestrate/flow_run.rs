@@ -727,7 +727,16 @@ impl Orchestrator {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             loop {
-                let running = std::mem::take(&mut scope.calls().running);
+                // Calls still queued never start: dropped, their futures end without an
+                // outcome.
+                let (running, queued) = {
+                    let mut calls = scope.calls();
+                    (
+                        std::mem::take(&mut calls.running),
+                        std::mem::take(&mut calls.queued),
+                    )
+                };
+                drop(queued);
                 if running.is_empty() {
                     break;
                 }

@@ -9,7 +9,7 @@ use crate::model::state::State;
 use crate::store::{LogRecord, Write};
 use chrono::Utc;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -104,7 +104,117 @@ pub(crate) enum Interrupt {
     Fail(Failure),
 }
 
-pub(crate) type OutcomeRx = watch::Receiver<Option<Arc<TaskOutcome>>>;
+/// Where a task run's outcome appears once it is final: what futures, `wait_for` and
+/// upstream values wait on. A map of a million task runs keeps a million of these, so it
+/// is a few words (a `watch` channel was 344 bytes).
+#[derive(Default)]
+pub(crate) struct OutcomeSlot {
+    value: std::sync::OnceLock<Kept>,
+    /// Set when the call was dropped without an outcome (its run was stopped).
+    abandoned: AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+pub(crate) type OutcomeRx = Arc<OutcomeSlot>;
+
+impl Calls {
+    /// Keeps a task to join; those that finished are let go now and then (a map whose
+    /// workers come and go would otherwise keep every one's memory until the run ends).
+    pub(crate) fn keep_running(&mut self, id: String, handle: JoinHandle<()>) {
+        if self.running.len() >= self.prune_running_at {
+            self.running.retain(|(_, h)| !h.is_finished());
+            self.prune_running_at = (self.running.len() * 2).max(1024);
+        }
+        self.running.push((id, handle));
+    }
+}
+
+/// A final outcome as a slot keeps it until the run ends: a plain completion (most of a
+/// map's) as its time and value only, a few words instead of a whole outcome.
+enum Kept {
+    Completed {
+        timestamp: chrono::DateTime<Utc>,
+        value: Option<Box<str>>,
+    },
+    Other(Arc<TaskOutcome>),
+}
+
+impl Kept {
+    fn new(outcome: Arc<TaskOutcome>) -> Self {
+        let state = &outcome.state;
+        if state.kind == crate::model::state::StateType::Completed
+            && state.name == state.kind.default_name()
+            && state.message.is_none()
+            && outcome.failure.is_none()
+        {
+            Kept::Completed {
+                timestamp: state.timestamp,
+                value: outcome.value.as_deref().map(Box::from),
+            }
+        } else {
+            Kept::Other(outcome)
+        }
+    }
+
+    fn outcome(&self, task_run_id: &str) -> Arc<TaskOutcome> {
+        match self {
+            Kept::Other(outcome) => outcome.clone(),
+            Kept::Completed { timestamp, value } => Arc::new(TaskOutcome {
+                task_run_id: task_run_id.to_owned(),
+                state: State {
+                    timestamp: *timestamp,
+                    ..State::completed()
+                },
+                value: value.as_deref().map(str::to_owned),
+                failure: None,
+            }),
+        }
+    }
+}
+
+impl OutcomeSlot {
+    /// The outcome of task run `task_run_id` (this slot's), once there is one; `None`
+    /// when the call ended without one.
+    pub(crate) async fn wait(&self, task_run_id: &str) -> Option<Arc<TaskOutcome>> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(kept) = self.value.get() {
+                return Some(kept.outcome(task_run_id));
+            }
+            if self.abandoned.load(Ordering::Acquire) {
+                return None;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// The producing side of an [`OutcomeSlot`]: dropped without [`OutcomeTx::send`], the slot
+/// says the call ended without an outcome.
+pub(crate) struct OutcomeTx(Arc<OutcomeSlot>);
+
+impl OutcomeTx {
+    pub(crate) fn new() -> (Self, OutcomeRx) {
+        let slot = Arc::new(OutcomeSlot::default());
+        (Self(slot.clone()), slot)
+    }
+
+    pub(crate) fn send(&self, outcome: Arc<TaskOutcome>) {
+        let _ = self.0.value.set(Kept::new(outcome));
+        self.0.changed.notify_waiters();
+    }
+}
+
+impl Drop for OutcomeTx {
+    fn drop(&mut self) {
+        if self.0.value.get().is_none() {
+            self.0.abandoned.store(true, Ordering::Release);
+            self.0.changed.notify_waiters();
+        }
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct Calls {
@@ -113,8 +223,16 @@ pub(crate) struct Calls {
     pub(crate) replay: HashMap<i64, Recorded>,
     /// Outcome of every task run of this execution, by task run id.
     pub(crate) outcomes: HashMap<String, OutcomeRx>,
-    /// Task runs started with submit or map, still to be joined.
+    /// Task runs started with submit or map, still to be joined: the tokio tasks running
+    /// the flow's own submitted calls (each works through `queued`), and those of tasks'
+    /// calls.
     pub(crate) running: Vec<(String, JoinHandle<()>)>,
+    /// The flow's submitted calls waiting for a worker, in the order they were made.
+    pub(crate) queued: VecDeque<super::task_run::TaskCall>,
+    /// Tokio tasks working through `queued`.
+    pub(crate) workers: usize,
+    /// `running`'s length at which its finished tasks are let go next.
+    prune_running_at: usize,
     /// Progress artifacts this run created (only those may be updated).
     pub(crate) progress_artifacts: HashSet<String>,
     /// Set once a positioned call of this execution ran instead of being replayed: from
@@ -618,6 +736,58 @@ impl Drop for FlowScope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_outcome_slot_gives_what_was_sent_or_says_none_came() {
+        let json = |o: &Arc<TaskOutcome>| serde_json::to_value(&**o).unwrap();
+        // A waiter that came first is woken; one that comes later finds it at once.
+        let (tx, rx) = OutcomeTx::new();
+        let waiter = tokio::spawn({
+            let rx = rx.clone();
+            async move { rx.wait("t1").await }
+        });
+        tokio::task::yield_now().await;
+        let completed = Arc::new(TaskOutcome {
+            task_run_id: "t1".into(),
+            state: State::completed(),
+            value: Some("42".into()),
+            failure: None,
+        });
+        tx.send(completed.clone());
+        assert_eq!(json(&waiter.await.unwrap().unwrap()), json(&completed));
+        // A plain completion is kept compact, and given back the same.
+        assert!(matches!(rx.value.get(), Some(Kept::Completed { .. })));
+        assert_eq!(json(&rx.wait("t1").await.unwrap()), json(&completed));
+        drop(tx);
+        assert_eq!(
+            json(&rx.wait("t1").await.unwrap()),
+            json(&completed),
+            "sent before the drop"
+        );
+
+        // Anything else is kept whole.
+        let (tx, rx) = OutcomeTx::new();
+        let named = Arc::new(TaskOutcome {
+            task_run_id: "t2".into(),
+            state: State::named(crate::model::state::StateType::Completed, "Cached"),
+            value: Some("1".into()),
+            failure: None,
+        });
+        tx.send(named.clone());
+        assert_eq!(json(&rx.wait("t2").await.unwrap()), json(&named));
+        assert!(matches!(rx.value.get(), Some(Kept::Other(_))));
+
+        // Dropped without an outcome: waiters, early or late, get none.
+        let (tx, rx) = OutcomeTx::new();
+        let waiter = tokio::spawn({
+            let rx = rx.clone();
+            async move { rx.wait("t3").await }
+        });
+        tokio::task::yield_now().await;
+        drop(tx);
+        assert!(waiter.await.unwrap().is_none());
+        assert!(rx.wait("t3").await.is_none());
+    }
 
     fn task(name: &str) -> Recorded {
         Recorded::Task {

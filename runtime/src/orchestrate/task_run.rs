@@ -3,7 +3,7 @@
 use super::cache;
 use super::hooks;
 use super::names;
-use super::scope::{Call, FlowScope, Recorded};
+use super::scope::{Call, FlowScope, OutcomeTx, Recorded};
 use super::slots::Slot;
 use super::transactions::{Staged, cache_record};
 use super::{CallOptions, Dependency, Event, TaskAttempt, TaskOutcome};
@@ -18,12 +18,15 @@ use rand::Rng;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// What the host keeps for a task run beyond its arguments and result, as counted
-/// against the run's and the process's memory (its record, outcome, future and queue
-/// entry, measured as about 4 KB a task run at a map of 100,000).
-const TASK_RUN_HOST_BYTES: usize = 4096;
+/// against the run's and the process's memory (its queued call, outcome slot and its
+/// entry by id: the process grew by about 0.8 KB a task run from a map of 100,000 to one
+/// of 1,000,000).
+const TASK_RUN_HOST_BYTES: usize = 1024;
+
+/// A recorded call's outcome, with the run name and cache key it was recorded under.
+type Replayed = (Arc<TaskOutcome>, String, Option<String>);
 
 /// A registered task call, ready to run.
 pub(crate) struct TaskCall {
@@ -43,8 +46,10 @@ pub(crate) struct TaskCall {
     /// each of those places holds the upstream run's id (see [`call_identity`]).
     identity: Option<String>,
     /// The recorded outcome (and cache key), when an earlier execution completed this call.
-    replay: Option<(Arc<TaskOutcome>, String, Option<String>)>,
-    tx: watch::Sender<Option<Arc<TaskOutcome>>>,
+    /// Boxed: rare, and a map queues a million calls.
+    replay: Option<Box<Replayed>>,
+    /// Taken when the call starts running.
+    tx: Option<OutcomeTx>,
 }
 
 impl FlowScope {
@@ -82,16 +87,16 @@ impl FlowScope {
                     run_name,
                     cache_key,
                     ..
-                }) => Some((outcome, run_name, cache_key)),
+                }) => Some(Box::new((outcome, run_name, cache_key))),
                 _ => None,
             },
             None => None,
         };
-        let id = match &replay {
+        let id = match replay.as_deref() {
             Some((outcome, ..)) => outcome.task_run_id.clone(),
             None => uuid::Uuid::now_v7().to_string(),
         };
-        let (tx, rx) = watch::channel(None);
+        let (tx, rx) = OutcomeTx::new();
         self.calls().outcomes.insert(id.clone(), rx);
         Ok(TaskCall {
             id,
@@ -108,48 +113,103 @@ impl FlowScope {
             },
             identity,
             replay,
-            tx,
+            tx: Some(tx),
         })
     }
 
     /// Runs a registered call to its final state.
-    pub(crate) async fn run_task(self: &Arc<Self>, call: TaskCall) -> Arc<TaskOutcome> {
-        let tx = call.tx.clone();
+    pub(crate) async fn run_task(self: &Arc<Self>, mut call: TaskCall) -> Arc<TaskOutcome> {
+        let tx = call.tx.take();
         let outcome = Arc::new(self.execute_task(call).await);
         if let Some(value) = &outcome.value {
             self.note_host(value.len());
             self.note_stored(value.len());
         }
-        tx.send_replace(Some(outcome.clone()));
+        if let Some(tx) = tx {
+            tx.send(outcome.clone());
+        }
         outcome
     }
 
-    /// Starts a registered call concurrently with the caller.
+    /// Starts a registered call concurrently with the caller. The flow's own calls (a
+    /// map of a million items among them) wait in its queue, a few hundred bytes each, for
+    /// one of at most `max_active_task_runs` workers; a task's calls get a tokio task of
+    /// their own (queued behind the flow's, a task waiting on them could hold every
+    /// worker).
     pub(crate) fn spawn_task(self: &Arc<Self>, call: TaskCall) -> String {
         let id = call.id.clone();
+        if call.nesting == 1 {
+            let mut calls = self.calls();
+            if calls.workers >= self.limits.max_active_task_runs.max(1) {
+                calls.queued.push_back(call);
+                return id;
+            }
+            calls.workers += 1;
+            drop(calls);
+            let handle = tokio::spawn(self.clone().work_through_queue(call));
+            self.calls().keep_running(id.clone(), handle);
+            return id;
+        }
         let scope = self.clone();
         let admission = self.admission.clone();
-        // The flow's task runner bounds what the flow itself submits (a task's own task
-        // calls would wait on their caller's permit).
-        let runner = self.task_runner.clone().filter(|_| call.nesting == 1);
-        // The future of a running task run is large; it is boxed only once the run is
-        // admitted, so a map over 100,000 items costs a small future per waiting item.
         let handle = tokio::spawn(async move {
-            let _turn = match runner {
-                Some(runner) => runner.acquire_owned().await.ok(),
-                None => None,
-            };
             let _admitted = admission.acquire_owned().await;
             Box::pin(scope.run_task(call)).await;
         });
-        self.calls().running.push((id.clone(), handle));
+        self.calls().keep_running(id.clone(), handle);
         id
+    }
+
+    /// A worker: runs `first`, then the flow's queued calls in order until none is left.
+    /// Each call takes a turn of the flow's task runner, then admission, then room in the
+    /// store's queue (a map runs no faster than its states are written, so its backlog
+    /// of writes stays bounded).
+    async fn work_through_queue(self: Arc<Self>, first: TaskCall) {
+        /// Counts the worker out if it is aborted (its run stopped) mid-call.
+        struct Worker<'a>(&'a FlowScope, bool);
+        impl Drop for Worker<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    let mut calls = self.0.calls();
+                    calls.workers = calls.workers.saturating_sub(1);
+                }
+            }
+        }
+        let mut worker = Worker(&self, true);
+        let mut next = Some(first);
+        while let Some(call) = next {
+            {
+                let _turn = match &self.task_runner {
+                    Some(runner) => runner.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
+                let _admitted = self.admission.clone().acquire_owned().await;
+                self.orch.store.room().await;
+                // The future of a running task run is large: boxed, one per worker.
+                Box::pin(self.run_task(call)).await;
+            }
+            let mut calls = self.calls();
+            next = calls.queued.pop_front();
+            // A drained queue gives its memory back (a million queued calls took
+            // hundreds of MB).
+            let (len, capacity) = (calls.queued.len(), calls.queued.capacity());
+            if capacity > 4096 && len < capacity / 4 {
+                calls.queued.shrink_to(len * 2);
+            }
+            if next.is_none() {
+                // Under the same lock as `spawn_task`'s check: a call queued from now on
+                // finds one worker fewer and starts one.
+                calls.workers = calls.workers.saturating_sub(1);
+                worker.1 = false;
+                return;
+            }
+        }
     }
 
     async fn execute_task(self: &Arc<Self>, call: TaskCall) -> TaskOutcome {
         // Replay: a completed call recorded at this position returns its result (and
         // takes its part in its transaction again).
-        if let Some((outcome, run_name, cache_key)) = &call.replay {
+        if let Some((outcome, run_name, cache_key)) = call.replay.as_deref() {
             if let Some(txn) = &call.transaction
                 && let Ok(target) = self.target(&call.task).await
                 && let Some(def) = target.component.task(&target.task)
@@ -400,12 +460,11 @@ impl FlowScope {
                 )));
             }
             let rx = self.calls().outcomes.get(&dep.task_run_id).cloned();
-            let Some(mut rx) = rx else {
+            let Some(rx) = rx else {
                 continue;
             };
-            let upstream = match rx.wait_for(Option::is_some).await {
-                Ok(v) => v.clone().expect("waited for Some"),
-                Err(_) => continue,
+            let Some(upstream) = rx.wait(&dep.task_run_id).await else {
+                continue;
             };
             let value = if upstream.state.is_completed() {
                 let Some(text) = upstream.value.as_deref() else {
@@ -483,7 +542,7 @@ impl TaskRun {
     async fn wait_for(&self, deps: &[Dependency]) -> Option<TaskOutcome> {
         for dep in deps {
             let rx = self.scope.calls().outcomes.get(&dep.task_run_id).cloned();
-            let Some(mut rx) = rx else {
+            let Some(rx) = rx else {
                 let msg = format!(
                     "wait_for names task run {} which this flow run did not start",
                     dep.task_run_id
@@ -496,9 +555,8 @@ impl TaskRun {
                     Failure::permanent(FailureKind::Upstream, msg),
                 ));
             };
-            let upstream = match rx.wait_for(Option::is_some).await {
-                Ok(v) => v.clone().expect("waited for Some"),
-                Err(_) => continue,
+            let Some(upstream) = rx.wait(&dep.task_run_id).await else {
+                continue;
             };
             if !upstream.state.is_completed() && !dep.allow_failure {
                 let msg = format!(
