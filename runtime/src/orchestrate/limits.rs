@@ -26,6 +26,11 @@ pub(crate) struct Occupancy {
     lease: Option<String>,
     store: Store,
     orch: std::sync::Weak<super::Orchestrator>,
+    /// Held by an attempt to take under the lease while it runs: the release waits for
+    /// it. A statement sent to SQLite commits even when the future waiting for it is
+    /// dropped (a run cancelled mid-attempt), and a release that ran before it would give
+    /// back nothing and leave the slots taken.
+    taking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Drop for Occupancy {
@@ -33,8 +38,9 @@ impl Drop for Occupancy {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        let (store, orch) = (self.store.clone(), self.orch.clone());
+        let (store, orch, taking) = (self.store.clone(), self.orch.clone(), self.taking.clone());
         let release = async move {
+            let _taken = taking.lock().await;
             // A failed release is retried a few times; past that the node's slots are
             // given back when the node is presumed dead.
             for attempt in 0..5u32 {
@@ -159,6 +165,7 @@ impl FlowScope {
                 lease: None,
                 store,
                 orch: Arc::downgrade(&self.orch),
+                taking: Arc::default(),
             });
         }
         let names: Vec<&str> = limits.iter().map(|(n, _)| n.as_str()).collect();
@@ -200,7 +207,7 @@ impl FlowScope {
     ) -> Result<Occupancy, Option<String>>
     where
         F: FnMut(String) -> Fut,
-        Fut: std::future::Future<Output = Result<bool, String>>,
+        Fut: std::future::Future<Output = Result<bool, String>> + Send + 'static,
     {
         let store = self.orch.store.clone();
         let lease = uuid::Uuid::now_v7().to_string();
@@ -211,6 +218,7 @@ impl FlowScope {
             lease: Some(lease.clone()),
             store: store.clone(),
             orch: Arc::downgrade(&self.orch),
+            taking: Arc::default(),
         };
         let poll_max = if store.is_postgres() {
             POLL_MAX
@@ -222,7 +230,19 @@ impl FlowScope {
         loop {
             // Registered before the attempt, so a release in between is not missed.
             let released = self.orch.limits_released.notified();
-            if take(lease.clone()).await.map_err(Some)? {
+            // The attempt runs in a task of its own, holding `taking` until it is done
+            // even if this future is dropped meanwhile.
+            let taking = occupancy.taking.clone().lock_owned().await;
+            let attempt = take(lease.clone());
+            let attempt = tokio::spawn(async move {
+                let taken = attempt.await;
+                drop(taking);
+                taken
+            });
+            let taken = attempt
+                .await
+                .map_err(|e| Some(format!("cannot take under the lease: {e}")))?;
+            if taken.map_err(Some)? {
                 return Ok(occupancy);
             }
             if !said {
