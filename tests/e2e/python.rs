@@ -543,6 +543,77 @@ async fn parameters_are_checked_against_the_type_hints_and_coerced() {
     );
 }
 
+/// A flow whose parameters and results are pydantic v1 models, bundled from the virtualenv
+/// the component was built in: the host checks and coerces parameters against the models'
+/// schema, the tasks get model instances, the models' own validators reject what they
+/// reject as invalid parameters (without retrying), and a returned model is its JSON.
+#[tokio::test]
+async fn pydantic_models_from_the_virtualenv_are_parameters_and_results() {
+    let h = harness().await;
+    let c = h.load_python("guest_pydantic").await;
+    let schema = &c.flow("orders").unwrap().parameters;
+    assert_eq!(
+        schema["properties"]["batch"]["$ref"], "#/$defs/Batch",
+        "{schema}"
+    );
+    let order = &schema["$defs"]["Order"];
+    assert_eq!(order["required"], json!(["id", "item"]), "{order}");
+    assert_eq!(
+        order["properties"]["size"]["enum"],
+        json!(["small", "large"])
+    );
+
+    let value = completed(
+        &h,
+        &c,
+        "orders",
+        json!({"batch": {"orders": [{"id": 1, "item": " apple ", "quantity": "3"},
+                                    {"id": "2", "item": "pear", "size": "large"}]},
+               "scale": 2}),
+    )
+    .await;
+    assert_eq!(
+        value,
+        json!({"total": 8, "given": "Batch", "order": "Order", "pydantic": "1",
+               "biggest": {"id": 1, "item": "apple", "quantity": 3, "size": "small",
+                           "notes": null},
+               "biggest_is_model": true})
+    );
+
+    // The schema: refused by the host before the run starts.
+    let out = run(
+        &h,
+        &c,
+        "orders",
+        json!({"batch": {"orders": [{"item": "fig", "size": "huge"}]}}),
+    )
+    .await;
+    assert_eq!(out.state.kind, StateType::Failed);
+    let m = message(&out);
+    for needle in ["batch.orders.0", "\"id\"", "huge"] {
+        assert!(m.contains(needle), "{needle} not in {m}");
+    }
+    // The model's own validator: refused by the SDK in the run, naming each field.
+    let out = run(
+        &h,
+        &c,
+        "orders",
+        json!({"batch": {"orders": [{"id": 1, "item": "  "}, {"id": 2, "item": "fig"}]}}),
+    )
+    .await;
+    assert_eq!(out.state.kind, StateType::Failed);
+    let m = message(&out);
+    assert!(
+        m.starts_with(
+            "Validation of flow parameters failed: 'batch.orders.0.item': an order names its item"
+        ),
+        "{m}"
+    );
+    assert!(!m.contains("orders.1"), "{m}");
+    let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
+    assert!(tasks.is_empty(), "no task ran: {tasks:?}");
+}
+
 // Hooks.
 
 #[tokio::test]

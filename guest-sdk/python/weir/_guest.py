@@ -132,8 +132,8 @@ def _flush() -> None:
             pass
 
 
-def _invoke(fn: Callable[..., Any], params: dict[str, Any]) -> Any:
-    value = call_with(fn, params)
+def _invoke(fn: Callable[..., Any], params: dict[str, Any], what: Optional[str]) -> Any:
+    value = call_with(fn, params, what)
     if inspect.iscoroutine(value):
         from . import _asyncio
 
@@ -232,7 +232,7 @@ class Guest:
         try:
             with _context.enter(_context.Frame(_context.FLOW, name, params)):
                 _running_hooks(flow, params)
-                returned = _invoke(flow.fn, params)
+                returned = _invoke(flow.fn, params, "flow" if flow.validate_parameters else None)
                 state = final_state(returned)
                 value = _json.dumps(state.data if not isinstance(state.data, BaseException) else None)
         except Exception as error:  # noqa: BLE001 - the run fails, the instance stays sound
@@ -252,7 +252,7 @@ class Guest:
         try:
             with _context.enter(_context.Frame(_context.TASK, name, params)):
                 _running_hooks(task, params)
-                returned = _invoke(task.fn, params)
+                returned = _invoke(task.fn, params, "task")
                 if isinstance(returned, State):
                     returned = returned.result()
                 return _json.dumps(returned)

@@ -301,8 +301,10 @@ def bind(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[st
     return dict(bound.arguments)
 
 
-def call_with(fn: Callable[..., Any], params: dict[str, Any]) -> Any:
-    """Calls ``fn`` with arguments keyed by parameter name, typed by its hints."""
+def call_with(fn: Callable[..., Any], params: dict[str, Any], what: Optional[str] = None) -> Any:
+    """Calls ``fn`` with arguments keyed by parameter name, typed by its hints. With
+    ``what`` (``"flow"`` or ``"task"``), a pydantic model's own validation rejecting its
+    argument fails the call as invalid parameters instead of passing the plain JSON on."""
     hints = type_hints(fn)
     parameters = signature(fn).parameters
     positional: list[Any] = []
@@ -316,7 +318,11 @@ def call_with(fn: Callable[..., Any], params: dict[str, Any]) -> Any:
             continue
         if name not in params:
             continue
-        value = _json.from_jsonable(params[name], hints.get(name))
+        hint = hints.get(name)
+        if what is not None and _json._is_pydantic(hint):
+            value = _model_argument(what, name, params[name], hint)
+        else:
+            value = _json.from_jsonable(params[name], hint)
         if param.kind == inspect.Parameter.POSITIONAL_ONLY:
             positional.append(value)
         elif param.kind == inspect.Parameter.VAR_POSITIONAL:
@@ -324,6 +330,30 @@ def call_with(fn: Callable[..., Any], params: dict[str, Any]) -> Any:
         else:
             keywords[name] = value
     return fn(*positional, **keywords)
+
+
+def _model_argument(what: str, name: str, value: Any, model: Any) -> Any:
+    """``value`` validated by the pydantic ``model`` (its validators included), or a failure
+    naming each field it rejected as the host names those its schema rejects."""
+    if isinstance(value, model):
+        return value
+    validate = getattr(model, "model_validate", None) or getattr(model, "parse_obj")
+    try:
+        return validate(value)
+    except (TypeError, ValueError) as error:
+        problems: list[str] = []
+        errors = getattr(error, "errors", None)
+        if callable(errors):
+            try:
+                for e in errors():
+                    path = ".".join([name, *(str(part) for part in e.get("loc", ()))])
+                    problems.append(f"'{path}': {e.get('msg')}")
+            except Exception:  # noqa: BLE001 - an error of another shape
+                problems = []
+        detail = "; ".join(problems) or f"'{name}': {error}"
+        raise exceptions.FailedRun(
+            f"Validation of {what} parameters failed: {detail}", "invalid-parameters"
+        ) from None
 
 
 class TaskRunContext:
