@@ -333,7 +333,18 @@ fn bench_lines_carry_the_floor_measured_in_the_same_process() {
     ]);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.starts_with("weir floor n=200 "), "{stdout}");
-    assert!(field(&stdout, "per_task_ms") > 0.0, "{stdout}");
+    let per_task = field(&stdout, "per_task_ms");
+    assert!(per_task > 0.0, "{stdout}");
+    // Its parts add up to the whole, and a warm call is timed apart.
+    let parts: f64 = ["instantiate_ms", "call_ms", "drop_ms"]
+        .iter()
+        .map(|name| field(&stdout, name))
+        .sum();
+    assert!(
+        (parts - per_task).abs() < 0.001 + per_task * 0.01,
+        "{stdout}"
+    );
+    assert!(field(&stdout, "call_again_ms") > 0.0, "{stdout}");
 
     let (ok, stdout, stderr) = weir(&[
         "bench",

@@ -69,10 +69,14 @@ async fn run_in(
     if workload == "floor" {
         ensure!(n > 0, "bench floor needs N, the number of task attempts");
         let start = Instant::now();
-        let per_task_ms = floor(&orch, &loaded, n).await?;
+        let f = floor(&orch, &loaded, n).await?;
         let seconds = start.elapsed().as_secs_f64();
-        let mut line =
-            format!("weir floor n={n} seconds={seconds:.3} per_task_ms={per_task_ms:.4}");
+        let again_ms = warm_calls(&orch, &loaded, n.min(FLOOR_SAMPLES)).await?;
+        let mut line = format!(
+            "weir floor n={n} seconds={seconds:.3} per_task_ms={:.4} instantiate_ms={:.4} \
+             call_ms={:.4} drop_ms={:.4} call_again_ms={again_ms:.4}",
+            f.per_task_ms, f.instantiate_ms, f.call_ms, f.drop_ms
+        );
         if let Some(rss) = peak_rss_mb() {
             line.push_str(&format!(" peak_rss_mb={rss}"));
         }
@@ -82,7 +86,7 @@ async fn run_in(
         matches!(workload, "chain" | "map" | "flows"),
         "unknown workload {workload:?}; use chain, map, flows or floor"
     );
-    let floor_ms = floor(&orch, &loaded, FLOOR_SAMPLES).await?;
+    let floor_ms = floor(&orch, &loaded, FLOOR_SAMPLES).await?.per_task_ms;
 
     let start = Instant::now();
     let tasks = match workload {
@@ -140,29 +144,86 @@ async fn run_in(
 /// Task attempts the in-process floor measures beside a workload.
 const FLOOR_SAMPLES: u64 = 2000;
 
+/// Where the floor's time goes, in milliseconds per task attempt.
+struct Floor {
+    /// The whole attempt: the three parts below.
+    per_task_ms: f64,
+    /// A fresh instance from the engine's pool.
+    instantiate_ms: f64,
+    /// The task's call in that instance.
+    call_ms: f64,
+    /// Dropping the instance (its pool slot is reset for the next one).
+    drop_ms: f64,
+}
+
 /// The physical floor of a task run: a fresh instance of the component from the engine's
 /// pool and one call of a task that does next to nothing (`add_one`), `n` times, with the
-/// engine's configuration and nothing orchestrated or persisted. Milliseconds per task.
-async fn floor(orch: &Orchestrator, component: &LoadedComponent, n: u64) -> anyhow::Result<f64> {
+/// engine's configuration and nothing orchestrated or persisted.
+async fn floor(orch: &Orchestrator, component: &LoadedComponent, n: u64) -> anyhow::Result<Floor> {
     let engine = orch.engine();
     let limits = engine.limits().clone();
-    let start = Instant::now();
+    let (mut instantiate, mut call, mut dropping) = (0.0, 0.0, 0.0);
     for i in 0..n {
+        let t0 = Instant::now();
         let (mut store, world) = engine
             .instantiate_component(component, || HostState::new(&limits, None, None))
             .await
             .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
-        let out = world
-            .weir_flow_guest()
-            .call_run_task(&mut store, "add_one", &format!("{{\"x\": {i}}}"))
-            .await
-            .map_err(|e| anyhow::anyhow!("the floor's task trapped: {e:#}"))?;
-        match out {
-            Ok(value) if value == (i + 1).to_string() => {}
-            other => bail!("the floor's task returned {other:?}"),
-        }
+        let t1 = Instant::now();
+        add_one(&world, &mut store, i).await?;
+        let t2 = Instant::now();
+        drop((world, store));
+        let t3 = Instant::now();
+        instantiate += (t1 - t0).as_secs_f64();
+        call += (t2 - t1).as_secs_f64();
+        dropping += (t3 - t2).as_secs_f64();
+    }
+    let ms = |seconds: f64| 1000.0 * seconds / n.max(1) as f64;
+    Ok(Floor {
+        per_task_ms: ms(instantiate + call + dropping),
+        instantiate_ms: ms(instantiate),
+        call_ms: ms(call),
+        drop_ms: ms(dropping),
+    })
+}
+
+/// The floor's call made `n` times in one instance: what the task and the SDK cost once
+/// the instance has run before (its memory touched, its tables filled). Milliseconds per
+/// call.
+async fn warm_calls(
+    orch: &Orchestrator,
+    component: &LoadedComponent,
+    n: u64,
+) -> anyhow::Result<f64> {
+    let engine = orch.engine();
+    let limits = engine.limits().clone();
+    let (mut store, world) = engine
+        .instantiate_component(component, || HostState::new(&limits, None, None))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
+    add_one(&world, &mut store, 0).await?;
+    let start = Instant::now();
+    for i in 0..n {
+        add_one(&world, &mut store, i).await?;
     }
     Ok(1000.0 * start.elapsed().as_secs_f64() / n.max(1) as f64)
+}
+
+/// Calls the bench component's `add_one` task with `i`, checking the answer.
+async fn add_one(
+    world: &crate::host::FlowWorld,
+    store: &mut crate::engine::Metered<HostState>,
+    i: u64,
+) -> anyhow::Result<()> {
+    let out = world
+        .weir_flow_guest()
+        .call_run_task(&mut *store, "add_one", &format!("{{\"x\": {i}}}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("the floor's task trapped: {e:#}"))?;
+    match out {
+        Ok(value) if value == (i + 1).to_string() => Ok(()),
+        other => bail!("the floor's task returned {other:?}"),
+    }
 }
 
 /// Resident set size of a process (`self`, or a pid), in MiB (Linux; 0 when unknown).
