@@ -612,6 +612,13 @@ async fn pydantic_models_from_the_virtualenv_are_parameters_and_results() {
     assert!(!m.contains("orders.1"), "{m}");
     let tasks = h.store().task_runs(&out.flow_run_id).await.unwrap();
     assert!(tasks.is_empty(), "no task ran: {tasks:?}");
+    // A flow that does not validate its parameters is given the JSON its model rejects.
+    let rejected = json!({"batch": {"orders": [{"id": 1, "item": " "}]}});
+    let value = completed(&h, &c, "orders-unchecked", rejected).await;
+    assert_eq!(value, "dict");
+    let accepted = json!({"batch": {"orders": [{"id": 1, "item": "fig"}]}});
+    let value = completed(&h, &c, "orders-unchecked", accepted).await;
+    assert_eq!(value, "Batch");
 }
 
 // Hooks.

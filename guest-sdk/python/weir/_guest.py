@@ -252,7 +252,7 @@ class Guest:
         try:
             with _context.enter(_context.Frame(_context.TASK, name, params)):
                 _running_hooks(task, params)
-                returned = _invoke(task.fn, params, "task")
+                returned = _invoke(task.fn, params, None)
                 if isinstance(returned, State):
                     returned = returned.result()
                 return _json.dumps(returned)

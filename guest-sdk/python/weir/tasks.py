@@ -303,8 +303,9 @@ def bind(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> dict[st
 
 def call_with(fn: Callable[..., Any], params: dict[str, Any], what: Optional[str] = None) -> Any:
     """Calls ``fn`` with arguments keyed by parameter name, typed by its hints. With
-    ``what`` (``"flow"`` or ``"task"``), a pydantic model's own validation rejecting its
-    argument fails the call as invalid parameters instead of passing the plain JSON on."""
+    ``what`` (``"flow"``, when the flow validates its parameters), a pydantic model's own
+    validation rejecting its argument fails the call as invalid parameters; otherwise (a
+    task, as Prefect passes a task what it is given) the plain JSON is passed on."""
     hints = type_hints(fn)
     parameters = signature(fn).parameters
     positional: list[Any] = []

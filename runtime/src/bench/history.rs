@@ -4,7 +4,8 @@
 //! (`GET /api/flow-runs`, its newest page and the hello deployment's), first on the empty
 //! database, then again after generating N finished flow runs (10,000,000 by default)
 //! over the last 30 days across 100 deployments, each with its state history, one task
-//! run and one log line, and reports both with their ratio.
+//! run and one log line, and reports both with their ratio. With `WEIR_BENCH_KEEP` set,
+//! the data directory (and its SQLite database) is kept.
 
 use super::api::Client;
 use crate::server::ServerConfig;
@@ -27,7 +28,11 @@ pub async fn run(runs: u64, examples: &Path, db: Option<&str>) -> anyhow::Result
     let dir = std::env::temp_dir().join(format!("weir-bench-history-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     let result = run_in(runs, examples, db, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("WEIR_BENCH_KEEP").is_some() {
+        eprintln!("kept the server's data directory: {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     result
 }
 

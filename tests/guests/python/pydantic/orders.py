@@ -55,3 +55,10 @@ def orders(batch: Batch, scale: int = 1) -> dict:
         "biggest_is_model": isinstance(big, BaseModel),
         "pydantic": pydantic.VERSION.split(".")[0],
     }
+
+
+@flow(name="orders-unchecked", validate_parameters=False)
+def orders_unchecked(batch: Batch) -> str:
+    """Without validation a flow is given what its models make of the JSON, or the JSON
+    itself when they reject it."""
+    return type(batch).__name__
