@@ -185,8 +185,7 @@ def _strict(value: Any, hint: Any) -> Any:
         hints = _hints(hint)
         return {k: from_jsonable(v, hints.get(k)) for k, v in value.items()}
     if _is_pydantic(hint):
-        validate = getattr(hint, "model_validate", None) or getattr(hint, "parse_obj")
-        return validate(value)
+        return validate_model(hint, value)
     if hint in (list, dict, tuple, set):
         if hint is dict and not isinstance(value, dict):
             raise TypeError("not an object")
@@ -208,6 +207,13 @@ def _hints(cls: Any) -> dict[str, Any]:
 
 def _is_typed_dict(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, dict) and hasattr(hint, "__total__")
+
+
+def validate_model(model: Any, value: Any) -> Any:
+    """``value`` as the pydantic ``model`` (v2's ``model_validate`` or v1's ``parse_obj``),
+    its validators run; raises what they raise."""
+    validate = getattr(model, "model_validate", None) or getattr(model, "parse_obj")
+    return validate(value)
 
 
 def _is_pydantic(hint: Any) -> bool:

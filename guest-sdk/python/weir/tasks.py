@@ -338,9 +338,8 @@ def _model_argument(what: str, name: str, value: Any, model: Any) -> Any:
     naming each field it rejected as the host names those its schema rejects."""
     if isinstance(value, model):
         return value
-    validate = getattr(model, "model_validate", None) or getattr(model, "parse_obj")
     try:
-        return validate(value)
+        return _json.validate_model(model, value)
     except (TypeError, ValueError) as error:
         problems: list[str] = []
         errors = getattr(error, "errors", None)

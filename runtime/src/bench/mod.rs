@@ -160,15 +160,10 @@ struct Floor {
 /// pool and one call of a task that does next to nothing (`add_one`), `n` times, with the
 /// engine's configuration and nothing orchestrated or persisted.
 async fn floor(orch: &Orchestrator, component: &LoadedComponent, n: u64) -> anyhow::Result<Floor> {
-    let engine = orch.engine();
-    let limits = engine.limits().clone();
     let (mut instantiate, mut call, mut dropping) = (0.0, 0.0, 0.0);
     for i in 0..n {
         let t0 = Instant::now();
-        let (mut store, world) = engine
-            .instantiate_component(component, || HostState::new(&limits, None, None))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
+        let (mut store, world) = instance(orch, component).await?;
         let t1 = Instant::now();
         add_one(&world, &mut store, i).await?;
         let t2 = Instant::now();
@@ -195,18 +190,25 @@ async fn warm_calls(
     component: &LoadedComponent,
     n: u64,
 ) -> anyhow::Result<f64> {
-    let engine = orch.engine();
-    let limits = engine.limits().clone();
-    let (mut store, world) = engine
-        .instantiate_component(component, || HostState::new(&limits, None, None))
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))?;
+    let (mut store, world) = instance(orch, component).await?;
     add_one(&world, &mut store, 0).await?;
     let start = Instant::now();
     for i in 0..n {
         add_one(&world, &mut store, i).await?;
     }
     Ok(1000.0 * start.elapsed().as_secs_f64() / n.max(1) as f64)
+}
+
+/// A fresh instance of the bench component from the engine's pool.
+async fn instance(
+    orch: &Orchestrator,
+    component: &LoadedComponent,
+) -> anyhow::Result<(crate::engine::Metered<HostState>, crate::host::FlowWorld)> {
+    let limits = orch.engine().limits();
+    orch.engine()
+        .instantiate_component(component, || HostState::new(limits, None, None))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start an instance: {e:#}"))
 }
 
 /// Calls the bench component's `add_one` task with `i`, checking the answer.
